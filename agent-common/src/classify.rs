@@ -1,0 +1,512 @@
+//! The L2–L4 packet classifier shared by the BPF programs, the live agent's tests and
+//! `picket analyze`.
+//!
+//! It handles Ethernet II with up to two 802.1Q/802.1ad tags, IPv4 with options and
+//! fragments, IPv6 with a bounded chain of extension headers, and TCP, UDP, ICMP and
+//! ICMPv6. Everything is `#[inline(always)]` and every loop has a constant bound so that
+//! the verifier accepts the same code that the host tests exercise.
+
+use crate::packet::Packet;
+
+/// EtherType of IPv4.
+pub const ETH_P_IPV4: u16 = 0x0800;
+/// EtherType of IPv6.
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// EtherType of ARP.
+pub const ETH_P_ARP: u16 = 0x0806;
+/// EtherType of an 802.1Q VLAN tag.
+pub const ETH_P_8021Q: u16 = 0x8100;
+/// EtherType of an 802.1ad (QinQ) service tag.
+pub const ETH_P_8021AD: u16 = 0x88a8;
+
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Most VLAN tags parsed (802.1ad outer + 802.1Q inner).
+pub const MAX_VLAN_TAGS: usize = 2;
+/// Most IPv6 extension headers walked before the packet counts as malformed.
+pub const MAX_EXT_HDRS: usize = 6;
+
+/// TCP flag FIN.
+pub const TCP_FIN: u16 = 0x001;
+/// TCP flag SYN.
+pub const TCP_SYN: u16 = 0x002;
+/// TCP flag RST.
+pub const TCP_RST: u16 = 0x004;
+/// TCP flag PSH.
+pub const TCP_PSH: u16 = 0x008;
+/// TCP flag ACK.
+pub const TCP_ACK: u16 = 0x010;
+/// TCP flag URG.
+pub const TCP_URG: u16 = 0x020;
+/// TCP flag ECE.
+pub const TCP_ECE: u16 = 0x040;
+/// TCP flag CWR.
+pub const TCP_CWR: u16 = 0x080;
+/// TCP flag NS (ECN nonce, bit 8).
+pub const TCP_NS: u16 = 0x100;
+
+/// [`Summary::fragment`]: not a fragment.
+pub const FRAG_NONE: u8 = 0;
+/// [`Summary::fragment`]: first fragment (offset 0, more fragments follow); L4 is parsed.
+pub const FRAG_FIRST: u8 = 1;
+/// [`Summary::fragment`]: a later fragment; it carries no L4 header and no ports.
+pub const FRAG_LATER: u8 = 2;
+
+/// Why a packet could not be classified. Each kind has its own parse-error counter.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// The packet ends inside the Ethernet, VLAN or IP header.
+    Truncated = 1,
+    /// An IP header with a wrong version, an IHL below 5 or a total length below its header.
+    BadIpHeader = 2,
+    /// More than [`MAX_VLAN_TAGS`] VLAN tags.
+    TooManyVlanTags = 3,
+    /// More than [`MAX_EXT_HDRS`] IPv6 extension headers, or one that ends past the packet.
+    BadExtHeaders = 4,
+    /// The packet ends inside the TCP, UDP or ICMP header.
+    L4Truncated = 5,
+    /// A TCP header whose data offset is below 5.
+    BadL4Header = 6,
+}
+
+/// Number of parse-error counters (indexed by `ParseError as u8`, slot 0 unused).
+pub const PARSE_ERROR_SLOTS: usize = 8;
+
+impl ParseError {
+    /// All kinds, in counter order.
+    pub const ALL: [ParseError; 6] = [
+        ParseError::Truncated,
+        ParseError::BadIpHeader,
+        ParseError::TooManyVlanTags,
+        ParseError::BadExtHeaders,
+        ParseError::L4Truncated,
+        ParseError::BadL4Header,
+    ];
+
+    /// Stable snake_case name used in outputs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ParseError::Truncated => "truncated",
+            ParseError::BadIpHeader => "bad_ip_header",
+            ParseError::TooManyVlanTags => "too_many_vlan_tags",
+            ParseError::BadExtHeaders => "bad_ext_headers",
+            ParseError::L4Truncated => "l4_truncated",
+            ParseError::BadL4Header => "bad_l4_header",
+        }
+    }
+}
+
+/// What the classifier learnt about one packet. `#[repr(C)]`, 64 bytes, no padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Source address; IPv4 as an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`).
+    pub src: [u8; 16],
+    /// Destination address, same encoding as `src`.
+    pub dst: [u8; 16],
+    /// Length on the wire in bytes.
+    pub wire_len: u32,
+    /// Innermost EtherType (after VLAN tags).
+    pub ethertype: u16,
+    /// TCP/UDP source port (0 when there is none).
+    pub src_port: u16,
+    /// TCP/UDP destination port (0 when there is none).
+    pub dst_port: u16,
+    /// TCP flags, `TCP_*` bits (0 for other protocols).
+    pub tcp_flags: u16,
+    /// Offset of the L3 header.
+    pub l3_off: u16,
+    /// Offset of the L4 header (0 when not parsed).
+    pub l4_off: u16,
+    /// Offset of the L4 payload (0 when not parsed).
+    pub payload_off: u16,
+    /// 0 for non-IP, 4 or 6.
+    pub family: u8,
+    /// IP protocol of the L4 header (after IPv6 extension headers).
+    pub proto: u8,
+    /// ICMP/ICMPv6 type.
+    pub icmp_type: u8,
+    /// ICMP/ICMPv6 code.
+    pub icmp_code: u8,
+    /// `FRAG_NONE`, `FRAG_FIRST` or `FRAG_LATER`.
+    pub fragment: u8,
+    /// Number of VLAN tags.
+    pub vlan_depth: u8,
+    /// Number of IPv6 extension headers walked.
+    pub ext_hdrs: u8,
+    /// IP TTL / hop limit.
+    pub ttl: u8,
+    /// Padding, always zero.
+    pub _pad: [u8; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<Summary>() == 64);
+
+impl Summary {
+    const EMPTY: Summary = Summary {
+        src: [0; 16],
+        dst: [0; 16],
+        wire_len: 0,
+        ethertype: 0,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        l3_off: 0,
+        l4_off: 0,
+        payload_off: 0,
+        family: 0,
+        proto: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        fragment: 0,
+        vlan_depth: 0,
+        ext_hdrs: 0,
+        ttl: 0,
+        _pad: [0; 6],
+    };
+
+    /// True for IPv4 or IPv6 packets.
+    #[inline(always)]
+    pub fn is_ip(&self) -> bool {
+        self.family != 0
+    }
+
+    /// True when the L4 header was parsed (not a later fragment, known protocol).
+    #[inline(always)]
+    pub fn has_l4(&self) -> bool {
+        self.l4_off != 0
+    }
+
+    /// TCP with SYN and without ACK: a connection attempt.
+    #[inline(always)]
+    pub fn is_syn(&self) -> bool {
+        self.proto == IPPROTO_TCP && self.has_l4() && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+    }
+
+    /// TCP with SYN and ACK: a handshake answer.
+    #[inline(always)]
+    pub fn is_syn_ack(&self) -> bool {
+        self.proto == IPPROTO_TCP
+            && self.has_l4()
+            && self.tcp_flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK)
+    }
+
+    /// TCP with RST.
+    #[inline(always)]
+    pub fn is_rst(&self) -> bool {
+        self.proto == IPPROTO_TCP && self.has_l4() && self.tcp_flags & TCP_RST != 0
+    }
+
+    /// True for ICMP (IPv4) or ICMPv6.
+    #[inline(always)]
+    pub fn is_icmp(&self) -> bool {
+        (self.family == 4 && self.proto == IPPROTO_ICMP)
+            || (self.family == 6 && self.proto == IPPROTO_ICMPV6)
+    }
+
+    /// A packet that opens something on the destination: what scanners and sweepers send.
+    ///
+    /// * TCP without ACK and without RST (SYN, FIN, NULL and Xmas probes). Every packet of an
+    ///   established connection carries ACK, so ordinary traffic never counts.
+    /// * UDP from a port ≥ 1024 (a client). Answers from servers (DNS from 53, NTP from 123,
+    ///   QUIC from 443) arrive at many ephemeral ports and must not look like a scan.
+    /// * ICMP/ICMPv6 echo, timestamp and address-mask requests.
+    ///
+    /// Later fragments carry no L4 header and never count.
+    #[inline(always)]
+    pub fn is_probe(&self) -> bool {
+        if !self.has_l4() {
+            return false;
+        }
+        match self.proto {
+            IPPROTO_TCP => self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
+            IPPROTO_UDP => self.src_port >= 1024,
+            IPPROTO_ICMP => {
+                self.family == 4 && matches!(self.icmp_type, 8 | 13 | 17)
+            }
+            IPPROTO_ICMPV6 => self.family == 6 && self.icmp_type == 128,
+            _ => false,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct EthHdr {
+    _dst: [u8; 6],
+    _src: [u8; 6],
+    ethertype: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct VlanTag {
+    _tci: [u8; 2],
+    ethertype: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv4Hdr {
+    ver_ihl: u8,
+    _tos: u8,
+    tot_len: [u8; 2],
+    _id: [u8; 2],
+    frag: [u8; 2],
+    ttl: u8,
+    proto: u8,
+    _csum: [u8; 2],
+    src: [u8; 4],
+    dst: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv6Hdr {
+    ver_tc_fl: [u8; 4],
+    _payload_len: [u8; 2],
+    next_hdr: u8,
+    hop_limit: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv6ExtHdr {
+    next_hdr: u8,
+    len: u8,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv6FragHdr {
+    next_hdr: u8,
+    _reserved: u8,
+    frag: [u8; 2],
+    _id: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TcpHdr {
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    _seq: [u8; 4],
+    _ack: [u8; 4],
+    doff_ns: u8,
+    flags: u8,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UdpHdr {
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    _len: [u8; 2],
+    _csum: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IcmpHdr {
+    ty: u8,
+    code: u8,
+    _csum: [u8; 2],
+}
+
+#[inline(always)]
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Classifies a frame that starts with an Ethernet II header.
+#[inline(always)]
+pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
+    let eth: EthHdr = p.load(0).ok_or(ParseError::Truncated)?;
+    let mut ethertype = be16(eth.ethertype);
+    let mut off = core::mem::size_of::<EthHdr>();
+    let mut depth = 0u8;
+    let mut i = 0;
+    while i < MAX_VLAN_TAGS {
+        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+            break;
+        }
+        let tag: VlanTag = p.load(off).ok_or(ParseError::Truncated)?;
+        ethertype = be16(tag.ethertype);
+        off += core::mem::size_of::<VlanTag>();
+        depth += 1;
+        i += 1;
+    }
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        return Err(ParseError::TooManyVlanTags);
+    }
+    let mut s = classify_l3(p, ethertype, off)?;
+    s.vlan_depth = depth;
+    Ok(s)
+}
+
+/// Classifies a packet whose first byte is an IP header (raw-IP link types); the IP version
+/// comes from the first nibble.
+#[inline(always)]
+pub fn classify_ip<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Summary, ParseError> {
+    let first: u8 = p.load(off).ok_or(ParseError::Truncated)?;
+    match first >> 4 {
+        4 => classify_l3(p, ETH_P_IPV4, off),
+        6 => classify_l3(p, ETH_P_IPV6, off),
+        _ => Err(ParseError::BadIpHeader),
+    }
+}
+
+/// Classifies from an L3 header of the given EtherType at offset `off`. Non-IP EtherTypes
+/// give a summary with `family == 0` (counted, never an error).
+#[inline(always)]
+pub fn classify_l3<P: Packet + ?Sized>(
+    p: &P,
+    ethertype: u16,
+    off: usize,
+) -> Result<Summary, ParseError> {
+    let mut s = Summary::EMPTY;
+    s.wire_len = p.wire_len() as u32;
+    s.ethertype = ethertype;
+    s.l3_off = off as u16;
+    match ethertype {
+        ETH_P_IPV4 => parse_ipv4(p, off, &mut s)?,
+        ETH_P_IPV6 => parse_ipv6(p, off, &mut s)?,
+        _ => return Ok(s),
+    }
+    Ok(s)
+}
+
+#[inline(always)]
+fn parse_ipv4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<(), ParseError> {
+    let ip: Ipv4Hdr = p.load(off).ok_or(ParseError::Truncated)?;
+    if ip.ver_ihl >> 4 != 4 {
+        return Err(ParseError::BadIpHeader);
+    }
+    let hdr_len = ((ip.ver_ihl & 0x0f) as usize) * 4;
+    if hdr_len < 20 || (be16(ip.tot_len) as usize) < hdr_len {
+        return Err(ParseError::BadIpHeader);
+    }
+    if off + hdr_len > p.len() {
+        return Err(ParseError::Truncated);
+    }
+    s.family = 4;
+    s.proto = ip.proto;
+    s.ttl = ip.ttl;
+    s.src[10] = 0xff;
+    s.src[11] = 0xff;
+    s.dst[10] = 0xff;
+    s.dst[11] = 0xff;
+    s.src[12..16].copy_from_slice(&ip.src);
+    s.dst[12..16].copy_from_slice(&ip.dst);
+    let frag = be16(ip.frag);
+    if frag & 0x1fff != 0 {
+        s.fragment = FRAG_LATER;
+        return Ok(());
+    }
+    if frag & 0x2000 != 0 {
+        s.fragment = FRAG_FIRST;
+    }
+    parse_l4(p, off + hdr_len, s)
+}
+
+#[inline(always)]
+fn parse_ipv6<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<(), ParseError> {
+    let ip: Ipv6Hdr = p.load(off).ok_or(ParseError::Truncated)?;
+    if ip.ver_tc_fl[0] >> 4 != 6 {
+        return Err(ParseError::BadIpHeader);
+    }
+    s.family = 6;
+    s.ttl = ip.hop_limit;
+    s.src = ip.src;
+    s.dst = ip.dst;
+    let mut nh = ip.next_hdr;
+    let mut off = off + core::mem::size_of::<Ipv6Hdr>();
+    let mut i = 0;
+    while i < MAX_EXT_HDRS {
+        match nh {
+            // Hop-by-hop, routing, destination options: length in 8-octet units, not
+            // counting the first 8.
+            0 | 43 | 60 => {
+                let ext: Ipv6ExtHdr = p.load(off).ok_or(ParseError::BadExtHeaders)?;
+                nh = ext.next_hdr;
+                off += (ext.len as usize + 1) * 8;
+            }
+            // Authentication header: length in 4-octet units, not counting the first 2.
+            51 => {
+                let ext: Ipv6ExtHdr = p.load(off).ok_or(ParseError::BadExtHeaders)?;
+                nh = ext.next_hdr;
+                off += (ext.len as usize + 2) * 4;
+            }
+            44 => {
+                let fh: Ipv6FragHdr = p.load(off).ok_or(ParseError::BadExtHeaders)?;
+                nh = fh.next_hdr;
+                off += core::mem::size_of::<Ipv6FragHdr>();
+                let frag = be16(fh.frag);
+                s.ext_hdrs += 1;
+                if frag & 0xfff8 != 0 {
+                    s.proto = nh;
+                    s.fragment = FRAG_LATER;
+                    return Ok(());
+                }
+                if frag & 1 != 0 {
+                    s.fragment = FRAG_FIRST;
+                }
+                i += 1;
+                continue;
+            }
+            _ => break,
+        }
+        s.ext_hdrs += 1;
+        i += 1;
+    }
+    if matches!(nh, 0 | 43 | 44 | 51 | 60) {
+        return Err(ParseError::BadExtHeaders);
+    }
+    s.proto = nh;
+    if off > p.len() {
+        return Err(ParseError::BadExtHeaders);
+    }
+    parse_l4(p, off, s)
+}
+
+#[inline(always)]
+fn parse_l4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<(), ParseError> {
+    match s.proto {
+        IPPROTO_TCP => {
+            let tcp: TcpHdr = p.load(off).ok_or(ParseError::L4Truncated)?;
+            let doff = ((tcp.doff_ns >> 4) as usize) * 4;
+            if doff < 20 {
+                return Err(ParseError::BadL4Header);
+            }
+            s.src_port = be16(tcp.src_port);
+            s.dst_port = be16(tcp.dst_port);
+            s.tcp_flags = tcp.flags as u16 | (((tcp.doff_ns & 1) as u16) << 8);
+            s.payload_off = (off + doff) as u16;
+        }
+        IPPROTO_UDP => {
+            let udp: UdpHdr = p.load(off).ok_or(ParseError::L4Truncated)?;
+            s.src_port = be16(udp.src_port);
+            s.dst_port = be16(udp.dst_port);
+            s.payload_off = (off + core::mem::size_of::<UdpHdr>()) as u16;
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            let icmp: IcmpHdr = p.load(off).ok_or(ParseError::L4Truncated)?;
+            s.icmp_type = icmp.ty;
+            s.icmp_code = icmp.code;
+            s.payload_off = (off + 8) as u16;
+        }
+        _ => return Ok(()),
+    }
+    s.l4_off = off as u16;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! Picket's shared core, compiled both into the BPF object and into the host binary.
+//!
+//! * [`packet`]: how bytes are read — the only part that differs between kernel and host.
+//! * [`classify`]: the one L2–L4 packet classifier.
+//! * [`state`]: map keys and values and the per-packet state updates applied to them.
+//! * [`sketch`]: the hashes and distinct-count structures used inside the state.
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "user")]
+extern crate std;
+
+pub mod classify;
+pub mod packet;
+pub mod sketch;
+pub mod state;
+
+pub use classify::{ParseError, Summary, classify_eth, classify_ip};
+pub use packet::Packet;

@@ -1,0 +1,464 @@
+//! Map keys and values, and the per-packet updates applied to them.
+//!
+//! The update functions are generic over [`Adder`] so that the BPF programs use atomic adds
+//! on shared map values while the host (parity tests, `picket analyze`) uses plain adds.
+//! Everything here is `#[repr(C)]` with explicit padding so the layouts are identical on both
+//! sides.
+
+use crate::{
+    classify::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PARSE_ERROR_SLOTS, ParseError, Summary},
+    sketch::{BITMAP_WORDS, SET_SLOTS, addr_hash, bitmap_insert, port_hash, set_insert},
+};
+
+/// Name of the per-source LRU hash map.
+pub const MAP_SOURCES: &str = "SOURCES";
+/// Name of the per-destination LRU hash map.
+pub const MAP_DESTS: &str = "DESTS";
+/// Name of the per-CPU global counters array.
+pub const MAP_GLOBALS: &str = "GLOBALS";
+/// Name of the one-entry configuration array.
+pub const MAP_CONFIG: &str = "CONFIG";
+
+/// Default capacity of [`MAP_SOURCES`].
+pub const DEFAULT_SOURCES: u32 = 65_536;
+/// Default capacity of [`MAP_DESTS`].
+pub const DEFAULT_DESTS: u32 = 16_384;
+
+/// Index of the ingress slot in [`MAP_GLOBALS`].
+pub const DIR_INGRESS: u32 = 0;
+/// Index of the egress slot in [`MAP_GLOBALS`].
+pub const DIR_EGRESS: u32 = 1;
+
+/// How counters are incremented: atomically in the kernel, plainly on the host.
+pub trait Adder {
+    /// Adds `v` to `*dst`.
+    fn add(dst: &mut u64, v: u64);
+}
+
+/// Plain (non-atomic) addition, for state owned by one thread.
+pub struct PlainAdd;
+
+impl Adder for PlainAdd {
+    #[inline(always)]
+    fn add(dst: &mut u64, v: u64) {
+        *dst = dst.wrapping_add(v);
+    }
+}
+
+/// Key of the per-source and per-destination maps: an IPv6 address, or an IPv4 address
+/// mapped into IPv6 (`::ffff:a.b.c.d`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddrKey {
+    /// The 16 address bytes.
+    pub addr: [u8; 16],
+}
+
+/// Per-source state: what one source sent to the monitored interfaces (ingress).
+///
+/// Counters are cumulative since the entry was created; the agent turns them into rates.
+/// The distinct-port and distinct-host sets belong to the window `epoch` and are cleared
+/// by the first packet of a new window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SrcState {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes on the wire.
+    pub bytes: u64,
+    /// TCP packets.
+    pub tcp: u64,
+    /// UDP packets.
+    pub udp: u64,
+    /// ICMP and ICMPv6 packets.
+    pub icmp: u64,
+    /// Other IP packets (other protocols and later fragments).
+    pub other: u64,
+    /// TCP SYNs without ACK.
+    pub syn: u64,
+    /// Probe packets ([`Summary::is_probe`]).
+    pub probes: u64,
+    /// IP fragments.
+    pub fragments: u64,
+    /// Kernel monotonic time (ns) of the first packet.
+    pub first_seen_ns: u64,
+    /// Kernel monotonic time (ns) of the latest packet.
+    pub last_seen_ns: u64,
+    /// Window the sets below belong to.
+    pub epoch: u64,
+    /// Occupancy of `port_slots`.
+    pub port_used: u64,
+    /// Occupancy of `host_slots`.
+    pub host_used: u64,
+    /// Linear-counting bitmap of probed destination ports.
+    pub port_bits: [u64; BITMAP_WORDS],
+    /// Linear-counting bitmap of probed destination hosts.
+    pub host_bits: [u64; BITMAP_WORDS],
+    /// Exact set of the first 64 probed destination ports.
+    pub port_slots: [u16; SET_SLOTS],
+    /// Exact set of the hashes of the first 64 probed destination hosts.
+    pub host_slots: [u32; SET_SLOTS],
+}
+
+const _: () = assert!(core::mem::size_of::<SrcState>() == 14 * 8 + 2 * 128 + 128 + 256);
+
+impl SrcState {
+    /// An all-zero state.
+    pub const ZERO: SrcState = SrcState {
+        packets: 0,
+        bytes: 0,
+        tcp: 0,
+        udp: 0,
+        icmp: 0,
+        other: 0,
+        syn: 0,
+        probes: 0,
+        fragments: 0,
+        first_seen_ns: 0,
+        last_seen_ns: 0,
+        epoch: 0,
+        port_used: 0,
+        host_used: 0,
+        port_bits: [0; BITMAP_WORDS],
+        host_bits: [0; BITMAP_WORDS],
+        port_slots: [0; SET_SLOTS],
+        host_slots: [0; SET_SLOTS],
+    };
+
+    /// Prepares a new entry created at `now_ns` in window `epoch`.
+    #[inline(always)]
+    pub fn init(&mut self, now_ns: u64, epoch: u64) {
+        *self = Self::ZERO;
+        self.first_seen_ns = now_ns;
+        self.epoch = epoch;
+    }
+
+    /// Accounts one ingress IP packet from this source.
+    #[inline(always)]
+    pub fn observe<A: Adder>(&mut self, s: &Summary, now_ns: u64, epoch: u64) {
+        A::add(&mut self.packets, 1);
+        A::add(&mut self.bytes, s.wire_len as u64);
+        if !s.has_l4() {
+            A::add(&mut self.other, 1);
+        } else {
+            match s.proto {
+                IPPROTO_TCP => A::add(&mut self.tcp, 1),
+                IPPROTO_UDP => A::add(&mut self.udp, 1),
+                IPPROTO_ICMP | IPPROTO_ICMPV6 => A::add(&mut self.icmp, 1),
+                _ => A::add(&mut self.other, 1),
+            }
+        }
+        if s.fragment != 0 {
+            A::add(&mut self.fragments, 1);
+        }
+        if s.is_syn() {
+            A::add(&mut self.syn, 1);
+        }
+        if self.last_seen_ns != now_ns {
+            self.last_seen_ns = now_ns;
+        }
+        if !s.is_probe() {
+            return;
+        }
+        A::add(&mut self.probes, 1);
+        if self.epoch != epoch {
+            self.clear_sets();
+            self.epoch = epoch;
+        }
+        if s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP {
+            let h = port_hash(s.dst_port);
+            bitmap_insert(&mut self.port_bits, h);
+            set_insert(&mut self.port_slots, &mut self.port_used, s.dst_port, h);
+        }
+        let h = addr_hash(&s.dst);
+        bitmap_insert(&mut self.host_bits, h);
+        set_insert(&mut self.host_slots, &mut self.host_used, h, h);
+    }
+
+    #[inline(always)]
+    fn clear_sets(&mut self) {
+        self.port_used = 0;
+        self.host_used = 0;
+        self.port_bits = [0; BITMAP_WORDS];
+        self.host_bits = [0; BITMAP_WORDS];
+    }
+}
+
+/// Per-destination state: TCP handshake activity towards one of the monitored hosts, so that
+/// a flood from spoofed random sources is seen at its target.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DstState {
+    /// SYNs (without ACK) received.
+    pub syn_in: u64,
+    /// SYN-ACKs sent back (egress).
+    pub synack_out: u64,
+    /// RSTs sent back (egress).
+    pub rst_out: u64,
+    /// Kernel monotonic time (ns) of the first SYN.
+    pub first_seen_ns: u64,
+    /// Kernel monotonic time (ns) of the latest update.
+    pub last_seen_ns: u64,
+    /// Window `src_bits` belongs to.
+    pub epoch: u64,
+    /// Linear-counting bitmap of the SYN sources in the window.
+    pub src_bits: [u64; BITMAP_WORDS],
+}
+
+const _: () = assert!(core::mem::size_of::<DstState>() == 6 * 8 + 128);
+
+impl DstState {
+    /// An all-zero state.
+    pub const ZERO: DstState = DstState {
+        syn_in: 0,
+        synack_out: 0,
+        rst_out: 0,
+        first_seen_ns: 0,
+        last_seen_ns: 0,
+        epoch: 0,
+        src_bits: [0; BITMAP_WORDS],
+    };
+
+    /// Prepares a new entry created at `now_ns` in window `epoch`.
+    #[inline(always)]
+    pub fn init(&mut self, now_ns: u64, epoch: u64) {
+        *self = Self::ZERO;
+        self.first_seen_ns = now_ns;
+        self.epoch = epoch;
+    }
+
+    /// Accounts an ingress SYN towards this destination.
+    #[inline(always)]
+    pub fn observe_syn<A: Adder>(&mut self, s: &Summary, now_ns: u64, epoch: u64) {
+        A::add(&mut self.syn_in, 1);
+        if self.last_seen_ns != now_ns {
+            self.last_seen_ns = now_ns;
+        }
+        if self.epoch != epoch {
+            self.src_bits = [0; BITMAP_WORDS];
+            self.epoch = epoch;
+        }
+        bitmap_insert(&mut self.src_bits, addr_hash(&s.src));
+    }
+
+    /// Accounts an egress SYN-ACK or RST sent by this destination.
+    #[inline(always)]
+    pub fn observe_reply<A: Adder>(&mut self, s: &Summary, now_ns: u64) {
+        if s.is_syn_ack() {
+            A::add(&mut self.synack_out, 1);
+        } else if s.is_rst() {
+            A::add(&mut self.rst_out, 1);
+        }
+        if self.last_seen_ns != now_ns {
+            self.last_seen_ns = now_ns;
+        }
+    }
+}
+
+/// Which per-destination update, if any, a packet calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DstUpdate {
+    /// No update.
+    None,
+    /// An ingress SYN: key is the packet's destination.
+    SynIn,
+    /// An egress SYN-ACK or RST: key is the packet's source (the monitored host).
+    ReplyOut,
+}
+
+/// Decides the per-destination update for a packet seen in direction `dir`.
+#[inline(always)]
+pub fn dst_update(s: &Summary, dir: u32) -> DstUpdate {
+    if dir == DIR_INGRESS {
+        if s.is_syn() { DstUpdate::SynIn } else { DstUpdate::None }
+    } else if s.is_syn_ack() || s.is_rst() {
+        DstUpdate::ReplyOut
+    } else {
+        DstUpdate::None
+    }
+}
+
+/// Global counters for one direction, kept per CPU (summed by the agent).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Globals {
+    /// Packets seen.
+    pub packets: u64,
+    /// Bytes on the wire.
+    pub bytes: u64,
+    /// ARP packets.
+    pub arp: u64,
+    /// Other non-IP packets.
+    pub non_ip: u64,
+    /// IPv4 packets.
+    pub ipv4: u64,
+    /// IPv6 packets.
+    pub ipv6: u64,
+    /// TCP packets.
+    pub tcp: u64,
+    /// UDP packets.
+    pub udp: u64,
+    /// ICMP packets.
+    pub icmp: u64,
+    /// ICMPv6 packets.
+    pub icmpv6: u64,
+    /// IP packets of other protocols, and later fragments.
+    pub other_l4: u64,
+    /// IP fragments (first and later).
+    pub fragments: u64,
+    /// TCP SYNs without ACK.
+    pub syn: u64,
+    /// TCP SYN-ACKs.
+    pub syn_ack: u64,
+    /// TCP RSTs.
+    pub rst: u64,
+    /// Parse errors by `ParseError as u8` (slot 0 unused).
+    pub parse_errors: [u64; PARSE_ERROR_SLOTS],
+    /// Per-source entries created.
+    pub src_inserts: u64,
+    /// Per-source updates that failed (map full or busy).
+    pub src_failures: u64,
+    /// Per-destination entries created.
+    pub dst_inserts: u64,
+    /// Per-destination updates that failed.
+    pub dst_failures: u64,
+}
+
+impl Globals {
+    /// Accounts one classified packet (per CPU: plain adds).
+    #[inline(always)]
+    pub fn observe(&mut self, s: &Summary) {
+        self.packets += 1;
+        self.bytes += s.wire_len as u64;
+        match s.family {
+            4 => self.ipv4 += 1,
+            6 => self.ipv6 += 1,
+            _ => {
+                if s.ethertype == crate::classify::ETH_P_ARP {
+                    self.arp += 1;
+                } else {
+                    self.non_ip += 1;
+                }
+                return;
+            }
+        }
+        if s.fragment != 0 {
+            self.fragments += 1;
+        }
+        if !s.has_l4() {
+            self.other_l4 += 1;
+            return;
+        }
+        match s.proto {
+            IPPROTO_TCP => {
+                self.tcp += 1;
+                if s.is_syn() {
+                    self.syn += 1;
+                } else if s.is_syn_ack() {
+                    self.syn_ack += 1;
+                }
+                if s.is_rst() {
+                    self.rst += 1;
+                }
+            }
+            IPPROTO_UDP => self.udp += 1,
+            IPPROTO_ICMP => self.icmp += 1,
+            IPPROTO_ICMPV6 => self.icmpv6 += 1,
+            _ => self.other_l4 += 1,
+        }
+    }
+
+    /// Accounts a packet the classifier rejected.
+    #[inline(always)]
+    pub fn observe_error(&mut self, e: ParseError, wire_len: u64) {
+        self.packets += 1;
+        self.bytes += wire_len;
+        // The mask keeps the index provably in bounds for the verifier.
+        let slot = core::hint::black_box(e as u8) as usize & (PARSE_ERROR_SLOTS - 1);
+        self.parse_errors[slot] += 1;
+    }
+
+    /// Total parse errors.
+    pub fn parse_error_total(&self) -> u64 {
+        self.parse_errors.iter().sum()
+    }
+
+    /// Adds another set of counters (summing CPUs or directions).
+    pub fn merge(&mut self, o: &Globals) {
+        macro_rules! sum { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
+        sum!(packets, bytes, arp, non_ip, ipv4, ipv6, tcp, udp, icmp, icmpv6, other_l4, fragments,
+             syn, syn_ack, rst, src_inserts, src_failures, dst_inserts, dst_failures);
+        for (a, b) in self.parse_errors.iter_mut().zip(o.parse_errors.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// Run-time configuration written by the agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Current window; the kernel clears an entry's sets when it sees a newer one. The agent
+    /// bumps it with a single 8-byte write, so there is no window in which a half-updated
+    /// configuration is visible.
+    pub epoch: u64,
+    /// `CONFIG_*` bits.
+    pub flags: u64,
+}
+
+/// [`Config::flags`]: keep per-destination SYN state.
+pub const CONFIG_TRACK_DESTS: u64 = 1;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are #[repr(C)] structs of integers and integer arrays with no implicit
+    // padding (checked by the size assertions above), so every bit pattern is valid.
+    unsafe impl aya::Pod for super::AddrKey {}
+    unsafe impl aya::Pod for super::SrcState {}
+    unsafe impl aya::Pod for super::DstState {}
+    unsafe impl aya::Pod for super::Globals {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for crate::classify::Summary {}
+}
+
+#[cfg(feature = "user")]
+impl SrcState {
+    /// Distinct destination ports probed in the current window.
+    pub fn distinct_ports(&self) -> crate::sketch::Distinct {
+        crate::sketch::distinct(self.port_used, &self.port_bits)
+    }
+
+    /// Distinct destination hosts probed in the current window.
+    pub fn distinct_hosts(&self) -> crate::sketch::Distinct {
+        crate::sketch::distinct(self.host_used, &self.host_bits)
+    }
+}
+
+#[cfg(feature = "user")]
+impl DstState {
+    /// Estimated distinct SYN sources in the current window.
+    pub fn distinct_sources(&self) -> crate::sketch::Distinct {
+        crate::sketch::linear_count(&self.src_bits)
+    }
+}
+
+#[cfg(feature = "user")]
+impl AddrKey {
+    /// The address as a std IP address (IPv4-mapped addresses become IPv4).
+    pub fn ip(&self) -> std::net::IpAddr {
+        let v6 = std::net::Ipv6Addr::from(self.addr);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(v6),
+        }
+    }
+
+    /// Key for a std IP address.
+    pub fn from_ip(ip: std::net::IpAddr) -> Self {
+        let v6 = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            std::net::IpAddr::V6(v6) => v6,
+        };
+        AddrKey { addr: v6.octets() }
+    }
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask`: developer tasks for Picket.
+//!
+//! Every task that compiles anything bootstraps first, because `agent`'s build script
+//! compiles the eBPF object and that needs `bpf-linker` and nightly `rust-src`.
+
+mod bench;
+mod bootstrap;
+mod build;
+mod run;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Developer tasks for Picket.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The available tasks.
+#[derive(Subcommand)]
+enum Command {
+    /// Install whatever the build and the tests need (idempotent).
+    Bootstrap(bootstrap::Options),
+    /// Bootstrap, then build the `picket` binary.
+    Build(build::Options),
+    /// Bootstrap, build release, and exec `picket` on the default-route interface.
+    Run(run::Options),
+    /// Bootstrap, then fmt check, clippy, unit tests and privileged end-to-end tests.
+    Test(test::Options),
+    /// Bootstrap, build release, and run `picket bench` with BPF stats off.
+    Bench(bench::Options),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Bootstrap(opts) => bootstrap::main(&opts),
+        Command::Build(opts) => build::main(&opts),
+        Command::Run(opts) => run::main(&opts),
+        Command::Test(opts) => test::main(&opts),
+        Command::Bench(opts) => bench::main(&opts),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole context chain; no backtrace even with RUST_BACKTRACE set.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

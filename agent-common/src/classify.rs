@@ -321,6 +321,7 @@ struct IcmpHdr {
     ty: u8,
     code: u8,
     _csum: [u8; 2],
+    _rest: [u8; 4],
 }
 
 #[inline(always)]
@@ -488,6 +489,11 @@ fn parse_l4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<()
             if doff < 20 {
                 return Err(ParseError::BadL4Header);
             }
+            // The header (with its options) must be in the packet: `TcpHdr` covers only
+            // its first 14 bytes.
+            if off + doff > p.len() {
+                return Err(ParseError::L4Truncated);
+            }
             s.src_port = be16(tcp.src_port);
             s.dst_port = be16(tcp.dst_port);
             s.tcp_flags = tcp.flags as u16 | (((tcp.doff_ns & 1) as u16) << 8);
@@ -503,7 +509,7 @@ fn parse_l4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<()
             let icmp: IcmpHdr = p.load(off).ok_or(ParseError::L4Truncated)?;
             s.icmp_type = icmp.ty;
             s.icmp_code = icmp.code;
-            s.payload_off = (off + 8) as u16;
+            s.payload_off = (off + core::mem::size_of::<IcmpHdr>()) as u16;
         }
         _ => return Ok(()),
     }

@@ -86,6 +86,8 @@ pub struct SrcState {
     pub last_seen_ns: u64,
     /// Window the sets below belong to.
     pub epoch: u64,
+    /// Destination of the latest probe (the scanned host, for alerts).
+    pub last_dst: [u8; 16],
     /// Occupancy of `port_slots`.
     pub port_used: u64,
     /// Occupancy of `host_slots`.
@@ -100,7 +102,7 @@ pub struct SrcState {
     pub host_slots: [u32; SET_SLOTS],
 }
 
-const _: () = assert!(core::mem::size_of::<SrcState>() == 14 * 8 + 2 * 128 + 128 + 256);
+const _: () = assert!(core::mem::size_of::<SrcState>() == 14 * 8 + 16 + 2 * 128 + 128 + 256);
 
 impl SrcState {
     /// An all-zero state.
@@ -117,6 +119,7 @@ impl SrcState {
         first_seen_ns: 0,
         last_seen_ns: 0,
         epoch: 0,
+        last_dst: [0; 16],
         port_used: 0,
         host_used: 0,
         port_bits: [0; BITMAP_WORDS],
@@ -161,6 +164,7 @@ impl SrcState {
             return;
         }
         A::add(&mut self.probes, 1);
+        self.last_dst = s.dst;
         if self.epoch != epoch {
             self.clear_sets();
             self.epoch = epoch;
@@ -460,5 +464,18 @@ impl AddrKey {
             std::net::IpAddr::V6(v6) => v6,
         };
         AddrKey { addr: v6.octets() }
+    }
+}
+
+#[cfg(feature = "user")]
+impl SrcState {
+    /// The probed destination ports held in the exact set, sorted (at most 64).
+    pub fn ports_seen(&self) -> std::vec::Vec<u16> {
+        let mut v: std::vec::Vec<u16> = (0..SET_SLOTS)
+            .filter(|i| self.port_used & (1u64 << i) != 0)
+            .map(|i| self.port_slots[i])
+            .collect();
+        v.sort_unstable();
+        v
     }
 }

@@ -40,6 +40,10 @@ static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map(name = "SRC_SCRATCH")]
 static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per-CPU scratch space to build a new per-destination entry.
+#[map(name = "DST_SCRATCH")]
+static DST_SCRATCH: PerCpuArray<DstState> = PerCpuArray::with_max_entries(1, 0);
+
 /// Direct packet access between `data` and `data_end`.
 struct Direct {
     start: usize,
@@ -199,14 +203,16 @@ fn update_dest(g: &mut Globals, key: AddrKey, s: &Summary, now: u64, epoch: u64,
         }
         return;
     }
-    let mut st = DstState::ZERO;
+    let Some(scratch) = DST_SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: per-CPU scratch slot owned by this program invocation.
+    let st = unsafe { &mut *scratch };
     st.init(now, epoch);
     if syn_in {
         st.observe_syn::<PlainAdd>(s, now, epoch);
     } else {
         st.observe_reply::<PlainAdd>(s, now);
     }
-    match DESTS.insert(&key, &st, BPF_NOEXIST as u64) {
+    match DESTS.insert(&key, &*st, BPF_NOEXIST as u64) {
         Ok(()) => g.dst_inserts += 1,
         Err(_) => match DESTS.get_ptr_mut(&key) {
             Some(v) => {

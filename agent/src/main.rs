@@ -1,11 +1,22 @@
-use aya::programs::{Xdp, SchedClassifier};
-static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/picket"));
-fn main() -> anyhow::Result<()> {
-    let mut ebpf = aya::EbpfLoader::new().load(OBJ)?;
-    for name in ["picket_xdp", "picket_tc_ingress", "picket_tc_egress"] {
-        let p = ebpf.program_mut(name).unwrap();
-        let r = if name == "picket_xdp" { let x: &mut Xdp = p.try_into()?; x.load() } else { let x: &mut SchedClassifier = p.try_into()?; x.load() };
-        match r { Ok(()) => println!("{name} ok"), Err(aya::programs::ProgramError::LoadError { io_error, verifier_log }) => { println!("{name}: {io_error}\n{verifier_log}"); } Err(e) => println!("{name}: {e}") }
+//! The `picket` binary.
+
+use clap::Parser as _;
+
+fn main() -> std::process::ExitCode {
+    let cli = agent::cli::Cli::parse();
+    let result = match cli.command {
+        Some(agent::cli::Command::Bench(args)) => agent::bench::run(&args),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(agent::live::run(cli.run))),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("picket: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
-    Ok(())
 }

@@ -1,0 +1,698 @@
+//! State-update tests: per-source, per-destination and global counters, the distinct-count
+//! sets, and the per-destination decision table.
+
+mod common;
+
+use agent_common::{
+    ParseError, Summary,
+    classify::{
+        ETH_P_ARP, FRAG_FIRST, FRAG_LATER, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+        IPPROTO_UDP, PARSE_ERROR_SLOTS, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
+    },
+    classify_eth,
+    state::{DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update},
+};
+use common::*;
+
+const ME: [u8; 4] = [203, 0, 113, 9];
+
+fn classify(p: &Pkt) -> Summary {
+    classify_eth(p.bytes.as_slice()).expect("valid packet")
+}
+
+fn v4_to(dst: [u8; 4], l4: L4) -> Summary {
+    classify(&eth(&Ipv4::new(ME, dst).build(&l4)))
+}
+
+fn v4_from(src: [u8; 4], l4: L4) -> Summary {
+    classify(&eth(&Ipv4::new(src, [10, 0, 0, 1]).build(&l4)))
+}
+
+fn v6_to(dst: [u8; 16], l4: L4) -> Summary {
+    classify(&eth(&Ipv6::new(v6(0xffff, 1), dst).build(&l4)))
+}
+
+fn syn_to_port(port: u16) -> Summary {
+    v4_to([10, 0, 0, 1], tcp(40000, port, TCP_SYN))
+}
+
+/// The `i`-th IPv4 host of 10.0.0.0/8.
+fn host4(i: u32) -> [u8; 4] {
+    let b = (0x0a00_0000 | (i + 1)).to_be_bytes();
+    [b[0], b[1], b[2], b[3]]
+}
+
+/// The `i`-th IPv6 host of 2001:db8::/32.
+fn host6(i: u32) -> [u8; 16] {
+    v6((i >> 16) as u16, i as u16)
+}
+
+fn fresh() -> SrcState {
+    let mut st = SrcState::ZERO;
+    st.init(1_000, 1);
+    st
+}
+
+#[track_caller]
+fn within_10pct(est: u32, n: u32, what: &str) {
+    let err = (est as f64 - n as f64).abs() / n as f64;
+    assert!(err <= 0.10, "{what}: estimate {est} for {n} distinct values ({:.1} %)", err * 100.0);
+}
+
+// ----------------------------------------------------------------------------------------
+// SrcState counters
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn src_init() {
+    let mut st = SrcState::ZERO;
+    st.packets = 99;
+    st.port_used = 5;
+    st.init(42, 7);
+    let mut want = SrcState::ZERO;
+    want.first_seen_ns = 42;
+    want.epoch = 7;
+    assert_eq!(st, want);
+}
+
+#[test]
+fn src_counters_per_protocol() {
+    let mut st = fresh();
+    let tcp_syn = v4_to([10, 0, 0, 1], tcp(40000, 80, TCP_SYN));
+    let tcp_ack = v4_to([10, 0, 0, 1], tcp(40000, 80, TCP_ACK));
+    let udp_hi = v4_to([10, 0, 0, 1], udp(50000, 53));
+    let udp_lo = v4_to([10, 0, 0, 1], udp(53, 50000));
+    let ping = v4_to([10, 0, 0, 1], icmp(8, 0));
+    let unreach = v4_to([10, 0, 0, 1], icmp(3, 1));
+    let ping6 = v6_to(host6(1), icmpv6(128, 0));
+    let gre = v4_to([10, 0, 0, 1], raw(47, &[0; 8]));
+    let later = classify(&eth(&Ipv4::new(ME, [10, 0, 0, 1]).frag(10, false).build(&udp(1, 2))));
+    let first = classify(
+        &eth(&Ipv4::new(ME, [10, 0, 0, 1]).frag(0, true).build(&tcp(40000, 443, TCP_SYN))),
+    );
+    assert_eq!(later.fragment, FRAG_LATER);
+    assert_eq!(first.fragment, FRAG_FIRST);
+
+    let all = [tcp_syn, tcp_ack, udp_hi, udp_lo, ping, unreach, ping6, gre, later, first];
+    let mut now = 1_000;
+    let mut bytes = 0;
+    for s in &all {
+        now += 10;
+        bytes += s.wire_len as u64;
+        st.observe::<PlainAdd>(s, now, 1);
+        assert_eq!(st.last_seen_ns, now);
+    }
+    assert_eq!(st.packets, 10);
+    assert_eq!(st.bytes, bytes);
+    assert_eq!(st.tcp, 3, "SYN, ACK, first-fragment SYN");
+    assert_eq!(st.udp, 2);
+    assert_eq!(st.icmp, 3, "echo, unreachable, echo6");
+    assert_eq!(st.other, 2, "GRE and the later fragment");
+    assert_eq!(st.fragments, 2);
+    assert_eq!(st.syn, 2);
+    // Probes: SYN, UDP from 50000, echo, echo6, first-fragment SYN.
+    assert_eq!(st.probes, 5);
+    assert_eq!(st.first_seen_ns, 1_000);
+    assert_eq!(st.epoch, 1);
+    // Ports probed: 80 (SYN), 53 (UDP), 443 (fragment SYN); ICMP has no port.
+    assert_eq!(st.distinct_ports().value, 3);
+    assert!(st.distinct_ports().exact);
+    // Hosts probed: 10.0.0.1 and 2001:db8::1 (well, host6(1)).
+    assert_eq!(st.distinct_hosts().value, 2);
+}
+
+#[test]
+fn src_syn_counts_only_syn_without_ack() {
+    let mut st = fresh();
+    for flags in [
+        TCP_SYN,
+        TCP_SYN | TCP_ACK,
+        TCP_SYN | TCP_FIN,
+        TCP_SYN | TCP_RST,
+        TCP_ACK,
+        TCP_RST,
+        0,
+    ] {
+        st.observe::<PlainAdd>(&syn_flags(flags), 2_000, 1);
+    }
+    assert_eq!(st.tcp, 7);
+    assert_eq!(st.syn, 3, "SYN, SYN|FIN, SYN|RST");
+    // Probes: TCP without ACK and without RST: SYN, SYN|FIN, NULL.
+    assert_eq!(st.probes, 3);
+}
+
+fn syn_flags(flags: u16) -> Summary {
+    v4_to([10, 0, 0, 1], tcp(40000, 80, flags))
+}
+
+#[test]
+fn src_non_probes_leave_sets_alone() {
+    let mut st = fresh();
+    for port in 1..=100u16 {
+        st.observe::<PlainAdd>(&v4_to(host4(port as u32), tcp(40000, port, TCP_ACK)), 1, 1);
+        st.observe::<PlainAdd>(&v4_to(host4(port as u32), udp(53, port)), 1, 1);
+        st.observe::<PlainAdd>(&v4_to(host4(port as u32), icmp(0, 0)), 1, 1);
+    }
+    assert_eq!(st.packets, 300);
+    assert_eq!(st.probes, 0);
+    assert_eq!(st.port_used, 0);
+    assert_eq!(st.host_used, 0);
+    assert_eq!(st.port_bits, [0; 16]);
+    assert_eq!(st.host_bits, [0; 16]);
+    assert_eq!(st.distinct_ports().value, 0);
+    assert_eq!(st.distinct_hosts().value, 0);
+}
+
+#[test]
+fn src_icmp_probes_count_hosts_not_ports() {
+    let mut st = fresh();
+    for i in 0..10 {
+        st.observe::<PlainAdd>(&v4_to(host4(i), icmp(8, 0)), 1, 1);
+        st.observe::<PlainAdd>(&v6_to(host6(i), icmpv6(128, 0)), 1, 1);
+    }
+    assert_eq!(st.probes, 20);
+    assert_eq!(st.distinct_ports().value, 0);
+    assert_eq!(st.distinct_hosts().value, 20);
+}
+
+#[test]
+fn src_counters_wrap() {
+    let mut st = fresh();
+    st.packets = u64::MAX;
+    st.observe::<PlainAdd>(&syn_to_port(1), 1, 1);
+    assert_eq!(st.packets, 0);
+}
+
+// ----------------------------------------------------------------------------------------
+// Distinct ports and hosts
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn distinct_ports_exact_up_to_64() {
+    for n in 1..=64u16 {
+        let mut st = fresh();
+        for port in 1..=n {
+            st.observe::<PlainAdd>(&syn_to_port(port), 1, 1);
+            // Duplicates (also through UDP) do not count again.
+            st.observe::<PlainAdd>(&syn_to_port(port), 1, 1);
+            st.observe::<PlainAdd>(&v4_to([10, 0, 0, 1], udp(2000, port)), 1, 1);
+        }
+        let d = st.distinct_ports();
+        assert_eq!(d.value, n as u32, "{n} ports");
+        assert!(d.exact, "{n} ports");
+        assert!(!d.saturated);
+        assert_eq!(st.probes, 3 * n as u64);
+        assert_eq!(st.distinct_hosts().value, 1);
+    }
+}
+
+#[test]
+fn distinct_ports_exact_for_scattered_ports() {
+    // Ports whose hashes land anywhere in the slots, in an unfriendly order.
+    let ports: Vec<u16> = (0..64u32).map(|i| (i * 1021 + 7) as u16).rev().collect();
+    for n in 1..=64 {
+        let mut st = fresh();
+        for &p in ports.iter().take(n).chain(ports.iter().take(n)) {
+            st.observe::<PlainAdd>(&syn_to_port(p), 1, 1);
+        }
+        assert_eq!(st.distinct_ports().value, n as u32);
+        assert!(st.distinct_ports().exact);
+    }
+}
+
+#[test]
+fn distinct_ports_estimated_past_64() {
+    for n in [65u32, 100, 500, 1000, 2000, 3000] {
+        let mut st = fresh();
+        for port in 1..=n {
+            st.observe::<PlainAdd>(&syn_to_port(port as u16), 1, 1);
+        }
+        // Repeats change nothing.
+        for port in (1..=n).step_by(3) {
+            st.observe::<PlainAdd>(&syn_to_port(port as u16), 1, 1);
+        }
+        let d = st.distinct_ports();
+        assert!(!d.exact && !d.saturated, "{n}: {d:?}");
+        assert!(d.value >= 64);
+        within_10pct(d.value, n, "ports");
+    }
+}
+
+#[test]
+fn distinct_ports_other_ranges() {
+    // High ports, and UDP probes mixed with TCP.
+    for n in [100u32, 500, 1000, 2000, 3000] {
+        let mut st = fresh();
+        for i in 0..n {
+            let port = (65535 - i) as u16;
+            let s = if i % 2 == 0 {
+                syn_to_port(port)
+            } else {
+                v4_to([10, 0, 0, 1], udp(33000, port))
+            };
+            st.observe::<PlainAdd>(&s, 1, 1);
+        }
+        within_10pct(st.distinct_ports().value, n, "high ports");
+    }
+}
+
+#[test]
+fn distinct_hosts_exact_up_to_64_v4_and_v6() {
+    for n in 1..=64u32 {
+        let mut st4 = fresh();
+        let mut st6 = fresh();
+        for i in 0..n {
+            for _ in 0..2 {
+                st4.observe::<PlainAdd>(&v4_to(host4(i), tcp(40000, 22, TCP_SYN)), 1, 1);
+                st6.observe::<PlainAdd>(&v6_to(host6(i), tcp(40000, 22, TCP_SYN)), 1, 1);
+            }
+        }
+        for (st, fam) in [(&st4, "v4"), (&st6, "v6")] {
+            let d = st.distinct_hosts();
+            assert_eq!(d.value, n, "{fam} {n} hosts");
+            assert!(d.exact, "{fam} {n} hosts");
+            assert_eq!(st.distinct_ports().value, 1);
+        }
+    }
+}
+
+#[test]
+fn distinct_hosts_estimated_past_64() {
+    for n in [65u32, 100, 500, 1000, 2000, 3000] {
+        let mut st4 = fresh();
+        let mut st6 = fresh();
+        let mut mixed = fresh();
+        for i in 0..n {
+            let s4 = v4_to(host4(i), icmp(8, 0));
+            let s6 = v6_to(host6(i), udp(5000, 161));
+            st4.observe::<PlainAdd>(&s4, 1, 1);
+            st6.observe::<PlainAdd>(&s6, 1, 1);
+            mixed.observe::<PlainAdd>(if i % 2 == 0 { &s4 } else { &s6 }, 1, 1);
+        }
+        for (st, fam) in [(&st4, "v4"), (&st6, "v6"), (&mixed, "mixed")] {
+            let d = st.distinct_hosts();
+            assert!(!d.exact && !d.saturated, "{fam} {n}: {d:?}");
+            within_10pct(d.value, n, fam);
+        }
+    }
+}
+
+#[test]
+fn distinct_hosts_v4_and_mapped_v6_are_the_same_key() {
+    // A v4 host and a v6 host differ even when their low bytes agree.
+    let mut st = fresh();
+    st.observe::<PlainAdd>(&v4_to([10, 0, 0, 1], icmp(8, 0)), 1, 1);
+    let mut low = [0u8; 16];
+    low[12..].copy_from_slice(&[10, 0, 0, 1]);
+    st.observe::<PlainAdd>(&v6_to(low, icmpv6(128, 0)), 1, 1);
+    st.observe::<PlainAdd>(&v6_to(mapped([10, 0, 0, 1]), icmpv6(128, 0)), 1, 1);
+    assert_eq!(st.distinct_hosts().value, 2);
+}
+
+#[test]
+fn distinct_saturates_as_lower_bound() {
+    let mut st = fresh();
+    for port in 0..=u16::MAX {
+        st.observe::<PlainAdd>(&syn_to_port(port), 1, 1);
+    }
+    let d = st.distinct_ports();
+    assert!(!d.exact);
+    if st.port_bits.iter().all(|w| *w == u64::MAX) {
+        assert!(d.saturated);
+        assert!(d.value >= 7000);
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Epochs
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn epoch_change_clears_sets_not_counters() {
+    let mut st = fresh();
+    for port in 1..=200u16 {
+        st.observe::<PlainAdd>(&v4_to(host4(port as u32), tcp(40000, port, TCP_SYN)), 5, 1);
+    }
+    let before = st;
+    assert!(st.distinct_ports().value > 150);
+
+    // A non-probe in the new window leaves the sets to the next probe...
+    st.observe::<PlainAdd>(&v4_to(host4(1), tcp(40000, 80, TCP_ACK)), 6, 2);
+    // ...which clears them and then counts itself.
+    st.observe::<PlainAdd>(&v4_to(host4(999), tcp(40000, 8080, TCP_SYN)), 7, 2);
+    assert_eq!(st.epoch, 2);
+    let d = st.distinct_ports();
+    assert_eq!((d.value, d.exact), (1, true));
+    let d = st.distinct_hosts();
+    assert_eq!((d.value, d.exact), (1, true));
+    assert_eq!(st.port_bits.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
+    assert_eq!(st.host_bits.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
+    // Counters are cumulative.
+    assert_eq!(st.packets, before.packets + 2);
+    assert_eq!(st.tcp, before.tcp + 2);
+    assert_eq!(st.syn, 201);
+    assert_eq!(st.probes, 201);
+    assert_eq!(st.first_seen_ns, 1_000);
+    assert_eq!(st.last_seen_ns, 7);
+
+    // Same epoch again: nothing cleared; a repeat of an old-window port counts afresh.
+    st.observe::<PlainAdd>(&v4_to(host4(1), tcp(40000, 1, TCP_SYN)), 8, 2);
+    assert_eq!(st.distinct_ports().value, 2);
+    assert_eq!(st.distinct_hosts().value, 2);
+
+    // A stale slot from the old window is never reported (slots are reused by value).
+    for port in 1..=63u16 {
+        st.observe::<PlainAdd>(&syn_to_port(port + 1000), 9, 3);
+    }
+    assert_eq!(st.distinct_ports().value, 63);
+}
+
+#[test]
+fn epoch_can_go_backwards_or_jump() {
+    // Any different epoch clears (the agent only moves forward, but a restarted agent may
+    // start again from a smaller number).
+    let mut st = fresh();
+    st.observe::<PlainAdd>(&syn_to_port(1), 1, 10);
+    st.observe::<PlainAdd>(&syn_to_port(2), 1, 3);
+    assert_eq!(st.distinct_ports().value, 1);
+    st.observe::<PlainAdd>(&syn_to_port(3), 1, u64::MAX);
+    assert_eq!(st.distinct_ports().value, 1);
+    assert_eq!(st.epoch, u64::MAX);
+}
+
+// ----------------------------------------------------------------------------------------
+// DstState
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn dst_observe_syn_and_reply() {
+    let mut d = DstState::ZERO;
+    d.init(100, 4);
+    assert_eq!(d.first_seen_ns, 100);
+    assert_eq!(d.epoch, 4);
+    let syn = v4_from([192, 0, 2, 1], tcp(40000, 80, TCP_SYN));
+    d.observe_syn::<PlainAdd>(&syn, 110, 4);
+    d.observe_syn::<PlainAdd>(&syn, 120, 4);
+    assert_eq!(d.syn_in, 2);
+    assert_eq!(d.last_seen_ns, 120);
+    assert_eq!(d.distinct_sources().value, 1);
+
+    let synack = v4_to([192, 0, 2, 1], tcp(80, 40000, TCP_SYN | TCP_ACK));
+    let rst = v4_to([192, 0, 2, 1], tcp(80, 40000, TCP_RST | TCP_ACK));
+    let ack = v4_to([192, 0, 2, 1], tcp(80, 40000, TCP_ACK | TCP_PSH));
+    let udp = v4_to([192, 0, 2, 1], udp(53, 40000));
+    for s in [&synack, &synack, &rst, &ack, &udp] {
+        d.observe_reply::<PlainAdd>(s, 130);
+    }
+    assert_eq!(d.synack_out, 2);
+    assert_eq!(d.rst_out, 1);
+    assert_eq!(d.last_seen_ns, 130);
+    assert_eq!(d.syn_in, 2);
+    assert_eq!(d.first_seen_ns, 100);
+
+    // A SYN-ACK with RST set counts as a SYN-ACK only.
+    d.observe_reply::<PlainAdd>(&syn_flags(TCP_SYN | TCP_ACK | TCP_RST), 140);
+    assert_eq!((d.synack_out, d.rst_out), (3, 1));
+}
+
+#[test]
+fn dst_distinct_sources_estimates() {
+    for n in [1u32, 10, 64, 200, 500, 1000, 2000, 3000] {
+        let mut d4 = DstState::ZERO;
+        d4.init(0, 1);
+        let mut d6 = DstState::ZERO;
+        d6.init(0, 1);
+        for i in 0..n {
+            let s4 = v4_from(host4(i), tcp(40000, 80, TCP_SYN));
+            let s6 = classify(&eth(&Ipv6::new(host6(i), v6(1, 1)).build(&tcp(1, 80, TCP_SYN))));
+            d4.observe_syn::<PlainAdd>(&s4, 1, 1);
+            d4.observe_syn::<PlainAdd>(&s4, 1, 1);
+            d6.observe_syn::<PlainAdd>(&s6, 1, 1);
+        }
+        assert_eq!(d4.syn_in, 2 * n as u64);
+        for (d, fam) in [(&d4, "v4"), (&d6, "v6")] {
+            let e = d.distinct_sources();
+            assert!(!e.exact && !e.saturated);
+            within_10pct(e.value, n, fam);
+        }
+    }
+}
+
+#[test]
+fn dst_epoch_change_clears_sources_not_counters() {
+    let mut d = DstState::ZERO;
+    d.init(0, 1);
+    for i in 0..500 {
+        d.observe_syn::<PlainAdd>(&v4_from(host4(i), tcp(1, 80, TCP_SYN)), 1, 1);
+    }
+    d.observe_reply::<PlainAdd>(&syn_flags(TCP_SYN | TCP_ACK), 2);
+    d.observe_syn::<PlainAdd>(&v4_from(host4(9999), tcp(1, 80, TCP_SYN)), 3, 2);
+    assert_eq!(d.epoch, 2);
+    assert_eq!(d.distinct_sources().value, 1);
+    assert_eq!(d.syn_in, 501);
+    assert_eq!(d.synack_out, 1);
+    assert_eq!(d.first_seen_ns, 0);
+    assert_eq!(d.last_seen_ns, 3);
+    // A reply carries no epoch and never clears.
+    d.observe_reply::<PlainAdd>(&syn_flags(TCP_RST), 4);
+    assert_eq!(d.distinct_sources().value, 1);
+}
+
+// ----------------------------------------------------------------------------------------
+// dst_update
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn dst_update_decision_table() {
+    let later = classify(&eth(&Ipv4::new(ME, [10, 0, 0, 1]).frag(5, false).build(&tcp(
+        1,
+        2,
+        TCP_SYN,
+    ))));
+    let udp_s = v4_to([10, 0, 0, 1], udp(40000, 53));
+    let ping = v4_to([10, 0, 0, 1], icmp(8, 0));
+    let arp = classify(&eth(&arp_request()));
+    let v6_syn = v6_to(host6(1), tcp(1, 2, TCP_SYN));
+    let v6_rst = v6_to(host6(1), tcp(1, 2, TCP_RST));
+    use DstUpdate::*;
+    #[rustfmt::skip]
+    let table: [(&str, Summary, DstUpdate, DstUpdate); 14] = [
+        ("SYN",         syn_flags(TCP_SYN),                    SynIn, None),
+        ("SYN|FIN",     syn_flags(TCP_SYN | TCP_FIN),          SynIn, None),
+        ("SYN|URG|PSH", syn_flags(TCP_SYN | TCP_URG | TCP_PSH), SynIn, None),
+        ("SYN|ACK",     syn_flags(TCP_SYN | TCP_ACK),          None,  ReplyOut),
+        ("RST",         syn_flags(TCP_RST),                    None,  ReplyOut),
+        ("RST|ACK",     syn_flags(TCP_RST | TCP_ACK),          None,  ReplyOut),
+        ("SYN|RST",     syn_flags(TCP_SYN | TCP_RST),          SynIn, ReplyOut),
+        ("ACK",         syn_flags(TCP_ACK),                    None,  None),
+        ("FIN",         syn_flags(TCP_FIN),                    None,  None),
+        ("UDP",         udp_s,                                 None,  None),
+        ("ICMP",        ping,                                  None,  None),
+        ("later frag",  later,                                 None,  None),
+        ("v6 SYN",      v6_syn,                                SynIn, None),
+        ("v6 RST",      v6_rst,                                None,  ReplyOut),
+    ];
+    for (name, s, ingress, egress) in table {
+        assert_eq!(dst_update(&s, DIR_INGRESS), ingress, "{name} ingress");
+        assert_eq!(dst_update(&s, DIR_EGRESS), egress, "{name} egress");
+    }
+    assert_eq!(dst_update(&arp, DIR_INGRESS), None);
+    assert_eq!(dst_update(&arp, DIR_EGRESS), None);
+    // Any direction other than ingress is treated as egress.
+    assert_eq!(dst_update(&syn_flags(TCP_RST), 7), ReplyOut);
+}
+
+#[test]
+fn dst_update_needs_a_parsed_tcp_header() {
+    // Flags left in a summary without an L4 header (hand-made) never trigger an update.
+    let mut s = syn_flags(TCP_SYN);
+    s.l4_off = 0;
+    assert_eq!(dst_update(&s, DIR_INGRESS), DstUpdate::None);
+    let mut s = syn_flags(TCP_SYN | TCP_ACK);
+    s.l4_off = 0;
+    assert_eq!(dst_update(&s, DIR_EGRESS), DstUpdate::None);
+    let mut s = syn_flags(TCP_SYN);
+    s.proto = IPPROTO_UDP;
+    assert_eq!(dst_update(&s, DIR_INGRESS), DstUpdate::None);
+}
+
+// ----------------------------------------------------------------------------------------
+// Globals
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn globals_observe() {
+    let mut g = Globals::default();
+    let later = classify(&eth(&Ipv4::new(ME, [10, 0, 0, 1]).frag(5, false).build(&udp(1, 2))));
+    let first6 = classify(&eth(
+        &Ipv6::new(v6(1, 1), v6(1, 2)).ext(Ext::Fragment(0, true)).build(&udp(1, 2)),
+    ));
+    let none6 = classify(&eth(&Ipv6::new(v6(1, 1), v6(1, 2)).build(&raw(59, &[]))));
+    let arp = classify(&eth(&arp_request()));
+    let lldp = classify(&eth(&non_ip(0x88cc, &[0; 40])));
+    let pkts = [
+        syn_flags(TCP_SYN),
+        syn_flags(TCP_SYN | TCP_ACK),
+        syn_flags(TCP_RST),
+        syn_flags(TCP_RST | TCP_ACK),
+        syn_flags(TCP_SYN | TCP_RST),
+        syn_flags(TCP_ACK),
+        v4_to([10, 0, 0, 1], udp(1, 2)),
+        v4_to([10, 0, 0, 1], icmp(8, 0)),
+        v6_to(v6(1, 2), icmpv6(128, 0)),
+        v6_to(v6(1, 2), tcp(1, 2, TCP_SYN)),
+        v4_to([10, 0, 0, 1], raw(47, &[0; 4])),
+        later,
+        first6,
+        none6,
+        arp,
+        lldp,
+    ];
+    let mut bytes = 0;
+    for s in &pkts {
+        g.observe(s);
+        bytes += s.wire_len as u64;
+    }
+    let want = Globals {
+        packets: 16,
+        bytes,
+        arp: 1,
+        non_ip: 1,
+        ipv4: 9,
+        ipv6: 5,
+        tcp: 7,
+        udp: 2,
+        icmp: 1,
+        icmpv6: 1,
+        other_l4: 3,
+        fragments: 2,
+        syn: 3,
+        syn_ack: 1,
+        rst: 3,
+        ..Globals::default()
+    };
+    assert_eq!(g, want);
+    assert_eq!(g.parse_error_total(), 0);
+    assert_eq!(arp.ethertype, ETH_P_ARP);
+}
+
+#[test]
+fn globals_observe_error() {
+    let mut g = Globals::default();
+    for (i, e) in ParseError::ALL.iter().enumerate() {
+        for _ in 0..=i {
+            g.observe_error(*e, 100);
+        }
+    }
+    assert_eq!(g.packets, 21);
+    assert_eq!(g.bytes, 2100);
+    assert_eq!(g.parse_errors, [0, 1, 2, 3, 4, 5, 6, 0]);
+    assert_eq!(g.parse_error_total(), 21);
+    assert_eq!(g.parse_errors.len(), PARSE_ERROR_SLOTS);
+    assert_eq!((g.tcp, g.ipv4, g.non_ip), (0, 0, 0));
+
+    // As the programs do it: classify, and count the error on failure.
+    let mut g = Globals::default();
+    let p = eth(&Ipv4::new(ME, [10, 0, 0, 1]).build(&tcp(1, 2, TCP_SYN)));
+    for k in 0..p.bytes.len() {
+        match classify_eth(&p.bytes[..k]) {
+            Ok(s) => g.observe(&s),
+            Err(e) => g.observe_error(e, k as u64),
+        }
+    }
+    assert_eq!(g.packets, 54);
+    assert_eq!(g.parse_errors[ParseError::Truncated as usize], 34);
+    assert_eq!(g.parse_errors[ParseError::L4Truncated as usize], 20);
+    assert_eq!(g.parse_error_total(), 54);
+}
+
+#[test]
+fn globals_merge() {
+    let mut a = Globals::default();
+    let mut b = Globals::default();
+    a.observe(&syn_flags(TCP_SYN));
+    a.observe_error(ParseError::BadIpHeader, 60);
+    a.src_inserts = 3;
+    a.dst_failures = 1;
+    b.observe(&v6_to(v6(1, 2), icmpv6(128, 0)));
+    b.observe(&classify(&eth(&arp_request())));
+    b.observe_error(ParseError::BadIpHeader, 70);
+    b.observe_error(ParseError::TooManyVlanTags, 80);
+    b.src_failures = 2;
+    b.dst_inserts = 5;
+
+    // Every field of a fully populated value is summed.
+    let mut full = Globals {
+        packets: 1,
+        bytes: 2,
+        arp: 3,
+        non_ip: 4,
+        ipv4: 5,
+        ipv6: 6,
+        tcp: 7,
+        udp: 8,
+        icmp: 9,
+        icmpv6: 10,
+        other_l4: 11,
+        fragments: 12,
+        syn: 13,
+        syn_ack: 14,
+        rst: 15,
+        parse_errors: [16, 17, 18, 19, 20, 21, 22, 23],
+        src_inserts: 24,
+        src_failures: 25,
+        dst_inserts: 26,
+        dst_failures: 27,
+    };
+    let orig = full;
+    full.merge(&orig);
+    assert_eq!(
+        full,
+        Globals {
+            packets: 2,
+            bytes: 4,
+            arp: 6,
+            non_ip: 8,
+            ipv4: 10,
+            ipv6: 12,
+            tcp: 14,
+            udp: 16,
+            icmp: 18,
+            icmpv6: 20,
+            other_l4: 22,
+            fragments: 24,
+            syn: 26,
+            syn_ack: 28,
+            rst: 30,
+            parse_errors: [32, 34, 36, 38, 40, 42, 44, 46],
+            src_inserts: 48,
+            src_failures: 50,
+            dst_inserts: 52,
+            dst_failures: 54,
+        }
+    );
+
+    let mut m = Globals::default();
+    m.merge(&a);
+    m.merge(&b);
+    assert_eq!(m.packets, 5);
+    assert_eq!(m.bytes, a.bytes + b.bytes);
+    assert_eq!((m.ipv4, m.ipv6, m.arp, m.tcp, m.icmpv6, m.syn), (1, 1, 1, 1, 1, 1));
+    assert_eq!(m.parse_errors[ParseError::BadIpHeader as usize], 2);
+    assert_eq!(m.parse_errors[ParseError::TooManyVlanTags as usize], 1);
+    assert_eq!(m.parse_error_total(), 3);
+    assert_eq!((m.src_inserts, m.src_failures, m.dst_inserts, m.dst_failures), (3, 2, 5, 1));
+    // Merging is order-independent.
+    let mut n = b;
+    n.merge(&a);
+    assert_eq!(m, n);
+}
+
+#[test]
+fn probe_protocol_constants_used_by_state() {
+    // The state code keys on these numbers; keep them pinned.
+    assert_eq!(
+        (IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6),
+        (1, 6, 17, 58)
+    );
+}

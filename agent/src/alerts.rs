@@ -1,0 +1,190 @@
+//! Alert episodes: one event when a detection starts, rate-limited updates while it lasts,
+//! one event when it ends — never a line per reading. Also the allowlist.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::detect::{Finding, Rule, Scope};
+
+/// When updates and ends are emitted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpisodeTiming {
+    /// At most one update per this many seconds while an episode lasts.
+    pub update_every_s: f64,
+    /// An episode ends after this many seconds without a matching finding.
+    pub end_after_s: f64,
+}
+
+impl Default for EpisodeTiming {
+    fn default() -> Self {
+        EpisodeTiming { update_every_s: 10.0, end_after_s: 5.0 }
+    }
+}
+
+/// Phase of an alert event (`event.action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The detection started.
+    Start,
+    /// It is still going on.
+    Update,
+    /// It stopped.
+    End,
+}
+
+/// One alert line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertEvent {
+    /// Start, update or end.
+    pub phase: Phase,
+    /// Identifier shared by all events of one episode.
+    pub episode: u64,
+    /// Latest finding of the episode.
+    pub finding: Finding,
+    /// Highest value seen during the episode.
+    pub peak: f64,
+    /// Wall-clock start, ns since the Unix epoch.
+    pub started_ns: u64,
+    /// Wall-clock time of this event, ns since the Unix epoch.
+    pub at_ns: u64,
+}
+
+impl AlertEvent {
+    /// Seconds from the start of the episode to this event.
+    pub fn duration_s(&self) -> f64 {
+        self.at_ns.saturating_sub(self.started_ns) as f64 / 1e9
+    }
+}
+
+type EpisodeKey = (Rule, Scope, Option<IpAddr>);
+
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    finding: Finding,
+    peak: f64,
+    started_wall: u64,
+    last_match_mono: u64,
+    last_emit_mono: u64,
+}
+
+/// Open episodes, keyed by rule, scope and offender.
+#[derive(Debug, Default)]
+pub struct Episodes {
+    timing: EpisodeTiming,
+    active: HashMap<EpisodeKey, Active>,
+    next_id: u64,
+}
+
+impl Episodes {
+    /// No open episodes.
+    pub fn new(timing: EpisodeTiming) -> Self {
+        Episodes { timing, active: HashMap::new(), next_id: 1 }
+    }
+
+    /// Feeds one reading's findings (at monotonic `mono_ns`, wall `wall_ns`); returns the
+    /// events to print, in a stable order.
+    pub fn step(&mut self, mono_ns: u64, wall_ns: u64, findings: Vec<Finding>) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        let update_ns = (self.timing.update_every_s * 1e9) as u64;
+        let end_ns = (self.timing.end_after_s * 1e9) as u64;
+        for f in findings {
+            let key = (f.rule, f.scope, f.offender());
+            match self.active.get_mut(&key) {
+                Some(a) => {
+                    a.last_match_mono = mono_ns;
+                    a.peak = a.peak.max(f.value);
+                    a.finding = f;
+                    if mono_ns.saturating_sub(a.last_emit_mono) >= update_ns {
+                        a.last_emit_mono = mono_ns;
+                        events.push(event(Phase::Update, a, wall_ns));
+                    }
+                }
+                None => {
+                    let a = Active {
+                        id: self.next_id,
+                        peak: f.value,
+                        finding: f,
+                        started_wall: wall_ns,
+                        last_match_mono: mono_ns,
+                        last_emit_mono: mono_ns,
+                    };
+                    self.next_id += 1;
+                    events.push(event(Phase::Start, &a, wall_ns));
+                    self.active.insert(key, a);
+                }
+            }
+        }
+        let ended: Vec<EpisodeKey> = self
+            .active
+            .iter()
+            .filter(|(_, a)| mono_ns.saturating_sub(a.last_match_mono) >= end_ns)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ended {
+            if let Some(a) = self.active.remove(&k) {
+                events.push(event(Phase::End, &a, wall_ns));
+            }
+        }
+        events.sort_by_key(|e| (e.phase != Phase::Start, e.episode));
+        events
+    }
+
+    /// Ends every open episode (on exit or at the end of a capture).
+    pub fn finish(&mut self, wall_ns: u64) -> Vec<AlertEvent> {
+        let mut events: Vec<AlertEvent> =
+            self.active.drain().map(|(_, a)| event(Phase::End, &a, wall_ns)).collect();
+        events.sort_by_key(|e| e.episode);
+        events
+    }
+
+    /// Number of open episodes per rule.
+    pub fn active_by_rule(&self) -> HashMap<Rule, usize> {
+        let mut m = HashMap::new();
+        for (rule, _, _) in self.active.keys() {
+            *m.entry(*rule).or_default() += 1;
+        }
+        m
+    }
+}
+
+fn event(phase: Phase, a: &Active, wall_ns: u64) -> AlertEvent {
+    AlertEvent {
+        phase,
+        episode: a.id,
+        finding: a.finding.clone(),
+        peak: a.peak,
+        started_ns: a.started_wall,
+        at_ns: wall_ns,
+    }
+}
+
+/// Networks whose offenders never raise alerts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Allowlist {
+    nets: Vec<IpNet>,
+}
+
+impl Allowlist {
+    /// An allowlist of these networks.
+    pub fn new(nets: Vec<IpNet>) -> Self {
+        Allowlist { nets }
+    }
+
+    /// True when the finding's offender (source, or destination for destination-scoped
+    /// findings) is in an allowed network.
+    pub fn suppresses(&self, f: &Finding) -> bool {
+        f.offender().is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Drops the findings the allowlist suppresses.
+    pub fn filter(&self, findings: Vec<Finding>) -> Vec<Finding> {
+        if self.nets.is_empty() {
+            return findings;
+        }
+        findings.into_iter().filter(|f| !self.suppresses(f)).collect()
+    }
+}

@@ -1,0 +1,13 @@
+//! Picket's user side: load and attach the BPF programs, read their maps, detect scans,
+//! sweeps and floods, and report them.
+
+pub mod alerts;
+pub mod bench;
+pub mod cli;
+pub mod detect;
+pub mod live;
+pub mod loader;
+pub mod maps;
+pub mod output;
+pub mod snapshot;
+pub mod system;

@@ -1,0 +1,256 @@
+//! Loads the BPF object, sizes its maps and attaches its programs to interfaces through
+//! links, so the kernel detaches them when the process exits for any reason (even `kill -9`).
+
+use std::{ffi::CString, fs::File, os::fd::AsRawFd, path::PathBuf};
+
+use agent_common::state::{MAP_DESTS, MAP_SOURCES};
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader, EbpfError,
+    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
+};
+
+/// The BPF object built from `agent-ebpf`.
+pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/picket"));
+
+/// XDP program name.
+pub const PROG_XDP: &str = "picket_xdp";
+/// TC ingress program name.
+pub const PROG_TC_INGRESS: &str = "picket_tc_ingress";
+/// TC egress program name.
+pub const PROG_TC_EGRESS: &str = "picket_tc_egress";
+
+/// Where ingress packets are observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// XDP: earliest and cheapest; sees packets before the stack.
+    Xdp,
+    /// TC clsact ingress: after the stack built the socket buffer (e.g. when XDP is in use
+    /// by another program).
+    Tc,
+}
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeArg {
+    /// Driver (native) mode, falling back to skb (generic) mode.
+    Auto,
+    /// Driver (native) mode only.
+    Driver,
+    /// Generic skb mode.
+    Skb,
+}
+
+/// Map sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct MapSizes {
+    /// Per-source entries.
+    pub sources: u32,
+    /// Per-destination entries.
+    pub dests: u32,
+}
+
+/// Loads the object with the given map sizes and loads (verifies) every program.
+pub fn load(sizes: MapSizes) -> Result<Ebpf> {
+    raise_memlock();
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(MAP_SOURCES, sizes.sources)
+        .map_max_entries(MAP_DESTS, sizes.dests)
+        .load(BPF_OBJECT)
+        .map_err(explain_load_error)?;
+    for name in [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS] {
+        let prog = ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?;
+        let res = match prog {
+            aya::programs::Program::Xdp(p) => p.load(),
+            aya::programs::Program::SchedClassifier(p) => p.load(),
+            _ => bail!("program {name} has an unexpected type"),
+        };
+        res.map_err(|e| explain_program_error(name, e))?;
+    }
+    Ok(ebpf)
+}
+
+/// One attached program, for messages.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    /// Interface name.
+    pub iface: String,
+    /// What is attached, e.g. "xdp (driver)", "tc ingress", "tc egress".
+    pub what: String,
+}
+
+/// Holds per-interface locks so that two agents never watch the same interface.
+#[derive(Debug)]
+pub struct IfaceLock {
+    _file: File,
+}
+
+/// Takes the per-interface lock, failing if another picket holds it.
+pub fn lock_iface(iface: &str) -> Result<IfaceLock> {
+    let dir = PathBuf::from("/run/picket");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{iface}.lock"));
+    let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a valid fd.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        bail!("another picket is already attached to {iface} (lock {} is held)", path.display());
+    }
+    Ok(IfaceLock { _file: file })
+}
+
+/// Fails with a clear message when the interface does not exist.
+pub fn check_iface(iface: &str) -> Result<()> {
+    let c = CString::new(iface).map_err(|_| anyhow!("invalid interface name {iface:?}"))?;
+    // SAFETY: valid C string.
+    if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
+        bail!("unknown interface {iface:?} (see `ip link`)");
+    }
+    Ok(())
+}
+
+/// Attaches the ingress hook and, if `egress`, the TC egress program to `iface`.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    hook: Hook,
+    mode: XdpModeArg,
+    egress: bool,
+) -> Result<Vec<Attachment>> {
+    let mut out = Vec::new();
+    match hook {
+        Hook::Xdp => {
+            let prog: &mut Xdp = program(ebpf, PROG_XDP)?;
+            let tries: &[(XdpMode, &str)] = match mode {
+                XdpModeArg::Auto => &[(XdpMode::Driver, "driver"), (XdpMode::Skb, "skb")],
+                XdpModeArg::Driver => &[(XdpMode::Driver, "driver")],
+                XdpModeArg::Skb => &[(XdpMode::Skb, "skb")],
+            };
+            let mut last = None;
+            for (m, label) in tries {
+                match prog.attach(iface, *m) {
+                    Ok(_) => {
+                        out.push(Attachment { iface: iface.into(), what: format!("xdp ({label})") });
+                        last = None;
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            if let Some(e) = last {
+                return Err(explain_attach_error(iface, "XDP", e));
+            }
+        }
+        Hook::Tc => {
+            add_clsact(iface)?;
+            let prog: &mut SchedClassifier = program(ebpf, PROG_TC_INGRESS)?;
+            prog.attach(iface, TcAttachType::Ingress)
+                .map_err(|e| explain_attach_error(iface, "TC ingress", e))?;
+            out.push(Attachment { iface: iface.into(), what: "tc ingress".into() });
+        }
+    }
+    if egress {
+        add_clsact(iface)?;
+        let prog: &mut SchedClassifier = program(ebpf, PROG_TC_EGRESS)?;
+        prog.attach(iface, TcAttachType::Egress)
+            .map_err(|e| explain_attach_error(iface, "TC egress", e))?;
+        out.push(Attachment { iface: iface.into(), what: "tc egress".into() });
+    }
+    Ok(out)
+}
+
+fn add_clsact(iface: &str) -> Result<()> {
+    // TCX (kernel ≥ 6.6) needs no qdisc; older kernels need clsact, which may exist already.
+    use aya::util::KernelVersion;
+    if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)) {
+        return Ok(());
+    }
+    match tc::qdisc_add_clsact(iface) {
+        Ok(()) => Ok(()),
+        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(anyhow!("cannot add clsact qdisc to {iface}: {e}")),
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let p = ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?;
+    p.try_into().map_err(|e: ProgramError| anyhow!("program {name}: {e}"))
+}
+
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain syscall; failure only matters on kernels < 5.11 (memcg accounting).
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+}
+
+fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(code) = io.raw_os_error()
+        {
+            return Some(code);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn permission_hint() -> &'static str {
+    "picket needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
+}
+
+fn explain_load_error(e: EbpfError) -> anyhow::Error {
+    match errno_of(&e) {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            anyhow!("permission denied loading BPF maps: {}", permission_hint())
+        }
+        Some(libc::ENOMEM) => anyhow!("cannot create BPF maps: out of memory (lower --src-map-entries?): {e}"),
+        Some(libc::ENOSYS) => anyhow!("this kernel does not support BPF (bpf syscall missing)"),
+        _ => anyhow!("cannot load the BPF object: {e}"),
+    }
+}
+
+fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            match io_error.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => {
+                    anyhow!("permission denied loading {name}: {}", permission_hint())
+                }
+                _ => anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}"),
+            }
+        }
+        other => match errno_of(&other) {
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                anyhow!("permission denied loading {name}: {}", permission_hint())
+            }
+            _ => anyhow!("cannot load {name}: {other}"),
+        },
+    }
+}
+
+fn explain_attach_error(iface: &str, what: &str, e: ProgramError) -> anyhow::Error {
+    if let ProgramError::UnknownInterface { name } = &e {
+        return anyhow!("unknown interface {name:?} (see `ip link`)");
+    }
+    match errno_of(&e) {
+        Some(libc::EBUSY) | Some(libc::EEXIST) => anyhow!(
+            "another {what} program is already attached to {iface}; detach it first \
+             (e.g. `ip link set dev {iface} xdp off`) or use --hook tc"
+        ),
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            anyhow!("permission denied attaching {what} to {iface}: {}", permission_hint())
+        }
+        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) if what == "XDP" => anyhow!(
+            "{iface} does not support XDP in the requested mode ({e}); try --xdp-mode skb or --hook tc"
+        ),
+        Some(libc::ENODEV) => anyhow!("unknown interface {iface:?} (see `ip link`)"),
+        _ => anyhow!("cannot attach {what} to {iface}: {e}"),
+    }
+}

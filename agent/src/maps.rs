@@ -1,0 +1,164 @@
+//! Reads the kernel maps into a [`Snapshot`] and writes the configuration map.
+
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use agent_common::state::{
+    AddrKey, CONFIG_TRACK_DESTS, Config, DIR_EGRESS, DIR_INGRESS, DstState, Globals, MAP_CONFIG,
+    MAP_DESTS, MAP_GLOBALS, MAP_SOURCES, SrcState,
+};
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, Pod,
+    maps::{Array, HashMap, IterableMap, MapData, PerCpuArray},
+};
+
+use crate::snapshot::Snapshot;
+
+/// The agent's handles on the kernel maps.
+pub struct KernelMaps {
+    sources: HashMap<MapData, AddrKey, SrcState>,
+    dests: HashMap<MapData, AddrKey, DstState>,
+    globals: PerCpuArray<MapData, Globals>,
+    config: Array<MapData, Config>,
+    current: Config,
+    src_capacity: u32,
+    dst_capacity: u32,
+}
+
+impl KernelMaps {
+    /// Takes the maps out of the loaded object and writes the initial configuration.
+    pub fn take(ebpf: &mut Ebpf, track_dests: bool) -> Result<Self> {
+        let mut take = |name: &str| ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing"));
+        let sources: HashMap<MapData, AddrKey, SrcState> = take(MAP_SOURCES)?.try_into()?;
+        let dests: HashMap<MapData, AddrKey, DstState> = take(MAP_DESTS)?.try_into()?;
+        let globals: PerCpuArray<MapData, Globals> = take(MAP_GLOBALS)?.try_into()?;
+        let config: Array<MapData, Config> = take(MAP_CONFIG)?.try_into()?;
+        let src_capacity = sources.map().info()?.max_entries();
+        let dst_capacity = dests.map().info()?.max_entries();
+        let mut maps = KernelMaps {
+            sources,
+            dests,
+            globals,
+            config,
+            current: Config { epoch: 1, flags: if track_dests { CONFIG_TRACK_DESTS } else { 0 } },
+            src_capacity,
+            dst_capacity,
+        };
+        maps.write_config()?;
+        Ok(maps)
+    }
+
+    /// Starts a new window: the kernel clears each entry's distinct sets on its next probe.
+    pub fn next_epoch(&mut self) -> Result<u64> {
+        self.current.epoch += 1;
+        self.write_config()?;
+        Ok(self.current.epoch)
+    }
+
+    fn write_config(&mut self) -> Result<()> {
+        self.config.set(0, self.current, 0).context("cannot write the CONFIG map")
+    }
+
+    /// Reads every map.
+    pub fn read(&self) -> Result<Snapshot> {
+        let sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
+            .context("cannot read the SOURCES map")?;
+        let dests = read_hash(self.dests.map().fd().as_fd(), self.dst_capacity as usize)
+            .context("cannot read the DESTS map")?;
+        let mut globals = [Globals::default(), Globals::default()];
+        for (slot, dir) in globals.iter_mut().zip([DIR_INGRESS, DIR_EGRESS]) {
+            for cpu in self.globals.get(&dir, 0)?.iter() {
+                slot.merge(cpu);
+            }
+        }
+        Ok(Snapshot {
+            mono_ns: monotonic_ns(),
+            wall_ns: wall_ns(),
+            epoch: self.current.epoch,
+            sources,
+            dests,
+            globals,
+            src_capacity: self.src_capacity,
+            dst_capacity: self.dst_capacity,
+        })
+    }
+}
+
+/// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_coarse_ns` follows.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Wall-clock time in ns since the Unix epoch.
+pub fn wall_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+/// `bpf_attr` for the `BPF_MAP_*_BATCH` commands.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Reads a whole hash map with `BPF_MAP_LOOKUP_BATCH` (one syscall per few thousand
+/// entries instead of two per entry).
+pub fn read_hash<K: Pod, V: Pod>(fd: BorrowedFd<'_>, capacity: usize) -> io::Result<Vec<(K, V)>> {
+    let chunk = capacity.clamp(64, 8192);
+    let mut out = Vec::new();
+    let mut keys: Vec<K> = Vec::with_capacity(chunk);
+    let mut values: Vec<V> = Vec::with_capacity(chunk);
+    let mut token_in = [0u8; 8];
+    let mut token_out = [0u8; 8];
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { token_in.as_mut_ptr() as u64 },
+            out_batch: token_out.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: chunk as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        // SAFETY: the kernel writes at most `count` keys and values into buffers of that
+        // capacity, and 4 bytes of batch token into `token_out`.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_bpf, BPF_MAP_LOOKUP_BATCH, &mut attr as *mut BatchAttr, size_of::<BatchAttr>())
+        };
+        let err = (rc < 0).then(io::Error::last_os_error);
+        let n = (attr.count as usize).min(chunk);
+        if err.as_ref().is_none_or(|e| e.raw_os_error() == Some(libc::ENOENT)) {
+            // SAFETY: the kernel initialised the first `n` elements.
+            unsafe {
+                keys.set_len(n);
+                values.set_len(n);
+            }
+            out.extend(keys.drain(..).zip(values.drain(..)));
+        }
+        match err {
+            None => {}
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
+            Some(e) => return Err(e),
+        }
+        token_in = token_out;
+        first = false;
+    }
+}

@@ -107,6 +107,36 @@ pub fn distinct(used: u64, bits: &[u64; BITMAP_WORDS]) -> Distinct {
     }
 }
 
+/// Distinct count from an exact set (its slots, occupancy mask and the hash of a slot value)
+/// and its bitmap.
+///
+/// Unlike [`distinct`], a full set (64 values) still counts as exact when the bitmap holds
+/// no bit beyond those of the 64 values in the set: an occupancy mask alone cannot tell 64
+/// values from more, but a 65th value almost always (probability about 94 %) sets a bit of
+/// its own. Past that, this is [`distinct`].
+#[cfg(feature = "user")]
+pub fn distinct_set<T: Copy>(
+    slots: &[T; SET_SLOTS],
+    used: u64,
+    bits: &[u64; BITMAP_WORDS],
+    hash: impl Fn(T) -> u32,
+) -> Distinct {
+    if used == u64::MAX {
+        let mut own = [0u64; BITMAP_WORDS];
+        for v in slots {
+            bitmap_insert(&mut own, hash(*v));
+        }
+        if own == *bits {
+            return Distinct {
+                value: SET_SLOTS as u32,
+                exact: true,
+                saturated: false,
+            };
+        }
+    }
+    distinct(used, bits)
+}
+
 /// Linear-counting estimate of the distinct values that set bits in `bits`.
 #[cfg(feature = "user")]
 pub fn linear_count(bits: &[u64; BITMAP_WORDS]) -> Distinct {

@@ -429,12 +429,12 @@ mod pod {
 impl SrcState {
     /// Distinct destination ports probed in the current window.
     pub fn distinct_ports(&self) -> crate::sketch::Distinct {
-        crate::sketch::distinct(self.port_used, &self.port_bits)
+        crate::sketch::distinct_set(&self.port_slots, self.port_used, &self.port_bits, port_hash)
     }
 
     /// Distinct destination hosts probed in the current window.
     pub fn distinct_hosts(&self) -> crate::sketch::Distinct {
-        crate::sketch::distinct(self.host_used, &self.host_bits)
+        crate::sketch::distinct_set(&self.host_slots, self.host_used, &self.host_bits, |h| h)
     }
 }
 

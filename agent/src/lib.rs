@@ -8,6 +8,7 @@ pub mod detect;
 pub mod live;
 pub mod loader;
 pub mod maps;
+pub mod model;
 pub mod output;
 pub mod snapshot;
 pub mod system;

@@ -30,6 +30,8 @@ const TEST_PACKAGES: &[&str] = &[
     "tshark",
     "tcpdump",
     "netsniff-ng",
+    "iputils-ping",
+    "python3-dpkt",
     "python3-pip",
 ];
 

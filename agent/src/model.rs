@@ -1,0 +1,107 @@
+//! A host-side copy of the kernel maps, updated with the same `agent_common` functions as the
+//! BPF programs. `picket analyze` runs the detectors on it, and the kernel parity test
+//! compares it with what the kernel computed for the same packets.
+
+use std::collections::HashMap;
+
+use agent_common::{
+    ParseError, Summary,
+    state::{
+        AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update,
+    },
+};
+
+use crate::snapshot::Snapshot;
+
+/// Host-side per-source, per-destination and global state.
+#[derive(Clone, Debug)]
+pub struct HostMaps {
+    /// Per-source entries.
+    pub sources: HashMap<AddrKey, SrcState>,
+    /// Per-destination entries.
+    pub dests: HashMap<AddrKey, DstState>,
+    /// Global counters: `[ingress, egress]`.
+    pub globals: [Globals; 2],
+    /// Current window.
+    pub epoch: u64,
+}
+
+impl Default for HostMaps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostMaps {
+    /// Empty maps in window 1 (the agent's first window too).
+    pub fn new() -> Self {
+        HostMaps {
+            sources: HashMap::new(),
+            dests: HashMap::new(),
+            globals: [Globals::default(), Globals::default()],
+            epoch: 1,
+        }
+    }
+
+    /// Accounts one packet seen in direction `dir` at `now_ns`, exactly as the BPF programs
+    /// do (see `agent-ebpf/src/main.rs`: `account`).
+    pub fn account(&mut self, parsed: &Result<Summary, ParseError>, wire_len: u64, dir: u32, now_ns: u64) {
+        let g = &mut self.globals[(dir & 1) as usize];
+        let s = match parsed {
+            Ok(s) => s,
+            Err(e) => {
+                g.observe_error(*e, wire_len);
+                return;
+            }
+        };
+        g.observe(s);
+        if !s.is_ip() {
+            return;
+        }
+        if dir == DIR_INGRESS {
+            let key = AddrKey { addr: s.src };
+            let st = self.sources.entry(key).or_insert_with(|| {
+                g.src_inserts += 1;
+                let mut st = SrcState::ZERO;
+                st.init(now_ns, self.epoch);
+                st
+            });
+            st.observe::<PlainAdd>(s, now_ns, self.epoch);
+        }
+        let (key, syn_in) = match dst_update(s, dir) {
+            DstUpdate::SynIn => (AddrKey { addr: s.dst }, true),
+            DstUpdate::ReplyOut => (AddrKey { addr: s.src }, false),
+            DstUpdate::None => return,
+        };
+        let st = self.dests.entry(key).or_insert_with(|| {
+            g.dst_inserts += 1;
+            let mut st = DstState::ZERO;
+            st.init(now_ns, self.epoch);
+            st
+        });
+        if syn_in {
+            st.observe_syn::<PlainAdd>(s, now_ns, self.epoch);
+        } else {
+            st.observe_reply::<PlainAdd>(s, now_ns);
+        }
+    }
+
+    /// Starts a new window.
+    pub fn next_epoch(&mut self) {
+        self.epoch += 1;
+    }
+
+    /// A snapshot of the state at the given times.
+    pub fn snapshot(&self, mono_ns: u64, wall_ns: u64) -> Snapshot {
+        Snapshot {
+            mono_ns,
+            wall_ns,
+            epoch: self.epoch,
+            sources: self.sources.iter().map(|(k, v)| (*k, *v)).collect(),
+            dests: self.dests.iter().map(|(k, v)| (*k, *v)).collect(),
+            globals: self.globals,
+            src_capacity: self.sources.len() as u32,
+            dst_capacity: self.dests.len() as u32,
+        }
+    }
+}

@@ -188,7 +188,9 @@ impl Summary {
     /// TCP with SYN and without ACK: a connection attempt.
     #[inline(always)]
     pub fn is_syn(&self) -> bool {
-        self.proto == IPPROTO_TCP && self.has_l4() && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+        self.proto == IPPROTO_TCP
+            && self.has_l4()
+            && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
     }
 
     /// TCP with SYN and ACK: a handshake answer.
@@ -229,9 +231,7 @@ impl Summary {
         match self.proto {
             IPPROTO_TCP => self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
             IPPROTO_UDP => self.src_port >= 1024,
-            IPPROTO_ICMP => {
-                self.family == 4 && matches!(self.icmp_type, 8 | 13 | 17)
-            }
+            IPPROTO_ICMP => self.family == 4 && matches!(self.icmp_type, 8 | 13 | 17),
             IPPROTO_ICMPV6 => self.family == 6 && self.icmp_type == 128,
             _ => false,
         }

@@ -97,7 +97,11 @@ pub struct Distinct {
 pub fn distinct(used: u64, bits: &[u64; BITMAP_WORDS]) -> Distinct {
     let exact = used.count_ones();
     if used != u64::MAX {
-        return Distinct { value: exact, exact: true, saturated: false };
+        return Distinct {
+            value: exact,
+            exact: true,
+            saturated: false,
+        };
     }
     let est = linear_count(bits);
     Distinct {
@@ -145,8 +149,16 @@ pub fn linear_count(bits: &[u64; BITMAP_WORDS]) -> Distinct {
     let zero = BITMAP_BITS as u32 - set;
     if zero == 0 {
         // Saturated: report the bitmap's capacity as a lower bound.
-        return Distinct { value: (m * m.ln()) as u32, exact: false, saturated: true };
+        return Distinct {
+            value: (m * m.ln()) as u32,
+            exact: false,
+            saturated: true,
+        };
     }
     let n = -m * std::primitive::f64::ln(zero as f64 / m);
-    Distinct { value: n.round() as u32, exact: false, saturated: false }
+    Distinct {
+        value: n.round() as u32,
+        exact: false,
+        saturated: false,
+    }
 }

@@ -6,7 +6,10 @@
 //! sides.
 
 use crate::{
-    classify::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PARSE_ERROR_SLOTS, ParseError, Summary},
+    classify::{
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PARSE_ERROR_SLOTS, ParseError,
+        Summary,
+    },
     sketch::{BITMAP_WORDS, SET_SLOTS, addr_hash, bitmap_insert, port_hash, set_insert},
 };
 
@@ -274,7 +277,11 @@ pub enum DstUpdate {
 #[inline(always)]
 pub fn dst_update(s: &Summary, dir: u32) -> DstUpdate {
     if dir == DIR_INGRESS {
-        if s.is_syn() { DstUpdate::SynIn } else { DstUpdate::None }
+        if s.is_syn() {
+            DstUpdate::SynIn
+        } else {
+            DstUpdate::None
+        }
     } else if s.is_syn_ack() || s.is_rst() {
         DstUpdate::ReplyOut
     } else {
@@ -390,8 +397,27 @@ impl Globals {
     /// Adds another set of counters (summing CPUs or directions).
     pub fn merge(&mut self, o: &Globals) {
         macro_rules! sum { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
-        sum!(packets, bytes, arp, non_ip, ipv4, ipv6, tcp, udp, icmp, icmpv6, other_l4, fragments,
-             syn, syn_ack, rst, src_inserts, src_failures, dst_inserts, dst_failures);
+        sum!(
+            packets,
+            bytes,
+            arp,
+            non_ip,
+            ipv4,
+            ipv6,
+            tcp,
+            udp,
+            icmp,
+            icmpv6,
+            other_l4,
+            fragments,
+            syn,
+            syn_ack,
+            rst,
+            src_inserts,
+            src_failures,
+            dst_inserts,
+            dst_failures
+        );
         for (a, b) in self.parse_errors.iter_mut().zip(o.parse_errors.iter()) {
             *a += b;
         }

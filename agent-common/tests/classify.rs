@@ -7,8 +7,8 @@ use agent_common::{
     ParseError, Summary,
     classify::{
         ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, FRAG_FIRST, FRAG_LATER, FRAG_NONE,
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE,
-        TCP_FIN, TCP_NS, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, classify_l3,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN,
+        TCP_NS, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, classify_l3,
     },
     classify_eth, classify_ip,
     packet::{Packet, Snapshot},
@@ -66,7 +66,12 @@ fn check(p: &Pkt, want: Summary) {
 fn check_prefixes(p: &Pkt, want: &Summary, f: fn(&[u8]) -> Result<Summary, ParseError>) {
     for k in 0..=p.bytes.len() {
         let got = f(&p.bytes[..k]);
-        assert_eq!(got, p.expect_prefix(want, k), "prefix of {k} bytes of {:02x?}", p.bytes);
+        assert_eq!(
+            got,
+            p.expect_prefix(want, k),
+            "prefix of {k} bytes of {:02x?}",
+            p.bytes
+        );
     }
 }
 
@@ -124,7 +129,11 @@ fn ipv4_tcp_every_flag_bit() {
             payload_off: 54,
             ..v4_base(54)
         };
-        assert_eq!(classify_eth(p.bytes.as_slice()), Ok(want), "flags {flags:#x}");
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Ok(want),
+            "flags {flags:#x}"
+        );
     }
 }
 
@@ -167,7 +176,9 @@ fn ipv4_tcp_max_options_and_payload() {
 
 #[test]
 fn ipv4_udp() {
-    let p = eth(&Ipv4::new(A, B).ttl(3).build(&udp(5353, 53).with_payload(b"query")));
+    let p = eth(&Ipv4::new(A, B)
+        .ttl(3)
+        .build(&udp(5353, 53).with_payload(b"query")));
     let want = Summary {
         proto: IPPROTO_UDP,
         src_port: 5353,
@@ -194,7 +205,12 @@ fn ipv4_udp_zero_ports() {
 
 #[test]
 fn ipv4_icmp_echo_request_reply_unreachable() {
-    for (ty, code, probe) in [(8u8, 0u8, true), (0, 0, false), (3, 3, false), (3, 13, false)] {
+    for (ty, code, probe) in [
+        (8u8, 0u8, true),
+        (0, 0, false),
+        (3, 3, false),
+        (3, 13, false),
+    ] {
         let p = eth(&Ipv4::new(A, B).build(&icmp(ty, code).with_payload(&[7; 56])));
         let want = Summary {
             proto: IPPROTO_ICMP,
@@ -286,7 +302,10 @@ fn ipv4_later_fragment_has_no_l4() {
         assert!(!s.has_l4() && !s.is_syn() && !s.is_probe());
     }
     // With options too: still no L4, and a later fragment with nothing after the header.
-    let p = eth(&Ipv4::new(A, B).options(8).frag(3, false).build(&raw(IPPROTO_UDP, &[])));
+    let p = eth(&Ipv4::new(A, B)
+        .options(8)
+        .frag(3, false)
+        .build(&raw(IPPROTO_UDP, &[])));
     let want = Summary {
         proto: IPPROTO_UDP,
         fragment: FRAG_LATER,
@@ -298,7 +317,10 @@ fn ipv4_later_fragment_has_no_l4() {
 #[test]
 fn ipv4_unknown_protocol() {
     let p = eth(&Ipv4::new(A, B).build(&raw(47, &[0, 0, 0x08, 0, 1, 2, 3, 4])));
-    let want = Summary { proto: 47, ..v4_base(42) };
+    let want = Summary {
+        proto: 47,
+        ..v4_base(42)
+    };
     check(&p, want);
     let s = classify_eth(p.bytes.as_slice()).unwrap();
     assert!(s.is_ip() && !s.has_l4() && !s.is_probe());
@@ -328,7 +350,10 @@ fn ipv4_ttl_and_trailing_padding() {
 
 #[test]
 fn vlan_8021q() {
-    let p = eth_tagged(&[dot1q(100)], &Ipv4::new(A, B).build(&tcp(5000, 80, TCP_SYN)));
+    let p = eth_tagged(
+        &[dot1q(100)],
+        &Ipv4::new(A, B).build(&tcp(5000, 80, TCP_SYN)),
+    );
     let want = Summary {
         proto: IPPROTO_TCP,
         src_port: 5000,
@@ -363,7 +388,10 @@ fn vlan_qinq_8021ad_then_8021q() {
     // Two 802.1Q tags (old-style QinQ) are accepted too.
     let p = eth_tagged(&[dot1q(1), dot1q(2)], &Ipv4::new(A, B).build(&udp(1, 2)));
     let s = classify_eth(p.bytes.as_slice()).unwrap();
-    assert_eq!((s.vlan_depth, s.l3_off, s.l4_off, s.ethertype), (2, 22, 42, ETH_P_IPV4));
+    assert_eq!(
+        (s.vlan_depth, s.l3_off, s.l4_off, s.ethertype),
+        (2, 22, 42, ETH_P_IPV4)
+    );
 }
 
 #[test]
@@ -374,11 +402,21 @@ fn vlan_three_tags_is_an_error() {
         [dot1ad(1), dot1ad(2), dot1ad(3)],
     ] {
         let p = eth_tagged(&tags, &Ipv4::new(A, B).build(&udp(1, 2)));
-        assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::TooManyVlanTags));
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::TooManyVlanTags)
+        );
         // Even when the third tag itself is cut off: the second tag announces a third.
-        assert_eq!(classify_eth(&p.bytes[..22]), Err(ParseError::TooManyVlanTags));
+        assert_eq!(
+            classify_eth(&p.bytes[..22]),
+            Err(ParseError::TooManyVlanTags)
+        );
         for k in 0..22 {
-            assert_eq!(classify_eth(&p.bytes[..k]), Err(ParseError::Truncated), "prefix {k}");
+            assert_eq!(
+                classify_eth(&p.bytes[..k]),
+                Err(ParseError::Truncated),
+                "prefix {k}"
+            );
         }
     }
 }
@@ -427,7 +465,12 @@ fn arp_and_other_non_ip() {
     let p = eth(&non_ip(0x88b5, &[]));
     assert_eq!(
         classify_eth(p.bytes.as_slice()),
-        Ok(Summary { wire_len: 14, ethertype: 0x88b5, l3_off: 14, ..blank() })
+        Ok(Summary {
+            wire_len: 14,
+            ethertype: 0x88b5,
+            l3_off: 14,
+            ..blank()
+        })
     );
 }
 
@@ -437,7 +480,9 @@ fn arp_and_other_non_ip() {
 
 #[test]
 fn ipv6_tcp() {
-    let p = eth(&Ipv6::new(v6a(), v6b()).hop_limit(1).build(&tcp(443, 50000, TCP_SYN | TCP_ACK)));
+    let p = eth(&Ipv6::new(v6a(), v6b())
+        .hop_limit(1)
+        .build(&tcp(443, 50000, TCP_SYN | TCP_ACK)));
     let want = Summary {
         proto: IPPROTO_TCP,
         src_port: 443,
@@ -469,7 +514,12 @@ fn ipv6_udp() {
 
 #[test]
 fn ipv6_icmpv6() {
-    for (ty, code, probe) in [(128u8, 0u8, true), (129, 0, false), (1, 4, false), (135, 0, false)] {
+    for (ty, code, probe) in [
+        (128u8, 0u8, true),
+        (129, 0, false),
+        (1, 4, false),
+        (135, 0, false),
+    ] {
         let p = eth(&Ipv6::new(v6a(), v6b()).build(&icmpv6(ty, code).with_payload(&[1; 8])));
         let want = Summary {
             proto: IPPROTO_ICMPV6,
@@ -532,7 +582,9 @@ fn ipv6_atomic_fragment_is_not_a_fragment() {
 fn ipv6_later_fragment() {
     let bogus = tcp(6666, 22, TCP_SYN);
     for (off, m) in [(1u16, true), (1, false), (0x1fff, false)] {
-        let ip = Ipv6::new(v6a(), v6b()).ext(Ext::HopByHop(0)).ext(Ext::Fragment(off, m));
+        let ip = Ipv6::new(v6a(), v6b())
+            .ext(Ext::HopByHop(0))
+            .ext(Ext::Fragment(off, m));
         let p = eth(&ip.build(&bogus));
         let want = Summary {
             proto: IPPROTO_TCP,
@@ -546,7 +598,9 @@ fn ipv6_later_fragment() {
     }
     // A later fragment whose fragmentable part starts with more extension headers: walking
     // stops at the fragment header and `proto` is what it announces.
-    let ip = Ipv6::new(v6a(), v6b()).ext(Ext::Fragment(2, true)).ext(Ext::DestOpts(0));
+    let ip = Ipv6::new(v6a(), v6b())
+        .ext(Ext::Fragment(2, true))
+        .ext(Ext::DestOpts(0));
     let p = eth(&ip.build(&udp(1, 2)));
     let want = Summary {
         proto: 60,
@@ -577,7 +631,10 @@ fn ipv6_six_extension_headers_ok_seven_rejected() {
 
     let ip = ip.ext(Ext::DestOpts(0));
     let p = eth(&ip.build(&udp(7, 8)));
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadExtHeaders));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::BadExtHeaders)
+    );
 
     // Seven of mixed kinds, including a fragment header.
     let ip = Ipv6::new(v6a(), v6b())
@@ -589,7 +646,10 @@ fn ipv6_six_extension_headers_ok_seven_rejected() {
         .ext(Ext::DestOpts(0))
         .ext(Ext::DestOpts(0));
     let p = eth(&ip.build(&tcp(1, 2, TCP_SYN)));
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadExtHeaders));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::BadExtHeaders)
+    );
 }
 
 #[test]
@@ -609,7 +669,9 @@ fn ipv6_authentication_header() {
     };
     check(&p, want);
     // The smallest AH (length 1: 12 bytes, with an 8-byte-aligned... no ICV padding).
-    let ip = Ipv6::new(v6a(), v6b()).ext(Ext::HopByHop(0)).ext(Ext::Ah(1));
+    let ip = Ipv6::new(v6a(), v6b())
+        .ext(Ext::HopByHop(0))
+        .ext(Ext::Ah(1));
     let p = eth(&ip.build(&udp(5, 6)));
     let want = Summary {
         proto: IPPROTO_UDP,
@@ -626,12 +688,19 @@ fn ipv6_authentication_header() {
 #[test]
 fn ipv6_no_next_header() {
     let p = eth(&Ipv6::new(v6a(), v6b()).build(&raw(59, &[])));
-    let want = Summary { proto: 59, ..v6_base(54) };
+    let want = Summary {
+        proto: 59,
+        ..v6_base(54)
+    };
     check(&p, want);
     // After an extension header, with trailing bytes that must be ignored.
     let ip = Ipv6::new(v6a(), v6b()).ext(Ext::DestOpts(0));
     let p = eth(&ip.build(&raw(59, &[0x11; 12])));
-    let want = Summary { proto: 59, ext_hdrs: 1, ..v6_base(54 + 8 + 12) };
+    let want = Summary {
+        proto: 59,
+        ext_hdrs: 1,
+        ..v6_base(54 + 8 + 12)
+    };
     check(&p, want);
     let s = classify_eth(p.bytes.as_slice()).unwrap();
     assert!(!s.has_l4() && !s.is_probe());
@@ -643,12 +712,18 @@ fn ipv6_extension_header_past_end() {
     let ip = Ipv6::new(v6a(), v6b()).ext(Ext::HopByHop(255));
     let mut p = eth(&ip.build(&udp(1, 2)));
     p.bytes.truncate(54 + 100);
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadExtHeaders));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::BadExtHeaders)
+    );
     // The same followed by "no next header": still past the end.
     let ip = Ipv6::new(v6a(), v6b()).ext(Ext::HopByHop(3));
     let mut p = eth(&ip.build(&raw(59, &[])));
     p.bytes.truncate(54 + 31);
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadExtHeaders));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::BadExtHeaders)
+    );
     p.bytes.push(0);
     assert_eq!(classify_eth(p.bytes.as_slice()).map(|s| s.ext_hdrs), Ok(1));
 }
@@ -656,7 +731,10 @@ fn ipv6_extension_header_past_end() {
 #[test]
 fn ipv6_esp_is_opaque() {
     let p = eth(&Ipv6::new(v6a(), v6b()).build(&raw(50, &[0; 16])));
-    let want = Summary { proto: 50, ..v6_base(70) };
+    let want = Summary {
+        proto: 50,
+        ..v6_base(70)
+    };
     check(&p, want);
 }
 
@@ -710,15 +788,26 @@ fn classify_ip_at_offset() {
     };
     assert_eq!(classify_ip(b.as_slice(), 4), Ok(want));
     assert_eq!(classify_ip(b.as_slice(), 32), Err(ParseError::Truncated));
-    assert_eq!(classify_ip(b.as_slice(), usize::MAX), Err(ParseError::Truncated));
+    assert_eq!(
+        classify_ip(b.as_slice(), usize::MAX),
+        Err(ParseError::Truncated)
+    );
 }
 
 #[test]
 fn classify_ip_bad_version() {
     for v in [0u8, 1, 5, 7, 15] {
         let p = raw_ip(&Ipv4::new(A, B).version(v).build(&udp(1, 2)));
-        assert_eq!(classify_ip(p.bytes.as_slice(), 0), Err(ParseError::BadIpHeader), "v{v}");
-        assert_eq!(classify_ip(&p.bytes[..1], 0), Err(ParseError::BadIpHeader), "v{v}");
+        assert_eq!(
+            classify_ip(p.bytes.as_slice(), 0),
+            Err(ParseError::BadIpHeader),
+            "v{v}"
+        );
+        assert_eq!(
+            classify_ip(&p.bytes[..1], 0),
+            Err(ParseError::BadIpHeader),
+            "v{v}"
+        );
     }
     assert_eq!(classify_ip(&[] as &[u8], 0), Err(ParseError::Truncated));
 }
@@ -729,7 +818,14 @@ fn classify_l3_direct() {
     let s = classify_l3(net.bytes.as_slice(), ETH_P_IPV4, 0).unwrap();
     assert_eq!((s.family, s.l3_off, s.l4_off, s.src_port), (4, 0, 20, 1));
     let s = classify_l3(net.bytes.as_slice(), ETH_P_ARP, 0).unwrap();
-    assert_eq!(s, Summary { wire_len: 28, ethertype: ETH_P_ARP, ..blank() });
+    assert_eq!(
+        s,
+        Summary {
+            wire_len: 28,
+            ethertype: ETH_P_ARP,
+            ..blank()
+        }
+    );
 }
 
 // ----------------------------------------------------------------------------------------
@@ -740,7 +836,11 @@ fn classify_l3_direct() {
 fn ipv4_ihl_below_5() {
     for ihl in 0..5 {
         let p = eth(&Ipv4::new(A, B).ihl(ihl).build(&tcp(1, 2, TCP_SYN)));
-        assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadIpHeader), "ihl {ihl}");
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::BadIpHeader),
+            "ihl {ihl}"
+        );
     }
 }
 
@@ -756,22 +856,36 @@ fn ipv4_ihl_past_end() {
 fn ipv4_wrong_version() {
     for v in [0u8, 6, 5, 15] {
         let p = eth(&Ipv4::new(A, B).version(v).build(&udp(1, 2)));
-        assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadIpHeader), "v{v}");
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::BadIpHeader),
+            "v{v}"
+        );
     }
     // An IPv6 header announced with the IPv6 EtherType but version 4.
     let p = eth(&Ipv6::new(v6a(), v6b()).version(4).build(&udp(1, 2)));
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadIpHeader));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::BadIpHeader)
+    );
 }
 
 #[test]
 fn ipv4_tot_len_below_header() {
     for tot in [0u16, 1, 19] {
         let p = eth(&Ipv4::new(A, B).tot_len(tot).build(&udp(1, 2)));
-        assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadIpHeader), "{tot}");
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::BadIpHeader),
+            "{tot}"
+        );
     }
     // Below the header with options.
     let p = eth(&Ipv4::new(A, B).options(8).tot_len(27).build(&udp(1, 2)));
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadIpHeader));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::BadIpHeader)
+    );
     // Exactly the header: fine (then the L4 header is looked for in the frame anyway).
     let p = eth(&Ipv4::new(A, B).tot_len(20).build(&udp(1, 2)));
     assert_eq!(classify_eth(p.bytes.as_slice()).map(|s| s.dst_port), Ok(2));
@@ -781,9 +895,17 @@ fn ipv4_tot_len_below_header() {
 fn tcp_data_offset_below_5() {
     for doff in 0..5 {
         let p = eth(&Ipv4::new(A, B).build(&tcp(1, 2, TCP_SYN).with_doff(doff)));
-        assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadL4Header), "{doff}");
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::BadL4Header),
+            "{doff}"
+        );
         let p = eth(&Ipv6::new(v6a(), v6b()).build(&tcp(1, 2, TCP_SYN).with_doff(doff)));
-        assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::BadL4Header), "{doff}");
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::BadL4Header),
+            "{doff}"
+        );
     }
 }
 
@@ -792,7 +914,10 @@ fn tcp_data_offset_past_end() {
     // The header claims 60 bytes, only the fixed 20 are there.
     let p = eth(&Ipv4::new(A, B).build(&tcp(1, 2, TCP_SYN).with_doff(15)));
     assert_eq!(p.bytes.len(), 54);
-    assert_eq!(classify_eth(p.bytes.as_slice()), Err(ParseError::L4Truncated));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::L4Truncated)
+    );
 }
 
 #[test]
@@ -807,7 +932,11 @@ fn l4_cut_is_l4_truncated() {
     ];
     for p in cases {
         for k in p.net_end..p.l4_end {
-            assert_eq!(classify_eth(&p.bytes[..k]), Err(ParseError::L4Truncated), "{k}");
+            assert_eq!(
+                classify_eth(&p.bytes[..k]),
+                Err(ParseError::L4Truncated),
+                "{k}"
+            );
         }
         assert!(classify_eth(&p.bytes[..p.l4_end]).is_ok());
     }
@@ -835,7 +964,15 @@ fn ip_family_does_not_leak_into_non_ip() {
     let net = Ipv4::new(A, B).build(&tcp(1, 2, TCP_SYN));
     let p = eth(&non_ip(0x9000, &net.bytes));
     let s = classify_eth(p.bytes.as_slice()).unwrap();
-    assert_eq!(s, Summary { wire_len: 54, ethertype: 0x9000, l3_off: 14, ..blank() });
+    assert_eq!(
+        s,
+        Summary {
+            wire_len: 54,
+            ethertype: 0x9000,
+            l3_off: 14,
+            ..blank()
+        }
+    );
 }
 
 // ----------------------------------------------------------------------------------------
@@ -845,7 +982,10 @@ fn ip_family_does_not_leak_into_non_ip() {
 #[test]
 fn snapshot_wire_len_is_orig_len() {
     let p = eth(&Ipv4::new(A, B).build(&tcp(1, 2, TCP_SYN).with_payload(&[0; 1400])));
-    let snap = Snapshot { data: &p.bytes[..96], orig_len: p.bytes.len() };
+    let snap = Snapshot {
+        data: &p.bytes[..96],
+        orig_len: p.bytes.len(),
+    };
     assert_eq!(snap.len(), 96);
     assert_eq!(snap.wire_len(), 1454);
     assert!(!snap.is_empty());
@@ -863,13 +1003,22 @@ fn snapshot_wire_len_is_orig_len() {
     // Through a reference, too.
     assert_eq!(classify_eth(&&snap), Ok(want));
     // orig_len smaller than the capture: the capture length wins.
-    let snap = Snapshot { data: &p.bytes[..96], orig_len: 10 };
+    let snap = Snapshot {
+        data: &p.bytes[..96],
+        orig_len: 10,
+    };
     assert_eq!(snap.wire_len(), 96);
     assert_eq!(classify_eth(&snap).map(|s| s.wire_len), Ok(96));
     // Errors are judged on the captured bytes, not the wire length.
-    let snap = Snapshot { data: &p.bytes[..40], orig_len: 1454 };
+    let snap = Snapshot {
+        data: &p.bytes[..40],
+        orig_len: 1454,
+    };
     assert_eq!(classify_eth(&snap), Err(ParseError::L4Truncated));
-    let snap = Snapshot { data: &[], orig_len: 1454 };
+    let snap = Snapshot {
+        data: &[],
+        orig_len: 1454,
+    };
     assert!(snap.is_empty());
     assert_eq!(classify_eth(&snap), Err(ParseError::Truncated));
 }
@@ -899,7 +1048,11 @@ fn parse_error_slots_and_names() {
         assert_eq!(*e as usize, i + 1);
         assert!((*e as usize) < PARSE_ERROR_SLOTS);
         assert!(names.insert(e.name()));
-        assert!(e.name().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        assert!(
+            e.name()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
     }
     assert_eq!(ParseError::L4Truncated.name(), "l4_truncated");
     assert_eq!(std::mem::size_of::<Summary>(), 64);
@@ -908,9 +1061,11 @@ fn parse_error_slots_and_names() {
 #[test]
 fn eth_and_ip_helpers_agree() {
     // The same IP packet classified framed and raw differs only by the offsets.
-    let net = Ipv6::new(v6a(), v6b())
-        .ext(Ext::HopByHop(1))
-        .build(&tcp(9, 10, TCP_SYN | TCP_ECE | TCP_CWR));
+    let net = Ipv6::new(v6a(), v6b()).ext(Ext::HopByHop(1)).build(&tcp(
+        9,
+        10,
+        TCP_SYN | TCP_ECE | TCP_CWR,
+    ));
     let framed = classify_eth(eth(&net).bytes.as_slice()).unwrap();
     let raw = classify_ip(raw_ip(&net).bytes.as_slice(), 0).unwrap();
     assert_eq!(

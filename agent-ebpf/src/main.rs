@@ -105,6 +105,12 @@ pub fn picket_xdp(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// Returns XDP_PASS and nothing else: the baseline `picket bench` measures against.
+#[xdp]
+pub fn picket_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 #[classifier]
 pub fn picket_tc_ingress(ctx: TcContext) -> i32 {
     tc_account(&ctx, DIR_INGRESS);

@@ -34,13 +34,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Repetitions per BPF_PROG_TEST_RUN call for the single-packet cases.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Rounds (each case runs once per round, interleaved with the baseline).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Distinct sources for the many-sources case.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     pub sources: u32,
 }
 

@@ -60,6 +60,12 @@ impl KernelMaps {
         Ok(self.current.epoch)
     }
 
+    /// Turns per-destination SYN tracking on or off.
+    pub fn set_track_dests(&mut self, on: bool) -> Result<()> {
+        self.current.flags = if on { CONFIG_TRACK_DESTS } else { 0 };
+        self.write_config()
+    }
+
     fn write_config(&mut self) -> Result<()> {
         self.config.set(0, self.current, 0).context("cannot write the CONFIG map")
     }

@@ -126,27 +126,53 @@ pub enum L4 {
 
 /// TCP with the given flags and no options or payload.
 pub fn tcp(sport: u16, dport: u16, flags: u16) -> L4 {
-    L4::Tcp { sport, dport, flags, opts: Vec::new(), doff: None, payload: Vec::new() }
+    L4::Tcp {
+        sport,
+        dport,
+        flags,
+        opts: Vec::new(),
+        doff: None,
+        payload: Vec::new(),
+    }
 }
 
 /// UDP with no payload.
 pub fn udp(sport: u16, dport: u16) -> L4 {
-    L4::Udp { sport, dport, payload: Vec::new() }
+    L4::Udp {
+        sport,
+        dport,
+        payload: Vec::new(),
+    }
 }
 
 /// ICMP with no payload.
 pub fn icmp(ty: u8, code: u8) -> L4 {
-    L4::Icmp { v6: false, ty, code, rest: [0, 1, 0, 1], payload: Vec::new() }
+    L4::Icmp {
+        v6: false,
+        ty,
+        code,
+        rest: [0, 1, 0, 1],
+        payload: Vec::new(),
+    }
 }
 
 /// ICMPv6 with no payload.
 pub fn icmpv6(ty: u8, code: u8) -> L4 {
-    L4::Icmp { v6: true, ty, code, rest: [0, 1, 0, 1], payload: Vec::new() }
+    L4::Icmp {
+        v6: true,
+        ty,
+        code,
+        rest: [0, 1, 0, 1],
+        payload: Vec::new(),
+    }
 }
 
 /// Raw bytes of protocol `proto`.
 pub fn raw(proto: u8, bytes: &[u8]) -> L4 {
-    L4::Raw { proto, bytes: bytes.to_vec() }
+    L4::Raw {
+        proto,
+        bytes: bytes.to_vec(),
+    }
 }
 
 impl L4 {
@@ -207,7 +233,14 @@ impl L4 {
     pub fn bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
-            L4::Tcp { sport, dport, flags, opts, doff, payload } => {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+                opts,
+                doff,
+                payload,
+            } => {
                 b.extend_from_slice(&sport.to_be_bytes());
                 b.extend_from_slice(&dport.to_be_bytes());
                 b.extend_from_slice(&0x0102_0304u32.to_be_bytes()); // seq
@@ -221,14 +254,24 @@ impl L4 {
                 b.extend_from_slice(opts);
                 b.extend_from_slice(payload);
             }
-            L4::Udp { sport, dport, payload } => {
+            L4::Udp {
+                sport,
+                dport,
+                payload,
+            } => {
                 b.extend_from_slice(&sport.to_be_bytes());
                 b.extend_from_slice(&dport.to_be_bytes());
                 b.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
                 b.extend_from_slice(&[0, 0]);
                 b.extend_from_slice(payload);
             }
-            L4::Icmp { ty, code, rest, payload, .. } => {
+            L4::Icmp {
+                ty,
+                code,
+                rest,
+                payload,
+                ..
+            } => {
                 b.push(*ty);
                 b.push(*code);
                 b.extend_from_slice(&[0, 0]);
@@ -314,7 +357,7 @@ impl Ipv4 {
 
     /// Adds `n` bytes of options (NOPs ending in EOL; `n` a multiple of 4, at most 40).
     pub fn options(mut self, n: usize) -> Self {
-        assert!(n % 4 == 0 && n <= 40);
+        assert!(n.is_multiple_of(4) && n <= 40);
         self.options = vec![1u8; n];
         if n > 0 {
             self.options[n - 1] = 0;
@@ -372,7 +415,9 @@ impl Ipv4 {
         let body = l4.bytes();
         let hdr_words = (20 + self.options.len()) / 4;
         let ihl = self.ihl.unwrap_or(hdr_words as u8);
-        let tot = self.tot_len.unwrap_or((20 + self.options.len() + body.len()) as u16);
+        let tot = self
+            .tot_len
+            .unwrap_or((20 + self.options.len() + body.len()) as u16);
         let mut b = Vec::new();
         b.push((self.version << 4) | (ihl & 0x0f));
         b.push(0); // tos
@@ -395,7 +440,11 @@ impl Ipv4 {
         b.extend_from_slice(&body);
         let later = self.frag_offset != 0;
         let proto = self.proto.unwrap_or(l4.proto());
-        let l4_hdr_len = if later || !matches!(proto, 1 | 6 | 17 | 58) { 0 } else { l4.hdr_len() };
+        let l4_hdr_len = if later || !matches!(proto, 1 | 6 | 17 | 58) {
+            0
+        } else {
+            l4.hdr_len()
+        };
         Net {
             ethertype: ETH_P_IPV4,
             bytes: b,
@@ -486,7 +535,14 @@ pub struct Ipv6 {
 impl Ipv6 {
     /// A plain header from `src` to `dst`, hop limit 64.
     pub fn new(src: [u8; 16], dst: [u8; 16]) -> Self {
-        Ipv6 { src, dst, hop_limit: 64, exts: Vec::new(), version: 6, last_nh: None }
+        Ipv6 {
+            src,
+            dst,
+            hop_limit: 64,
+            exts: Vec::new(),
+            version: 6,
+            last_nh: None,
+        }
     }
 
     /// Sets the hop limit.
@@ -526,10 +582,10 @@ impl Ipv6 {
             if !later {
                 net_len += e.len();
             }
-            if let Ext::Fragment(off, _) = e {
-                if *off != 0 {
-                    later = true;
-                }
+            if let Ext::Fragment(off, _) = e
+                && *off != 0
+            {
+                later = true;
             }
         }
         let payload_len = (ext_bytes.len() + body.len()) as u16;
@@ -542,14 +598,30 @@ impl Ipv6 {
         b.extend_from_slice(&self.dst);
         b.extend_from_slice(&ext_bytes);
         b.extend_from_slice(&body);
-        let l4_hdr_len = if later || !matches!(last, 1 | 6 | 17 | 58) { 0 } else { l4.hdr_len() };
-        Net { ethertype: ETH_P_IPV6, bytes: b, fixed_len: 40, net_len, l4_hdr_len }
+        let l4_hdr_len = if later || !matches!(last, 1 | 6 | 17 | 58) {
+            0
+        } else {
+            l4.hdr_len()
+        };
+        Net {
+            ethertype: ETH_P_IPV6,
+            bytes: b,
+            fixed_len: 40,
+            net_len,
+            l4_hdr_len,
+        }
     }
 }
 
 /// A non-IP L3 payload.
 pub fn non_ip(ethertype: u16, bytes: &[u8]) -> Net {
-    Net { ethertype, bytes: bytes.to_vec(), fixed_len: 0, net_len: 0, l4_hdr_len: 0 }
+    Net {
+        ethertype,
+        bytes: bytes.to_vec(),
+        fixed_len: 0,
+        net_len: 0,
+        l4_hdr_len: 0,
+    }
 }
 
 /// A 28-byte ARP request (who-has 10.0.0.2 tell 10.0.0.1).
@@ -648,6 +720,9 @@ impl Pkt {
         if k < self.l4_end {
             return Err(L4Truncated);
         }
-        Ok(Summary { wire_len: k as u32, ..*full })
+        Ok(Summary {
+            wire_len: k as u32,
+            ..*full
+        })
     }
 }

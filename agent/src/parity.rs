@@ -1,0 +1,120 @@
+//! Kernel parity: feed frames through the loaded BPF programs with `BPF_PROG_TEST_RUN` and
+//! through the host model ([`crate::model::HostMaps`]), then compare the resulting maps.
+
+use std::collections::BTreeMap;
+
+use agent_common::{
+    classify_eth,
+    state::{AddrKey, DIR_INGRESS, DstState, SrcState},
+};
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+};
+
+use crate::{
+    loader::{self, MapSizes, PROG_TC_EGRESS, PROG_XDP},
+    maps::KernelMaps,
+    model::HostMaps,
+    snapshot::Snapshot,
+};
+
+/// Smallest frame `BPF_PROG_TEST_RUN` accepts (an Ethernet header).
+pub const MIN_FRAME: usize = 14;
+
+/// The loaded programs and maps, ready to run frames.
+pub struct KernelRunner {
+    ebpf: Ebpf,
+    maps: KernelMaps,
+}
+
+impl KernelRunner {
+    /// Loads the BPF object (needs root or CAP_BPF+CAP_PERFMON) with the given map sizes.
+    pub fn load(sizes: MapSizes) -> Result<Self> {
+        let mut ebpf = loader::load(sizes)?;
+        let maps = KernelMaps::take(&mut ebpf, true)?;
+        Ok(KernelRunner { ebpf, maps })
+    }
+
+    /// Runs one frame through the ingress (XDP) or egress (TC) program.
+    pub fn run(&mut self, frame: &[u8], dir: u32) -> Result<()> {
+        let opts = TestRunOptions { data_in: Some(frame), repeat: 1, ..Default::default() };
+        let name = if dir == DIR_INGRESS { PROG_XDP } else { PROG_TC_EGRESS };
+        let prog = self.ebpf.program_mut(name).context("program missing")?;
+        let r = if dir == DIR_INGRESS {
+            let p: &mut Xdp = prog.try_into()?;
+            p.test_run(opts)?
+        } else {
+            let p: &mut SchedClassifier = prog.try_into()?;
+            p.test_run(opts)?
+        };
+        // XDP_PASS is 2, TC_ACT_OK is 0: Picket never drops.
+        let pass = if dir == DIR_INGRESS { 2 } else { 0 };
+        if r.return_value != pass {
+            bail!("{name} returned {} instead of passing the packet", r.return_value);
+        }
+        Ok(())
+    }
+
+    /// Reads the kernel maps.
+    pub fn read(&self) -> Result<Snapshot> {
+        self.maps.read()
+    }
+}
+
+/// Feeds `frames` (with their direction) through the kernel and the host model and returns
+/// every difference found, as readable lines (empty when they agree).
+pub fn compare(runner: &mut KernelRunner, frames: &[(Vec<u8>, u32)]) -> Result<Vec<String>> {
+    let mut host = HostMaps::new();
+    for (frame, dir) in frames {
+        if frame.len() < MIN_FRAME {
+            continue;
+        }
+        runner.run(frame, *dir)?;
+        host.account(&classify_eth(frame.as_slice()), frame.len() as u64, *dir, 0);
+    }
+    let kernel = runner.read()?;
+    Ok(diff(&kernel, &host.snapshot(0, 0)))
+}
+
+/// Differences between a kernel snapshot and a host one, ignoring timestamps.
+pub fn diff(kernel: &Snapshot, host: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, dir) in ["ingress", "egress"].iter().enumerate() {
+        if kernel.globals[i] != host.globals[i] {
+            out.push(format!(
+                "global counters ({dir}) differ:\n  kernel {:?}\n  host   {:?}",
+                kernel.globals[i], host.globals[i]
+            ));
+        }
+    }
+    let strip_src = |s: &SrcState| SrcState { first_seen_ns: 0, last_seen_ns: 0, ..*s };
+    let strip_dst = |s: &DstState| DstState { first_seen_ns: 0, last_seen_ns: 0, ..*s };
+    diff_maps("source", &kernel.sources, &host.sources, strip_src, &mut out);
+    diff_maps("destination", &kernel.dests, &host.dests, strip_dst, &mut out);
+    out
+}
+
+fn diff_maps<V: PartialEq + std::fmt::Debug>(
+    what: &str,
+    kernel: &[(AddrKey, V)],
+    host: &[(AddrKey, V)],
+    strip: impl Fn(&V) -> V,
+    out: &mut Vec<String>,
+) {
+    let k: BTreeMap<_, _> = kernel.iter().map(|(a, v)| (*a, strip(v))).collect();
+    let h: BTreeMap<_, _> = host.iter().map(|(a, v)| (*a, strip(v))).collect();
+    for (addr, hv) in &h {
+        match k.get(addr) {
+            None => out.push(format!("{what} {} missing in the kernel map", addr.ip())),
+            Some(kv) if kv != hv => {
+                out.push(format!("{what} {} differs:\n  kernel {kv:?}\n  host   {hv:?}", addr.ip()))
+            }
+            Some(_) => {}
+        }
+    }
+    for addr in k.keys().filter(|a| !h.contains_key(*a)) {
+        out.push(format!("{what} {} only in the kernel map", addr.ip()));
+    }
+}

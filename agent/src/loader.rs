@@ -188,7 +188,8 @@ fn raise_memlock() {
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
 }
 
-fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+/// The OS error code at the bottom of an error chain, if any.
+pub(crate) fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>()

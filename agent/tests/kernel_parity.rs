@@ -1,0 +1,199 @@
+//! Kernel parity: the same frames through the real BPF programs (BPF_PROG_TEST_RUN) and
+//! through the host classifier and state model must leave identical maps.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use agent::{
+    frames,
+    loader::MapSizes,
+    parity::{KernelRunner, compare},
+};
+use agent_common::{
+    classify::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG},
+    state::{DIR_EGRESS, DIR_INGRESS},
+};
+
+fn runner() -> KernelRunner {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the kernel parity test loads BPF programs: run it as root (cargo xtask test)"
+    );
+    KernelRunner::load(MapSizes { sources: 1 << 18, dests: 1 << 14 }).expect("load the BPF object")
+}
+
+fn v4(a: u8, b: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 99, a, b)
+}
+
+fn v6(a: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, a)
+}
+
+/// Every frame kind the classifier handles, in both directions.
+fn crafted() -> Vec<(Vec<u8>, u32)> {
+    let mut f = Vec::new();
+    let syn = frames::tcp(40000, 80, TCP_SYN);
+    f.push(frames::ipv4(v4(0, 1), v4(0, 2), IPPROTO_TCP, 0, &syn));
+    for flags in [TCP_SYN | TCP_ACK, TCP_RST, TCP_RST | TCP_ACK, TCP_FIN | TCP_PSH | TCP_URG, 0, TCP_ACK | TCP_PSH] {
+        f.push(frames::ipv4(v4(0, 3), v4(0, 2), IPPROTO_TCP, 0, &frames::tcp(443, 50000, flags)));
+    }
+    f.push(frames::ipv4(v4(0, 4), v4(0, 2), IPPROTO_UDP, 0, &frames::udp(5353, 53, b"query")));
+    f.push(frames::ipv4(v4(0, 5), v4(0, 2), IPPROTO_UDP, 0, &frames::udp(53, 40001, b"answer")));
+    f.push(frames::ipv4(v4(0, 6), v4(0, 2), IPPROTO_ICMP, 0, &frames::icmp(8, 0)));
+    f.push(frames::ipv4(v4(0, 6), v4(0, 2), IPPROTO_ICMP, 0, &frames::icmp(3, 3)));
+    // Fragments: first (MF) parses L4, later ones carry no ports.
+    f.push(frames::ipv4(v4(0, 7), v4(0, 2), IPPROTO_UDP, 0x2000, &frames::udp(1234, 9999, &[0; 40])));
+    f.push(frames::ipv4(v4(0, 7), v4(0, 2), IPPROTO_UDP, 0x0005, &[0xde; 40]));
+    // IPv4 with 40 bytes of options.
+    let mut opts = frames::ipv4(v4(0, 8), v4(0, 2), IPPROTO_TCP, 0, &[0; 60]);
+    opts[14] = 0x4f;
+    opts[16..18].copy_from_slice(&80u16.to_be_bytes());
+    opts.truncate(14 + 60);
+    opts.extend_from_slice(&frames::tcp(41000, 22, TCP_SYN));
+    f.push(opts);
+    // VLAN and QinQ.
+    let base = frames::ipv4(v4(0, 9), v4(0, 2), IPPROTO_TCP, 0, &syn);
+    let mut vlan = base[..12].to_vec();
+    vlan.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+    vlan.extend_from_slice(&base[12..]);
+    f.push(vlan.clone());
+    let mut qinq = base[..12].to_vec();
+    qinq.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]);
+    qinq.extend_from_slice(&base[12..]);
+    f.push(qinq.clone());
+    let mut three = base[..12].to_vec();
+    three.extend_from_slice(&[0x88, 0xa8, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3]);
+    three.extend_from_slice(&base[12..]);
+    f.push(three);
+    // ARP and another non-IP EtherType.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    f.push(arp.clone());
+    arp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
+    f.push(arp);
+    // IPv6: plain TCP, extension chain, ICMPv6 echo, a later fragment.
+    f.push(frames::ipv6(v6(1), v6(2), &[], IPPROTO_TCP, &syn));
+    f.push(frames::ipv6_ext_syn(v6(3), v6(2)));
+    f.push(frames::ipv6(v6(4), v6(2), &[], IPPROTO_ICMPV6, &frames::icmp(128, 0)));
+    f.push(frames::ipv6(v6(5), v6(2), &[(44, vec![0, 0, 0x10, 0, 0, 0, 9])], IPPROTO_UDP, &[0; 24]));
+    let seven: Vec<(u8, Vec<u8>)> = (0..7).map(|_| (60, vec![1, 4, 0, 0, 0, 0])).collect();
+    f.push(frames::ipv6(v6(6), v6(2), &seven, IPPROTO_UDP, &frames::udp(1000, 2000, &[])));
+    // Malformed: truncated IPv4, bad IHL, bad version, TCP data offset < 5, cut L4.
+    let good = frames::ipv4(v4(0, 10), v4(0, 2), IPPROTO_TCP, 0, &syn);
+    f.push(good[..20].to_vec());
+    let mut bad = good.clone();
+    bad[14] = 0x43;
+    f.push(bad);
+    let mut bad = good.clone();
+    bad[14] = 0x55;
+    f.push(bad);
+    let mut bad = good.clone();
+    bad[14 + 20 + 12] = 0x30;
+    f.push(bad);
+    f.push(good[..14 + 20 + 6].to_vec());
+    let mut out: Vec<(Vec<u8>, u32)> = f.iter().map(|x| (x.clone(), DIR_INGRESS)).collect();
+    out.extend(f.into_iter().map(|x| (x, DIR_EGRESS)));
+    out
+}
+
+/// A scanner touching more than 64 ports and hosts, so the estimates are compared too.
+fn scan() -> Vec<(Vec<u8>, u32)> {
+    let mut out = Vec::new();
+    for port in 1..=700u16 {
+        let dst = v4(1, (port % 200) as u8);
+        out.push((frames::ipv4(v4(9, 9), dst, IPPROTO_TCP, 0, &frames::tcp(55555, port, TCP_SYN)), DIR_INGRESS));
+        out.push((frames::ipv4(dst, v4(9, 9), IPPROTO_TCP, 0, &frames::tcp(port, 55555, TCP_RST | TCP_ACK)), DIR_EGRESS));
+    }
+    out
+}
+
+/// Deterministic xorshift generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Mutations and truncations of the crafted frames, plus random bytes after an Ethernet
+/// header with an IP EtherType.
+fn random(n: usize) -> Vec<(Vec<u8>, u32)> {
+    let seeds = crafted();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let (mut f, dir) = seeds[rng.below(seeds.len() as u64) as usize].clone();
+        match rng.below(4) {
+            0 => {
+                for _ in 0..1 + rng.below(4) {
+                    let i = 14 + rng.below(f.len().saturating_sub(14).max(1) as u64) as usize;
+                    if i < f.len() {
+                        f[i] = rng.next() as u8;
+                    }
+                }
+            }
+            1 => {
+                let keep = 14 + rng.below(f.len().saturating_sub(13) as u64) as usize;
+                f.truncate(keep);
+            }
+            2 => {
+                let len = 14 + rng.below(120) as usize;
+                let et: u16 = if rng.below(2) == 0 { 0x0800 } else { 0x86dd };
+                f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+                f.extend_from_slice(&et.to_be_bytes());
+                while f.len() < len {
+                    f.push(rng.next() as u8);
+                }
+                // Keep the version nibble right half of the time, so parsing goes deep.
+                if f.len() > 14 && rng.below(2) == 0 {
+                    f[14] = if et == 0x0800 { 0x45 } else { 0x60 };
+                }
+            }
+            _ => {
+                // Same source pool, new ports: grows the sets.
+                if f.len() > 14 + 20 + 4 && f[12..14] == [0x08, 0x00] {
+                    let port = rng.next() as u16;
+                    f[36..38].copy_from_slice(&port.to_be_bytes());
+                }
+            }
+        }
+        out.push((f, dir));
+    }
+    out
+}
+
+fn assert_parity(frames: &[(Vec<u8>, u32)]) {
+    let mut k = runner();
+    let r = compare(&mut k, frames).expect("run frames through the kernel");
+    eprintln!("{} frames compared, {} refused by the kernel's test harness", r.compared, r.refused);
+    assert!(r.compared >= frames.len() * 9 / 10, "too few frames ran: {} of {}", r.compared, frames.len());
+    assert!(
+        r.diffs.is_empty(),
+        "kernel and host disagree on {} entries:\n{}",
+        r.diffs.len(),
+        r.diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn crafted_frames_match_host() {
+    assert_parity(&crafted());
+}
+
+#[test]
+fn scanner_sets_and_estimates_match_host() {
+    assert_parity(&scan());
+}
+
+#[test]
+fn mutated_and_random_frames_match_host() {
+    assert_parity(&random(20_000));
+}

@@ -188,3 +188,71 @@ impl Allowlist {
         findings.into_iter().filter(|f| !self.suppresses(f)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Details;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn finding(src: &str, value: f64) -> Finding {
+        Finding {
+            rule: Rule::PortScan,
+            scope: Scope::Source,
+            source: Some(src.parse().unwrap()),
+            destination: Some("192.0.2.1".parse().unwrap()),
+            value,
+            threshold: 30.0,
+            unit: "ports",
+            window_s: 10.0,
+            estimated: false,
+            details: Details::default(),
+        }
+    }
+
+    #[test]
+    fn one_start_rate_limited_updates_one_end() {
+        let mut e = Episodes::new(EpisodeTiming { update_every_s: 3.0, end_after_s: 2.0 });
+        let mut phases = Vec::new();
+        for t in 0..6u64 {
+            for ev in e.step(t * SEC, t * SEC, vec![finding("198.51.100.1", 40.0 + t as f64)]) {
+                phases.push((t, ev.phase, ev.episode));
+            }
+        }
+        for t in 6..10u64 {
+            for ev in e.step(t * SEC, t * SEC, vec![]) {
+                phases.push((t, ev.phase, ev.episode));
+                assert_eq!(ev.peak, 45.0);
+            }
+        }
+        assert_eq!(
+            phases,
+            vec![(0, Phase::Start, 1), (3, Phase::Update, 1), (7, Phase::End, 1)],
+        );
+        // A new detection afterwards is a new episode.
+        let ev = e.step(20 * SEC, 20 * SEC, vec![finding("198.51.100.1", 50.0)]);
+        assert_eq!((ev[0].phase, ev[0].episode), (Phase::Start, 2));
+    }
+
+    #[test]
+    fn offenders_have_separate_episodes_and_finish_ends_all() {
+        let mut e = Episodes::new(EpisodeTiming::default());
+        let ev = e.step(0, 0, vec![finding("198.51.100.1", 40.0), finding("198.51.100.2", 40.0)]);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(e.active_by_rule().get(&Rule::PortScan), Some(&2));
+        let end = e.finish(5 * SEC);
+        assert!(end.iter().all(|ev| ev.phase == Phase::End));
+        assert_eq!(end.len(), 2);
+        assert_eq!(end[0].duration_s(), 5.0);
+        assert!(e.active_by_rule().is_empty());
+    }
+
+    #[test]
+    fn allowlist_suppresses_offenders_in_its_networks() {
+        let allow = Allowlist::new(vec!["198.51.100.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()]);
+        let kept = allow.filter(vec![finding("198.51.100.7", 40.0), finding("203.0.113.9", 40.0), finding("2001:db8::1", 40.0)]);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].source, Some("203.0.113.9".parse().unwrap()));
+    }
+}

@@ -3,7 +3,10 @@
 
 use std::{collections::HashMap, fmt, net::IpAddr, str::FromStr};
 
-use agent_common::state::{AddrKey, DstState, SrcState};
+use agent_common::{
+    sketch::Distinct,
+    state::{AddrKey, DstState, SrcState},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::Snapshot;
@@ -203,17 +206,45 @@ pub struct Rates {
     pub icmp: f64,
 }
 
+/// Distinct counts of one source in one window.
+#[derive(Clone, Debug)]
+struct ScanCounts {
+    ports: Distinct,
+    hosts: Distinct,
+    ports_seen: Vec<u16>,
+    last_dst: [u8; 16],
+    packets: u64,
+}
+
+impl ScanCounts {
+    fn of(st: &SrcState) -> Self {
+        ScanCounts {
+            ports: st.distinct_ports(),
+            hosts: st.distinct_hosts(),
+            ports_seen: st.ports_seen(),
+            last_dst: st.last_dst,
+            packets: st.packets,
+        }
+    }
+}
+
 /// Applies the thresholds to successive snapshots.
+///
+/// Distinct counts come from tumbling windows (the kernel clears a source's sets in each
+/// new window). So that a scan or sweep spanning a window boundary is one episode rather
+/// than two, each source's final counts of the previous window stay in force during the
+/// next window: a detection ends one full quiet window after the activity stops.
 #[derive(Debug)]
 pub struct Detector {
     /// Thresholds in force (may be replaced between readings).
     pub thresholds: Thresholds,
     window_s: f64,
     last_mono_ns: Option<u64>,
+    epoch: u64,
     prev_src: HashMap<AddrKey, Prev>,
     prev_dst: HashMap<AddrKey, u64>,
-    /// Rates of each source over the last interval (sources with traffic only).
-    pub rates: Vec<(AddrKey, Rates)>,
+    window_counts: HashMap<AddrKey, ScanCounts>,
+    prev_window_counts: HashMap<AddrKey, ScanCounts>,
 }
 
 impl Detector {
@@ -223,9 +254,11 @@ impl Detector {
             thresholds,
             window_s,
             last_mono_ns: None,
+            epoch: 0,
             prev_src: HashMap::new(),
             prev_dst: HashMap::new(),
-            rates: Vec::new(),
+            window_counts: HashMap::new(),
+            prev_window_counts: HashMap::new(),
         }
     }
 
@@ -238,7 +271,10 @@ impl Detector {
             .map(|prev| snap.mono_ns.saturating_sub(prev) as f64 / 1e9)
             .filter(|dt| *dt > 0.0);
         let since_ns = self.last_mono_ns.unwrap_or(0);
-        self.rates.clear();
+        if snap.epoch != self.epoch {
+            self.prev_window_counts = std::mem::take(&mut self.window_counts);
+            self.epoch = snap.epoch;
+        }
         let mut next_src = HashMap::with_capacity(snap.sources.len());
         for (key, st) in &snap.sources {
             next_src.insert(
@@ -252,9 +288,16 @@ impl Detector {
                     first_seen_ns: st.first_seen_ns,
                 },
             );
-            if st.epoch == snap.epoch {
-                out.extend(scan_findings(t, self.window_s, key, st));
+            if st.epoch == snap.epoch && st.probes > 0 {
+                self.window_counts.insert(*key, ScanCounts::of(st));
             }
+            out.extend(scan_findings(
+                t,
+                self.window_s,
+                key,
+                self.window_counts.get(key),
+                self.prev_window_counts.get(key),
+            ));
             let Some(dt) = dt_s else { continue };
             if st.last_seen_ns < since_ns {
                 continue; // nothing new since the last reading
@@ -272,9 +315,6 @@ impl Detector {
                 udp: d(st.udp, |p| p.udp),
                 icmp: d(st.icmp, |p| p.icmp),
             };
-            if r.packets > 0.0 {
-                self.rates.push((*key, r));
-            }
             out.extend(flood_findings(t, dt, key, st, &r));
         }
         self.prev_src = next_src;
@@ -296,34 +336,44 @@ impl Detector {
     }
 }
 
-fn scan_findings(t: &Thresholds, window_s: f64, key: &AddrKey, st: &SrcState) -> Vec<Finding> {
+fn scan_findings(
+    t: &Thresholds,
+    window_s: f64,
+    key: &AddrKey,
+    cur: Option<&ScanCounts>,
+    prev: Option<&ScanCounts>,
+) -> Vec<Finding> {
+    // The larger of this window's counts and the previous window's final counts.
+    let pick = |f: fn(&ScanCounts) -> u32| match (cur, prev) {
+        (Some(c), Some(p)) => Some(if f(p) > f(c) { p } else { c }),
+        (c, p) => c.or(p),
+    };
     let mut out = Vec::new();
-    let ports = st.distinct_ports();
-    let hosts = st.distinct_hosts();
-    let base = |rule, d: agent_common::sketch::Distinct, threshold: u32, unit| Finding {
+    let finding = |rule, c: &ScanCounts, d: Distinct, threshold: u32, unit| Finding {
         rule,
         scope: Scope::Source,
         source: Some(key.ip()),
-        destination: Some(AddrKey { addr: st.last_dst }.ip()),
+        destination: Some(AddrKey { addr: c.last_dst }.ip()),
         value: d.value as f64,
         threshold: threshold as f64,
         unit,
         window_s,
         estimated: !d.exact,
         details: Details {
-            ports: st.ports_seen(),
-            distinct_ports: Some(ports.value),
-            distinct_hosts: Some(hosts.value),
-            packets: Some(st.packets),
+            ports: c.ports_seen.clone(),
+            distinct_ports: Some(c.ports.value),
+            distinct_hosts: Some(c.hosts.value),
+            packets: Some(c.packets),
             ..Details::default()
         },
     };
-    if ports.value >= t.port_scan_ports {
-        out.push(base(Rule::PortScan, ports, t.port_scan_ports, "ports"));
+    if let Some(c) = pick(|c| c.ports.value).filter(|c| c.ports.value >= t.port_scan_ports) {
+        out.push(finding(Rule::PortScan, c, c.ports, t.port_scan_ports, "ports"));
     }
-    if hosts.value >= t.host_sweep_hosts {
-        let mut f = base(Rule::HostSweep, hosts, t.host_sweep_hosts, "hosts");
+    if let Some(c) = pick(|c| c.hosts.value).filter(|c| c.hosts.value >= t.host_sweep_hosts) {
+        let mut f = finding(Rule::HostSweep, c, c.hosts, t.host_sweep_hosts, "hosts");
         f.destination = None;
+        f.details.ports.clear();
         out.push(f);
     }
     out
@@ -384,4 +434,163 @@ fn dst_flood_finding(
             ..Details::default()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use agent_common::{
+        classify::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN},
+        classify_eth,
+        state::{DIR_EGRESS, DIR_INGRESS},
+    };
+
+    use super::*;
+    use crate::{frames, model::HostMaps};
+
+    const SEC: u64 = 1_000_000_000;
+    const SCANNER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
+    const VICTIM: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    fn feed(m: &mut HostMaps, frame: &[u8], dir: u32, t: u64) {
+        m.account(&classify_eth(frame), frame.len() as u64, dir, t);
+    }
+
+    fn syn(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
+        frames::ipv4(src, dst, IPPROTO_TCP, 0, &frames::tcp(sport, dport, TCP_SYN))
+    }
+
+    fn rules(f: &[Finding]) -> Vec<(Rule, Scope)> {
+        f.iter().map(|f| (f.rule, f.scope)).collect()
+    }
+
+    #[test]
+    fn port_scan_at_threshold_not_below() {
+        let t = Thresholds::default();
+        for (ports, expect) in [(t.port_scan_ports - 1, false), (t.port_scan_ports, true)] {
+            let mut m = HostMaps::new();
+            let mut d = Detector::new(Thresholds::default(), 10.0);
+            for p in 0..ports {
+                feed(&mut m, &syn(SCANNER, VICTIM, 40000, 1000 + p as u16), DIR_INGRESS, SEC);
+            }
+            let f = d.evaluate(&m.snapshot(SEC, SEC));
+            assert_eq!(f.iter().any(|f| f.rule == Rule::PortScan), expect, "{ports} ports: {f:?}");
+            if expect {
+                let f = &f[0];
+                assert_eq!(f.source, Some(SCANNER.into()));
+                assert_eq!(f.destination, Some(VICTIM.into()));
+                assert_eq!(f.value, ports as f64);
+                assert!(!f.estimated);
+                assert_eq!(f.details.ports.len(), ports as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn established_traffic_and_server_answers_are_not_scans() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 0..500u16 {
+            // Answers from a web server and a DNS server land on many ephemeral ports.
+            let ack = frames::tcp(443, 30000 + p, TCP_ACK);
+            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack), DIR_INGRESS, SEC);
+            let dns = frames::udp(53, 40000 + p, b"answer");
+            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_UDP, 0, &dns), DIR_INGRESS, SEC);
+        }
+        assert!(d.evaluate(&m.snapshot(SEC, SEC)).is_empty());
+    }
+
+    #[test]
+    fn host_sweep_counts_distinct_hosts() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for h in 0..100u8 {
+            let ping = frames::icmp(8, 0);
+            feed(&mut m, &frames::ipv4(SCANNER, Ipv4Addr::new(10, 1, 0, h), IPPROTO_ICMP, 0, &ping), DIR_INGRESS, SEC);
+        }
+        let f = d.evaluate(&m.snapshot(SEC, SEC));
+        assert_eq!(rules(&f), vec![(Rule::HostSweep, Scope::Source)]);
+        assert!((f[0].value - 100.0).abs() <= 10.0, "{}", f[0].value);
+        assert_eq!(f[0].destination, None);
+    }
+
+    #[test]
+    fn previous_window_keeps_a_scan_alive_for_one_window() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 0..40u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, 40000, p), DIR_INGRESS, SEC);
+        }
+        assert_eq!(d.evaluate(&m.snapshot(SEC, SEC)).len(), 1);
+        m.next_epoch();
+        // A few probes in the new window: the previous window's count still holds.
+        feed(&mut m, &syn(SCANNER, VICTIM, 40000, 7), DIR_INGRESS, 2 * SEC);
+        let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
+        assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
+        assert_eq!(f[0].value, 40.0);
+        m.next_epoch();
+        assert!(d.evaluate(&m.snapshot(3 * SEC, 3 * SEC)).is_empty());
+    }
+
+    #[test]
+    fn syn_flood_from_one_source_uses_the_rate_since_last_reading() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        feed(&mut m, &syn(SCANNER, VICTIM, 1, 80), DIR_INGRESS, SEC);
+        assert!(d.evaluate(&m.snapshot(SEC, SEC)).is_empty(), "first reading is the baseline");
+        for i in 0..1500u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, i, 80), DIR_INGRESS, SEC + SEC / 2);
+        }
+        let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
+        assert_eq!(rules(&f), vec![(Rule::SynFlood, Scope::Source)]);
+        assert_eq!(f[0].value, 1500.0);
+        // Nothing new: no finding.
+        assert!(d.evaluate(&m.snapshot(3 * SEC, 3 * SEC)).is_empty());
+    }
+
+    #[test]
+    fn spoofed_syn_flood_is_seen_at_the_destination() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        d.evaluate(&m.snapshot(SEC, SEC));
+        for i in 0..3000u32 {
+            let src = Ipv4Addr::from(0x0b00_0000 + i * 7919);
+            feed(&mut m, &syn(src, VICTIM, 1024, 80), DIR_INGRESS, SEC + 1);
+            let rst = frames::tcp(80, 1024, agent_common::classify::TCP_RST | TCP_ACK);
+            feed(&mut m, &frames::ipv4(VICTIM, src, IPPROTO_TCP, 0, &rst), DIR_EGRESS, SEC + 1);
+        }
+        let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
+        assert_eq!(rules(&f), vec![(Rule::SynFlood, Scope::Destination)]);
+        assert_eq!(f[0].destination, Some(VICTIM.into()));
+        assert_eq!(f[0].source, None);
+        let n = f[0].details.distinct_sources.unwrap();
+        assert!((2700..=3300).contains(&n), "{n}");
+        assert_eq!(f[0].details.synack_ratio, Some(0.0));
+    }
+
+    #[test]
+    fn recreated_entry_counts_from_zero() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for i in 0..5000u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, i, 80), DIR_INGRESS, SEC);
+        }
+        d.evaluate(&m.snapshot(SEC, SEC));
+        // Evicted and created again with fewer packets than before.
+        m.sources.clear();
+        for i in 0..1200u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, i, 80), DIR_INGRESS, SEC + 5);
+        }
+        let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
+        assert_eq!(f.iter().find(|f| f.rule == Rule::SynFlood).map(|f| f.value), Some(1200.0));
+    }
+
+    #[test]
+    fn rule_names_round_trip() {
+        for r in Rule::ALL {
+            assert_eq!(r.name().parse::<Rule>(), Ok(r));
+        }
+        assert!("nope".parse::<Rule>().is_err());
+    }
 }

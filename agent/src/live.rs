@@ -96,7 +96,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let now = Instant::now();
         if !args.summary_interval.is_zero() && now >= next_summary {
             if let Some(base) = &summary_base {
-                printer.summary(&SummaryLine::new(&snap, base, &detector.rates))?;
+                printer.summary(&SummaryLine::new(&snap, base))?;
             }
             next_summary = now + args.summary_interval;
             summary_base = Some(snap);

@@ -127,7 +127,7 @@ struct BatchAttr {
 /// Reads a whole hash map with `BPF_MAP_LOOKUP_BATCH` (one syscall per few thousand
 /// entries instead of two per entry).
 pub fn read_hash<K: Pod, V: Pod>(fd: BorrowedFd<'_>, capacity: usize) -> io::Result<Vec<(K, V)>> {
-    let chunk = capacity.clamp(64, 8192);
+    let chunk = capacity.clamp(16, 256);
     let mut out = Vec::new();
     let mut keys: Vec<K> = Vec::with_capacity(chunk);
     let mut values: Vec<V> = Vec::with_capacity(chunk);

@@ -56,13 +56,32 @@ pub struct SummaryLine {
 }
 
 impl SummaryLine {
-    /// Builds a summary from the current snapshot, the one at the previous summary, and
-    /// the detector's latest per-source rates.
-    pub fn new(cur: &Snapshot, prev: &Snapshot, rates: &[(agent_common::state::AddrKey, Rates)]) -> Self {
+    /// Builds a summary of what happened between two snapshots.
+    pub fn new(cur: &Snapshot, prev: &Snapshot) -> Self {
         let dt = (cur.mono_ns.saturating_sub(prev.mono_ns) as f64 / 1e9).max(1e-9);
         let (ci, pi) = (&cur.globals[0], &prev.globals[0]);
         let (ce, pe) = (&cur.globals[1], &prev.globals[1]);
-        let mut top: Vec<_> = rates.iter().map(|(k, r)| (k.ip(), *r)).collect();
+        let before: std::collections::HashMap<_, _> =
+            prev.sources.iter().map(|(k, v)| (*k, (v.first_seen_ns, v.packets, v.bytes))).collect();
+        let mut top: Vec<_> = cur
+            .sources
+            .iter()
+            .filter(|(_, v)| v.last_seen_ns >= prev.mono_ns)
+            .map(|(k, v)| {
+                // The same entry as before (not evicted and recreated): count the difference.
+                let (p, b) = match before.get(k) {
+                    Some((first, p, b)) if *first == v.first_seen_ns => (*p, *b),
+                    _ => (0, 0),
+                };
+                let rates = Rates {
+                    packets: v.packets.saturating_sub(p) as f64 / dt,
+                    bytes: v.bytes.saturating_sub(b) as f64 / dt,
+                    ..Rates::default()
+                };
+                (k.ip(), rates)
+            })
+            .filter(|(_, r)| r.packets > 0.0)
+            .collect();
         top.sort_by(|a, b| b.1.packets.total_cmp(&a.1.packets));
         top.truncate(5);
         let failures = |g: &agent_common::state::Globals| g.src_failures + g.dst_failures;
@@ -174,7 +193,7 @@ pub fn alert_text(e: &AlertEvent) -> String {
         Phase::End => format!("peak {} {}, lasted {:.1}s", e.peak, f.unit, e.duration_s()),
     };
     let mut extra = String::new();
-    if !f.details.ports.is_empty() && e.phase == Phase::Start {
+    if f.rule == crate::detect::Rule::PortScan && e.phase == Phase::Start {
         let ports: Vec<String> = f.details.ports.iter().take(12).map(u16::to_string).collect();
         extra = format!(" ports {}{}", ports.join(","), if f.details.ports.len() > 12 { ",…" } else { "" });
     }

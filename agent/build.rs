@@ -13,11 +13,19 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .find(|cargo_metadata::Package { name, .. }| name.as_str() == "agent-ebpf")
         .ok_or_else(|| anyhow!("agent-ebpf package not found"))?;
-    let cargo_metadata::Package { name, manifest_path, .. } = ebpf;
+    let cargo_metadata::Package {
+        name,
+        manifest_path,
+        ..
+    } = ebpf;
     let root_dir = manifest_path
         .parent()
         .ok_or_else(|| anyhow!("no parent for {manifest_path}"))?
         .as_str();
-    let ebpf = aya_build::Package { name: name.as_str(), root_dir, ..Default::default() };
+    let ebpf = aya_build::Package {
+        name: name.as_str(),
+        root_dir,
+        ..Default::default()
+    };
     aya_build::build_ebpf([ebpf], Toolchain::Nightly)
 }

@@ -8,7 +8,7 @@
 use agent_common::{
     Packet, Summary, classify_eth,
     state::{
-        AddrKey, Adder, CONFIG_TRACK_DESTS, Config, DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS,
+        Adder, AddrKey, CONFIG_TRACK_DESTS, Config, DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS,
         DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update,
     },
 };
@@ -100,7 +100,11 @@ impl Adder for AtomicAdd {
 
 #[xdp]
 pub fn picket_xdp(ctx: XdpContext) -> u32 {
-    let pkt = Direct { start: ctx.data(), end: ctx.data_end(), wire_len: ctx.data_end() - ctx.data() };
+    let pkt = Direct {
+        start: ctx.data(),
+        end: ctx.data_end(),
+        wire_len: ctx.data_end() - ctx.data(),
+    };
     account(&pkt, DIR_INGRESS);
     xdp_action::XDP_PASS
 }
@@ -130,16 +134,27 @@ const TC_PULL_LEN: u32 = 192;
 #[inline(always)]
 fn tc_account(ctx: &TcContext, dir: u32) {
     let wire_len = ctx.len() as usize;
-    if ctx.data_end() - ctx.data() < wire_len && ctx.data_end() - ctx.data() < TC_PULL_LEN as usize {
-        let _ = ctx.pull_data(if wire_len < TC_PULL_LEN as usize { wire_len as u32 } else { TC_PULL_LEN });
+    if ctx.data_end() - ctx.data() < wire_len && ctx.data_end() - ctx.data() < TC_PULL_LEN as usize
+    {
+        let _ = ctx.pull_data(if wire_len < TC_PULL_LEN as usize {
+            wire_len as u32
+        } else {
+            TC_PULL_LEN
+        });
     }
-    let pkt = Direct { start: ctx.data(), end: ctx.data_end(), wire_len };
+    let pkt = Direct {
+        start: ctx.data(),
+        end: ctx.data_end(),
+        wire_len,
+    };
     account(&pkt, dir);
 }
 
 #[inline(always)]
 fn account(pkt: &Direct, dir: u32) {
-    let Some(g) = GLOBALS.get_ptr_mut(dir) else { return };
+    let Some(g) = GLOBALS.get_ptr_mut(dir) else {
+        return;
+    };
     // SAFETY: per-CPU slot, only this program on this CPU touches it.
     let g = unsafe { &mut *g };
     let s = match classify_eth(pkt) {
@@ -180,7 +195,9 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64) {
         unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
         return;
     }
-    let Some(scratch) = SRC_SCRATCH.get_ptr_mut(0) else { return };
+    let Some(scratch) = SRC_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
     // SAFETY: per-CPU scratch slot owned by this program invocation.
     let st = unsafe { &mut *scratch };
     st.init(now, epoch);
@@ -209,7 +226,9 @@ fn update_dest(g: &mut Globals, key: AddrKey, s: &Summary, now: u64, epoch: u64,
         }
         return;
     }
-    let Some(scratch) = DST_SCRATCH.get_ptr_mut(0) else { return };
+    let Some(scratch) = DST_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
     // SAFETY: per-CPU scratch slot owned by this program invocation.
     let st = unsafe { &mut *scratch };
     st.init(now, epoch);

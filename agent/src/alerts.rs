@@ -19,7 +19,10 @@ pub struct EpisodeTiming {
 
 impl Default for EpisodeTiming {
     fn default() -> Self {
-        EpisodeTiming { update_every_s: 10.0, end_after_s: 5.0 }
+        EpisodeTiming {
+            update_every_s: 10.0,
+            end_after_s: 5.0,
+        }
     }
 }
 
@@ -82,7 +85,11 @@ pub struct Episodes {
 impl Episodes {
     /// No open episodes.
     pub fn new(timing: EpisodeTiming) -> Self {
-        Episodes { timing, active: HashMap::new(), next_id: 1 }
+        Episodes {
+            timing,
+            active: HashMap::new(),
+            next_id: 1,
+        }
     }
 
     /// Feeds one reading's findings (at monotonic `mono_ns`, wall `wall_ns`); returns the
@@ -135,8 +142,11 @@ impl Episodes {
 
     /// Ends every open episode (on exit or at the end of a capture).
     pub fn finish(&mut self, wall_ns: u64) -> Vec<AlertEvent> {
-        let mut events: Vec<AlertEvent> =
-            self.active.drain().map(|(_, a)| event(Phase::End, &a, wall_ns)).collect();
+        let mut events: Vec<AlertEvent> = self
+            .active
+            .drain()
+            .map(|(_, a)| event(Phase::End, &a, wall_ns))
+            .collect();
         events.sort_by_key(|e| e.episode);
         events
     }
@@ -177,7 +187,8 @@ impl Allowlist {
     /// True when the finding's offender (source, or destination for destination-scoped
     /// findings) is in an allowed network.
     pub fn suppresses(&self, f: &Finding) -> bool {
-        f.offender().is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)))
+        f.offender()
+            .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)))
     }
 
     /// Drops the findings the allowlist suppresses.
@@ -185,7 +196,10 @@ impl Allowlist {
         if self.nets.is_empty() {
             return findings;
         }
-        findings.into_iter().filter(|f| !self.suppresses(f)).collect()
+        findings
+            .into_iter()
+            .filter(|f| !self.suppresses(f))
+            .collect()
     }
 }
 
@@ -213,10 +227,17 @@ mod tests {
 
     #[test]
     fn one_start_rate_limited_updates_one_end() {
-        let mut e = Episodes::new(EpisodeTiming { update_every_s: 3.0, end_after_s: 2.0 });
+        let mut e = Episodes::new(EpisodeTiming {
+            update_every_s: 3.0,
+            end_after_s: 2.0,
+        });
         let mut phases = Vec::new();
         for t in 0..6u64 {
-            for ev in e.step(t * SEC, t * SEC, vec![finding("198.51.100.1", 40.0 + t as f64)]) {
+            for ev in e.step(
+                t * SEC,
+                t * SEC,
+                vec![finding("198.51.100.1", 40.0 + t as f64)],
+            ) {
                 phases.push((t, ev.phase, ev.episode));
             }
         }
@@ -228,7 +249,11 @@ mod tests {
         }
         assert_eq!(
             phases,
-            vec![(0, Phase::Start, 1), (3, Phase::Update, 1), (7, Phase::End, 1)],
+            vec![
+                (0, Phase::Start, 1),
+                (3, Phase::Update, 1),
+                (7, Phase::End, 1)
+            ],
         );
         // A new detection afterwards is a new episode.
         let ev = e.step(20 * SEC, 20 * SEC, vec![finding("198.51.100.1", 50.0)]);
@@ -238,7 +263,11 @@ mod tests {
     #[test]
     fn offenders_have_separate_episodes_and_finish_ends_all() {
         let mut e = Episodes::new(EpisodeTiming::default());
-        let ev = e.step(0, 0, vec![finding("198.51.100.1", 40.0), finding("198.51.100.2", 40.0)]);
+        let ev = e.step(
+            0,
+            0,
+            vec![finding("198.51.100.1", 40.0), finding("198.51.100.2", 40.0)],
+        );
         assert_eq!(ev.len(), 2);
         assert_eq!(e.active_by_rule().get(&Rule::PortScan), Some(&2));
         let end = e.finish(5 * SEC);
@@ -250,8 +279,15 @@ mod tests {
 
     #[test]
     fn allowlist_suppresses_offenders_in_its_networks() {
-        let allow = Allowlist::new(vec!["198.51.100.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()]);
-        let kept = allow.filter(vec![finding("198.51.100.7", 40.0), finding("203.0.113.9", 40.0), finding("2001:db8::1", 40.0)]);
+        let allow = Allowlist::new(vec![
+            "198.51.100.0/24".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ]);
+        let kept = allow.filter(vec![
+            finding("198.51.100.7", 40.0),
+            finding("203.0.113.9", 40.0),
+            finding("2001:db8::1", 40.0),
+        ]);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].source, Some("203.0.113.9".parse().unwrap()));
     }

@@ -32,14 +32,24 @@ struct Case {
 /// Runs the benchmark and prints a table.
 pub fn run(args: &BenchArgs) -> Result<()> {
     crate::system::check_capabilities()?;
-    if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1") {
+    if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
+    {
         eprintln!("picket bench: warning: kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");
     }
-    let sizes = MapSizes { sources: args.sources.max(1024), dests: 1024 };
-    eprintln!("picket bench: loading with a {}-entry per-source map", sizes.sources);
+    let sizes = MapSizes {
+        sources: args.sources.max(1024),
+        dests: 1024,
+    };
+    eprintln!(
+        "picket bench: loading with a {}-entry per-source map",
+        sizes.sources
+    );
     let mut ebpf = loader::load(sizes)?;
     {
-        let pass: &mut Xdp = ebpf.program_mut(PROG_PASS).context("baseline program missing")?.try_into()?;
+        let pass: &mut Xdp = ebpf
+            .program_mut(PROG_PASS)
+            .context("baseline program missing")?
+            .try_into()?;
         pass.load()?;
     }
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
@@ -76,7 +86,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
          {} rounds x {} repeats, p50 [p10] over rounds\n",
         args.rounds, args.repeat
     );
-    println!("{:<38} {:>14} {:>14} {:>14} {:>8}", "case", "baseline", "picket", "delta", "target");
+    println!(
+        "{:<38} {:>14} {:>14} {:>14} {:>8}",
+        "case", "baseline", "picket", "delta", "target"
+    );
     for case in &cases {
         maps.set_track_dests(case.track_dests)?;
         let mut base = Vec::new();
@@ -107,7 +120,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         b,
         p,
         p - b,
-        format!("{TARGET_MANY_NS}{}", if p - b <= TARGET_MANY_NS { " met" } else { " MISSED" })
+        format!(
+            "{TARGET_MANY_NS}{}",
+            if p - b <= TARGET_MANY_NS {
+                " met"
+            } else {
+                " MISSED"
+            }
+        )
     );
 
     // Reading the full map, as the agent does every poll.
@@ -136,7 +156,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!(
         "per-source map memory: {} B/entry (kernel htab element), {:.0} MiB at capacity",
         elem,
-        (elem as f64 * snap.src_capacity as f64 + 16.0 * snap.src_capacity.next_power_of_two() as f64)
+        (elem as f64 * snap.src_capacity as f64
+            + 16.0 * snap.src_capacity.next_power_of_two() as f64)
             / (1 << 20) as f64
     );
     maps.next_epoch()?;
@@ -144,8 +165,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn time(ebpf: &mut aya::Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<f64> {
-    let prog: &mut Xdp = ebpf.program_mut(name).context("program missing")?.try_into()?;
-    let r = prog.test_run(TestRunOptions { data_in: Some(frame), repeat, ..Default::default() })?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .context("program missing")?
+        .try_into()?;
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        repeat,
+        ..Default::default()
+    })?;
     if r.return_value != 2 {
         bail!("{name} returned {} instead of XDP_PASS", r.return_value);
     }
@@ -161,8 +189,21 @@ fn pct(v: &[f64], p: f64) -> f64 {
 fn print_row(name: &str, base: &[f64], prog: &[f64], delta: &[f64], target: Option<f64>) {
     let cell = |v: &[f64]| format!("{:.0} [{:.0}]", pct(v, 0.5), pct(v, 0.1));
     let tgt = match target {
-        Some(t) => format!("{t}{}", if pct(delta, 0.5) <= t { " met" } else { " MISSED" }),
+        Some(t) => format!(
+            "{t}{}",
+            if pct(delta, 0.5) <= t {
+                " met"
+            } else {
+                " MISSED"
+            }
+        ),
         None => "-".into(),
     };
-    println!("{name:<38} {:>14} {:>14} {:>14} {:>8}", cell(base), cell(prog), cell(delta), tgt);
+    println!(
+        "{name:<38} {:>14} {:>14} {:>14} {:>8}",
+        cell(base),
+        cell(prog),
+        cell(delta),
+        tgt
+    );
 }

@@ -13,7 +13,12 @@ use crate::{
 
 /// Picket: who is port-scanning, sweeping or SYN-flooding this host — from eBPF, within seconds.
 #[derive(Debug, Parser)]
-#[command(name = "picket", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "picket",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Offline or diagnostic subcommand; without one, watch interfaces live.
     #[command(subcommand)]

@@ -29,8 +29,13 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 5] =
-        [Rule::PortScan, Rule::HostSweep, Rule::SynFlood, Rule::UdpFlood, Rule::IcmpFlood];
+    pub const ALL: [Rule; 5] = [
+        Rule::PortScan,
+        Rule::HostSweep,
+        Rule::SynFlood,
+        Rule::UdpFlood,
+        Rule::IcmpFlood,
+    ];
 
     /// Stable snake_case name.
     pub fn name(self) -> &'static str {
@@ -304,7 +309,10 @@ impl Detector {
             }
             // Same entry as last time (not evicted and recreated): difference of totals;
             // otherwise everything it holds is new.
-            let base = self.prev_src.get(key).filter(|p| p.first_seen_ns == st.first_seen_ns);
+            let base = self
+                .prev_src
+                .get(key)
+                .filter(|p| p.first_seen_ns == st.first_seen_ns);
             let d = |cur: u64, f: fn(&Prev) -> u64| {
                 cur.saturating_sub(base.map(f).unwrap_or(0)) as f64 / dt
             };
@@ -368,7 +376,13 @@ fn scan_findings(
         },
     };
     if let Some(c) = pick(|c| c.ports.value).filter(|c| c.ports.value >= t.port_scan_ports) {
-        out.push(finding(Rule::PortScan, c, c.ports, t.port_scan_ports, "ports"));
+        out.push(finding(
+            Rule::PortScan,
+            c,
+            c.ports,
+            t.port_scan_ports,
+            "ports",
+        ));
     }
     if let Some(c) = pick(|c| c.hosts.value).filter(|c| c.hosts.value >= t.host_sweep_hosts) {
         let mut f = finding(Rule::HostSweep, c, c.hosts, t.host_sweep_hosts, "hosts");
@@ -379,7 +393,13 @@ fn scan_findings(
     out
 }
 
-fn flood_findings(t: &Thresholds, dt: f64, key: &AddrKey, st: &SrcState, r: &Rates) -> Vec<Finding> {
+fn flood_findings(
+    t: &Thresholds,
+    dt: f64,
+    key: &AddrKey,
+    st: &SrcState,
+    r: &Rates,
+) -> Vec<Finding> {
     [
         (Rule::SynFlood, r.syn, t.syn_flood_pps),
         (Rule::UdpFlood, r.udp, t.udp_flood_pps),
@@ -397,7 +417,10 @@ fn flood_findings(t: &Thresholds, dt: f64, key: &AddrKey, st: &SrcState, r: &Rat
         unit: "packets/s",
         window_s: dt,
         estimated: false,
-        details: Details { packets: Some(st.packets), ..Details::default() },
+        details: Details {
+            packets: Some(st.packets),
+            ..Details::default()
+        },
     })
     .collect()
 }
@@ -417,7 +440,11 @@ fn dst_flood_finding(
     if sources.value < t.syn_flood_dst_sources {
         return None;
     }
-    let ratio = if st.syn_in > 0 { st.synack_out as f64 / st.syn_in as f64 } else { 0.0 };
+    let ratio = if st.syn_in > 0 {
+        st.synack_out as f64 / st.syn_in as f64
+    } else {
+        0.0
+    };
     Some(Finding {
         rule: Rule::SynFlood,
         scope: Scope::Destination,
@@ -458,7 +485,13 @@ mod tests {
     }
 
     fn syn(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
-        frames::ipv4(src, dst, IPPROTO_TCP, 0, &frames::tcp(sport, dport, TCP_SYN))
+        frames::ipv4(
+            src,
+            dst,
+            IPPROTO_TCP,
+            0,
+            &frames::tcp(sport, dport, TCP_SYN),
+        )
     }
 
     fn rules(f: &[Finding]) -> Vec<(Rule, Scope)> {
@@ -472,10 +505,19 @@ mod tests {
             let mut m = HostMaps::new();
             let mut d = Detector::new(Thresholds::default(), 10.0);
             for p in 0..ports {
-                feed(&mut m, &syn(SCANNER, VICTIM, 40000, 1000 + p as u16), DIR_INGRESS, SEC);
+                feed(
+                    &mut m,
+                    &syn(SCANNER, VICTIM, 40000, 1000 + p as u16),
+                    DIR_INGRESS,
+                    SEC,
+                );
             }
             let f = d.evaluate(&m.snapshot(SEC, SEC));
-            assert_eq!(f.iter().any(|f| f.rule == Rule::PortScan), expect, "{ports} ports: {f:?}");
+            assert_eq!(
+                f.iter().any(|f| f.rule == Rule::PortScan),
+                expect,
+                "{ports} ports: {f:?}"
+            );
             if expect {
                 let f = &f[0];
                 assert_eq!(f.source, Some(SCANNER.into()));
@@ -494,9 +536,19 @@ mod tests {
         for p in 0..500u16 {
             // Answers from a web server and a DNS server land on many ephemeral ports.
             let ack = frames::tcp(443, 30000 + p, TCP_ACK);
-            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack),
+                DIR_INGRESS,
+                SEC,
+            );
             let dns = frames::udp(53, 40000 + p, b"answer");
-            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_UDP, 0, &dns), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(SCANNER, VICTIM, IPPROTO_UDP, 0, &dns),
+                DIR_INGRESS,
+                SEC,
+            );
         }
         assert!(d.evaluate(&m.snapshot(SEC, SEC)).is_empty());
     }
@@ -507,7 +559,12 @@ mod tests {
         let mut d = Detector::new(Thresholds::default(), 10.0);
         for h in 0..100u8 {
             let ping = frames::icmp(8, 0);
-            feed(&mut m, &frames::ipv4(SCANNER, Ipv4Addr::new(10, 1, 0, h), IPPROTO_ICMP, 0, &ping), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(SCANNER, Ipv4Addr::new(10, 1, 0, h), IPPROTO_ICMP, 0, &ping),
+                DIR_INGRESS,
+                SEC,
+            );
         }
         let f = d.evaluate(&m.snapshot(SEC, SEC));
         assert_eq!(rules(&f), vec![(Rule::HostSweep, Scope::Source)]);
@@ -525,7 +582,12 @@ mod tests {
         assert_eq!(d.evaluate(&m.snapshot(SEC, SEC)).len(), 1);
         m.next_epoch();
         // A few probes in the new window: the previous window's count still holds.
-        feed(&mut m, &syn(SCANNER, VICTIM, 40000, 7), DIR_INGRESS, 2 * SEC);
+        feed(
+            &mut m,
+            &syn(SCANNER, VICTIM, 40000, 7),
+            DIR_INGRESS,
+            2 * SEC,
+        );
         let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
         assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
         assert_eq!(f[0].value, 40.0);
@@ -538,9 +600,17 @@ mod tests {
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
         feed(&mut m, &syn(SCANNER, VICTIM, 1, 80), DIR_INGRESS, SEC);
-        assert!(d.evaluate(&m.snapshot(SEC, SEC)).is_empty(), "first reading is the baseline");
+        assert!(
+            d.evaluate(&m.snapshot(SEC, SEC)).is_empty(),
+            "first reading is the baseline"
+        );
         for i in 0..1500u16 {
-            feed(&mut m, &syn(SCANNER, VICTIM, i, 80), DIR_INGRESS, SEC + SEC / 2);
+            feed(
+                &mut m,
+                &syn(SCANNER, VICTIM, i, 80),
+                DIR_INGRESS,
+                SEC + SEC / 2,
+            );
         }
         let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
         assert_eq!(rules(&f), vec![(Rule::SynFlood, Scope::Source)]);
@@ -558,7 +628,12 @@ mod tests {
             let src = Ipv4Addr::from(0x0b00_0000 + i * 7919);
             feed(&mut m, &syn(src, VICTIM, 1024, 80), DIR_INGRESS, SEC + 1);
             let rst = frames::tcp(80, 1024, agent_common::classify::TCP_RST | TCP_ACK);
-            feed(&mut m, &frames::ipv4(VICTIM, src, IPPROTO_TCP, 0, &rst), DIR_EGRESS, SEC + 1);
+            feed(
+                &mut m,
+                &frames::ipv4(VICTIM, src, IPPROTO_TCP, 0, &rst),
+                DIR_EGRESS,
+                SEC + 1,
+            );
         }
         let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
         assert_eq!(rules(&f), vec![(Rule::SynFlood, Scope::Destination)]);
@@ -583,7 +658,10 @@ mod tests {
             feed(&mut m, &syn(SCANNER, VICTIM, i, 80), DIR_INGRESS, SEC + 5);
         }
         let f = d.evaluate(&m.snapshot(2 * SEC, 2 * SEC));
-        assert_eq!(f.iter().find(|f| f.rule == Rule::SynFlood).map(|f| f.value), Some(1200.0));
+        assert_eq!(
+            f.iter().find(|f| f.rule == Rule::SynFlood).map(|f| f.value),
+            Some(1200.0)
+        );
     }
 
     #[test]

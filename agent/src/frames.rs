@@ -92,7 +92,11 @@ pub fn ipv6_ext_syn(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
     ipv6(
         src,
         dst,
-        &[(0, vec![1, 4, 0, 0, 0, 0]), (60, vec![1, 4, 0, 0, 0, 0]), (44, vec![0, 0, 1, 0, 0, 0, 7])],
+        &[
+            (0, vec![1, 4, 0, 0, 0, 0]),
+            (60, vec![1, 4, 0, 0, 0, 0]),
+            (44, vec![0, 0, 1, 0, 0, 0, 7]),
+        ],
         6,
         &tcp(40000, 443, agent_common::classify::TCP_SYN),
     )

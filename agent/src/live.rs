@@ -25,7 +25,11 @@ pub fn validate(args: &RunArgs) -> Result<()> {
         bail!("--poll-interval must be greater than 0");
     }
     if args.window < args.poll_interval {
-        bail!("--window ({:?}) must be at least --poll-interval ({:?})", args.window, args.poll_interval);
+        bail!(
+            "--window ({:?}) must be at least --poll-interval ({:?})",
+            args.window,
+            args.poll_interval
+        );
     }
     Ok(())
 }
@@ -44,7 +48,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         loader::check_iface(iface)?;
         locks.push(loader::lock_iface(iface)?);
     }
-    let mut ebpf = loader::load(MapSizes { sources: args.src_map_entries, dests: args.dst_map_entries })?;
+    let mut ebpf = loader::load(MapSizes {
+        sources: args.src_map_entries,
+        dests: args.dst_map_entries,
+    })?;
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
     for iface in &ifaces {
         for a in loader::attach(&mut ebpf, iface, args.hook, args.xdp_mode, !args.no_egress)? {

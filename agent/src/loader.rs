@@ -6,7 +6,7 @@ use std::{ffi::CString, fs::File, os::fd::AsRawFd, path::PathBuf};
 use agent_common::state::{MAP_DESTS, MAP_SOURCES};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
-    Ebpf, EbpfLoader, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
 };
 
@@ -21,7 +21,9 @@ pub const PROG_TC_INGRESS: &str = "picket_tc_ingress";
 pub const PROG_TC_EGRESS: &str = "picket_tc_egress";
 
 /// Where ingress packets are observed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
     /// XDP: earliest and cheapest; sees packets before the stack.
@@ -32,7 +34,9 @@ pub enum Hook {
 }
 
 /// XDP attach mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
     /// Driver (native) mode, falling back to skb (generic) mode.
@@ -61,7 +65,9 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
         .load(BPF_OBJECT)
         .map_err(explain_load_error)?;
     for name in [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS] {
-        let prog = ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?;
+        let prog = ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("program {name} missing"))?;
         let res = match prog {
             aya::programs::Program::Xdp(p) => p.load(),
             aya::programs::Program::SchedClassifier(p) => p.load(),
@@ -96,7 +102,10 @@ pub fn lock_iface(iface: &str) -> Result<IfaceLock> {
     // SAFETY: flock on a valid fd.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        bail!("another picket is already attached to {iface} (lock {} is held)", path.display());
+        bail!(
+            "another picket is already attached to {iface} (lock {} is held)",
+            path.display()
+        );
     }
     Ok(IfaceLock { _file: file })
 }
@@ -132,7 +141,10 @@ pub fn attach(
             for (m, label) in tries {
                 match prog.attach(iface, *m) {
                     Ok(_) => {
-                        out.push(Attachment { iface: iface.into(), what: format!("xdp ({label})") });
+                        out.push(Attachment {
+                            iface: iface.into(),
+                            what: format!("xdp ({label})"),
+                        });
                         last = None;
                         break;
                     }
@@ -148,7 +160,10 @@ pub fn attach(
             let prog: &mut SchedClassifier = program(ebpf, PROG_TC_INGRESS)?;
             prog.attach(iface, TcAttachType::Ingress)
                 .map_err(|e| explain_attach_error(iface, "TC ingress", e))?;
-            out.push(Attachment { iface: iface.into(), what: "tc ingress".into() });
+            out.push(Attachment {
+                iface: iface.into(),
+                what: "tc ingress".into(),
+            });
         }
     }
     if egress {
@@ -156,7 +171,10 @@ pub fn attach(
         let prog: &mut SchedClassifier = program(ebpf, PROG_TC_EGRESS)?;
         prog.attach(iface, TcAttachType::Egress)
             .map_err(|e| explain_attach_error(iface, "TC egress", e))?;
-        out.push(Attachment { iface: iface.into(), what: "tc egress".into() });
+        out.push(Attachment {
+            iface: iface.into(),
+            what: "tc egress".into(),
+        });
     }
     Ok(out)
 }
@@ -178,12 +196,18 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
-    let p = ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?;
-    p.try_into().map_err(|e: ProgramError| anyhow!("program {name}: {e}"))
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?;
+    p.try_into()
+        .map_err(|e: ProgramError| anyhow!("program {name}: {e}"))
 }
 
 fn raise_memlock() {
-    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: plain syscall; failure only matters on kernels < 5.11 (memcg accounting).
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
 }
@@ -211,7 +235,9 @@ fn explain_load_error(e: EbpfError) -> anyhow::Error {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             anyhow!("permission denied loading BPF maps: {}", permission_hint())
         }
-        Some(libc::ENOMEM) => anyhow!("cannot create BPF maps: out of memory (lower --src-map-entries?): {e}"),
+        Some(libc::ENOMEM) => {
+            anyhow!("cannot create BPF maps: out of memory (lower --src-map-entries?): {e}")
+        }
         Some(libc::ENOSYS) => anyhow!("this kernel does not support BPF (bpf syscall missing)"),
         _ => anyhow!("cannot load the BPF object: {e}"),
     }
@@ -219,14 +245,15 @@ fn explain_load_error(e: EbpfError) -> anyhow::Error {
 
 fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
     match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
-            match io_error.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => {
-                    anyhow!("permission denied loading {name}: {}", permission_hint())
-                }
-                _ => anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}"),
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => match io_error.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                anyhow!("permission denied loading {name}: {}", permission_hint())
             }
-        }
+            _ => anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}"),
+        },
         other => match errno_of(&other) {
             Some(libc::EPERM) | Some(libc::EACCES) => {
                 anyhow!("permission denied loading {name}: {}", permission_hint())
@@ -246,7 +273,10 @@ fn explain_attach_error(iface: &str, what: &str, e: ProgramError) -> anyhow::Err
              (e.g. `ip link set dev {iface} xdp off`) or use --hook tc"
         ),
         Some(libc::EPERM) | Some(libc::EACCES) => {
-            anyhow!("permission denied attaching {what} to {iface}: {}", permission_hint())
+            anyhow!(
+                "permission denied attaching {what} to {iface}: {}",
+                permission_hint()
+            )
         }
         Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) if what == "XDP" => anyhow!(
             "{iface} does not support XDP in the requested mode ({e}); try --xdp-mode skb or --hook tc"

@@ -33,7 +33,10 @@ pub struct KernelMaps {
 impl KernelMaps {
     /// Takes the maps out of the loaded object and writes the initial configuration.
     pub fn take(ebpf: &mut Ebpf, track_dests: bool) -> Result<Self> {
-        let mut take = |name: &str| ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing"));
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| anyhow!("map {name} missing"))
+        };
         let sources: HashMap<MapData, AddrKey, SrcState> = take(MAP_SOURCES)?.try_into()?;
         let dests: HashMap<MapData, AddrKey, DstState> = take(MAP_DESTS)?.try_into()?;
         let globals: PerCpuArray<MapData, Globals> = take(MAP_GLOBALS)?.try_into()?;
@@ -45,7 +48,10 @@ impl KernelMaps {
             dests,
             globals,
             config,
-            current: Config { epoch: 1, flags: if track_dests { CONFIG_TRACK_DESTS } else { 0 } },
+            current: Config {
+                epoch: 1,
+                flags: if track_dests { CONFIG_TRACK_DESTS } else { 0 },
+            },
             src_capacity,
             dst_capacity,
         };
@@ -67,7 +73,9 @@ impl KernelMaps {
     }
 
     fn write_config(&mut self) -> Result<()> {
-        self.config.set(0, self.current, 0).context("cannot write the CONFIG map")
+        self.config
+            .set(0, self.current, 0)
+            .context("cannot write the CONFIG map")
     }
 
     /// Reads every map.
@@ -97,7 +105,10 @@ impl KernelMaps {
 
 /// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_coarse_ns` follows.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -105,7 +116,10 @@ pub fn monotonic_ns() -> u64 {
 
 /// Wall-clock time in ns since the Unix epoch.
 pub fn wall_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
@@ -136,7 +150,11 @@ pub fn read_hash<K: Pod, V: Pod>(fd: BorrowedFd<'_>, capacity: usize) -> io::Res
     let mut first = true;
     loop {
         let mut attr = BatchAttr {
-            in_batch: if first { 0 } else { token_in.as_mut_ptr() as u64 },
+            in_batch: if first {
+                0
+            } else {
+                token_in.as_mut_ptr() as u64
+            },
             out_batch: token_out.as_mut_ptr() as u64,
             keys: keys.as_mut_ptr() as u64,
             values: values.as_mut_ptr() as u64,
@@ -147,11 +165,19 @@ pub fn read_hash<K: Pod, V: Pod>(fd: BorrowedFd<'_>, capacity: usize) -> io::Res
         // SAFETY: the kernel writes at most `count` keys and values into buffers of that
         // capacity, and 4 bytes of batch token into `token_out`.
         let rc = unsafe {
-            libc::syscall(libc::SYS_bpf, BPF_MAP_LOOKUP_BATCH, &mut attr as *mut BatchAttr, size_of::<BatchAttr>())
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &mut attr as *mut BatchAttr,
+                size_of::<BatchAttr>(),
+            )
         };
         let err = (rc < 0).then(io::Error::last_os_error);
         let n = (attr.count as usize).min(chunk);
-        if err.as_ref().is_none_or(|e| e.raw_os_error() == Some(libc::ENOENT)) {
+        if err
+            .as_ref()
+            .is_none_or(|e| e.raw_os_error() == Some(libc::ENOENT))
+        {
             // SAFETY: the kernel initialised the first `n` elements.
             unsafe {
                 keys.set_len(n);

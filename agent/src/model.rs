@@ -6,9 +6,7 @@ use std::collections::HashMap;
 
 use agent_common::{
     ParseError, Summary,
-    state::{
-        AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update,
-    },
+    state::{AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update},
 };
 
 use crate::snapshot::Snapshot;
@@ -45,7 +43,13 @@ impl HostMaps {
 
     /// Accounts one packet seen in direction `dir` at `now_ns`, exactly as the BPF programs
     /// do (see `agent-ebpf/src/main.rs`: `account`).
-    pub fn account(&mut self, parsed: &Result<Summary, ParseError>, wire_len: u64, dir: u32, now_ns: u64) {
+    pub fn account(
+        &mut self,
+        parsed: &Result<Summary, ParseError>,
+        wire_len: u64,
+        dir: u32,
+        now_ns: u64,
+    ) {
         let g = &mut self.globals[(dir & 1) as usize];
         let s = match parsed {
             Ok(s) => s,

@@ -11,7 +11,9 @@ use crate::{
 };
 
 /// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Text on a terminal, JSON lines otherwise.
@@ -61,8 +63,11 @@ impl SummaryLine {
         let dt = (cur.mono_ns.saturating_sub(prev.mono_ns) as f64 / 1e9).max(1e-9);
         let (ci, pi) = (&cur.globals[0], &prev.globals[0]);
         let (ce, pe) = (&cur.globals[1], &prev.globals[1]);
-        let before: std::collections::HashMap<_, _> =
-            prev.sources.iter().map(|(k, v)| (*k, (v.first_seen_ns, v.packets, v.bytes))).collect();
+        let before: std::collections::HashMap<_, _> = prev
+            .sources
+            .iter()
+            .map(|(k, v)| (*k, (v.first_seen_ns, v.packets, v.bytes)))
+            .collect();
         let mut top: Vec<_> = cur
             .sources
             .iter()
@@ -124,13 +129,21 @@ impl Printer {
 
     /// Prints one alert event.
     pub fn alert(&self, e: &AlertEvent) -> io::Result<()> {
-        let line = if self.json { alert_json(e, &self.hostname).to_string() } else { alert_text(e) };
+        let line = if self.json {
+            alert_json(e, &self.hostname).to_string()
+        } else {
+            alert_text(e)
+        };
         emit(&line)
     }
 
     /// Prints a summary.
     pub fn summary(&self, s: &SummaryLine) -> io::Result<()> {
-        let line = if self.json { summary_json(s, &self.hostname).to_string() } else { summary_text(s) };
+        let line = if self.json {
+            summary_json(s, &self.hostname).to_string()
+        } else {
+            summary_text(s)
+        };
         emit(&line)
     }
 }
@@ -194,8 +207,22 @@ pub fn alert_text(e: &AlertEvent) -> String {
     };
     let mut extra = String::new();
     if f.rule == crate::detect::Rule::PortScan && e.phase == Phase::Start {
-        let ports: Vec<String> = f.details.ports.iter().take(12).map(u16::to_string).collect();
-        extra = format!(" ports {}{}", ports.join(","), if f.details.ports.len() > 12 { ",…" } else { "" });
+        let ports: Vec<String> = f
+            .details
+            .ports
+            .iter()
+            .take(12)
+            .map(u16::to_string)
+            .collect();
+        extra = format!(
+            " ports {}{}",
+            ports.join(","),
+            if f.details.ports.len() > 12 {
+                ",…"
+            } else {
+                ""
+            }
+        );
     }
     if let Some(n) = f.details.distinct_sources {
         extra.push_str(&format!(" from ~{n} sources"));
@@ -205,7 +232,12 @@ pub fn alert_text(e: &AlertEvent) -> String {
         Phase::Update => "UPDATE",
         Phase::End => "END   ",
     };
-    format!("{} ALERT {phase} #{} {} {who}: {what}{extra}", rfc3339(e.at_ns), e.episode, f.rule)
+    format!(
+        "{} ALERT {phase} #{} {} {who}: {what}{extra}",
+        rfc3339(e.at_ns),
+        e.episode,
+        f.rule
+    )
 }
 
 /// The JSON document of a summary.
@@ -233,8 +265,11 @@ pub fn summary_json(s: &SummaryLine, hostname: &str) -> Value {
 
 /// The text line of a summary.
 pub fn summary_text(s: &SummaryLine) -> String {
-    let top: Vec<String> =
-        s.top.iter().map(|(ip, r)| format!("{ip} {:.0} pkt/s", r.packets)).collect();
+    let top: Vec<String> = s
+        .top
+        .iter()
+        .map(|(ip, r)| format!("{ip} {:.0} pkt/s", r.packets))
+        .collect();
     format!(
         "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{} | parse errors {} | fragments {} | map failures {}{}",
         rfc3339(s.at_ns),
@@ -246,6 +281,10 @@ pub fn summary_text(s: &SummaryLine) -> String {
         s.parse_errors,
         s.fragments,
         s.map_failures,
-        if top.is_empty() { String::new() } else { format!(" | top {}", top.join(", ")) },
+        if top.is_empty() {
+            String::new()
+        } else {
+            format!(" | top {}", top.join(", "))
+        },
     )
 }

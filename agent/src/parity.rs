@@ -41,8 +41,16 @@ impl KernelRunner {
     /// the kernel's test harness refuses the input itself (EINVAL: e.g. the skb harness
     /// wants a whole IP header), in which case the program did not run.
     pub fn run(&mut self, frame: &[u8], dir: u32) -> Result<bool> {
-        let opts = TestRunOptions { data_in: Some(frame), repeat: 1, ..Default::default() };
-        let name = if dir == DIR_INGRESS { PROG_XDP } else { PROG_TC_EGRESS };
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat: 1,
+            ..Default::default()
+        };
+        let name = if dir == DIR_INGRESS {
+            PROG_XDP
+        } else {
+            PROG_TC_EGRESS
+        };
         let prog = self.ebpf.program_mut(name).context("program missing")?;
         let r = if dir == DIR_INGRESS {
             let p: &mut Xdp = prog.try_into()?;
@@ -59,7 +67,10 @@ impl KernelRunner {
         // XDP_PASS is 2, TC_ACT_OK is 0: Picket never drops.
         let pass = if dir == DIR_INGRESS { 2 } else { 0 };
         if r.return_value != pass {
-            bail!("{name} returned {} instead of passing the packet", r.return_value);
+            bail!(
+                "{name} returned {} instead of passing the packet",
+                r.return_value
+            );
         }
         Ok(true)
     }
@@ -90,7 +101,11 @@ pub fn compare(runner: &mut KernelRunner, frames: &[(Vec<u8>, u32)]) -> Result<P
     for (frame, dir) in frames {
         let ran = frame.len() >= MIN_FRAME
             && runner.run(frame, *dir).with_context(|| {
-                format!("frame of {} bytes: {:02x?}", frame.len(), &frame[..frame.len().min(40)])
+                format!(
+                    "frame of {} bytes: {:02x?}",
+                    frame.len(),
+                    &frame[..frame.len().min(40)]
+                )
             })?;
         if !ran {
             report.refused += 1;
@@ -104,7 +119,6 @@ pub fn compare(runner: &mut KernelRunner, frames: &[(Vec<u8>, u32)]) -> Result<P
     Ok(report)
 }
 
-
 /// Differences between a kernel snapshot and a host one, ignoring timestamps.
 pub fn diff(kernel: &Snapshot, host: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
@@ -116,10 +130,30 @@ pub fn diff(kernel: &Snapshot, host: &Snapshot) -> Vec<String> {
             ));
         }
     }
-    let strip_src = |s: &SrcState| SrcState { first_seen_ns: 0, last_seen_ns: 0, ..*s };
-    let strip_dst = |s: &DstState| DstState { first_seen_ns: 0, last_seen_ns: 0, ..*s };
-    diff_maps("source", &kernel.sources, &host.sources, strip_src, &mut out);
-    diff_maps("destination", &kernel.dests, &host.dests, strip_dst, &mut out);
+    let strip_src = |s: &SrcState| SrcState {
+        first_seen_ns: 0,
+        last_seen_ns: 0,
+        ..*s
+    };
+    let strip_dst = |s: &DstState| DstState {
+        first_seen_ns: 0,
+        last_seen_ns: 0,
+        ..*s
+    };
+    diff_maps(
+        "source",
+        &kernel.sources,
+        &host.sources,
+        strip_src,
+        &mut out,
+    );
+    diff_maps(
+        "destination",
+        &kernel.dests,
+        &host.dests,
+        strip_dst,
+        &mut out,
+    );
     out
 }
 
@@ -135,9 +169,10 @@ fn diff_maps<V: PartialEq + std::fmt::Debug>(
     for (addr, hv) in &h {
         match k.get(addr) {
             None => out.push(format!("{what} {} missing in the kernel map", addr.ip())),
-            Some(kv) if kv != hv => {
-                out.push(format!("{what} {} differs:\n  kernel {kv:?}\n  host   {hv:?}", addr.ip()))
-            }
+            Some(kv) if kv != hv => out.push(format!(
+                "{what} {} differs:\n  kernel {kv:?}\n  host   {hv:?}",
+                addr.ip()
+            )),
             Some(_) => {}
         }
     }

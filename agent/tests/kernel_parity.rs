@@ -9,7 +9,10 @@ use agent::{
     parity::{KernelRunner, compare},
 };
 use agent_common::{
-    classify::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG},
+    classify::{
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST,
+        TCP_SYN, TCP_URG,
+    },
     state::{DIR_EGRESS, DIR_INGRESS},
 };
 
@@ -18,7 +21,11 @@ fn runner() -> KernelRunner {
         unsafe { libc::geteuid() } == 0,
         "the kernel parity test loads BPF programs: run it as root (cargo xtask test)"
     );
-    KernelRunner::load(MapSizes { sources: 1 << 18, dests: 1 << 14 }).expect("load the BPF object")
+    KernelRunner::load(MapSizes {
+        sources: 1 << 18,
+        dests: 1 << 14,
+    })
+    .expect("load the BPF object")
 }
 
 fn v4(a: u8, b: u8) -> Ipv4Addr {
@@ -34,16 +41,65 @@ fn crafted() -> Vec<(Vec<u8>, u32)> {
     let mut f = Vec::new();
     let syn = frames::tcp(40000, 80, TCP_SYN);
     f.push(frames::ipv4(v4(0, 1), v4(0, 2), IPPROTO_TCP, 0, &syn));
-    for flags in [TCP_SYN | TCP_ACK, TCP_RST, TCP_RST | TCP_ACK, TCP_FIN | TCP_PSH | TCP_URG, 0, TCP_ACK | TCP_PSH] {
-        f.push(frames::ipv4(v4(0, 3), v4(0, 2), IPPROTO_TCP, 0, &frames::tcp(443, 50000, flags)));
+    for flags in [
+        TCP_SYN | TCP_ACK,
+        TCP_RST,
+        TCP_RST | TCP_ACK,
+        TCP_FIN | TCP_PSH | TCP_URG,
+        0,
+        TCP_ACK | TCP_PSH,
+    ] {
+        f.push(frames::ipv4(
+            v4(0, 3),
+            v4(0, 2),
+            IPPROTO_TCP,
+            0,
+            &frames::tcp(443, 50000, flags),
+        ));
     }
-    f.push(frames::ipv4(v4(0, 4), v4(0, 2), IPPROTO_UDP, 0, &frames::udp(5353, 53, b"query")));
-    f.push(frames::ipv4(v4(0, 5), v4(0, 2), IPPROTO_UDP, 0, &frames::udp(53, 40001, b"answer")));
-    f.push(frames::ipv4(v4(0, 6), v4(0, 2), IPPROTO_ICMP, 0, &frames::icmp(8, 0)));
-    f.push(frames::ipv4(v4(0, 6), v4(0, 2), IPPROTO_ICMP, 0, &frames::icmp(3, 3)));
+    f.push(frames::ipv4(
+        v4(0, 4),
+        v4(0, 2),
+        IPPROTO_UDP,
+        0,
+        &frames::udp(5353, 53, b"query"),
+    ));
+    f.push(frames::ipv4(
+        v4(0, 5),
+        v4(0, 2),
+        IPPROTO_UDP,
+        0,
+        &frames::udp(53, 40001, b"answer"),
+    ));
+    f.push(frames::ipv4(
+        v4(0, 6),
+        v4(0, 2),
+        IPPROTO_ICMP,
+        0,
+        &frames::icmp(8, 0),
+    ));
+    f.push(frames::ipv4(
+        v4(0, 6),
+        v4(0, 2),
+        IPPROTO_ICMP,
+        0,
+        &frames::icmp(3, 3),
+    ));
     // Fragments: first (MF) parses L4, later ones carry no ports.
-    f.push(frames::ipv4(v4(0, 7), v4(0, 2), IPPROTO_UDP, 0x2000, &frames::udp(1234, 9999, &[0; 40])));
-    f.push(frames::ipv4(v4(0, 7), v4(0, 2), IPPROTO_UDP, 0x0005, &[0xde; 40]));
+    f.push(frames::ipv4(
+        v4(0, 7),
+        v4(0, 2),
+        IPPROTO_UDP,
+        0x2000,
+        &frames::udp(1234, 9999, &[0; 40]),
+    ));
+    f.push(frames::ipv4(
+        v4(0, 7),
+        v4(0, 2),
+        IPPROTO_UDP,
+        0x0005,
+        &[0xde; 40],
+    ));
     // IPv4 with 40 bytes of options.
     let mut opts = frames::ipv4(v4(0, 8), v4(0, 2), IPPROTO_TCP, 0, &[0; 60]);
     opts[14] = 0x4f;
@@ -75,10 +131,28 @@ fn crafted() -> Vec<(Vec<u8>, u32)> {
     // IPv6: plain TCP, extension chain, ICMPv6 echo, a later fragment.
     f.push(frames::ipv6(v6(1), v6(2), &[], IPPROTO_TCP, &syn));
     f.push(frames::ipv6_ext_syn(v6(3), v6(2)));
-    f.push(frames::ipv6(v6(4), v6(2), &[], IPPROTO_ICMPV6, &frames::icmp(128, 0)));
-    f.push(frames::ipv6(v6(5), v6(2), &[(44, vec![0, 0, 0x10, 0, 0, 0, 9])], IPPROTO_UDP, &[0; 24]));
+    f.push(frames::ipv6(
+        v6(4),
+        v6(2),
+        &[],
+        IPPROTO_ICMPV6,
+        &frames::icmp(128, 0),
+    ));
+    f.push(frames::ipv6(
+        v6(5),
+        v6(2),
+        &[(44, vec![0, 0, 0x10, 0, 0, 0, 9])],
+        IPPROTO_UDP,
+        &[0; 24],
+    ));
     let seven: Vec<(u8, Vec<u8>)> = (0..7).map(|_| (60, vec![1, 4, 0, 0, 0, 0])).collect();
-    f.push(frames::ipv6(v6(6), v6(2), &seven, IPPROTO_UDP, &frames::udp(1000, 2000, &[])));
+    f.push(frames::ipv6(
+        v6(6),
+        v6(2),
+        &seven,
+        IPPROTO_UDP,
+        &frames::udp(1000, 2000, &[]),
+    ));
     // Malformed: truncated IPv4, bad IHL, bad version, TCP data offset < 5, cut L4.
     let good = frames::ipv4(v4(0, 10), v4(0, 2), IPPROTO_TCP, 0, &syn);
     f.push(good[..20].to_vec());
@@ -102,8 +176,26 @@ fn scan() -> Vec<(Vec<u8>, u32)> {
     let mut out = Vec::new();
     for port in 1..=700u16 {
         let dst = v4(1, (port % 200) as u8);
-        out.push((frames::ipv4(v4(9, 9), dst, IPPROTO_TCP, 0, &frames::tcp(55555, port, TCP_SYN)), DIR_INGRESS));
-        out.push((frames::ipv4(dst, v4(9, 9), IPPROTO_TCP, 0, &frames::tcp(port, 55555, TCP_RST | TCP_ACK)), DIR_EGRESS));
+        out.push((
+            frames::ipv4(
+                v4(9, 9),
+                dst,
+                IPPROTO_TCP,
+                0,
+                &frames::tcp(55555, port, TCP_SYN),
+            ),
+            DIR_INGRESS,
+        ));
+        out.push((
+            frames::ipv4(
+                dst,
+                v4(9, 9),
+                IPPROTO_TCP,
+                0,
+                &frames::tcp(port, 55555, TCP_RST | TCP_ACK),
+            ),
+            DIR_EGRESS,
+        ));
     }
     out
 }
@@ -173,13 +265,26 @@ fn random(n: usize) -> Vec<(Vec<u8>, u32)> {
 fn assert_parity(frames: &[(Vec<u8>, u32)]) {
     let mut k = runner();
     let r = compare(&mut k, frames).expect("run frames through the kernel");
-    eprintln!("{} frames compared, {} refused by the kernel's test harness", r.compared, r.refused);
-    assert!(r.compared >= frames.len() * 9 / 10, "too few frames ran: {} of {}", r.compared, frames.len());
+    eprintln!(
+        "{} frames compared, {} refused by the kernel's test harness",
+        r.compared, r.refused
+    );
+    assert!(
+        r.compared >= frames.len() * 9 / 10,
+        "too few frames ran: {} of {}",
+        r.compared,
+        frames.len()
+    );
     assert!(
         r.diffs.is_empty(),
         "kernel and host disagree on {} entries:\n{}",
         r.diffs.len(),
-        r.diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        r.diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

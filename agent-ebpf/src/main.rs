@@ -118,13 +118,13 @@ pub fn picket_pass(_ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn picket_tc_ingress(ctx: TcContext) -> i32 {
     tc_account(&ctx, DIR_INGRESS);
-    TC_ACT_OK as i32
+    TC_ACT_OK
 }
 
 #[classifier]
 pub fn picket_tc_egress(ctx: TcContext) -> i32 {
     tc_account(&ctx, DIR_EGRESS);
-    TC_ACT_OK as i32
+    TC_ACT_OK
 }
 
 /// Bytes of headers the classifier may need: Ethernet + 2 VLAN tags + IPv6 + 6 extension
@@ -186,10 +186,12 @@ fn account(pkt: &Direct, dir: u32) {
     }
 }
 
+// Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
 fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64) {
     let key = AddrKey { addr: s.src };
-    if let Some(v) = SOURCES.get_ptr_mut(&key) {
+    if let Some(v) = SOURCES.get_ptr_mut(key) {
         // SAFETY: LRU values are preallocated; concurrent updates are tolerated (counters
         // are atomic, the sets may at worst miss a value).
         unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
@@ -206,7 +208,7 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64) {
         Ok(()) => g.src_inserts += 1,
         Err(_) => {
             // Another CPU may have created it meanwhile: account there instead.
-            match SOURCES.get_ptr_mut(&key) {
+            match SOURCES.get_ptr_mut(key) {
                 Some(v) => unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) },
                 None => g.src_failures += 1,
             }
@@ -214,9 +216,11 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64) {
     }
 }
 
+// Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
 fn update_dest(g: &mut Globals, key: AddrKey, s: &Summary, now: u64, epoch: u64, syn_in: bool) {
-    if let Some(v) = DESTS.get_ptr_mut(&key) {
+    if let Some(v) = DESTS.get_ptr_mut(key) {
         // SAFETY: as for SOURCES.
         let v = unsafe { &mut *v };
         if syn_in {
@@ -239,7 +243,7 @@ fn update_dest(g: &mut Globals, key: AddrKey, s: &Summary, now: u64, epoch: u64,
     }
     match DESTS.insert(&key, &*st, BPF_NOEXIST as u64) {
         Ok(()) => g.dst_inserts += 1,
-        Err(_) => match DESTS.get_ptr_mut(&key) {
+        Err(_) => match DESTS.get_ptr_mut(key) {
             Some(v) => {
                 let v = unsafe { &mut *v };
                 if syn_in {

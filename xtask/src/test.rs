@@ -1,6 +1,7 @@
 //! `cargo xtask test`: what CI runs (`.ci/run`).
 //!
-//! Order: bootstrap, `cargo fmt --check`, clippy, host unit tests, then the privileged
+//! Order: bootstrap, `cargo fmt --check`, clippy (host crates, then the BPF crate on its
+//! target), host unit tests, then the privileged
 //! end-to-end tests of package `tests` (one thread: they share kernel state). Fails fast.
 
 use anyhow::{Result, bail};
@@ -30,6 +31,24 @@ pub fn main(opts: &Options) -> Result<()> {
             "--exclude",
             "agent-ebpf",
             "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        // The BPF crate only builds for the BPF target, with the nightly toolchain.
+        util::run(cmd("rustup").args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--package",
+            "agent-ebpf",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--bins",
             "--",
             "-D",
             "warnings",

@@ -177,6 +177,10 @@ pub struct Details {
     /// Distinct sources (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_sources: Option<u32>,
+    /// True when a distinct count reached the estimator's capacity (about 7000): the
+    /// count is then a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub saturated: bool,
     /// SYN-ACKs sent per SYN received (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
@@ -457,6 +461,7 @@ fn dst_flood_finding(
         estimated: false,
         details: Details {
             distinct_sources: Some(sources.value),
+            saturated: sources.saturated,
             synack_ratio: Some((ratio * 1000.0).round() / 1000.0),
             ..Details::default()
         },

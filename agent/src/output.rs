@@ -225,7 +225,8 @@ pub fn alert_text(e: &AlertEvent) -> String {
         );
     }
     if let Some(n) = f.details.distinct_sources {
-        extra.push_str(&format!(" from ~{n} sources"));
+        let approx = if f.details.saturated { "≥" } else { "~" };
+        extra.push_str(&format!(" from {approx}{n} sources"));
     }
     let phase = match e.phase {
         Phase::Start => "START ",

@@ -329,6 +329,9 @@ pub struct Globals {
     pub src_inserts: u64,
     /// Per-source updates that failed (map full or busy).
     pub src_failures: u64,
+    /// Packets from unknown sources not admitted to the per-source map (first sighting
+    /// while [`CONFIG_ADMIT_ON_SECOND`] is on).
+    pub src_deferred: u64,
     /// Per-destination entries created.
     pub dst_inserts: u64,
     /// Per-destination updates that failed.
@@ -415,6 +418,7 @@ impl Globals {
             rst,
             src_inserts,
             src_failures,
+            src_deferred,
             dst_inserts,
             dst_failures
         );
@@ -438,6 +442,42 @@ pub struct Config {
 
 /// [`Config::flags`]: keep per-destination SYN state.
 pub const CONFIG_TRACK_DESTS: u64 = 1;
+/// [`Config::flags`]: admit a source to the per-source map only at its second sighting.
+///
+/// The agent sets it while new sources arrive faster than the map can keep them (a flood
+/// from spoofed random sources), so that the flood cannot churn out the entries of real
+/// scanners. The first packet of an unknown source only leaves a tag in the
+/// [`PENDING_SLOTS`]-slot pending array; the source gets an entry when a later packet finds
+/// its tag. A random spoofed source sends one packet and never gets in; a scanner gets in at
+/// its second probe and only its first probe goes uncounted.
+pub const CONFIG_ADMIT_ON_SECOND: u64 = 2;
+
+/// Name of the pending array (see [`CONFIG_ADMIT_ON_SECOND`]).
+pub const MAP_PENDING: &str = "PENDING";
+/// Slots of the pending array.
+pub const PENDING_SLOTS: u32 = 65_536;
+
+/// Pending-array slot and tag (never 0) of a source address.
+#[inline(always)]
+pub fn pending_slot(addr: &[u8; 16]) -> (u32, u32) {
+    let h = addr_hash(addr);
+    (
+        h & (PENDING_SLOTS - 1),
+        crate::sketch::fmix32(h ^ 0x5bd1_e995) | 1,
+    )
+}
+
+/// Decides whether an unknown source is admitted now, updating its pending slot.
+#[inline(always)]
+pub fn admit_on_second(slot: &mut u32, tag: u32) -> bool {
+    if *slot == tag {
+        *slot = 0;
+        true
+    } else {
+        *slot = tag;
+        false
+    }
+}
 
 #[cfg(feature = "user")]
 mod pod {

@@ -8,8 +8,9 @@
 use agent_common::{
     Packet, Summary, classify_eth,
     state::{
-        Adder, AddrKey, CONFIG_TRACK_DESTS, Config, DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS,
-        DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update,
+        Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_TRACK_DESTS, Config, DEFAULT_DESTS,
+        DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate, Globals, PENDING_SLOTS,
+        PlainAdd, SrcState, admit_on_second, dst_update, pending_slot,
     },
 };
 use aya_ebpf::{
@@ -35,6 +36,10 @@ static GLOBALS: PerCpuArray<Globals> = PerCpuArray::with_max_entries(2, 0);
 /// Window epoch and flags, written by the agent.
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Tags of unknown sources seen once, while admission on second sighting is on.
+#[map(name = "PENDING")]
+static PENDING: Array<u32> = Array::with_max_entries(PENDING_SLOTS, 0);
 
 /// Per-CPU scratch space to build a new per-source entry (too large for the 512-byte stack).
 #[map(name = "SRC_SCRATCH")]
@@ -175,7 +180,7 @@ fn account(pkt: &Direct, dir: u32) {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if dir == DIR_INGRESS {
-        update_source(g, &s, now, epoch);
+        update_source(g, &s, now, epoch, flags);
     }
     if flags & CONFIG_TRACK_DESTS != 0 {
         match dst_update(&s, dir) {
@@ -189,13 +194,24 @@ fn account(pkt: &Direct, dir: u32) {
 // Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
 #[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
-fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64) {
+fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, flags: u64) {
     let key = AddrKey { addr: s.src };
     if let Some(v) = SOURCES.get_ptr_mut(key) {
         // SAFETY: LRU values are preallocated; concurrent updates are tolerated (counters
         // are atomic, the sets may at worst miss a value).
         unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
         return;
+    }
+    // Under a flood of new sources, admit only at the second sighting.
+    if flags & CONFIG_ADMIT_ON_SECOND != 0 {
+        let (idx, tag) = pending_slot(&s.src);
+        if let Some(slot) = PENDING.get_ptr_mut(idx) {
+            // SAFETY: array slot; races only cost an extra deferral or admission.
+            if !admit_on_second(unsafe { &mut *slot }, tag) {
+                g.src_deferred += 1;
+                return;
+            }
+        }
     }
     let Some(scratch) = SRC_SCRATCH.get_ptr_mut(0) else {
         return;

@@ -1,6 +1,7 @@
 //! Picket's user side: load and attach the BPF programs, read their maps, detect scans,
 //! sweeps and floods, and report them.
 
+pub mod admission;
 pub mod alerts;
 pub mod bench;
 pub mod cli;

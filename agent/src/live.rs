@@ -8,7 +8,10 @@ use tokio::{
     time::{Instant, MissedTickBehavior, interval_at, sleep_until},
 };
 
+use agent_common::state::Globals;
+
 use crate::{
+    admission::Admission,
     alerts::{Allowlist, EpisodeTiming, Episodes},
     cli::RunArgs,
     detect::{Detector, Thresholds},
@@ -30,6 +33,39 @@ pub fn validate(args: &RunArgs) -> Result<()> {
             args.window,
             args.poll_interval
         );
+    }
+    Ok(())
+}
+
+/// Turns admission at second sighting on or off from the rate of packets from unknown
+/// sources.
+fn adjust_admission(
+    maps: &mut KernelMaps,
+    admission: &mut Admission,
+    (prev_ns, prev): (u64, Globals),
+    snap: &Snapshot,
+) -> Result<()> {
+    let dt = snap.mono_ns.saturating_sub(prev_ns) as f64 / 1e9;
+    if dt <= 0.0 {
+        return Ok(());
+    }
+    let g = &snap.globals[0];
+    let unknown =
+        (g.src_inserts + g.src_deferred).saturating_sub(prev.src_inserts + prev.src_deferred);
+    let rate = unknown as f64 / dt;
+    let was = admission.is_on();
+    let on = admission.update(rate);
+    if on != was {
+        maps.set_admit_on_second(on)?;
+        if on {
+            eprintln!(
+                "picket: {rate:.0} packets/s from unknown sources (budget {:.0}/s, spoofed flood?): \
+                 admitting new sources at their second packet",
+                admission.budget()
+            );
+        } else {
+            eprintln!("picket: unknown sources back to normal: admitting new sources at once");
+        }
     }
     Ok(())
 }
@@ -67,6 +103,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         end_after_s: args.end_after.as_secs_f64(),
     });
     let allow = Allowlist::new(args.allow.clone());
+    let mut admission = Admission::new(args.src_map_entries, args.window.as_secs_f64());
 
     let mut sigint = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
@@ -86,6 +123,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // Baseline for rates.
     let first = maps.read()?;
     detector.evaluate(&first);
+    let mut prev_globals = (first.mono_ns, first.globals[0]);
     summary_base = summary_base.or(Some(first));
 
     loop {
@@ -96,6 +134,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u32::MAX as u64))), if deadline.is_some() => break,
         }
         let snap = maps.read()?;
+        adjust_admission(&mut maps, &mut admission, prev_globals, &snap)?;
+        prev_globals = (snap.mono_ns, snap.globals[0]);
         let findings = allow.filter(detector.evaluate(&snap));
         for e in episodes.step(snap.mono_ns, snap.wall_ns, findings) {
             printer.alert(&e)?;

@@ -8,8 +8,8 @@ use std::{
 };
 
 use agent_common::state::{
-    AddrKey, CONFIG_TRACK_DESTS, Config, DIR_EGRESS, DIR_INGRESS, DstState, Globals, MAP_CONFIG,
-    MAP_DESTS, MAP_GLOBALS, MAP_SOURCES, SrcState,
+    AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_TRACK_DESTS, Config, DIR_EGRESS, DIR_INGRESS, DstState,
+    Globals, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_SOURCES, SrcState,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -66,10 +66,27 @@ impl KernelMaps {
         Ok(self.current.epoch)
     }
 
+    /// Turns admission of new sources on second sighting on or off.
+    pub fn set_admit_on_second(&mut self, on: bool) -> Result<()> {
+        self.set_flag(CONFIG_ADMIT_ON_SECOND, on)
+    }
+
     /// Turns per-destination SYN tracking on or off.
     pub fn set_track_dests(&mut self, on: bool) -> Result<()> {
-        self.current.flags = if on { CONFIG_TRACK_DESTS } else { 0 };
-        self.write_config()
+        self.set_flag(CONFIG_TRACK_DESTS, on)
+    }
+
+    fn set_flag(&mut self, flag: u64, on: bool) -> Result<()> {
+        let flags = if on {
+            self.current.flags | flag
+        } else {
+            self.current.flags & !flag
+        };
+        if flags != self.current.flags {
+            self.current.flags = flags;
+            self.write_config()?;
+        }
+        Ok(())
     }
 
     fn write_config(&mut self) -> Result<()> {

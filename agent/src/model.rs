@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use agent_common::{
     ParseError, Summary,
-    state::{AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PlainAdd, SrcState, dst_update},
+    state::{
+        AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PENDING_SLOTS, PlainAdd, SrcState,
+        admit_on_second, dst_update, pending_slot,
+    },
 };
 
 use crate::snapshot::Snapshot;
@@ -22,6 +25,10 @@ pub struct HostMaps {
     pub globals: [Globals; 2],
     /// Current window.
     pub epoch: u64,
+    /// Admission of new sources at their second sighting (`CONFIG_ADMIT_ON_SECOND`).
+    pub admit_on_second: bool,
+    /// The pending array used while `admit_on_second` is on.
+    pub pending: Vec<u32>,
 }
 
 impl Default for HostMaps {
@@ -38,6 +45,8 @@ impl HostMaps {
             dests: HashMap::new(),
             globals: [Globals::default(), Globals::default()],
             epoch: 1,
+            admit_on_second: false,
+            pending: vec![0; PENDING_SLOTS as usize],
         }
     }
 
@@ -64,6 +73,13 @@ impl HostMaps {
         }
         if dir == DIR_INGRESS {
             let key = AddrKey { addr: s.src };
+            if self.admit_on_second && !self.sources.contains_key(&key) {
+                let (idx, tag) = pending_slot(&s.src);
+                if !admit_on_second(&mut self.pending[idx as usize], tag) {
+                    g.src_deferred += 1;
+                    return self.account_dest(s, dir, now_ns);
+                }
+            }
             let st = self.sources.entry(key).or_insert_with(|| {
                 g.src_inserts += 1;
                 let mut st = SrcState::ZERO;
@@ -72,6 +88,11 @@ impl HostMaps {
             });
             st.observe::<PlainAdd>(s, now_ns, self.epoch);
         }
+        self.account_dest(s, dir, now_ns);
+    }
+
+    fn account_dest(&mut self, s: &Summary, dir: u32, now_ns: u64) {
+        let g = &mut self.globals[(dir & 1) as usize];
         let (key, syn_in) = match dst_update(s, dir) {
             DstUpdate::SynIn => (AddrKey { addr: s.dst }, true),
             DstUpdate::ReplyOut => (AddrKey { addr: s.src }, false),

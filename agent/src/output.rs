@@ -53,6 +53,8 @@ pub struct SummaryLine {
     pub dests: (usize, u32),
     /// Failed map updates in the interval.
     pub map_failures: u64,
+    /// Packets from unknown sources not admitted (admission control under a flood).
+    pub deferred: u64,
     /// Top sources by packet rate.
     pub top: Vec<(std::net::IpAddr, Rates)>,
 }
@@ -102,6 +104,7 @@ impl SummaryLine {
             sources: (cur.sources.len(), cur.src_capacity),
             dests: (cur.dests.len(), cur.dst_capacity),
             map_failures: (failures(ci) + failures(ce)).saturating_sub(failures(pi) + failures(pe)),
+            deferred: ci.src_deferred.saturating_sub(pi.src_deferred),
             top,
         }
     }
@@ -255,6 +258,7 @@ pub fn summary_json(s: &SummaryLine, hostname: &str) -> Value {
             "parse_errors": s.parse_errors,
             "fragments": s.fragments,
             "map_failures": s.map_failures,
+            "sources_deferred": s.deferred,
             "sources": { "entries": s.sources.0, "capacity": s.sources.1 },
             "destinations": { "entries": s.dests.0, "capacity": s.dests.1 },
             "top_sources": s.top.iter().map(|(ip, r)| json!({
@@ -269,16 +273,24 @@ pub fn summary_text(s: &SummaryLine) -> String {
     let top: Vec<String> = s
         .top
         .iter()
-        .map(|(ip, r)| format!("{ip} {:.0} pkt/s", r.packets))
+        .map(|(ip, r)| match r.packets {
+            p if p < 10.0 => format!("{ip} {p:.1} pkt/s"),
+            p => format!("{ip} {p:.0} pkt/s"),
+        })
         .collect();
     format!(
-        "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{} | parse errors {} | fragments {} | map failures {}{}",
+        "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{}{} | parse errors {} | fragments {} | map failures {}{}",
         rfc3339(s.at_ns),
         s.packets_per_s,
         s.bytes_per_s / 1000.0,
         s.egress_packets_per_s,
         s.sources.0,
         s.sources.1,
+        if s.deferred > 0 {
+            format!(" ({} packets of unknown sources deferred)", s.deferred)
+        } else {
+            String::new()
+        },
         s.parse_errors,
         s.fragments,
         s.map_failures,

@@ -27,6 +27,7 @@ pub const MIN_FRAME: usize = 14;
 pub struct KernelRunner {
     ebpf: Ebpf,
     maps: KernelMaps,
+    admit_on_second: bool,
 }
 
 impl KernelRunner {
@@ -34,7 +35,18 @@ impl KernelRunner {
     pub fn load(sizes: MapSizes) -> Result<Self> {
         let mut ebpf = loader::load(sizes)?;
         let maps = KernelMaps::take(&mut ebpf, true)?;
-        Ok(KernelRunner { ebpf, maps })
+        Ok(KernelRunner {
+            ebpf,
+            maps,
+            admit_on_second: false,
+        })
+    }
+
+    /// Turns admission of new sources at second sighting on or off in the kernel (the host
+    /// model follows in [`compare`]).
+    pub fn set_admit_on_second(&mut self, on: bool) -> Result<()> {
+        self.admit_on_second = on;
+        self.maps.set_admit_on_second(on)
     }
 
     /// Runs one frame through the ingress (XDP) or egress (TC) program. Returns false when
@@ -97,6 +109,7 @@ pub struct ParityReport {
 /// the resulting maps.
 pub fn compare(runner: &mut KernelRunner, frames: &[(Vec<u8>, u32)]) -> Result<ParityReport> {
     let mut host = HostMaps::new();
+    host.admit_on_second = runner.admit_on_second;
     let mut report = ParityReport::default();
     for (frame, dir) in frames {
         let ran = frame.len() >= MIN_FRAME

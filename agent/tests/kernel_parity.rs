@@ -263,7 +263,13 @@ fn random(n: usize) -> Vec<(Vec<u8>, u32)> {
 }
 
 fn assert_parity(frames: &[(Vec<u8>, u32)]) {
+    assert_parity_with(frames, false);
+}
+
+fn assert_parity_with(frames: &[(Vec<u8>, u32)], admit_on_second: bool) {
     let mut k = runner();
+    k.set_admit_on_second(admit_on_second)
+        .expect("write CONFIG");
     let r = compare(&mut k, frames).expect("run frames through the kernel");
     eprintln!(
         "{} frames compared, {} refused by the kernel's test harness",
@@ -301,4 +307,35 @@ fn scanner_sets_and_estimates_match_host() {
 #[test]
 fn mutated_and_random_frames_match_host() {
     assert_parity(&random(20_000));
+}
+
+#[test]
+fn admission_on_second_sighting_matches_host() {
+    // Spoofed one-packet sources interleaved with a scanner: with admission control on, only
+    // sources seen twice get entries, identically in kernel and host.
+    let mut frames = Vec::new();
+    for i in 0..3000u32 {
+        let spoofed = Ipv4Addr::from(0x0b00_0000 + i * 7919);
+        frames.push((
+            frames::ipv4(
+                spoofed,
+                v4(0, 2),
+                IPPROTO_TCP,
+                0,
+                &frames::tcp(1024, 80, TCP_SYN),
+            ),
+            DIR_INGRESS,
+        ));
+        frames.push((
+            frames::ipv4(
+                v4(9, 9),
+                v4(0, 2),
+                IPPROTO_TCP,
+                0,
+                &frames::tcp(5555, (i % 300) as u16, TCP_SYN),
+            ),
+            DIR_INGRESS,
+        ));
+    }
+    assert_parity_with(&frames, true);
 }

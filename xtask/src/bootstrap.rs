@@ -73,7 +73,26 @@ pub fn ensure(needs: Needs) -> Result<()> {
     apt_packages(needs)?;
     nightly_rust_src()?;
     bpf_linker()?;
+    if needs == Needs::Test {
+        cargo_fuzz()?;
+    }
     Ok(())
+}
+
+/// cargo-fuzz, for `cargo xtask fuzz` and the short fuzz runs of `cargo xtask test`.
+fn cargo_fuzz() -> Result<()> {
+    let present = cmd("cargo")
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        println!("ok: cargo-fuzz present");
+        return Ok(());
+    }
+    println!("installing cargo-fuzz");
+    util::run(cmd("cargo").args(["install", "cargo-fuzz", "--locked"]))
 }
 
 /// Report whether `~/.cargo/bin` is on `PATH`; child processes get it either way (see [`util::cmd`]).

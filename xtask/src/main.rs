@@ -6,6 +6,7 @@
 mod bench;
 mod bootstrap;
 mod build;
+mod fuzz;
 mod run;
 mod test;
 mod util;
@@ -35,6 +36,8 @@ enum Command {
     Test(test::Options),
     /// Bootstrap, build release, and run `picket bench` with BPF stats off.
     Bench(bench::Options),
+    /// Run the cargo-fuzz targets, seeded from ../shared/pcaps.
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Run(opts) => run::main(&opts),
         Command::Test(opts) => test::main(&opts),
         Command::Bench(opts) => bench::main(&opts),
+        Command::Fuzz(opts) => fuzz::main(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

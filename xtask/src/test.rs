@@ -11,6 +11,9 @@ use crate::{
     util::{self, cargo, cmd},
 };
 
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const FUZZ_SECONDS: u64 = 30;
+
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
 pub struct Options {
@@ -67,6 +70,9 @@ pub fn main(opts: &Options) -> Result<()> {
         "--exclude",
         "tests",
     ]))?;
+
+    // Every CI run fuzzes each target briefly (`cargo xtask fuzz` runs longer).
+    crate::fuzz::run(FUZZ_SECONDS, &[])?;
 
     if !util::is_root() {
         bail!(

@@ -1,0 +1,516 @@
+//! Application hints from L4 payloads (which start at `Summary::payload_off`): HTTP requests,
+//! http/https URLs in cleartext, DNS questions and response codes, TLS SNI.
+//!
+//! Each payload is looked at on its own (no TCP reassembly): a request line, DNS header or
+//! ClientHello must start in the packet that carries it. Every read is bounds-checked;
+//! strings taken from packets are made printable (`\xNN` escapes) before they are kept.
+
+use std::collections::HashMap;
+
+use agent_common::{
+    Summary,
+    classify::{IPPROTO_TCP, IPPROTO_UDP},
+};
+
+use super::{
+    names,
+    report::{Application, DnsName, DnsSummary, HttpRequest, NameCount},
+    top_n,
+};
+
+/// Most distinct entries kept per table; later new entries are only counted.
+const MAX_ENTRIES: usize = 100_000;
+/// Longest URL kept (longer ones are cut).
+const MAX_URL: usize = 2048;
+/// Longest HTTP request head looked at.
+const MAX_HEAD: usize = 8192;
+/// Most DNS compression pointers followed in one name.
+const MAX_JUMPS: usize = 32;
+const DNS_PORT: u16 = 53;
+
+/// The bytes of the L4 payload, without link-layer padding past the IP packet's own length.
+pub fn l4_payload<'a>(s: &Summary, data: &'a [u8]) -> &'a [u8] {
+    if !s.has_l4() || s.payload_off == 0 {
+        return &[];
+    }
+    let l3 = usize::from(s.l3_off);
+    let be16 = |off: usize| data.get(off..off + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let ip_end = match s.family {
+        4 => be16(l3 + 2).map(|total| l3 + total),
+        // A zero payload length is a jumbogram: take the captured bytes.
+        6 => be16(l3 + 4).filter(|n| *n != 0).map(|n| l3 + 40 + n),
+        _ => None,
+    };
+    let end = ip_end.unwrap_or(data.len()).min(data.len());
+    data.get(usize::from(s.payload_off)..end).unwrap_or(&[])
+}
+
+/// Counts one entry of a capped table.
+fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K, overflow: &mut u64) {
+    if let Some(v) = map.get_mut(&key) {
+        *v += 1;
+    } else if map.len() < MAX_ENTRIES {
+        map.insert(key, 1);
+    } else {
+        *overflow += 1;
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct HttpAgg {
+    count: u64,
+    first_ns: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DnsAgg {
+    queries: u64,
+    responses: u64,
+}
+
+/// Application-layer tallies.
+#[derive(Debug, Default)]
+pub struct AppStats {
+    http: HashMap<(String, String, String), HttpAgg>,
+    http_requests: u64,
+    urls: HashMap<String, u64>,
+    dns: HashMap<(String, u16), DnsAgg>,
+    rcodes: HashMap<u8, u64>,
+    dns_queries: u64,
+    dns_responses: u64,
+    dns_malformed: u64,
+    sni: HashMap<String, u64>,
+    client_hellos: u64,
+    overflow: u64,
+}
+
+impl AppStats {
+    /// Looks at the payload of one classified packet.
+    pub fn observe(&mut self, s: &Summary, data: &[u8], ts_ns: u64) {
+        let p = l4_payload(s, data);
+        if p.is_empty() {
+            return;
+        }
+        match s.proto {
+            IPPROTO_UDP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => self.dns(p),
+            IPPROTO_TCP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => {
+                // DNS over TCP: a 2-byte length, then the message (when it starts here).
+                if p.len() > 14 {
+                    self.dns(&p[2..]);
+                }
+            }
+            IPPROTO_TCP => {
+                if let Some(req) = parse_http(p) {
+                    self.http_request(req, s, ts_ns);
+                } else if let Some(name) = client_hello_sni(p) {
+                    self.client_hellos += 1;
+                    bump(&mut self.sni, name, &mut self.overflow);
+                } else if p.first() == Some(&0x16) && p.get(5) == Some(&1) {
+                    self.client_hellos += 1;
+                }
+            }
+            _ => {}
+        }
+        if s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP {
+            scan_urls(p, |u| bump(&mut self.urls, u, &mut self.overflow));
+        }
+    }
+
+    fn http_request(&mut self, req: Http<'_>, s: &Summary, ts_ns: u64) {
+        self.http_requests += 1;
+        let host = req.host.map(printable).unwrap_or_default();
+        let target = printable(req.target);
+        let url = if target.starts_with("http://") || target.starts_with("https://") || req.method == "CONNECT" {
+            target
+        } else {
+            let authority = if host.is_empty() {
+                let ip = agent_common::state::AddrKey { addr: s.dst }.ip();
+                let ip = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
+                if s.dst_port == 80 { ip } else { format!("{ip}:{}", s.dst_port) }
+            } else {
+                host.clone()
+            };
+            let path = if target.starts_with('/') { target } else { String::new() };
+            format!("http://{authority}{path}")
+        };
+        let key = (req.method.to_string(), host, cut(url));
+        match self.http.get_mut(&key) {
+            Some(a) => a.count += 1,
+            None if self.http.len() < MAX_ENTRIES => {
+                self.http.insert(key, HttpAgg { count: 1, first_ns: ts_ns });
+            }
+            None => self.overflow += 1,
+        }
+    }
+
+    fn dns(&mut self, m: &[u8]) {
+        let Some(msg) = parse_dns(m) else {
+            self.dns_malformed += 1;
+            return;
+        };
+        if msg.response {
+            self.dns_responses += 1;
+            bump(&mut self.rcodes, msg.rcode, &mut self.overflow);
+        } else {
+            self.dns_queries += 1;
+        }
+        if let Some(q) = msg.question {
+            match self.dns.get_mut(&q) {
+                Some(a) => {
+                    a.queries += u64::from(!msg.response);
+                    a.responses += u64::from(msg.response);
+                }
+                None if self.dns.len() < MAX_ENTRIES => {
+                    self.dns.insert(q, DnsAgg { queries: u64::from(!msg.response), responses: u64::from(msg.response) });
+                }
+                None => self.overflow += 1,
+            }
+        }
+    }
+
+    /// The report section; ranked lists keep `top` entries (0: all).
+    pub fn finish(self, top: usize) -> Application {
+        let http_distinct = self.http.len();
+        let http = top_n(
+            self.http.into_iter().map(|((method, host, url), a)| HttpRequest {
+                method,
+                host,
+                url,
+                count: a.count,
+                first_seen: crate::output::rfc3339(a.first_ns),
+            }),
+            top,
+            |r| (std::cmp::Reverse(r.count), r.url.clone(), r.method.clone()),
+        );
+        let urls_distinct = self.urls.len();
+        let names_distinct = self.dns.len();
+        let sni_distinct = self.sni.len();
+        let mut rcodes: Vec<NameCount> =
+            self.rcodes.into_iter().map(|(rc, count)| NameCount { name: names::dns_rcode(rc), count }).collect();
+        rcodes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        Application {
+            http_requests: self.http_requests,
+            http_distinct,
+            http,
+            urls_distinct,
+            urls: counts(self.urls, top),
+            dns: DnsSummary {
+                queries: self.dns_queries,
+                responses: self.dns_responses,
+                malformed: self.dns_malformed,
+                rcodes,
+                names_distinct,
+                names: top_n(
+                    self.dns.into_iter().map(|((name, qtype), a)| DnsName {
+                        name,
+                        qtype: names::dns_type(qtype),
+                        queries: a.queries,
+                        responses: a.responses,
+                    }),
+                    top,
+                    |d| (std::cmp::Reverse(d.queries + d.responses), d.name.clone(), d.qtype.clone()),
+                ),
+            },
+            tls_client_hellos: self.client_hellos,
+            tls_sni_distinct: sni_distinct,
+            tls_sni: counts(self.sni, top),
+            entries_not_kept: self.overflow,
+        }
+    }
+}
+
+fn counts(map: HashMap<String, u64>, top: usize) -> Vec<NameCount> {
+    top_n(map.into_iter().map(|(name, count)| NameCount { name, count }), top, |n| {
+        (std::cmp::Reverse(n.count), n.name.clone())
+    })
+}
+
+fn cut(mut s: String) -> String {
+    if s.len() > MAX_URL {
+        let mut end = MAX_URL;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Printable ASCII as is; anything else as `\xNN`.
+pub fn printable(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        if (0x20..0x7f).contains(&c) && c != b'\\' {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    s
+}
+
+fn be16(b: &[u8], off: usize) -> Option<usize> {
+    b.get(off..off.checked_add(2)?).map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
+}
+
+/// The parts of an HTTP request head that the report keeps.
+#[derive(Debug, PartialEq)]
+struct Http<'a> {
+    method: &'a str,
+    target: &'a [u8],
+    host: Option<&'a [u8]>,
+}
+
+const METHODS: [&str; 9] = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+
+/// An HTTP/1.x request line (`METHOD SP target SP HTTP/x.y`) and its `Host` header.
+fn parse_http(p: &[u8]) -> Option<Http<'_>> {
+    let method = METHODS.into_iter().find(|m| p.starts_with(m.as_bytes()) && p.get(m.len()) == Some(&b' '))?;
+    let head = &p[..p.len().min(MAX_HEAD)];
+    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let line = lines.next()?;
+    let rest = line.get(method.len() + 1..)?;
+    let sp = rest.iter().rposition(|b| *b == b' ')?;
+    let (target, version) = (&rest[..sp], &rest[sp + 1..]);
+    if target.is_empty() || !version.starts_with(b"HTTP/") {
+        return None;
+    }
+    let host = lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let colon = l.iter().position(|b| *b == b':')?;
+        l[..colon].eq_ignore_ascii_case(b"host").then(|| l[colon + 1..].trim_ascii())
+    });
+    Some(Http { method, target, host })
+}
+
+/// The server name of a TLS ClientHello that starts at the beginning of `p`.
+fn client_hello_sni(p: &[u8]) -> Option<String> {
+    // Record: type 22 (handshake), version 3.x, length; handshake type 1 (ClientHello).
+    if p.len() < 9 || p[0] != 0x16 || p[1] != 3 || p[5] != 1 {
+        return None;
+    }
+    let hs = &p[5..];
+    // Type (1) + length (3) + client version (2) + random (32).
+    let mut off = 4 + 2 + 32;
+    off += 1 + usize::from(*hs.get(off)?); // session id
+    off += 2 + be16(hs, off)?; // cipher suites
+    off += 1 + usize::from(*hs.get(off)?); // compression methods
+    let ext_end = (off + 2 + be16(hs, off)?).min(hs.len());
+    off += 2;
+    while off + 4 <= ext_end {
+        let (ty, len) = (be16(hs, off)?, be16(hs, off + 2)?);
+        off += 4;
+        if ty == 0 {
+            // server_name: list length (2), then entries of type (1), length (2), name.
+            let list = hs.get(off..off + len)?;
+            let mut e = 2;
+            while e + 3 <= list.len() {
+                let n = be16(list, e + 1)?;
+                let name = list.get(e + 3..e + 3 + n)?;
+                if list[e] == 0 {
+                    return Some(printable(name).to_ascii_lowercase());
+                }
+                e += 3 + n;
+            }
+            return None;
+        }
+        off += len;
+    }
+    None
+}
+
+/// What the report keeps of a DNS message.
+#[derive(Debug, PartialEq)]
+struct DnsMsg {
+    response: bool,
+    rcode: u8,
+    question: Option<(String, u16)>,
+}
+
+/// Header and first question of a DNS message; `None` when it cannot be DNS.
+fn parse_dns(m: &[u8]) -> Option<DnsMsg> {
+    let hdr = m.get(..12)?;
+    let flags = u16::from_be_bytes([hdr[2], hdr[3]]);
+    let qdcount = u16::from_be_bytes([hdr[4], hdr[5]]);
+    let opcode = (flags >> 11) & 0xf;
+    if opcode > 6 || qdcount > 64 {
+        return None;
+    }
+    let question = if qdcount > 0 {
+        let (name, end) = dns_name(m, 12)?;
+        Some((name, be16(m, end)? as u16))
+    } else {
+        None
+    };
+    Some(DnsMsg { response: flags & 0x8000 != 0, rcode: (flags & 0xf) as u8, question })
+}
+
+/// A (possibly compressed) domain name at `off`: the name in presentation form (lower case,
+/// `\DDD` escapes) and the offset after it.
+fn dns_name(m: &[u8], mut off: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    let mut end = None;
+    let mut jumps = 0;
+    loop {
+        let len = *m.get(off)?;
+        match len & 0xc0 {
+            0 if len == 0 => {
+                off += 1;
+                break;
+            }
+            0 => {
+                let label = m.get(off + 1..off + 1 + usize::from(len))?;
+                for &c in label {
+                    match c {
+                        b'.' | b'\\' => {
+                            name.push('\\');
+                            name.push(c as char);
+                        }
+                        0x21..=0x7e => name.push(c.to_ascii_lowercase() as char),
+                        _ => name.push_str(&format!("\\{c:03}")),
+                    }
+                }
+                name.push('.');
+                off += 1 + usize::from(len);
+                if name.len() > 1024 {
+                    return None;
+                }
+            }
+            0xc0 => {
+                let lo = *m.get(off + 1)?;
+                end.get_or_insert(off + 2);
+                jumps += 1;
+                if jumps > MAX_JUMPS {
+                    return None;
+                }
+                off = usize::from(len & 0x3f) << 8 | usize::from(lo);
+            }
+            _ => return None,
+        }
+    }
+    if name.is_empty() {
+        name.push('.');
+    }
+    Some((name, end.unwrap_or(off)))
+}
+
+/// Calls `f` with every http:// or https:// URL in `p`.
+fn scan_urls(p: &[u8], mut f: impl FnMut(String)) {
+    for i in memchr::memmem::find_iter(p, b"http") {
+        let rest = &p[i..];
+        let scheme = if rest.starts_with(b"http://") {
+            7
+        } else if rest.starts_with(b"https://") {
+            8
+        } else {
+            continue;
+        };
+        let n = rest.iter().take(MAX_URL).take_while(|b| url_char(**b)).count();
+        match rest.get(scheme) {
+            Some(c) if n > scheme && (c.is_ascii_alphanumeric() || *c == b'[') => {}
+            _ => continue,
+        }
+        // Only URL characters (ASCII) were taken.
+        f(String::from_utf8_lossy(&rest[..n]).into_owned());
+    }
+}
+
+fn url_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_request_heads() {
+        let r = parse_http(b"GET /a?b=1 HTTP/1.1\r\nUser-Agent: x\r\nhOsT:  example.com:8080 \r\n\r\nbody").unwrap();
+        assert_eq!(r, Http { method: "GET", target: b"/a?b=1", host: Some(b"example.com:8080") });
+        let r = parse_http(b"CONNECT example.com:443 HTTP/1.1\r\n").unwrap();
+        assert_eq!(r.target, b"example.com:443");
+        assert!(parse_http(b"GET / FTP/1.0\r\n").is_none());
+        assert!(parse_http(b"GETX / HTTP/1.0\r\n").is_none());
+        assert!(parse_http(b"GET ").is_none());
+        assert_eq!(parse_http(b"GET / HTTP/1.0").unwrap().host, None);
+    }
+
+    fn dns_query(name: &[&str], qtype: u16, flags: u16) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34];
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        for l in name {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l.as_bytes());
+        }
+        m.push(0);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1]);
+        m
+    }
+
+    #[test]
+    fn dns_messages() {
+        let q = parse_dns(&dns_query(&["WWW", "example", "com"], 28, 0x0100)).unwrap();
+        assert_eq!(q, DnsMsg { response: false, rcode: 0, question: Some(("www.example.com.".into(), 28)) });
+        let r = parse_dns(&dns_query(&["a.b", "x\u{1}"], 1, 0x8183)).unwrap();
+        assert_eq!(r.question.unwrap().0, "a\\.b.x\\001.");
+        assert_eq!((r.response, r.rcode), (true, 3));
+        // Compression loop, pointer past the end, truncated name, bad opcode.
+        let mut looped = dns_query(&[], 1, 0);
+        looped.truncate(12);
+        looped.extend_from_slice(&[0xc0, 12]);
+        assert!(parse_dns(&looped).is_none());
+        let mut past = looped.clone();
+        past[13] = 200;
+        assert!(parse_dns(&past).is_none());
+        assert!(parse_dns(&dns_query(&["abc"], 1, 0)[..15]).is_none());
+        assert!(parse_dns(&dns_query(&["abc"], 1, 0x7800)).is_none());
+        assert_eq!(parse_dns(&dns_query(&[], 2, 0)).unwrap().question, Some((".".into(), 2)));
+    }
+
+    fn client_hello(sni: &str) -> Vec<u8> {
+        let mut ext = vec![0, 0];
+        let entry_len = 3 + sni.len();
+        ext.extend_from_slice(&((2 + entry_len) as u16).to_be_bytes());
+        ext.extend_from_slice(&(entry_len as u16).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        ext.extend_from_slice(sni.as_bytes());
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        hs.extend_from_slice(&body);
+        let mut rec = vec![0x16, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    #[test]
+    fn tls_sni() {
+        let ch = client_hello("Example.ORG");
+        assert_eq!(client_hello_sni(&ch).as_deref(), Some("example.org"));
+        for cut in 0..ch.len() {
+            assert!(client_hello_sni(&ch[..cut]).is_none());
+        }
+    }
+
+    #[test]
+    fn urls_in_text() {
+        let mut found = Vec::new();
+        scan_urls(b"see http://a.example/x?y=1 and https://[::1]:8/p\" or http:// or httpx https://\x01", |u| {
+            found.push(u)
+        });
+        assert_eq!(found, ["http://a.example/x?y=1", "https://[::1]:8/p"]);
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(printable(b"a\x1b[31mb\\"), "a\\x1b[31mb\\x5c");
+    }
+}

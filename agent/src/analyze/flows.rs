@@ -1,0 +1,406 @@
+//! Per-address and per-flow tallies: top talkers, conversations, TCP flows with their
+//! handshake and outcome, UDP flows, TCP connections started per minute, ICMP messages.
+
+use std::collections::{BTreeMap, HashMap};
+
+use agent_common::{
+    Summary,
+    classify::{
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN,
+        TCP_NS, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
+    },
+    state::AddrKey,
+};
+
+use super::{
+    names,
+    report::{Conversation, IcmpMessage, MinuteCount, TcpFlow, TcpOutcomes, TcpSummary, Talker, TopTalkers, UdpFlow, UdpSummary},
+    top_n,
+};
+
+/// Most flows (TCP and UDP each) and addresses tracked; later new ones are only counted.
+const MAX_TRACKED: usize = 1 << 20;
+
+type Addr = [u8; 16];
+
+fn ip(a: &Addr) -> String {
+    AddrKey { addr: *a }.ip().to_string()
+}
+
+/// Packets and bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Count {
+    packets: u64,
+    bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, bytes: u64) {
+        self.packets += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// A flow key with the lower endpoint first, and the direction of the packet that made it.
+fn canonical(s: &Summary) -> ((Addr, u16, Addr, u16), usize) {
+    let a = (s.src, s.src_port);
+    let b = (s.dst, s.dst_port);
+    if a <= b { ((a.0, a.1, b.0, b.1), 0) } else { ((b.0, b.1, a.0, a.1), 1) }
+}
+
+/// Adds to a capped map; false when the key is new and the map is full.
+fn counted<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Count>, key: K, bytes: u64) -> bool {
+    if let Some(c) = map.get_mut(&key) {
+        c.add(bytes);
+        true
+    } else if map.len() < MAX_TRACKED {
+        map.entry(key).or_default().add(bytes);
+        true
+    } else {
+        false
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Tcp {
+    /// Side (0: lower endpoint of the key, 1: higher) that sent the first SYN, or the first
+    /// packet when no SYN was seen.
+    client: usize,
+    dir: [Count; 2],
+    flags: u16,
+    first_ns: u64,
+    last_ns: u64,
+    syn: bool,
+    syn_ack: bool,
+    established: bool,
+    fin: [bool; 2],
+    rst: bool,
+}
+
+impl Tcp {
+    fn closed(&self) -> bool {
+        self.rst || (self.fin[0] && self.fin[1])
+    }
+
+    fn outcome(&self) -> &'static str {
+        if self.rst {
+            "reset"
+        } else if self.fin[0] && self.fin[1] {
+            "closed"
+        } else if self.syn && !self.established {
+            "half_open"
+        } else {
+            "open"
+        }
+    }
+
+    fn handshake(&self) -> &'static str {
+        match (self.syn, self.syn_ack, self.established) {
+            (_, _, true) => "completed",
+            (true, true, false) => "syn_ack",
+            (true, false, false) => "syn",
+            (false, true, false) => "syn_ack_only",
+            (false, false, false) => "not_seen",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Udp {
+    client: usize,
+    dir: [Count; 2],
+    first_ns: u64,
+    last_ns: u64,
+}
+
+/// The flow and talker tables.
+#[derive(Debug, Default)]
+pub struct FlowStats {
+    sources: HashMap<Addr, Count>,
+    destinations: HashMap<Addr, Count>,
+    conversations: HashMap<(Addr, Addr), Count>,
+    tcp: HashMap<(Addr, u16, Addr, u16), Tcp>,
+    tcp_done: Vec<((Addr, u16, Addr, u16), Tcp)>,
+    udp: HashMap<(Addr, u16, Addr, u16), Udp>,
+    per_minute: BTreeMap<u64, u64>,
+    icmp: HashMap<(u8, u8, u8), Count>,
+    untracked: u64,
+}
+
+impl FlowStats {
+    /// Accounts one classified IP packet of `bytes` wire bytes at `ts_ns`.
+    pub fn observe(&mut self, s: &Summary, bytes: u64, ts_ns: u64) {
+        if !s.is_ip() {
+            return;
+        }
+        let mut ok = counted(&mut self.sources, s.src, bytes);
+        ok &= counted(&mut self.destinations, s.dst, bytes);
+        let pair = if s.src <= s.dst { (s.src, s.dst) } else { (s.dst, s.src) };
+        ok &= counted(&mut self.conversations, pair, bytes);
+        if s.has_l4() {
+            ok &= match s.proto {
+                IPPROTO_TCP => self.tcp(s, bytes, ts_ns),
+                IPPROTO_UDP => self.udp(s, bytes, ts_ns),
+                IPPROTO_ICMP | IPPROTO_ICMPV6 if s.is_icmp() => {
+                    counted(&mut self.icmp, (s.family, s.icmp_type, s.icmp_code), bytes)
+                }
+                _ => true,
+            };
+        }
+        if !ok {
+            self.untracked += 1;
+        }
+    }
+
+    fn tcp(&mut self, s: &Summary, bytes: u64, ts_ns: u64) -> bool {
+        let (key, side) = canonical(s);
+        let syn = s.is_syn();
+        // A new SYN on a finished connection (port reuse) starts a new flow.
+        if syn && self.tcp.get(&key).is_some_and(|f| f.closed() || f.established) {
+            if let Some(old) = self.tcp.remove(&key) {
+                self.tcp_done.push((key, old));
+            }
+        }
+        if !self.tcp.contains_key(&key) {
+            if self.tcp.len() + self.tcp_done.len() >= MAX_TRACKED {
+                return false;
+            }
+            if syn {
+                *self.per_minute.entry(ts_ns / 60_000_000_000).or_default() += 1;
+            }
+            let client = if s.is_syn_ack() { 1 - side } else { side };
+            self.tcp.insert(key, Tcp { client, first_ns: ts_ns, ..Tcp::default() });
+        }
+        let Some(f) = self.tcp.get_mut(&key) else { return false };
+        f.dir[side].add(bytes);
+        f.flags |= s.tcp_flags;
+        f.last_ns = ts_ns;
+        let flags = s.tcp_flags;
+        if syn {
+            f.syn = true;
+        } else if s.is_syn_ack() {
+            f.syn_ack = true;
+        } else if flags & TCP_ACK != 0 && side == f.client && f.syn_ack {
+            f.established = true;
+        }
+        if flags & TCP_FIN != 0 {
+            f.fin[side] = true;
+        }
+        if flags & TCP_RST != 0 {
+            f.rst = true;
+        }
+        true
+    }
+
+    fn udp(&mut self, s: &Summary, bytes: u64, ts_ns: u64) -> bool {
+        let (key, side) = canonical(s);
+        if !self.udp.contains_key(&key) {
+            if self.udp.len() >= MAX_TRACKED {
+                return false;
+            }
+            self.udp.insert(key, Udp { client: side, first_ns: ts_ns, ..Udp::default() });
+        }
+        let Some(f) = self.udp.get_mut(&key) else { return false };
+        f.dir[side].add(bytes);
+        f.last_ns = ts_ns;
+        true
+    }
+
+    /// The talkers section.
+    pub fn talkers(&self, top: usize) -> TopTalkers {
+        let talkers = |m: &HashMap<Addr, Count>| {
+            top_n(
+                m.iter().map(|(a, c)| Talker { ip: ip(a), packets: c.packets, bytes: c.bytes }),
+                top,
+                |t| (std::cmp::Reverse(t.bytes), std::cmp::Reverse(t.packets), t.ip.clone()),
+            )
+        };
+        TopTalkers {
+            sources_distinct: self.sources.len(),
+            destinations_distinct: self.destinations.len(),
+            conversations_distinct: self.conversations.len(),
+            sources: talkers(&self.sources),
+            destinations: talkers(&self.destinations),
+            conversations: top_n(
+                self.conversations.iter().map(|((a, b), c)| Conversation {
+                    a: ip(a),
+                    b: ip(b),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                }),
+                top,
+                |c| (std::cmp::Reverse(c.bytes), std::cmp::Reverse(c.packets), c.a.clone(), c.b.clone()),
+            ),
+        }
+    }
+
+    /// The TCP section.
+    pub fn tcp_summary(&self, top: usize) -> TcpSummary {
+        let all = || self.tcp.iter().map(|(k, f)| (k, f)).chain(self.tcp_done.iter().map(|(k, f)| (k, f)));
+        let mut outcomes = TcpOutcomes::default();
+        for (_, f) in all() {
+            outcomes.handshake_completed += u64::from(f.established);
+            match f.outcome() {
+                "reset" => outcomes.reset += 1,
+                "closed" => outcomes.closed += 1,
+                "half_open" => outcomes.half_open += 1,
+                _ => outcomes.open += 1,
+            }
+        }
+        let flows = top_n(
+            all().map(|(k, f)| {
+                let ends = [(k.0, k.1), (k.2, k.3)];
+                let (c, srv) = (ends[f.client], ends[1 - f.client]);
+                TcpFlow {
+                    client: ip(&c.0),
+                    client_port: c.1,
+                    server: ip(&srv.0),
+                    server_port: srv.1,
+                    packets: f.dir[0].packets + f.dir[1].packets,
+                    bytes: f.dir[0].bytes + f.dir[1].bytes,
+                    packets_to_server: f.dir[f.client].packets,
+                    packets_to_client: f.dir[1 - f.client].packets,
+                    first_seen: crate::output::rfc3339(f.first_ns),
+                    duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
+                    flags: flag_names(f.flags),
+                    handshake: f.handshake(),
+                    handshake_completed: f.established,
+                    outcome: f.outcome(),
+                }
+            }),
+            top,
+            |f| (std::cmp::Reverse(f.bytes), std::cmp::Reverse(f.packets), f.first_seen.clone(), f.client_port),
+        );
+        TcpSummary {
+            flows_total: self.tcp.len() + self.tcp_done.len(),
+            outcomes,
+            connections_per_minute: self
+                .per_minute
+                .iter()
+                .map(|(m, n)| MinuteCount { minute: crate::output::rfc3339(m * 60_000_000_000), connections: *n })
+                .collect(),
+            flows,
+        }
+    }
+
+    /// The UDP section.
+    pub fn udp_summary(&self, top: usize) -> UdpSummary {
+        UdpSummary {
+            flows_total: self.udp.len(),
+            flows: top_n(
+                self.udp.iter().map(|(k, f)| {
+                    let ends = [(k.0, k.1), (k.2, k.3)];
+                    let (c, srv) = (ends[f.client], ends[1 - f.client]);
+                    UdpFlow {
+                        client: ip(&c.0),
+                        client_port: c.1,
+                        server: ip(&srv.0),
+                        server_port: srv.1,
+                        packets: f.dir[0].packets + f.dir[1].packets,
+                        bytes: f.dir[0].bytes + f.dir[1].bytes,
+                        packets_to_server: f.dir[f.client].packets,
+                        packets_to_client: f.dir[1 - f.client].packets,
+                        first_seen: crate::output::rfc3339(f.first_ns),
+                        duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
+                    }
+                }),
+                top,
+                |f| (std::cmp::Reverse(f.bytes), std::cmp::Reverse(f.packets), f.first_seen.clone(), f.client_port),
+            ),
+        }
+    }
+
+    /// ICMP and ICMPv6 messages by type and code (all of them, most frequent first).
+    pub fn icmp(&self) -> Vec<IcmpMessage> {
+        top_n(
+            self.icmp.iter().map(|((family, ty, code), c)| IcmpMessage {
+                version: if *family == 6 { "icmpv6" } else { "icmp" },
+                r#type: *ty,
+                code: *code,
+                name: names::icmp(*family, *ty, *code),
+                packets: c.packets,
+                bytes: c.bytes,
+            }),
+            0,
+            |m| (std::cmp::Reverse(m.packets), m.version, m.r#type, m.code),
+        )
+    }
+
+    /// Packets whose address, flow or ICMP entry could not be tracked (tables full).
+    pub fn untracked(&self) -> u64 {
+        self.untracked
+    }
+}
+
+/// "SYN,ACK,…" for a set of `TCP_*` bits.
+pub fn flag_names(flags: u16) -> String {
+    [
+        (TCP_SYN, "SYN"),
+        (TCP_ACK, "ACK"),
+        (TCP_FIN, "FIN"),
+        (TCP_RST, "RST"),
+        (TCP_PSH, "PSH"),
+        (TCP_URG, "URG"),
+        (TCP_ECE, "ECE"),
+        (TCP_CWR, "CWR"),
+        (TCP_NS, "NS"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, n)| n)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{analyze::link, frames};
+    use agent_common::packet::Snapshot;
+
+    fn tcp(src: u8, sport: u16, dst: u8, dport: u16, flags: u16) -> Summary {
+        let f = frames::ipv4([10, 0, 0, src].into(), [10, 0, 0, dst].into(), 6, 0, &frames::tcp(sport, dport, flags));
+        link::classify(1, &Snapshot { data: &f, orig_len: f.len() }).unwrap().unwrap()
+    }
+
+    #[test]
+    fn handshakes_and_outcomes() {
+        let mut st = FlowStats::default();
+        let mut feed = |pkts: &[Summary]| {
+            for (i, p) in pkts.iter().enumerate() {
+                st.observe(p, 60, i as u64);
+            }
+        };
+        // Closed, reset, half-open (SYN only and SYN + SYN-ACK), open.
+        feed(&[
+            tcp(1, 1000, 2, 80, TCP_SYN),
+            tcp(2, 80, 1, 1000, TCP_SYN | TCP_ACK),
+            tcp(1, 1000, 2, 80, TCP_ACK),
+            tcp(1, 1000, 2, 80, TCP_FIN | TCP_ACK),
+            tcp(2, 80, 1, 1000, TCP_FIN | TCP_ACK),
+            tcp(1, 1001, 2, 81, TCP_SYN),
+            tcp(2, 81, 1, 1001, TCP_RST | TCP_ACK),
+            tcp(1, 1002, 2, 82, TCP_SYN),
+            tcp(1, 1003, 2, 83, TCP_SYN),
+            tcp(2, 83, 1, 1003, TCP_SYN | TCP_ACK),
+            tcp(1, 1004, 2, 84, TCP_ACK | TCP_PSH),
+            // Port reuse of the first connection.
+            tcp(1, 1000, 2, 80, TCP_SYN),
+        ]);
+        let t = st.tcp_summary(0);
+        assert_eq!(t.flows_total, 6);
+        assert_eq!(
+            (t.outcomes.closed, t.outcomes.reset, t.outcomes.half_open, t.outcomes.open, t.outcomes.handshake_completed),
+            (1, 1, 3, 1, 1)
+        );
+        let first = t.flows.iter().find(|f| f.server_port == 80 && f.packets == 5).unwrap();
+        assert_eq!((first.client.as_str(), first.client_port), ("10.0.0.1", 1000));
+        assert_eq!((first.packets_to_server, first.packets_to_client), (3, 2));
+        assert_eq!(first.flags, "SYN,ACK,FIN");
+        assert_eq!(t.connections_per_minute.iter().map(|m| m.connections).sum::<u64>(), 5);
+        let talk = st.talkers(1);
+        assert_eq!(talk.sources.len(), 1);
+        assert_eq!((talk.sources[0].ip.as_str(), talk.sources[0].packets), ("10.0.0.1", 8));
+        assert_eq!(talk.conversations[0].packets, 12);
+    }
+}

@@ -323,6 +323,8 @@ pub struct Globals {
     pub syn_ack: u64,
     /// TCP RSTs.
     pub rst: u64,
+    /// Probe packets ([`Summary::is_probe`]).
+    pub probes: u64,
     /// Parse errors by `ParseError as u8` (slot 0 unused).
     pub parse_errors: [u64; PARSE_ERROR_SLOTS],
     /// Per-source entries created.
@@ -358,6 +360,9 @@ impl Globals {
         }
         if s.fragment != 0 {
             self.fragments += 1;
+        }
+        if s.is_probe() {
+            self.probes += 1;
         }
         if !s.has_l4() {
             self.other_l4 += 1;
@@ -416,6 +421,7 @@ impl Globals {
             syn,
             syn_ack,
             rst,
+            probes,
             src_inserts,
             src_failures,
             src_deferred,

@@ -583,6 +583,8 @@ fn globals_observe() {
         syn: 3,
         syn_ack: 1,
         rst: 3,
+        // `is_probe` has its own table tests (tests/summary.rs).
+        probes: pkts.iter().filter(|s| s.is_probe()).count() as u64,
         ..Globals::default()
     };
     assert_eq!(g, want);
@@ -652,9 +654,11 @@ fn globals_merge() {
         syn: 13,
         syn_ack: 14,
         rst: 15,
+        probes: 28,
         parse_errors: [16, 17, 18, 19, 20, 21, 22, 23],
         src_inserts: 24,
         src_failures: 25,
+        src_deferred: 29,
         dst_inserts: 26,
         dst_failures: 27,
     };
@@ -678,9 +682,11 @@ fn globals_merge() {
             syn: 26,
             syn_ack: 28,
             rst: 30,
+            probes: 56,
             parse_errors: [32, 34, 36, 38, 40, 42, 44, 46],
             src_inserts: 48,
             src_failures: 50,
+            src_deferred: 58,
             dst_inserts: 52,
             dst_failures: 54,
         }

@@ -151,6 +151,11 @@ impl Episodes {
         events
     }
 
+    /// The latest finding of every open episode.
+    pub fn active(&self) -> impl Iterator<Item = &Finding> {
+        self.active.values().map(|a| &a.finding)
+    }
+
     /// Number of open episodes per rule.
     pub fn active_by_rule(&self) -> HashMap<Rule, usize> {
         let mut m = HashMap::new();

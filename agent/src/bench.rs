@@ -32,6 +32,9 @@ struct Case {
 /// Runs the benchmark and prints a table.
 pub fn run(args: &BenchArgs) -> Result<()> {
     crate::system::check_capabilities()?;
+    if let Some(iface) = &args.hold_baseline {
+        return hold_baseline(iface);
+    }
     if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
     {
         eprintln!("picket bench: warning: kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");
@@ -161,6 +164,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             / (1 << 20) as f64
     );
     maps.next_epoch()?;
+    Ok(())
+}
+
+/// Attaches the XDP_PASS baseline (driver mode, else skb) and waits for a signal.
+fn hold_baseline(iface: &str) -> Result<()> {
+    loader::check_iface(iface)?;
+    let mut ebpf = aya::Ebpf::load(loader::BPF_OBJECT)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROG_PASS)
+        .context("baseline program missing")?
+        .try_into()?;
+    prog.load()?;
+    if prog.attach(iface, aya::programs::XdpMode::Driver).is_err() {
+        prog.attach(iface, aya::programs::XdpMode::Skb)
+            .with_context(|| format!("cannot attach the baseline to {iface}"))?;
+    }
+    eprintln!("picket: watching {iface} with the XDP_PASS baseline only; Ctrl-C to stop");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
     Ok(())
 }
 

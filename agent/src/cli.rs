@@ -33,6 +33,32 @@ pub struct Cli {
 pub enum Command {
     /// Measure the XDP program's per-packet cost with BPF_PROG_TEST_RUN (root).
     Bench(BenchArgs),
+    /// Analyse pcap/pcapng captures offline: traffic report and the live detectors' alerts
+    /// (no root needed).
+    Analyze(crate::analyze::AnalyzeArgs),
+    /// Print the documented default configuration file, or check a file.
+    Config(ConfigArgs),
+}
+
+/// Options of `picket config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// `picket config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the default configuration (TOML, every key documented) to standard output.
+    Default,
+    /// Check a configuration file; prints `file:line:col: key: reason` for every error and
+    /// exits non-zero if there is any.
+    Check {
+        /// The file to check.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Options of `picket bench`.
@@ -47,53 +73,70 @@ pub struct BenchArgs {
     /// Distinct sources for the many-sources case.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     pub sources: u32,
+    /// Instead of measuring: attach only the trivial XDP_PASS baseline program to IFACE
+    /// until SIGINT/SIGTERM, so a live benchmark can compare against the bare XDP path.
+    #[arg(long, value_name = "IFACE")]
+    pub hold_baseline: Option<String>,
 }
 
-/// Options of the live agent.
+/// Options of the live agent. Unset options take their value from `--config FILE`, else
+/// the built-in default shown in the help (see [`crate::config`]).
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
+    /// TOML configuration file (`picket config default` prints one); flags override it.
+    /// SIGHUP reloads its thresholds and allowlist.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Interface to watch (repeat for several). Default: the interface of the default route.
     #[arg(short, long = "iface", value_name = "IFACE")]
     pub ifaces: Vec<String>,
-    /// Ingress hook.
-    #[arg(long, value_enum, default_value_t = Hook::Xdp)]
-    pub hook: Hook,
-    /// XDP attach mode (with --hook xdp).
-    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
-    pub xdp_mode: XdpModeArg,
+    /// Ingress hook [default: xdp].
+    #[arg(long, value_enum)]
+    pub hook: Option<Hook>,
+    /// XDP attach mode (with --hook xdp) [default: auto].
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeArg>,
     /// Do not attach the TC egress program (loses the SYN-ACK/RST view of floods).
     #[arg(long)]
     pub no_egress: bool,
-    /// How often the maps are read.
-    #[arg(long, value_parser = parse_duration, default_value = "1s")]
-    pub poll_interval: Duration,
-    /// Window of the distinct port/host counts.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub window: Duration,
-    /// How often a summary line is printed (0s: never).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub summary_interval: Duration,
-    /// At most one update line per alert episode per this interval.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub update_interval: Duration,
-    /// An episode ends after this long without a match.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    pub end_after: Duration,
+    /// How often the maps are read [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub poll_interval: Option<Duration>,
+    /// Window of the distinct port/host counts [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub window: Option<Duration>,
+    /// How often a summary line is printed (0s: never) [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub summary_interval: Option<Duration>,
+    /// At most one update line per alert episode per this interval [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub update_interval: Option<Duration>,
+    /// An episode ends after this long without a match [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub end_after: Option<Duration>,
     /// Exit after this long (default: run until SIGINT/SIGTERM).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Never alert on offenders in this network (CIDR or address; repeatable).
     #[arg(long = "allow", value_name = "CIDR", value_parser = parse_net)]
     pub allow: Vec<IpNet>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Auto)]
-    pub output: Format,
-    /// Capacity of the per-source map (LRU).
-    #[arg(long, default_value_t = agent_common::state::DEFAULT_SOURCES, value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
-    pub src_map_entries: u32,
-    /// Capacity of the per-destination map (LRU).
-    #[arg(long, default_value_t = agent_common::state::DEFAULT_DESTS, value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
-    pub dst_map_entries: u32,
+    /// Output format [default: auto].
+    #[arg(short, long, value_enum)]
+    pub output: Option<Format>,
+    /// Capacity of the per-source map (LRU) [default: 65536].
+    #[arg(long, value_parser = map_entries)]
+    pub src_map_entries: Option<u32>,
+    /// Capacity of the per-destination map (LRU) [default: 16384].
+    #[arg(long, value_parser = map_entries)]
+    pub dst_map_entries: Option<u32>,
+    /// Serve Prometheus metrics, /healthz and /readyz on ADDR:PORT (PORT alone: 127.0.0.1)
+    /// [default: no endpoint].
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::config::parse_metrics_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Export the K offenders of open alerts with an `ip` label (0: no address labels)
+    /// [default: 0].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=crate::config::MAX_TOP_K as i64))]
+    pub metrics_top_k: Option<u32>,
     /// Detection thresholds.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
@@ -102,25 +145,25 @@ pub struct RunArgs {
 /// Threshold flags; defaults and reasoning in [`Thresholds::default`].
 #[derive(Debug, Args, Clone)]
 pub struct ThresholdArgs {
-    /// port_scan: distinct destination ports probed by one source per window.
+    /// port_scan: distinct destination ports probed by one source per window [default: 30].
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
     pub port_scan_ports: Option<u32>,
-    /// host_sweep: distinct destination hosts probed by one source per window.
+    /// host_sweep: distinct destination hosts probed by one source per window [default: 64].
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
     pub host_sweep_hosts: Option<u32>,
-    /// syn_flood: SYNs per second from one source.
+    /// syn_flood: SYNs per second from one source [default: 1000].
     #[arg(long, value_parser = positive)]
     pub syn_flood_pps: Option<f64>,
-    /// syn_flood (destination): SYNs per second towards one destination.
+    /// syn_flood (destination): SYNs per second towards one destination [default: 2000].
     #[arg(long, value_parser = positive)]
     pub syn_flood_dst_pps: Option<f64>,
-    /// syn_flood (destination): distinct sources needed in the window.
+    /// syn_flood (destination): distinct sources needed in the window [default: 64].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub syn_flood_dst_sources: Option<u32>,
-    /// udp_flood: UDP packets per second from one source.
+    /// udp_flood: UDP packets per second from one source [default: 20000].
     #[arg(long, value_parser = positive)]
     pub udp_flood_pps: Option<f64>,
-    /// icmp_flood: ICMP packets per second from one source.
+    /// icmp_flood: ICMP packets per second from one source [default: 1000].
     #[arg(long, value_parser = positive)]
     pub icmp_flood_pps: Option<f64>,
 }
@@ -156,6 +199,18 @@ impl ThresholdArgs {
 /// Parses "1s", "500ms", "2m".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 500ms, 2m)"))
+}
+
+fn map_entries(s: &str) -> Result<u32, String> {
+    let range = crate::config::MAP_ENTRIES;
+    match s.parse::<u32>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number in {}..={}",
+            range.start(),
+            range.end()
+        )),
+    }
 }
 
 fn positive(s: &str) -> Result<f64, String> {

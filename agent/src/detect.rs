@@ -5,7 +5,7 @@ use std::{collections::HashMap, fmt, net::IpAddr, str::FromStr};
 
 use agent_common::{
     sketch::Distinct,
-    state::{AddrKey, DstState, SrcState},
+    state::{AddrKey, DstState, Globals, SrcState},
 };
 use serde::{Deserialize, Serialize};
 
@@ -254,6 +254,7 @@ pub struct Detector {
     prev_dst: HashMap<AddrKey, u64>,
     window_counts: HashMap<AddrKey, ScanCounts>,
     prev_window_counts: HashMap<AddrKey, ScanCounts>,
+    last_globals: Option<(u64, [Globals; 2])>,
 }
 
 impl Detector {
@@ -268,22 +269,69 @@ impl Detector {
             prev_dst: HashMap::new(),
             window_counts: HashMap::new(),
             prev_window_counts: HashMap::new(),
+            last_globals: None,
         }
+    }
+
+    /// Whether the next reading must include the per-source and per-destination maps, given
+    /// the global counters now: only when a probe arrived or the packet rate could put a
+    /// single source or destination over a flood threshold since the previous reading.
+    /// Otherwise no finding can have changed and [`Detector::evaluate`] works from cached
+    /// window counts, which keeps an idle agent with a full map cheap.
+    pub fn needs_maps(&self, globals: &[Globals; 2], mono_ns: u64) -> bool {
+        let Some((prev_ns, prev)) = &self.last_globals else {
+            return true;
+        };
+        let dt = mono_ns.saturating_sub(*prev_ns) as f64 / 1e9;
+        if dt <= 0.0 {
+            return true;
+        }
+        let t = &self.thresholds;
+        let (cur, prev) = (&globals[0], &prev[0]);
+        let rate = |c: u64, p: u64| c.saturating_sub(p) as f64 / dt;
+        let min_flood = t.syn_flood_pps.min(t.udp_flood_pps).min(t.icmp_flood_pps);
+        cur.probes != prev.probes
+            || rate(cur.packets, prev.packets) >= min_flood
+            || rate(cur.syn, prev.syn) >= t.syn_flood_dst_pps
     }
 
     /// Findings for one reading. The first reading only sets the baseline for rates.
     pub fn evaluate(&mut self, snap: &Snapshot) -> Vec<Finding> {
-        let t = &self.thresholds;
         let mut out = Vec::new();
+        if snap.epoch != self.epoch {
+            self.prev_window_counts = std::mem::take(&mut self.window_counts);
+            self.epoch = snap.epoch;
+        }
+        self.last_globals = Some((snap.mono_ns, snap.globals));
+        if snap.maps_read {
+            self.evaluate_maps(snap, &mut out);
+        }
+        let t = &self.thresholds;
+        let keys: std::collections::BTreeSet<&AddrKey> = self
+            .window_counts
+            .keys()
+            .chain(self.prev_window_counts.keys())
+            .collect();
+        for key in keys {
+            out.extend(scan_findings(
+                t,
+                self.window_s,
+                key,
+                self.window_counts.get(key),
+                self.prev_window_counts.get(key),
+            ));
+        }
+        out
+    }
+
+    /// Rates, floods and fresh window counts from a reading that includes the maps.
+    fn evaluate_maps(&mut self, snap: &Snapshot, out: &mut Vec<Finding>) {
+        let t = &self.thresholds;
         let dt_s = self
             .last_mono_ns
             .map(|prev| snap.mono_ns.saturating_sub(prev) as f64 / 1e9)
             .filter(|dt| *dt > 0.0);
         let since_ns = self.last_mono_ns.unwrap_or(0);
-        if snap.epoch != self.epoch {
-            self.prev_window_counts = std::mem::take(&mut self.window_counts);
-            self.epoch = snap.epoch;
-        }
         let mut next_src = HashMap::with_capacity(snap.sources.len());
         for (key, st) in &snap.sources {
             next_src.insert(
@@ -300,13 +348,6 @@ impl Detector {
             if st.epoch == snap.epoch && st.probes > 0 {
                 self.window_counts.insert(*key, ScanCounts::of(st));
             }
-            out.extend(scan_findings(
-                t,
-                self.window_s,
-                key,
-                self.window_counts.get(key),
-                self.prev_window_counts.get(key),
-            ));
             let Some(dt) = dt_s else { continue };
             if st.last_seen_ns < since_ns {
                 continue; // nothing new since the last reading
@@ -344,7 +385,6 @@ impl Detector {
         }
         self.prev_dst = next_dst;
         self.last_mono_ns = Some(snap.mono_ns);
-        out
     }
 }
 
@@ -667,6 +707,60 @@ mod tests {
             f.iter().find(|f| f.rule == Rule::SynFlood).map(|f| f.value),
             Some(1200.0)
         );
+    }
+
+    #[test]
+    fn maps_are_skipped_only_when_nothing_can_have_changed() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        let snap = m.snapshot(SEC, SEC);
+        assert!(d.needs_maps(&snap.globals, SEC), "first reading");
+        d.evaluate(&snap);
+        // A few established packets: nothing to read.
+        for i in 0..50u16 {
+            let ack = frames::tcp(443, 30000 + i, TCP_ACK);
+            feed(
+                &mut m,
+                &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack),
+                DIR_INGRESS,
+                SEC,
+            );
+        }
+        assert!(!d.needs_maps(&m.globals, 2 * SEC));
+        // One probe: read.
+        feed(&mut m, &syn(SCANNER, VICTIM, 1, 22), DIR_INGRESS, 2 * SEC);
+        assert!(d.needs_maps(&m.globals, 2 * SEC));
+        // A packet rate that a single source could use to flood: read.
+        let mut busy = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        d.evaluate(&busy.snapshot(SEC, SEC));
+        for i in 0..1000u16 {
+            let ack = frames::tcp(443, i, TCP_ACK);
+            feed(
+                &mut busy,
+                &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack),
+                DIR_INGRESS,
+                SEC,
+            );
+        }
+        assert!(d.needs_maps(&busy.globals, 2 * SEC));
+    }
+
+    #[test]
+    fn cached_counts_keep_a_scan_reported_between_map_reads() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 0..40u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, 40000, p), DIR_INGRESS, SEC);
+        }
+        assert_eq!(d.evaluate(&m.snapshot(SEC, SEC)).len(), 1);
+        let mut globals_only = m.snapshot(2 * SEC, 2 * SEC);
+        globals_only.maps_read = false;
+        globals_only.sources.clear();
+        globals_only.dests.clear();
+        let f = d.evaluate(&globals_only);
+        assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
+        assert_eq!(f[0].value, 40.0);
     }
 
     #[test]

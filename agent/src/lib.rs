@@ -3,13 +3,16 @@
 
 pub mod admission;
 pub mod alerts;
+pub mod analyze;
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod detect;
 pub mod frames;
 pub mod live;
 pub mod loader;
 pub mod maps;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod parity;

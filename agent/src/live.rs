@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use tokio::{
     signal::unix::{SignalKind, signal},
     time::{Instant, MissedTickBehavior, interval_at, sleep_until},
@@ -14,28 +14,15 @@ use crate::{
     admission::Admission,
     alerts::{Allowlist, EpisodeTiming, Episodes},
     cli::RunArgs,
-    detect::{Detector, Thresholds},
+    config::{self, Settings},
+    detect::Detector,
     loader::{self, MapSizes},
     maps::KernelMaps,
+    metrics::Metrics,
     output::{Printer, SummaryLine},
     snapshot::Snapshot,
     system,
 };
-
-/// Validates option combinations that clap cannot express.
-pub fn validate(args: &RunArgs) -> Result<()> {
-    if args.poll_interval.is_zero() {
-        bail!("--poll-interval must be greater than 0");
-    }
-    if args.window < args.poll_interval {
-        bail!(
-            "--window ({:?}) must be at least --poll-interval ({:?})",
-            args.window,
-            args.poll_interval
-        );
-    }
-    Ok(())
-}
 
 /// Turns admission at second sighting on or off from the rate of packets from unknown
 /// sources.
@@ -72,53 +59,61 @@ fn adjust_admission(
 
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
-    validate(&args)?;
+    let mut s = Settings::load(&args)?;
     system::check_capabilities()?;
-    let ifaces = if args.ifaces.is_empty() {
+    let ifaces = if s.interfaces.is_empty() {
         vec![system::default_route_iface()?]
     } else {
-        args.ifaces.clone()
+        s.interfaces.clone()
     };
     let mut locks = Vec::new();
     for iface in &ifaces {
         loader::check_iface(iface)?;
         locks.push(loader::lock_iface(iface)?);
     }
+    let mut metrics = Metrics::new(s.metrics.top_k, s.poll_interval);
+    if let Some(addr) = s.metrics.addr {
+        let bound = metrics.serve(addr).await?;
+        eprintln!("picket: metrics on http://{bound}/metrics (/healthz, /readyz)");
+    }
     let mut ebpf = loader::load(MapSizes {
-        sources: args.src_map_entries,
-        dests: args.dst_map_entries,
+        sources: s.src_map_entries,
+        dests: s.dst_map_entries,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
+    let mut attached = 0;
     for iface in &ifaces {
-        for a in loader::attach(&mut ebpf, iface, args.hook, args.xdp_mode, !args.no_egress)? {
+        for a in loader::attach(&mut ebpf, iface, s.hook, s.xdp_mode, s.egress)? {
             eprintln!("picket: attached {} to {}", a.what, a.iface);
+            attached += 1;
         }
     }
+    metrics.attached(attached);
 
-    let printer = Printer::new(args.output);
-    let thresholds = args.thresholds.apply(Thresholds::default());
-    let mut detector = Detector::new(thresholds, args.window.as_secs_f64());
+    let printer = Printer::new(s.output);
+    let mut detector = Detector::new(s.thresholds.clone(), s.window.as_secs_f64());
     let mut episodes = Episodes::new(EpisodeTiming {
-        update_every_s: args.update_interval.as_secs_f64(),
-        end_after_s: args.end_after.as_secs_f64(),
+        update_every_s: s.update_interval.as_secs_f64(),
+        end_after_s: s.end_after.as_secs_f64(),
     });
-    let allow = Allowlist::new(args.allow.clone());
-    let mut admission = Admission::new(args.src_map_entries, args.window.as_secs_f64());
+    let mut allow = Allowlist::new(s.allow.clone());
+    let mut admission = Admission::new(s.src_map_entries, s.window.as_secs_f64());
 
     let mut sigint = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
-    let mut poll = interval_at(start + args.poll_interval, args.poll_interval);
+    let mut poll = interval_at(start + s.poll_interval, s.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut next_window = start + args.window;
+    let mut next_window = start + s.window;
     let mut summary_base: Option<Snapshot> = None;
-    let mut next_summary = start + args.summary_interval;
+    let mut next_summary = start + s.summary_interval;
     eprintln!(
         "picket: watching {} (poll {:?}, window {:?}); Ctrl-C to stop",
         ifaces.join(", "),
-        args.poll_interval,
-        args.window
+        s.poll_interval,
+        s.window
     );
     // Baseline for rates.
     let first = maps.read()?;
@@ -131,28 +126,48 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = poll.tick() => {}
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            _ = sighup.recv() => {
+                if let Some(new) = config::reload(&args, &s) {
+                    detector.thresholds = new.thresholds.clone();
+                    allow = Allowlist::new(new.allow.clone());
+                    (s.thresholds, s.allow) = (new.thresholds, new.allow);
+                }
+                continue;
+            }
             _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u32::MAX as u64))), if deadline.is_some() => break,
         }
-        let snap = maps.read()?;
+        let polled = std::time::Instant::now();
+        // The per-source map is read only when a finding may have changed, or for a summary.
+        let summary_due = !s.summary_interval.is_zero() && Instant::now() >= next_summary;
+        let quick = maps.read_globals()?;
+        let snap = if summary_due || detector.needs_maps(&quick.globals, quick.mono_ns) {
+            maps.read()?
+        } else {
+            quick
+        };
         adjust_admission(&mut maps, &mut admission, prev_globals, &snap)?;
         prev_globals = (snap.mono_ns, snap.globals[0]);
         let findings = allow.filter(detector.evaluate(&snap));
-        for e in episodes.step(snap.mono_ns, snap.wall_ns, findings) {
-            printer.alert(&e)?;
+        let events = episodes.step(snap.mono_ns, snap.wall_ns, findings);
+        for e in &events {
+            printer.alert(e)?;
         }
+        let took = polled.elapsed();
+        metrics.observe(&snap, &events, &episodes, admission.is_on(), took);
         let now = Instant::now();
-        if !args.summary_interval.is_zero() && now >= next_summary {
+        if !s.summary_interval.is_zero() && now >= next_summary {
             if let Some(base) = &summary_base {
                 printer.summary(&SummaryLine::new(&snap, base))?;
             }
-            next_summary = now + args.summary_interval;
+            next_summary = now + s.summary_interval;
             summary_base = Some(snap);
         }
         if now >= next_window {
             maps.next_epoch()?;
-            next_window = now + args.window;
+            next_window = now + s.window;
         }
     }
+    metrics.stopping();
     for e in episodes.finish(crate::maps::wall_ns()) {
         printer.alert(&e)?;
     }

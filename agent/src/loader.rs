@@ -93,9 +93,12 @@ pub struct IfaceLock {
     _file: File,
 }
 
-/// Takes the per-interface lock, failing if another picket holds it.
+/// Takes the per-interface lock, failing if another picket holds it. The lock lives in
+/// `$RUNTIME_DIRECTORY` when set (systemd's `RuntimeDirectory=`), else in `/run/picket`.
 pub fn lock_iface(iface: &str) -> Result<IfaceLock> {
-    let dir = PathBuf::from("/run/picket");
+    let dir = std::env::var_os("RUNTIME_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/run/picket"), PathBuf::from);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{iface}.lock"));
     let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -97,10 +97,17 @@ impl KernelMaps {
 
     /// Reads every map.
     pub fn read(&self) -> Result<Snapshot> {
-        let sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
+        let mut snap = self.read_globals()?;
+        snap.sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
             .context("cannot read the SOURCES map")?;
-        let dests = read_hash(self.dests.map().fd().as_fd(), self.dst_capacity as usize)
+        snap.dests = read_hash(self.dests.map().fd().as_fd(), self.dst_capacity as usize)
             .context("cannot read the DESTS map")?;
+        snap.maps_read = true;
+        Ok(snap)
+    }
+
+    /// Reads only the global counters (cheap: one per-CPU array slot per direction).
+    pub fn read_globals(&self) -> Result<Snapshot> {
         let mut globals = [Globals::default(), Globals::default()];
         for (slot, dir) in globals.iter_mut().zip([DIR_INGRESS, DIR_EGRESS]) {
             for cpu in self.globals.get(&dir, 0)?.iter() {
@@ -111,8 +118,9 @@ impl KernelMaps {
             mono_ns: monotonic_ns(),
             wall_ns: wall_ns(),
             epoch: self.current.epoch,
-            sources,
-            dests,
+            maps_read: false,
+            sources: Vec::new(),
+            dests: Vec::new(),
             globals,
             src_capacity: self.src_capacity,
             dst_capacity: self.dst_capacity,

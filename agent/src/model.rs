@@ -122,6 +122,7 @@ impl HostMaps {
             mono_ns,
             wall_ns,
             epoch: self.epoch,
+            maps_read: true,
             sources: self.sources.iter().map(|(k, v)| (*k, *v)).collect(),
             dests: self.dests.iter().map(|(k, v)| (*k, *v)).collect(),
             globals: self.globals,

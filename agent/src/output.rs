@@ -110,10 +110,15 @@ impl SummaryLine {
     }
 }
 
+/// Environment variable naming the node (Kubernetes: `spec.nodeName` through the downward
+/// API); when set, every JSON line carries it as `observer.name` and `host.name`.
+pub const NODE_NAME_ENV: &str = "NODE_NAME";
+
 /// Writes alert and summary lines to standard output, flushing each line.
 pub struct Printer {
     json: bool,
     hostname: String,
+    node: Option<String>,
 }
 
 impl Printer {
@@ -127,13 +132,29 @@ impl Printer {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
-        Printer { json, hostname }
+        let node = std::env::var(NODE_NAME_ENV)
+            .ok()
+            .filter(|n| !n.trim().is_empty());
+        Printer {
+            json,
+            hostname,
+            node,
+        }
+    }
+
+    /// Adds the node name to a JSON line.
+    fn with_node(&self, mut v: Value) -> Value {
+        if let Some(node) = &self.node {
+            v["observer"]["name"] = json!(node);
+            v["host"] = json!({ "name": node });
+        }
+        v
     }
 
     /// Prints one alert event.
     pub fn alert(&self, e: &AlertEvent) -> io::Result<()> {
         let line = if self.json {
-            alert_json(e, &self.hostname).to_string()
+            self.with_node(alert_json(e, &self.hostname)).to_string()
         } else {
             alert_text(e)
         };
@@ -143,7 +164,7 @@ impl Printer {
     /// Prints a summary.
     pub fn summary(&self, s: &SummaryLine) -> io::Result<()> {
         let line = if self.json {
-            summary_json(s, &self.hostname).to_string()
+            self.with_node(summary_json(s, &self.hostname)).to_string()
         } else {
             summary_text(s)
         };
@@ -300,4 +321,39 @@ pub fn summary_text(s: &SummaryLine) -> String {
             format!(" | top {}", top.join(", "))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_carry_the_node_name_when_known() {
+        let s = SummaryLine {
+            at_ns: 0,
+            interval_s: 1.0,
+            packets_per_s: 0.0,
+            bytes_per_s: 0.0,
+            egress_packets_per_s: 0.0,
+            parse_errors: 0,
+            fragments: 0,
+            sources: (0, 16),
+            dests: (0, 16),
+            map_failures: 0,
+            deferred: 0,
+            top: Vec::new(),
+        };
+        let mut p = Printer {
+            json: true,
+            hostname: "vm".into(),
+            node: Some("node-a".into()),
+        };
+        let v = p.with_node(summary_json(&s, &p.hostname));
+        assert_eq!(v["observer"]["name"], "node-a");
+        assert_eq!(v["observer"]["hostname"], "vm");
+        assert_eq!(v["host"]["name"], "node-a");
+        p.node = None;
+        let v = p.with_node(summary_json(&s, &p.hostname));
+        assert!(v.get("host").is_none() && v["observer"].get("name").is_none());
+    }
 }

@@ -13,6 +13,9 @@ pub struct Snapshot {
     pub wall_ns: u64,
     /// Current window.
     pub epoch: u64,
+    /// True when `sources` and `dests` were read; false for a reading of the global
+    /// counters only (see `Detector::needs_maps`), where they are empty.
+    pub maps_read: bool,
     /// Per-source entries.
     pub sources: Vec<(AddrKey, SrcState)>,
     /// Per-destination entries.

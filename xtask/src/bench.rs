@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: build release and run `picket bench` under stable conditions.
+//! `cargo xtask bench`: build release and run `picket bench` under stable conditions, then
+//! the live throughput measurement ([`crate::livebench`]).
 //!
 //! `kernel.bpf_stats_enabled` is forced to 0 for the run (it adds per-packet accounting
 //! to every BPF program) and restored afterwards; the run is pinned to CPU 1 with `taskset`
@@ -19,6 +20,9 @@ const BENCH_CPU: &str = "1";
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Options {
+    /// Skip the live veth throughput and agent CPU measurement.
+    #[arg(long)]
+    no_live: bool,
     /// Arguments for `picket bench` (put them after `--`).
     #[arg(
         trailing_var_arg = true,
@@ -30,7 +34,7 @@ pub struct Options {
 
 /// Entry point of `cargo xtask bench`.
 pub fn main(opts: &Options) -> Result<()> {
-    bootstrap::ensure(bootstrap::Needs::Build)?;
+    bootstrap::ensure(bootstrap::Needs::Test)?;
     util::build_agent(false)?;
 
     let picket = util::picket_bin();
@@ -51,7 +55,11 @@ pub fn main(opts: &Options) -> Result<()> {
     // so the guard below can put the sysctl back.
     ctrlc::set_handler(|| {}).context("could not install the Ctrl-C handler")?;
     let _stats = BpfStatsOff::new(Path::new(BPF_STATS))?;
-    util::run(&mut command)
+    util::run(&mut command)?;
+    if !opts.no_live {
+        crate::livebench::run(&picket)?;
+    }
+    Ok(())
 }
 
 /// Keeps `kernel.bpf_stats_enabled` at 0 while alive, restoring 1 on drop if it was 1.

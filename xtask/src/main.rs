@@ -7,6 +7,9 @@ mod bench;
 mod bootstrap;
 mod build;
 mod fuzz;
+mod image;
+mod install;
+mod livebench;
 mod run;
 mod test;
 mod util;
@@ -38,6 +41,10 @@ enum Command {
     Bench(bench::Options),
     /// Run the cargo-fuzz targets, seeded from ../shared/pcaps.
     Fuzz(fuzz::Options),
+    /// Build a static (musl) `picket` and the FROM-scratch image of deploy/Dockerfile.
+    Image(image::Options),
+    /// Install the release `picket`, its systemd unit and the default configuration.
+    Install(install::Options),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
         Command::Test(opts) => test::main(&opts),
         Command::Bench(opts) => bench::main(&opts),
         Command::Fuzz(opts) => fuzz::main(&opts),
+        Command::Image(opts) => image::main(&opts),
+        Command::Install(opts) => install::main(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,7 +34,10 @@ pub fn l4_payload<'a>(s: &Summary, data: &'a [u8]) -> &'a [u8] {
         return &[];
     }
     let l3 = usize::from(s.l3_off);
-    let be16 = |off: usize| data.get(off..off + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let be16 = |off: usize| {
+        data.get(off..off + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
     let ip_end = match s.family {
         4 => be16(l3 + 2).map(|total| l3 + total),
         // A zero payload length is a jumbogram: take the captured bytes.
@@ -45,15 +48,23 @@ pub fn l4_payload<'a>(s: &Summary, data: &'a [u8]) -> &'a [u8] {
     data.get(usize::from(s.payload_off)..end).unwrap_or(&[])
 }
 
+/// Updates the entry of `key` in a capped table (creating it when there is room).
+fn upsert<K: std::hash::Hash + Eq, V: Default>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    overflow: &mut u64,
+    f: impl FnOnce(&mut V),
+) {
+    if !map.contains_key(&key) && map.len() >= MAX_ENTRIES {
+        *overflow += 1;
+        return;
+    }
+    f(map.entry(key).or_default());
+}
+
 /// Counts one entry of a capped table.
 fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K, overflow: &mut u64) {
-    if let Some(v) = map.get_mut(&key) {
-        *v += 1;
-    } else if map.len() < MAX_ENTRIES {
-        map.insert(key, 1);
-    } else {
-        *overflow += 1;
-    }
+    upsert(map, key, overflow, |v| *v += 1);
 }
 
 #[derive(Clone, Debug, Default)]
@@ -120,27 +131,41 @@ impl AppStats {
         self.http_requests += 1;
         let host = req.host.map(printable).unwrap_or_default();
         let target = printable(req.target);
-        let url = if target.starts_with("http://") || target.starts_with("https://") || req.method == "CONNECT" {
+        let url = if target.starts_with("http://")
+            || target.starts_with("https://")
+            || req.method == "CONNECT"
+        {
             target
         } else {
             let authority = if host.is_empty() {
                 let ip = agent_common::state::AddrKey { addr: s.dst }.ip();
-                let ip = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
-                if s.dst_port == 80 { ip } else { format!("{ip}:{}", s.dst_port) }
+                let ip = if ip.is_ipv6() {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                };
+                if s.dst_port == 80 {
+                    ip
+                } else {
+                    format!("{ip}:{}", s.dst_port)
+                }
             } else {
                 host.clone()
             };
-            let path = if target.starts_with('/') { target } else { String::new() };
+            let path = if target.starts_with('/') {
+                target
+            } else {
+                String::new()
+            };
             format!("http://{authority}{path}")
         };
         let key = (req.method.to_string(), host, cut(url));
-        match self.http.get_mut(&key) {
-            Some(a) => a.count += 1,
-            None if self.http.len() < MAX_ENTRIES => {
-                self.http.insert(key, HttpAgg { count: 1, first_ns: ts_ns });
+        upsert(&mut self.http, key, &mut self.overflow, |a| {
+            if a.count == 0 {
+                a.first_ns = ts_ns;
             }
-            None => self.overflow += 1,
-        }
+            a.count += 1;
+        });
     }
 
     fn dns(&mut self, m: &[u8]) {
@@ -155,16 +180,10 @@ impl AppStats {
             self.dns_queries += 1;
         }
         if let Some(q) = msg.question {
-            match self.dns.get_mut(&q) {
-                Some(a) => {
-                    a.queries += u64::from(!msg.response);
-                    a.responses += u64::from(msg.response);
-                }
-                None if self.dns.len() < MAX_ENTRIES => {
-                    self.dns.insert(q, DnsAgg { queries: u64::from(!msg.response), responses: u64::from(msg.response) });
-                }
-                None => self.overflow += 1,
-            }
+            upsert(&mut self.dns, q, &mut self.overflow, |a| {
+                a.queries += u64::from(!msg.response);
+                a.responses += u64::from(msg.response);
+            });
         }
     }
 
@@ -172,21 +191,29 @@ impl AppStats {
     pub fn finish(self, top: usize) -> Application {
         let http_distinct = self.http.len();
         let http = top_n(
-            self.http.into_iter().map(|((method, host, url), a)| HttpRequest {
-                method,
-                host,
-                url,
-                count: a.count,
-                first_seen: crate::output::rfc3339(a.first_ns),
-            }),
+            self.http
+                .into_iter()
+                .map(|((method, host, url), a)| HttpRequest {
+                    method,
+                    host,
+                    url,
+                    count: a.count,
+                    first_seen: crate::output::rfc3339(a.first_ns),
+                }),
             top,
             |r| (std::cmp::Reverse(r.count), r.url.clone(), r.method.clone()),
         );
         let urls_distinct = self.urls.len();
         let names_distinct = self.dns.len();
         let sni_distinct = self.sni.len();
-        let mut rcodes: Vec<NameCount> =
-            self.rcodes.into_iter().map(|(rc, count)| NameCount { name: names::dns_rcode(rc), count }).collect();
+        let mut rcodes: Vec<NameCount> = self
+            .rcodes
+            .into_iter()
+            .map(|(rc, count)| NameCount {
+                name: names::dns_rcode(rc),
+                count,
+            })
+            .collect();
         rcodes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
         Application {
             http_requests: self.http_requests,
@@ -208,7 +235,13 @@ impl AppStats {
                         responses: a.responses,
                     }),
                     top,
-                    |d| (std::cmp::Reverse(d.queries + d.responses), d.name.clone(), d.qtype.clone()),
+                    |d| {
+                        (
+                            std::cmp::Reverse(d.queries + d.responses),
+                            d.name.clone(),
+                            d.qtype.clone(),
+                        )
+                    },
                 ),
             },
             tls_client_hellos: self.client_hellos,
@@ -220,9 +253,12 @@ impl AppStats {
 }
 
 fn counts(map: HashMap<String, u64>, top: usize) -> Vec<NameCount> {
-    top_n(map.into_iter().map(|(name, count)| NameCount { name, count }), top, |n| {
-        (std::cmp::Reverse(n.count), n.name.clone())
-    })
+    top_n(
+        map.into_iter()
+            .map(|(name, count)| NameCount { name, count }),
+        top,
+        |n| (std::cmp::Reverse(n.count), n.name.clone()),
+    )
 }
 
 fn cut(mut s: String) -> String {
@@ -251,7 +287,8 @@ pub fn printable(b: &[u8]) -> String {
 }
 
 fn be16(b: &[u8], off: usize) -> Option<usize> {
-    b.get(off..off.checked_add(2)?).map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
+    b.get(off..off.checked_add(2)?)
+        .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
 }
 
 /// The parts of an HTTP request head that the report keeps.
@@ -262,13 +299,19 @@ struct Http<'a> {
     host: Option<&'a [u8]>,
 }
 
-const METHODS: [&str; 9] = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+const METHODS: [&str; 9] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+];
 
 /// An HTTP/1.x request line (`METHOD SP target SP HTTP/x.y`) and its `Host` header.
 fn parse_http(p: &[u8]) -> Option<Http<'_>> {
-    let method = METHODS.into_iter().find(|m| p.starts_with(m.as_bytes()) && p.get(m.len()) == Some(&b' '))?;
+    let method = METHODS
+        .into_iter()
+        .find(|m| p.starts_with(m.as_bytes()) && p.get(m.len()) == Some(&b' '))?;
     let head = &p[..p.len().min(MAX_HEAD)];
-    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let line = lines.next()?;
     let rest = line.get(method.len() + 1..)?;
     let sp = rest.iter().rposition(|b| *b == b' ')?;
@@ -278,9 +321,15 @@ fn parse_http(p: &[u8]) -> Option<Http<'_>> {
     }
     let host = lines.take_while(|l| !l.is_empty()).find_map(|l| {
         let colon = l.iter().position(|b| *b == b':')?;
-        l[..colon].eq_ignore_ascii_case(b"host").then(|| l[colon + 1..].trim_ascii())
+        l[..colon]
+            .eq_ignore_ascii_case(b"host")
+            .then(|| l[colon + 1..].trim_ascii())
     });
-    Some(Http { method, target, host })
+    Some(Http {
+        method,
+        target,
+        host,
+    })
 }
 
 /// The server name of a TLS ClientHello that starts at the beginning of `p`.
@@ -342,7 +391,11 @@ fn parse_dns(m: &[u8]) -> Option<DnsMsg> {
     } else {
         None
     };
-    Some(DnsMsg { response: flags & 0x8000 != 0, rcode: (flags & 0xf) as u8, question })
+    Some(DnsMsg {
+        response: flags & 0x8000 != 0,
+        rcode: (flags & 0xf) as u8,
+        question,
+    })
 }
 
 /// A (possibly compressed) domain name at `off`: the name in presentation form (lower case,
@@ -405,7 +458,11 @@ fn scan_urls(p: &[u8], mut f: impl FnMut(String)) {
         } else {
             continue;
         };
-        let n = rest.iter().take(MAX_URL).take_while(|b| url_char(**b)).count();
+        let n = rest
+            .iter()
+            .take(MAX_URL)
+            .take_while(|b| url_char(**b))
+            .count();
         match rest.get(scheme) {
             Some(c) if n > scheme && (c.is_ascii_alphanumeric() || *c == b'[') => {}
             _ => continue,
@@ -425,8 +482,18 @@ mod tests {
 
     #[test]
     fn http_request_heads() {
-        let r = parse_http(b"GET /a?b=1 HTTP/1.1\r\nUser-Agent: x\r\nhOsT:  example.com:8080 \r\n\r\nbody").unwrap();
-        assert_eq!(r, Http { method: "GET", target: b"/a?b=1", host: Some(b"example.com:8080") });
+        let r = parse_http(
+            b"GET /a?b=1 HTTP/1.1\r\nUser-Agent: x\r\nhOsT:  example.com:8080 \r\n\r\nbody",
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Http {
+                method: "GET",
+                target: b"/a?b=1",
+                host: Some(b"example.com:8080")
+            }
+        );
         let r = parse_http(b"CONNECT example.com:443 HTTP/1.1\r\n").unwrap();
         assert_eq!(r.target, b"example.com:443");
         assert!(parse_http(b"GET / FTP/1.0\r\n").is_none());
@@ -452,7 +519,14 @@ mod tests {
     #[test]
     fn dns_messages() {
         let q = parse_dns(&dns_query(&["WWW", "example", "com"], 28, 0x0100)).unwrap();
-        assert_eq!(q, DnsMsg { response: false, rcode: 0, question: Some(("www.example.com.".into(), 28)) });
+        assert_eq!(
+            q,
+            DnsMsg {
+                response: false,
+                rcode: 0,
+                question: Some(("www.example.com.".into(), 28))
+            }
+        );
         let r = parse_dns(&dns_query(&["a.b", "x\u{1}"], 1, 0x8183)).unwrap();
         assert_eq!(r.question.unwrap().0, "a\\.b.x\\001.");
         assert_eq!((r.response, r.rcode), (true, 3));
@@ -466,7 +540,10 @@ mod tests {
         assert!(parse_dns(&past).is_none());
         assert!(parse_dns(&dns_query(&["abc"], 1, 0)[..15]).is_none());
         assert!(parse_dns(&dns_query(&["abc"], 1, 0x7800)).is_none());
-        assert_eq!(parse_dns(&dns_query(&[], 2, 0)).unwrap().question, Some((".".into(), 2)));
+        assert_eq!(
+            parse_dns(&dns_query(&[], 2, 0)).unwrap().question,
+            Some((".".into(), 2))
+        );
     }
 
     fn client_hello(sni: &str) -> Vec<u8> {
@@ -503,9 +580,10 @@ mod tests {
     #[test]
     fn urls_in_text() {
         let mut found = Vec::new();
-        scan_urls(b"see http://a.example/x?y=1 and https://[::1]:8/p\" or http:// or httpx https://\x01", |u| {
-            found.push(u)
-        });
+        scan_urls(
+            b"see http://a.example/x?y=1 and https://[::1]:8/p\" or http:// or httpx https://\x01",
+            |u| found.push(u),
+        );
         assert_eq!(found, ["http://a.example/x?y=1", "https://[::1]:8/p"]);
     }
 

@@ -74,7 +74,11 @@ impl Detection {
             None => {
                 // Baseline reading of the empty state, as the live agent does at start.
                 self.detector.evaluate(&self.maps.snapshot(ts_ns, ts_ns));
-                self.clock = Some(Clock { now: ts_ns, next_poll: ts_ns + self.poll_ns, next_window: ts_ns + self.window_ns });
+                self.clock = Some(Clock {
+                    now: ts_ns,
+                    next_poll: ts_ns + self.poll_ns,
+                    next_window: ts_ns + self.window_ns,
+                });
                 ts_ns
             }
             Some(c) if ts_ns < c.now => {
@@ -105,7 +109,11 @@ impl Detection {
             // one (starting a window if at least one would have started).
             let due = (now - c.next_poll) / self.poll_ns;
             let mut c = c;
-            if due > 1 && self.fresh == 0 && !self.findings && self.episodes.active_by_rule().is_empty() {
+            if due > 1
+                && self.fresh == 0
+                && !self.findings
+                && self.episodes.active_by_rule().is_empty()
+            {
                 c.next_poll += due * self.poll_ns;
                 if c.next_window <= c.next_poll {
                     self.maps.next_epoch();

@@ -14,7 +14,10 @@ use agent_common::{
 
 use super::{
     names,
-    report::{Conversation, IcmpMessage, MinuteCount, TcpFlow, TcpOutcomes, TcpSummary, Talker, TopTalkers, UdpFlow, UdpSummary},
+    report::{
+        Conversation, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes, TcpSummary,
+        TopTalkers, UdpFlow, UdpSummary,
+    },
     top_n,
 };
 
@@ -45,7 +48,11 @@ impl Count {
 fn canonical(s: &Summary) -> ((Addr, u16, Addr, u16), usize) {
     let a = (s.src, s.src_port);
     let b = (s.dst, s.dst_port);
-    if a <= b { ((a.0, a.1, b.0, b.1), 0) } else { ((b.0, b.1, a.0, a.1), 1) }
+    if a <= b {
+        ((a.0, a.1, b.0, b.1), 0)
+    } else {
+        ((b.0, b.1, a.0, a.1), 1)
+    }
 }
 
 /// Adds to a capped map; false when the key is new and the map is full.
@@ -75,6 +82,8 @@ struct Tcp {
     established: bool,
     fin: [bool; 2],
     rst: bool,
+    /// Sequence number of the first packet from each side.
+    base_seq: [Option<u32>; 2],
 }
 
 impl Tcp {
@@ -128,18 +137,23 @@ pub struct FlowStats {
 }
 
 impl FlowStats {
-    /// Accounts one classified IP packet of `bytes` wire bytes at `ts_ns`.
-    pub fn observe(&mut self, s: &Summary, bytes: u64, ts_ns: u64) {
+    /// Accounts one classified IP packet (captured bytes `data`) of `bytes` wire bytes at
+    /// `ts_ns`.
+    pub fn observe(&mut self, s: &Summary, data: &[u8], bytes: u64, ts_ns: u64) {
         if !s.is_ip() {
             return;
         }
         let mut ok = counted(&mut self.sources, s.src, bytes);
         ok &= counted(&mut self.destinations, s.dst, bytes);
-        let pair = if s.src <= s.dst { (s.src, s.dst) } else { (s.dst, s.src) };
+        let pair = if s.src <= s.dst {
+            (s.src, s.dst)
+        } else {
+            (s.dst, s.src)
+        };
         ok &= counted(&mut self.conversations, pair, bytes);
         if s.has_l4() {
             ok &= match s.proto {
-                IPPROTO_TCP => self.tcp(s, bytes, ts_ns),
+                IPPROTO_TCP => self.tcp(s, tcp_seq(s, data), bytes, ts_ns),
                 IPPROTO_UDP => self.udp(s, bytes, ts_ns),
                 IPPROTO_ICMP | IPPROTO_ICMPV6 if s.is_icmp() => {
                     counted(&mut self.icmp, (s.family, s.icmp_type, s.icmp_code), bytes)
@@ -152,11 +166,17 @@ impl FlowStats {
         }
     }
 
-    fn tcp(&mut self, s: &Summary, bytes: u64, ts_ns: u64) -> bool {
+    fn tcp(&mut self, s: &Summary, seq: Option<u32>, bytes: u64, ts_ns: u64) -> bool {
         let (key, side) = canonical(s);
         let syn = s.is_syn();
-        // A new SYN on a finished connection (port reuse) starts a new flow.
-        if syn && self.tcp.get(&key).is_some_and(|f| f.closed() || f.established) {
+        // Port reuse: a SYN on a closed flow, or whose sequence number differs from the first
+        // one its sender used in this flow, starts a new flow.
+        if syn
+            && self
+                .tcp
+                .get(&key)
+                .is_some_and(|f| f.closed() || f.base_seq[side].is_some_and(|b| Some(b) != seq))
+        {
             if let Some(old) = self.tcp.remove(&key) {
                 self.tcp_done.push((key, old));
             }
@@ -169,10 +189,20 @@ impl FlowStats {
                 *self.per_minute.entry(ts_ns / 60_000_000_000).or_default() += 1;
             }
             let client = if s.is_syn_ack() { 1 - side } else { side };
-            self.tcp.insert(key, Tcp { client, first_ns: ts_ns, ..Tcp::default() });
+            self.tcp.insert(
+                key,
+                Tcp {
+                    client,
+                    first_ns: ts_ns,
+                    ..Tcp::default()
+                },
+            );
         }
-        let Some(f) = self.tcp.get_mut(&key) else { return false };
+        let Some(f) = self.tcp.get_mut(&key) else {
+            return false;
+        };
         f.dir[side].add(bytes);
+        f.base_seq[side] = f.base_seq[side].or(seq);
         f.flags |= s.tcp_flags;
         f.last_ns = ts_ns;
         let flags = s.tcp_flags;
@@ -198,9 +228,18 @@ impl FlowStats {
             if self.udp.len() >= MAX_TRACKED {
                 return false;
             }
-            self.udp.insert(key, Udp { client: side, first_ns: ts_ns, ..Udp::default() });
+            self.udp.insert(
+                key,
+                Udp {
+                    client: side,
+                    first_ns: ts_ns,
+                    ..Udp::default()
+                },
+            );
         }
-        let Some(f) = self.udp.get_mut(&key) else { return false };
+        let Some(f) = self.udp.get_mut(&key) else {
+            return false;
+        };
         f.dir[side].add(bytes);
         f.last_ns = ts_ns;
         true
@@ -210,9 +249,19 @@ impl FlowStats {
     pub fn talkers(&self, top: usize) -> TopTalkers {
         let talkers = |m: &HashMap<Addr, Count>| {
             top_n(
-                m.iter().map(|(a, c)| Talker { ip: ip(a), packets: c.packets, bytes: c.bytes }),
+                m.iter().map(|(a, c)| Talker {
+                    ip: ip(a),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                }),
                 top,
-                |t| (std::cmp::Reverse(t.bytes), std::cmp::Reverse(t.packets), t.ip.clone()),
+                |t| {
+                    (
+                        std::cmp::Reverse(t.bytes),
+                        std::cmp::Reverse(t.packets),
+                        t.ip.clone(),
+                    )
+                },
             )
         };
         TopTalkers {
@@ -229,14 +278,26 @@ impl FlowStats {
                     bytes: c.bytes,
                 }),
                 top,
-                |c| (std::cmp::Reverse(c.bytes), std::cmp::Reverse(c.packets), c.a.clone(), c.b.clone()),
+                |c| {
+                    (
+                        std::cmp::Reverse(c.bytes),
+                        std::cmp::Reverse(c.packets),
+                        c.a.clone(),
+                        c.b.clone(),
+                    )
+                },
             ),
         }
     }
 
     /// The TCP section.
     pub fn tcp_summary(&self, top: usize) -> TcpSummary {
-        let all = || self.tcp.iter().map(|(k, f)| (k, f)).chain(self.tcp_done.iter().map(|(k, f)| (k, f)));
+        let all = || {
+            self.tcp
+                .iter()
+                .map(|(k, f)| (k, f))
+                .chain(self.tcp_done.iter().map(|(k, f)| (k, f)))
+        };
         let mut outcomes = TcpOutcomes::default();
         for (_, f) in all() {
             outcomes.handshake_completed += u64::from(f.established);
@@ -269,7 +330,14 @@ impl FlowStats {
                 }
             }),
             top,
-            |f| (std::cmp::Reverse(f.bytes), std::cmp::Reverse(f.packets), f.first_seen.clone(), f.client_port),
+            |f| {
+                (
+                    std::cmp::Reverse(f.bytes),
+                    std::cmp::Reverse(f.packets),
+                    f.first_seen.clone(),
+                    f.client_port,
+                )
+            },
         );
         TcpSummary {
             flows_total: self.tcp.len() + self.tcp_done.len(),
@@ -277,7 +345,10 @@ impl FlowStats {
             connections_per_minute: self
                 .per_minute
                 .iter()
-                .map(|(m, n)| MinuteCount { minute: crate::output::rfc3339(m * 60_000_000_000), connections: *n })
+                .map(|(m, n)| MinuteCount {
+                    minute: crate::output::rfc3339(m * 60_000_000_000),
+                    connections: *n,
+                })
                 .collect(),
             flows,
         }
@@ -305,7 +376,14 @@ impl FlowStats {
                     }
                 }),
                 top,
-                |f| (std::cmp::Reverse(f.bytes), std::cmp::Reverse(f.packets), f.first_seen.clone(), f.client_port),
+                |f| {
+                    (
+                        std::cmp::Reverse(f.bytes),
+                        std::cmp::Reverse(f.packets),
+                        f.first_seen.clone(),
+                        f.client_port,
+                    )
+                },
             ),
         }
     }
@@ -330,6 +408,13 @@ impl FlowStats {
     pub fn untracked(&self) -> u64 {
         self.untracked
     }
+}
+
+/// The sequence number of a TCP segment (the classifier checked that the header is there).
+fn tcp_seq(s: &Summary, data: &[u8]) -> Option<u32> {
+    let off = usize::from(s.l4_off) + 4;
+    data.get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// "SYN,ACK,…" for a set of `TCP_*` bits.
@@ -358,49 +443,84 @@ mod tests {
     use crate::{analyze::link, frames};
     use agent_common::packet::Snapshot;
 
-    fn tcp(src: u8, sport: u16, dst: u8, dport: u16, flags: u16) -> Summary {
-        let f = frames::ipv4([10, 0, 0, src].into(), [10, 0, 0, dst].into(), 6, 0, &frames::tcp(sport, dport, flags));
-        link::classify(1, &Snapshot { data: &f, orig_len: f.len() }).unwrap().unwrap()
+    /// A classified TCP packet with sequence number `seq`, and its bytes.
+    fn tcp(src: u8, sport: u16, dst: u8, dport: u16, flags: u16, seq: u32) -> (Summary, Vec<u8>) {
+        let mut l4 = frames::tcp(sport, dport, flags);
+        l4[4..8].copy_from_slice(&seq.to_be_bytes());
+        let f = frames::ipv4([10, 0, 0, src].into(), [10, 0, 0, dst].into(), 6, 0, &l4);
+        let s = link::classify(
+            1,
+            &Snapshot {
+                data: &f,
+                orig_len: f.len(),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        (s, f)
     }
 
     #[test]
     fn handshakes_and_outcomes() {
         let mut st = FlowStats::default();
-        let mut feed = |pkts: &[Summary]| {
-            for (i, p) in pkts.iter().enumerate() {
-                st.observe(p, 60, i as u64);
-            }
-        };
-        // Closed, reset, half-open (SYN only and SYN + SYN-ACK), open.
-        feed(&[
-            tcp(1, 1000, 2, 80, TCP_SYN),
-            tcp(2, 80, 1, 1000, TCP_SYN | TCP_ACK),
-            tcp(1, 1000, 2, 80, TCP_ACK),
-            tcp(1, 1000, 2, 80, TCP_FIN | TCP_ACK),
-            tcp(2, 80, 1, 1000, TCP_FIN | TCP_ACK),
-            tcp(1, 1001, 2, 81, TCP_SYN),
-            tcp(2, 81, 1, 1001, TCP_RST | TCP_ACK),
-            tcp(1, 1002, 2, 82, TCP_SYN),
-            tcp(1, 1003, 2, 83, TCP_SYN),
-            tcp(2, 83, 1, 1003, TCP_SYN | TCP_ACK),
-            tcp(1, 1004, 2, 84, TCP_ACK | TCP_PSH),
-            // Port reuse of the first connection.
-            tcp(1, 1000, 2, 80, TCP_SYN),
-        ]);
+        let pkts = [
+            // Closed.
+            tcp(1, 1000, 2, 80, TCP_SYN, 100),
+            tcp(2, 80, 1, 1000, TCP_SYN | TCP_ACK, 500),
+            tcp(1, 1000, 2, 80, TCP_ACK, 101),
+            tcp(1, 1000, 2, 80, TCP_FIN | TCP_ACK, 101),
+            tcp(2, 80, 1, 1000, TCP_FIN | TCP_ACK, 501),
+            // Reset.
+            tcp(1, 1001, 2, 81, TCP_SYN, 7),
+            tcp(2, 81, 1, 1001, TCP_RST | TCP_ACK, 0),
+            // Half-open: SYN (retransmitted: same flow), and SYN + SYN-ACK.
+            tcp(1, 1002, 2, 82, TCP_SYN, 9),
+            tcp(1, 1002, 2, 82, TCP_SYN, 9),
+            tcp(1, 1003, 2, 83, TCP_SYN, 9),
+            tcp(2, 83, 1, 1003, TCP_SYN | TCP_ACK, 9),
+            // Open (joined mid-stream).
+            tcp(1, 1004, 2, 84, TCP_ACK | TCP_PSH, 9),
+            // Port reuse of the first connection: a new initial sequence number.
+            tcp(1, 1000, 2, 80, TCP_SYN, 9000),
+        ];
+        for (i, (s, data)) in pkts.iter().enumerate() {
+            st.observe(s, data, 60, i as u64);
+        }
         let t = st.tcp_summary(0);
         assert_eq!(t.flows_total, 6);
+        let o = &t.outcomes;
         assert_eq!(
-            (t.outcomes.closed, t.outcomes.reset, t.outcomes.half_open, t.outcomes.open, t.outcomes.handshake_completed),
+            (
+                o.closed,
+                o.reset,
+                o.half_open,
+                o.open,
+                o.handshake_completed
+            ),
             (1, 1, 3, 1, 1)
         );
-        let first = t.flows.iter().find(|f| f.server_port == 80 && f.packets == 5).unwrap();
-        assert_eq!((first.client.as_str(), first.client_port), ("10.0.0.1", 1000));
+        let first = t
+            .flows
+            .iter()
+            .find(|f| f.server_port == 80 && f.packets == 5)
+            .unwrap();
+        assert_eq!(
+            (first.client.as_str(), first.client_port),
+            ("10.0.0.1", 1000)
+        );
         assert_eq!((first.packets_to_server, first.packets_to_client), (3, 2));
-        assert_eq!(first.flags, "SYN,ACK,FIN");
-        assert_eq!(t.connections_per_minute.iter().map(|m| m.connections).sum::<u64>(), 5);
+        assert_eq!(
+            (first.flags.as_str(), first.handshake, first.outcome),
+            ("SYN,ACK,FIN", "completed", "closed")
+        );
+        let minutes: u64 = t.connections_per_minute.iter().map(|m| m.connections).sum();
+        assert_eq!(minutes, 5);
         let talk = st.talkers(1);
         assert_eq!(talk.sources.len(), 1);
-        assert_eq!((talk.sources[0].ip.as_str(), talk.sources[0].packets), ("10.0.0.1", 8));
-        assert_eq!(talk.conversations[0].packets, 12);
+        assert_eq!(
+            (talk.sources[0].ip.as_str(), talk.sources[0].packets),
+            ("10.0.0.1", 9)
+        );
+        assert_eq!(talk.conversations[0].packets, 13);
     }
 }

@@ -54,7 +54,10 @@ pub fn supported(linktype: u32) -> bool {
 /// True for link types whose frames carry an EtherType (so that small values are 802.3
 /// lengths).
 pub fn has_ethertype(linktype: u32) -> bool {
-    matches!(linktype, LINKTYPE_ETHERNET | LINKTYPE_LINUX_SLL | LINKTYPE_LINUX_SLL2)
+    matches!(
+        linktype,
+        LINKTYPE_ETHERNET | LINKTYPE_LINUX_SLL | LINKTYPE_LINUX_SLL2
+    )
 }
 
 /// Classifies one captured frame of the given link type; `None` for unsupported link types.
@@ -105,7 +108,11 @@ fn loopback(p: &Snapshot<'_>, network_order: bool) -> Result<Summary, ParseError
     let raw: [u8; 4] = p.load(0).ok_or(ParseError::Truncated)?;
     let be = u32::from_be_bytes(raw);
     // The capturing host's byte order is unknown for NULL: accept either.
-    let le = if network_order { be } else { u32::from_le_bytes(raw) };
+    let le = if network_order {
+        be
+    } else {
+        u32::from_le_bytes(raw)
+    };
     let family = |af: u32| af == be || af == le;
     if family(AF_INET) {
         classify_l3(p, ETH_P_IPV4, 4)
@@ -122,7 +129,10 @@ mod tests {
     use crate::frames;
 
     fn snap(data: &[u8]) -> Snapshot<'_> {
-        Snapshot { data, orig_len: data.len() }
+        Snapshot {
+            data,
+            orig_len: data.len(),
+        }
     }
 
     fn syn_frame() -> Vec<u8> {
@@ -141,13 +151,17 @@ mod tests {
         let ip = &eth[14..];
         let mut sll = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
         sll.extend_from_slice(ip);
-        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         sll2.extend_from_slice(ip);
         let mut null_le = 2u32.to_le_bytes().to_vec();
         null_le.extend_from_slice(ip);
         let mut null_be = 2u32.to_be_bytes().to_vec();
         null_be.extend_from_slice(ip);
-        let mut vlan = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 5, 0x08, 0];
+        let mut vlan = vec![
+            0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 5, 0x08, 0,
+        ];
         vlan.extend_from_slice(ip);
         for (lt, frame) in [
             (LINKTYPE_ETHERNET, &eth[..]),
@@ -162,21 +176,36 @@ mod tests {
             (LINKTYPE_LINUX_SLL, &vlan[..]),
         ] {
             let s = classify(lt, &snap(frame)).unwrap().unwrap();
-            assert_eq!((s.family, s.proto, s.dst_port), (4, 6, 80), "link type {lt}");
+            assert_eq!(
+                (s.family, s.proto, s.dst_port),
+                (4, 6, 80),
+                "link type {lt}"
+            );
             assert!(s.is_syn());
         }
     }
 
     #[test]
     fn short_and_unknown() {
-        assert_eq!(classify(LINKTYPE_LINUX_SLL, &snap(&[0; 10])), Some(Err(ParseError::Truncated)));
-        assert_eq!(classify(LINKTYPE_NULL, &snap(&[2])), Some(Err(ParseError::Truncated)));
-        let s = classify(LINKTYPE_LOOP, &snap(&[0, 0, 0, 99, 0x45])).unwrap().unwrap();
+        assert_eq!(
+            classify(LINKTYPE_LINUX_SLL, &snap(&[0; 10])),
+            Some(Err(ParseError::Truncated))
+        );
+        assert_eq!(
+            classify(LINKTYPE_NULL, &snap(&[2])),
+            Some(Err(ParseError::Truncated))
+        );
+        let s = classify(LINKTYPE_LOOP, &snap(&[0, 0, 0, 99, 0x45]))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.family, 0);
         assert!(classify(105, &snap(&[0; 40])).is_none());
         let mut deep = vec![0u8; 14];
         deep.extend_from_slice(&[0x81, 0, 0, 1, 0x81, 0, 0, 1, 0x81, 0, 0, 1, 0x08, 0]);
         deep.extend_from_slice(&[0; 40]);
-        assert_eq!(classify(LINKTYPE_LINUX_SLL, &snap(&deep)), Some(Err(ParseError::TooManyVlanTags)));
+        assert_eq!(
+            classify(LINKTYPE_LINUX_SLL, &snap(&deep)),
+            Some(Err(ParseError::TooManyVlanTags))
+        );
     }
 }

@@ -230,7 +230,11 @@ pub fn ip_proto(p: u8) -> &'static str {
 
 /// "Type / Code" name of an ICMP (family 4) or ICMPv6 (family 6) message.
 pub fn icmp(family: u8, ty: u8, code: u8) -> String {
-    let (t, c) = if family == 6 { icmpv6_names(ty, code) } else { icmpv4_names(ty, code) };
+    let (t, c) = if family == 6 {
+        icmpv6_names(ty, code)
+    } else {
+        icmpv4_names(ty, code)
+    };
     match (t, c) {
         ("", _) => format!("Type {ty} / Code {code}"),
         (t, Some(c)) => format!("{t} / {c}"),

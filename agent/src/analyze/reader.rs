@@ -130,7 +130,10 @@ pub fn read_capture<R: Read + Send>(
     let magic: [u8; 4] = match prefix.get(..4).and_then(|m| m.try_into().ok()) {
         Some(m) => m,
         None if prefix.is_empty() => bail!("{name}: empty file, not a capture"),
-        None => bail!("{name}: not a pcap or pcapng capture ({} bytes)", prefix.len()),
+        None => bail!(
+            "{name}: not a pcap or pcapng capture ({} bytes)",
+            prefix.len()
+        ),
     };
     let Some((format, big_endian)) = Format::from_magic(magic) else {
         bail!(
@@ -176,8 +179,14 @@ pub fn read_capture<R: Read + Send>(
                     PcapBlockOwned::Legacy(b) => {
                         let (linktype, unit_ns) = legacy.unwrap_or((1, 1000));
                         info.packets += 1;
-                        let ts = u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * unit_ns;
-                        on_frame(&Frame { ts_ns: Some(ts), linktype, data: b.data, orig_len: b.origlen });
+                        let ts =
+                            u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * unit_ns;
+                        on_frame(&Frame {
+                            ts_ns: Some(ts),
+                            linktype,
+                            data: b.data,
+                            orig_len: b.origlen,
+                        });
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => {
                         info.sections += 1;
@@ -196,19 +205,21 @@ pub fn read_capture<R: Read + Send>(
                             snaplen: idb.snaplen,
                         });
                     }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match ifaces.get(epb.if_id as usize) {
-                        Some(ifc) => {
-                            info.packets += 1;
-                            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                            on_frame(&Frame {
-                                ts_ns: Some(ng_time(raw, ifc)),
-                                linktype: ifc.linktype,
-                                data: epb.packet_data(),
-                                orig_len: epb.origlen,
-                            });
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        match ifaces.get(epb.if_id as usize) {
+                            Some(ifc) => {
+                                info.packets += 1;
+                                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                                on_frame(&Frame {
+                                    ts_ns: Some(ng_time(raw, ifc)),
+                                    linktype: ifc.linktype,
+                                    data: epb.packet_data(),
+                                    orig_len: epb.origlen,
+                                });
+                            }
+                            None => dropped += 1,
                         }
-                        None => dropped += 1,
-                    },
+                    }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => match ifaces.first() {
                         Some(ifc) => {
                             info.packets += 1;
@@ -216,7 +227,12 @@ pub fn read_capture<R: Read + Send>(
                             if ifc.snaplen != 0 {
                                 data = data.get(..ifc.snaplen as usize).unwrap_or(data);
                             }
-                            on_frame(&Frame { ts_ns: None, linktype: ifc.linktype, data, orig_len: spb.origlen });
+                            on_frame(&Frame {
+                                ts_ns: None,
+                                linktype: ifc.linktype,
+                                data,
+                                orig_len: spb.origlen,
+                            });
                         }
                         None => dropped += 1,
                     },
@@ -227,7 +243,9 @@ pub fn read_capture<R: Read + Send>(
             Err(PcapError::Eof) => Step::Eof,
             Err(PcapError::Incomplete(_)) => Step::Refill,
             Err(PcapError::BufferTooSmall) => Step::Grow,
-            Err(PcapError::UnexpectedEof) => Step::Stop("the file ends inside a record (truncated capture)".into()),
+            Err(PcapError::UnexpectedEof) => {
+                Step::Stop("the file ends inside a record (truncated capture)".into())
+            }
             Err(PcapError::ReadError) => Step::Stop("read error".into()),
             Err(e) => Step::Stop(format!("corrupt record ({})", short_error(&e))),
         };
@@ -247,7 +265,11 @@ pub fn read_capture<R: Read + Send>(
             Step::Grow => {
                 capacity *= 2;
                 if capacity > MAX_BUFFER || !reader.grow(capacity) {
-                    stop(&mut info, reader.consumed(), "record larger than 64 MiB (corrupt capture)");
+                    stop(
+                        &mut info,
+                        reader.consumed(),
+                        "record larger than 64 MiB (corrupt capture)",
+                    );
                     break;
                 }
             }
@@ -261,10 +283,16 @@ pub fn read_capture<R: Read + Send>(
     info.bytes_read = reader.consumed() as u64;
     on_progress(info.bytes_read);
     if dropped > 0 {
-        warn(&mut info, format!("{dropped} packets refer to an undeclared interface and were skipped"));
+        warn(
+            &mut info,
+            format!("{dropped} packets refer to an undeclared interface and were skipped"),
+        );
     }
     if bad_resolution {
-        warn(&mut info, "an interface declares an invalid timestamp resolution; microseconds assumed".into());
+        warn(
+            &mut info,
+            "an interface declares an invalid timestamp resolution; microseconds assumed".into(),
+        );
     }
     if info.packets == 0 && !info.truncated {
         warn(&mut info, "no packets".into());
@@ -280,14 +308,18 @@ fn legacy_params(h: &PcapHeader) -> (u32, u64) {
 /// pcapng timestamp in nanoseconds since the epoch (saturating; never panics).
 fn ng_time(raw: u64, ifc: &Iface) -> u64 {
     let units = i128::from(ifc.units);
-    let ns = i128::from(raw) / units * 1_000_000_000 + i128::from(raw) % units * 1_000_000_000 / units;
+    let ns =
+        i128::from(raw) / units * 1_000_000_000 + i128::from(raw) % units * 1_000_000_000 / units;
     let ns = ns + i128::from(ifc.offset_s) * 1_000_000_000;
     ns.clamp(0, i128::from(u64::MAX)) as u64
 }
 
 fn stop(info: &mut InputInfo, offset: usize, why: &str) {
     info.truncated = true;
-    let msg = format!("{why} at byte {offset}; {} packets read before it are reported", info.packets);
+    let msg = format!(
+        "{why} at byte {offset}; {} packets read before it are reported",
+        info.packets
+    );
     warn(info, msg);
 }
 
@@ -343,10 +375,13 @@ pub fn read_path(
 }
 
 fn progress_bar(size: u64, name: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-    {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(name.to_string());
@@ -389,14 +424,22 @@ mod tests {
 
     #[test]
     fn four_pcap_variants() {
-        for (magic, be, ns) in [(0xa1b2c3d4, false, false), (0xa1b2c3d4, true, false), (0xa1b23c4d, false, true), (0xa1b23c4d, true, true)] {
+        for (magic, be, ns) in [
+            (0xa1b2c3d4, false, false),
+            (0xa1b2c3d4, true, false),
+            (0xa1b23c4d, false, true),
+            (0xa1b23c4d, true, true),
+        ] {
             let f = pcap(magic, be, 101, &[(10, 5, b"abcd", 60), (11, 7, b"ef", 2)]);
             let (info, frames) = collect(&f).unwrap();
             assert_eq!(info.big_endian, be);
             assert_eq!(info.format, if ns { Format::PcapNs } else { Format::Pcap });
             assert_eq!(frames.len(), 2);
             let unit = if ns { 1 } else { 1000 };
-            assert_eq!(frames[0], (Some(10_000_000_000 + 5 * unit), 101, b"abcd".to_vec(), 60));
+            assert_eq!(
+                frames[0],
+                (Some(10_000_000_000 + 5 * unit), 101, b"abcd".to_vec(), 60)
+            );
             assert_eq!(frames[1].0, Some(11_000_000_000 + 7 * unit));
             assert!(!info.truncated);
         }
@@ -404,11 +447,20 @@ mod tests {
 
     #[test]
     fn truncated_pcap_keeps_what_was_read() {
-        let f = pcap(0xa1b2c3d4, false, 1, &[(1, 0, &[1; 60], 60), (2, 0, &[2; 60], 60)]);
+        let f = pcap(
+            0xa1b2c3d4,
+            false,
+            1,
+            &[(1, 0, &[1; 60], 60), (2, 0, &[2; 60], 60)],
+        );
         let (info, frames) = collect(&f[..f.len() - 10]).unwrap();
         assert_eq!(frames.len(), 1);
         assert!(info.truncated);
-        assert!(info.warnings[0].contains("truncated"), "{:?}", info.warnings);
+        assert!(
+            info.warnings[0].contains("truncated"),
+            "{:?}",
+            info.warnings
+        );
     }
 
     #[test]
@@ -417,7 +469,12 @@ mod tests {
         assert!(e.contains("not a pcap or pcapng capture"), "{e}");
         assert!(!e.contains('\n'));
         assert!(collect(b"").unwrap_err().to_string().contains("empty"));
-        assert!(collect(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]).unwrap_err().to_string().contains("truncated"));
+        assert!(
+            collect(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0])
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
     }
 
     fn block(ty: u32, body: &[u8], be: bool) -> Vec<u8> {
@@ -434,7 +491,11 @@ mod tests {
         b
     }
 
-    fn section(be: bool, linktypes: &[(u16, Option<u8>)], packets: &[(u32, u64, &[u8])]) -> Vec<u8> {
+    fn section(
+        be: bool,
+        linktypes: &[(u16, Option<u8>)],
+        packets: &[(u32, u64, &[u8])],
+    ) -> Vec<u8> {
         let w32 = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
         let w16 = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
         let mut shb = w32(0x1a2b3c4d).to_vec();
@@ -468,7 +529,11 @@ mod tests {
 
     #[test]
     fn pcapng_sections_interfaces_and_simple_packets() {
-        let mut f = section(false, &[(1, None), (101, Some(9))], &[(0, 5_000_000, b"eth"), (1, 7_000_000_000, b"raw")]);
+        let mut f = section(
+            false,
+            &[(1, None), (101, Some(9))],
+            &[(0, 5_000_000, b"eth"), (1, 7_000_000_000, b"raw")],
+        );
         f.extend(section(true, &[(113, None)], &[(0, 1, b"sll")]));
         let mut spb = 9u32.to_be_bytes().to_vec();
         spb.extend_from_slice(b"simple!!!");
@@ -482,6 +547,12 @@ mod tests {
         assert_eq!(frames[1], (Some(7_000_000_000), 101, b"raw".to_vec(), 13));
         assert_eq!(frames[2], (Some(1000), 113, b"sll".to_vec(), 13));
         assert_eq!(frames[3], (None, 113, b"simple!!!".to_vec(), 9));
-        assert!(info.warnings.iter().any(|w| w.contains("undeclared interface")), "{:?}", info.warnings);
+        assert!(
+            info.warnings
+                .iter()
+                .any(|w| w.contains("undeclared interface")),
+            "{:?}",
+            info.warnings
+        );
     }
 }

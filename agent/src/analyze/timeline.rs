@@ -39,7 +39,11 @@ pub struct Bucket {
 
 impl Bucket {
     fn add(&mut self, class: Class, size: u64) {
-        self.size_min = if self.packets == 0 { size } else { self.size_min.min(size) };
+        self.size_min = if self.packets == 0 {
+            size
+        } else {
+            self.size_min.min(size)
+        };
         self.size_max = self.size_max.max(size);
         self.packets += 1;
         self.bytes[class as usize] += size;
@@ -49,7 +53,11 @@ impl Bucket {
         if o.packets == 0 {
             return;
         }
-        self.size_min = if self.packets == 0 { o.size_min } else { self.size_min.min(o.size_min) };
+        self.size_min = if self.packets == 0 {
+            o.size_min
+        } else {
+            self.size_min.min(o.size_min)
+        };
         self.size_max = self.size_max.max(o.size_max);
         self.packets += o.packets;
         for (a, b) in self.bytes.iter_mut().zip(o.bytes) {
@@ -82,7 +90,11 @@ pub struct Timeline {
 
 impl Default for Timeline {
     fn default() -> Self {
-        Timeline { start_ns: None, width_ns: FIRST_WIDTH_NS, buckets: Vec::new() }
+        Timeline {
+            start_ns: None,
+            width_ns: FIRST_WIDTH_NS,
+            buckets: Vec::new(),
+        }
     }
 }
 
@@ -119,7 +131,10 @@ impl Timeline {
         for (i, b) in self.buckets.iter_mut().enumerate() {
             b.t_s = i as f64 * w;
         }
-        TimelineReport { bucket_s: w, buckets: self.buckets }
+        TimelineReport {
+            bucket_s: w,
+            buckets: self.buckets,
+        }
     }
 }
 
@@ -145,7 +160,10 @@ pub struct SizeHistogram {
 impl SizeHistogram {
     /// Counts a packet of `size` wire bytes.
     pub fn add(&mut self, size: u64) {
-        let i = SIZE_BINS.iter().position(|hi| size <= *hi).unwrap_or(SIZE_BINS.len());
+        let i = SIZE_BINS
+            .iter()
+            .position(|hi| size <= *hi)
+            .unwrap_or(SIZE_BINS.len());
         self.counts[i] += 1;
     }
 
@@ -175,7 +193,11 @@ mod tests {
     fn buckets_double_and_keep_totals() {
         let mut t = Timeline::default();
         for i in 0..10_000u64 {
-            t.add(1_000_000_000 + i * 7_000_000, if i % 2 == 0 { Class::Tcp } else { Class::Udp }, 100 + i % 50);
+            t.add(
+                1_000_000_000 + i * 7_000_000,
+                if i % 2 == 0 { Class::Tcp } else { Class::Udp },
+                100 + i % 50,
+            );
         }
         t.add(0, Class::Other, 1); // earlier than the first packet: first bucket
         let r = t.finish();

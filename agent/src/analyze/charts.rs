@@ -1,0 +1,382 @@
+//! Charts with `plotters`, as SVG (inline in the HTML page, or files) and PNG files: bytes
+//! over time by protocol, packet sizes over time and as a histogram, TCP connections per
+//! minute, top talkers. Text uses DejaVu Sans embedded in the binary (no system fonts).
+
+use std::{path::Path, sync::Once};
+
+use anyhow::{Context as _, Result, anyhow};
+use plotters::{
+    coord::{Shift, ranged1d::SegmentValue},
+    prelude::*,
+    style::FontStyle,
+};
+
+use super::report::Report;
+
+/// Size of every chart in pixels.
+pub const SIZE: (u32, u32) = (960, 420);
+const FONT: &str = "sans-serif";
+
+/// The charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chart {
+    /// Bytes per second over time for TCP, UDP, ICMP and other traffic.
+    Bytes,
+    /// Smallest, mean and largest packet size over time.
+    Sizes,
+    /// Packet-size histogram.
+    SizeHistogram,
+    /// TCP connections started per minute.
+    Connections,
+    /// Top sources by bytes.
+    Talkers,
+}
+
+impl Chart {
+    /// Every chart, in page order.
+    pub const ALL: [Chart; 5] = [
+        Chart::Bytes,
+        Chart::Sizes,
+        Chart::SizeHistogram,
+        Chart::Connections,
+        Chart::Talkers,
+    ];
+
+    /// File stem (and HTML id suffix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Chart::Bytes => "bytes-over-time",
+            Chart::Sizes => "packet-sizes-over-time",
+            Chart::SizeHistogram => "packet-size-histogram",
+            Chart::Connections => "tcp-connections-per-minute",
+            Chart::Talkers => "top-talkers",
+        }
+    }
+
+    /// Caption.
+    pub fn title(self) -> &'static str {
+        match self {
+            Chart::Bytes => "Bytes over time by protocol",
+            Chart::Sizes => "Packet sizes over time",
+            Chart::SizeHistogram => "Packet sizes",
+            Chart::Connections => "TCP connections started per minute",
+            Chart::Talkers => "Top sources by bytes",
+        }
+    }
+}
+
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Both fonts are valid TrueType files shipped inside the `dejavu` crate.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// The chart as an SVG document.
+pub fn svg(r: &Report, c: Chart) -> Result<String> {
+    fonts();
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
+        draw(c, &root, r)
+            .and_then(|_| root.present())
+            .map_err(|e| anyhow!("chart {}: {e}", c.name()))?;
+    }
+    Ok(s)
+}
+
+/// The chart as a PNG image.
+pub fn png(r: &Report, c: Chart) -> Result<Vec<u8>> {
+    fonts();
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        draw(c, &root, r)
+            .and_then(|_| root.present())
+            .map_err(|e| anyhow!("chart {}: {e}", c.name()))?;
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(&rgb)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+/// Writes every chart as `<name>.svg` and `<name>.png` into `dir`; returns the files written.
+pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = Vec::new();
+    for c in Chart::ALL {
+        let svg_path = dir.join(format!("{}.svg", c.name()));
+        std::fs::write(&svg_path, svg(r, c)?)
+            .with_context(|| format!("cannot write {}", svg_path.display()))?;
+        let png_path = dir.join(format!("{}.png", c.name()));
+        std::fs::write(&png_path, png(r, c)?)
+            .with_context(|| format!("cannot write {}", png_path.display()))?;
+        written.extend([svg_path, png_path]);
+    }
+    Ok(written)
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw<DB: DrawingBackend>(c: Chart, root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    match c {
+        Chart::Bytes => bytes(root, r),
+        Chart::Sizes => sizes(root, r),
+        Chart::SizeHistogram => {
+            let labels: Vec<String> = r.packet_sizes.iter().map(|b| b.range.clone()).collect();
+            let values: Vec<f64> = r.packet_sizes.iter().map(|b| b.packets as f64).collect();
+            bars(
+                root,
+                c.title(),
+                "packet size (bytes on the wire)",
+                "packets",
+                &labels,
+                &values,
+            )
+        }
+        Chart::Connections => {
+            let m = &r.tcp.connections_per_minute;
+            // "2024-01-02T03:04:00.000Z" → "03:04".
+            let labels: Vec<String> = m
+                .iter()
+                .map(|m| m.minute.get(11..16).unwrap_or(&m.minute).to_string())
+                .collect();
+            let values: Vec<f64> = m.iter().map(|m| m.connections as f64).collect();
+            bars(
+                root,
+                c.title(),
+                "minute (UTC)",
+                "connections",
+                &labels,
+                &values,
+            )
+        }
+        Chart::Talkers => talkers(root, r),
+    }
+}
+
+/// Short number for axis labels: 950, 1.2k, 3.4M.
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if a.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(214, 39, 40),
+    RGBColor(127, 127, 127),
+];
+
+fn bytes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
+    let tl = &r.timeline;
+    let w = tl.bucket_s.max(1e-9);
+    let xmax = (tl.buckets.len() as f64 * w).max(w);
+    let ymax = tl.buckets.iter().flat_map(|b| b.bytes).max().unwrap_or(0) as f64 / w;
+    let mut chart = ChartBuilder::on(root)
+        .caption(Chart::Bytes.title(), (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..xmax, 0f64..(ymax * 1.05).max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "seconds since the first packet (buckets of {})",
+            duration(w)
+        ))
+        .y_desc("bytes/s")
+        .x_label_formatter(&|v| short(*v))
+        .y_label_formatter(&|v| short(*v))
+        .draw()?;
+    for (i, name) in ["TCP", "UDP", "ICMP", "other"].into_iter().enumerate() {
+        let color = COLORS[i];
+        chart
+            .draw_series(LineSeries::new(
+                tl.buckets.iter().map(|b| (b.t_s, b.bytes[i] as f64 / w)),
+                color.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    legend(&mut chart)
+}
+
+fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
+    let tl = &r.timeline;
+    let w = tl.bucket_s.max(1e-9);
+    let xmax = (tl.buckets.len() as f64 * w).max(w);
+    let ymax = tl.buckets.iter().map(|b| b.size_max).max().unwrap_or(0) as f64;
+    let mut chart = ChartBuilder::on(root)
+        .caption(Chart::Sizes.title(), (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..xmax, 0f64..(ymax * 1.05).max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "seconds since the first packet (buckets of {})",
+            duration(w)
+        ))
+        .y_desc("bytes on the wire")
+        .x_label_formatter(&|v| short(*v))
+        .y_label_formatter(&|v| short(*v))
+        .draw()?;
+    let used = || tl.buckets.iter().filter(|b| b.packets > 0);
+    let lines: [(
+        &str,
+        RGBColor,
+        u32,
+        Box<dyn Fn(&super::timeline::Bucket) -> f64>,
+    ); 3] = [
+        ("largest", COLORS[2], 1, Box::new(|b| b.size_max as f64)),
+        (
+            "mean",
+            COLORS[0],
+            2,
+            Box::new(|b| b.total_bytes() as f64 / b.packets as f64),
+        ),
+        ("smallest", COLORS[1], 1, Box::new(|b| b.size_min as f64)),
+    ];
+    for (name, color, width, f) in lines {
+        chart
+            .draw_series(LineSeries::new(
+                used().map(|b| (b.t_s, f(b))),
+                color.stroke_width(width),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    legend(&mut chart)
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+}
+
+/// Vertical bars over categories.
+fn bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    labels: &[String],
+    values: &[f64],
+) -> DrawResult<DB> {
+    let n = labels.len().max(1);
+    let ymax = values.iter().copied().fold(0.0, f64::max);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n).into_segmented(), 0f64..(ymax * 1.1).max(1.0))?;
+    let label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            labels.get(*i).cloned().unwrap_or_default()
+        }
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(labels.len().min(16))
+        .x_label_formatter(&label)
+        .y_label_formatter(&|v| short(*v))
+        .draw()?;
+    chart.draw_series(values.iter().enumerate().map(|(i, v)| {
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), *v),
+            ],
+            COLORS[0].filled(),
+        );
+        bar.set_margin(0, 0, 3, 3);
+        bar
+    }))?;
+    Ok(())
+}
+
+/// Horizontal bars of the top sources, largest at the top.
+fn talkers<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
+    let list = &r.top_talkers.sources;
+    let n = list.len().max(1);
+    let xmax = list.iter().map(|t| t.bytes).max().unwrap_or(0) as f64;
+    let mut chart = ChartBuilder::on(root)
+        .caption(Chart::Talkers.title(), (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(260)
+        .build_cartesian_2d(0f64..(xmax * 1.05).max(1.0), (0..n).into_segmented())?;
+    let label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => list
+            .get(n.wrapping_sub(1 + i))
+            .map(|t| t.ip.clone())
+            .unwrap_or_default(),
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("bytes sent")
+        .y_labels(n)
+        .x_label_formatter(&|v| short(*v))
+        .y_label_formatter(&label)
+        .draw()?;
+    chart.draw_series(list.iter().enumerate().map(|(rank, t)| {
+        let i = n - 1 - rank;
+        let mut bar = Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (t.bytes as f64, SegmentValue::Exact(i + 1)),
+            ],
+            COLORS[0].filled(),
+        );
+        bar.set_margin(3, 3, 0, 0);
+        bar
+    }))?;
+    Ok(())
+}
+
+fn duration(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else {
+        format!("{:.3} ms", s * 1e3)
+    }
+}

@@ -1,0 +1,278 @@
+//! Live throughput part of `cargo xtask bench`: packets per second through a veth pair
+//! between two network namespaces made here, driven by trafgen, with nothing attached, with
+//! picket on XDP and with picket on TC, measured in the same run; and the agent's CPU use
+//! under that load and at idle with a full per-source map.
+//!
+//! Traffic stays between the two namespaces' veth addresses (10.253.0.1 → 10.253.0.2).
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::util::{self, cmd};
+
+const NS_A: &str = "pkbench-a";
+const NS_V: &str = "pkbench-v";
+const IF_A: &str = "pkb-a0";
+const IF_V: &str = "pkb-v0";
+const ADDR_A: &str = "10.253.0.1";
+const ADDR_V: &str = "10.253.0.2";
+/// Seconds of traffic per measurement.
+const SECONDS: u64 = 5;
+/// Rounds; modes are interleaved within each round.
+const ROUNDS: usize = 3;
+/// Seconds of idle measured with a full map.
+const IDLE_SECONDS: u64 = 10;
+
+/// Deletes the namespaces (and so the veth pair and anything attached) on drop.
+struct Namespaces;
+
+impl Namespaces {
+    fn create() -> Result<Self> {
+        Self::remove();
+        let guard = Namespaces;
+        let ip = |args: &[&str]| util::run(cmd("ip").args(args));
+        ip(&["netns", "add", NS_A])?;
+        ip(&["netns", "add", NS_V])?;
+        ip(&[
+            "link", "add", IF_A, "netns", NS_A, "type", "veth", "peer", "name", IF_V, "netns", NS_V,
+        ])?;
+        ip(&[
+            "-n",
+            NS_A,
+            "addr",
+            "add",
+            &format!("{ADDR_A}/24"),
+            "dev",
+            IF_A,
+        ])?;
+        ip(&[
+            "-n",
+            NS_V,
+            "addr",
+            "add",
+            &format!("{ADDR_V}/24"),
+            "dev",
+            IF_V,
+        ])?;
+        for (ns, dev) in [(NS_A, IF_A), (NS_V, IF_V), (NS_A, "lo"), (NS_V, "lo")] {
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        Ok(guard)
+    }
+
+    fn remove() {
+        for ns in [NS_A, NS_V] {
+            let _ = cmd("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        Self::remove();
+    }
+}
+
+/// A running picket, stopped with SIGINT on drop.
+struct Agent(Child);
+
+impl Agent {
+    fn start(picket: &Path, hook: &str) -> Result<Self> {
+        let mut child = cmd("ip")
+            .args(["netns", "exec", NS_V])
+            .arg(picket)
+            .args([
+                "-i",
+                IF_V,
+                "--hook",
+                hook,
+                "-o",
+                "json",
+                "--summary-interval",
+                "0s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start picket")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("picket: watching") => break,
+                Some(Ok(_)) => {}
+                _ => {
+                    let _ = child.wait();
+                    bail!("picket did not start on {IF_V}");
+                }
+            }
+        }
+        thread::spawn(move || for _ in lines {});
+        Ok(Agent(child))
+    }
+
+    /// CPU time (user + system) used so far, in seconds.
+    fn cpu_s(&self) -> Result<f64> {
+        // The child is `ip netns exec`, which execs picket: same pid.
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.0.id()))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("bad stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+        // SAFETY: sysconf has no preconditions.
+        Ok(ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+fn rx_packets() -> Result<u64> {
+    let out = cmd("ip")
+        .args([
+            "netns",
+            "exec",
+            NS_V,
+            "cat",
+            &format!("/sys/class/net/{IF_V}/statistics/rx_packets"),
+        ])
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// Packets per second received by the victim while trafgen sends `conf` for `SECONDS`.
+fn measure(conf: &Path) -> Result<f64> {
+    let before = rx_packets()?;
+    let t = Instant::now();
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NS_A,
+            "timeout",
+            &SECONDS.to_string(),
+            "trafgen",
+            "--dev",
+            IF_A,
+            "--cpus",
+            "1",
+            "-q",
+            "--conf",
+        ])
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run trafgen (apt-get install netsniff-ng)")?;
+    // timeout(1) exits 124 when it had to stop trafgen, which is the normal end here.
+    if !status.success() && status.code() != Some(124) {
+        bail!("trafgen failed: {status}");
+    }
+    Ok((rx_packets()? - before) as f64 / t.elapsed().as_secs_f64())
+}
+
+fn trafgen_conf(dir: &Path, name: &str, saddr: &str) -> Result<PathBuf> {
+    let out = cmd("ip")
+        .args(["-n", NS_V, "-j", "link", "show", IF_V])
+        .output()?;
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mac = links[0]["address"].as_str().context("no MAC address")?;
+    let path = dir.join(name);
+    fs::write(
+        &path,
+        format!(
+            "{{ eth(da={mac}), ipv4(saddr={saddr}, daddr={ADDR_V}), udp(sport=40000, dport=9), fill(0, 18) }}\n"
+        ),
+    )?;
+    Ok(path)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs the live measurement and prints its table.
+pub fn run(picket: &Path) -> Result<()> {
+    if util::find_program("trafgen").is_none() {
+        bail!("trafgen not found: run `cargo xtask bootstrap` (Debian package netsniff-ng)");
+    }
+    let _ns = Namespaces::create()?;
+    let dir = std::env::temp_dir().join(format!("picket-bench-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let fixed = trafgen_conf(&dir, "fixed.cfg", ADDR_A)?;
+    let random = trafgen_conf(&dir, "random.cfg", "drnd()")?;
+
+    println!(
+        "\nlive: trafgen UDP 64 B frames {NS_A} -> {NS_V} over veth, {SECONDS} s per run, {ROUNDS} rounds, median pps"
+    );
+    let modes = ["none", "pass", "xdp", "tc"];
+    for (label, conf) in [("one source", &fixed), ("random sources", &random)] {
+        let mut pps: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        for _ in 0..ROUNDS {
+            for (i, mode) in modes.iter().enumerate() {
+                let _agent = match *mode {
+                    "none" => None,
+                    hook => Some(Agent::start(picket, hook)?),
+                };
+                pps[i].push(measure(conf)?);
+            }
+        }
+        let base = median(pps[0].clone());
+        for (i, mode) in modes.iter().enumerate() {
+            let m = median(pps[i].clone());
+            println!(
+                "  {label:<15} {:<22} {m:>10.0} pps  {:>5.1}% of no-picket{}",
+                match *mode {
+                    "none" => "nothing attached",
+                    "pass" => "bare XDP_PASS program",
+                    "xdp" => "picket --hook xdp",
+                    _ => "picket --hook tc",
+                },
+                100.0 * m / base,
+                if *mode == "none" {
+                    String::new()
+                } else if m >= 0.95 * base {
+                    "  (target 95%: met)".into()
+                } else {
+                    "  (target 95%: MISSED)".into()
+                }
+            );
+        }
+    }
+
+    // CPU of the agent: under random-source load (fills the map), then idle with it full.
+    let agent = Agent::start(picket, "xdp")?;
+    let c0 = agent.cpu_s()?;
+    let load_pps = measure(&random)?;
+    let c1 = agent.cpu_s()?;
+    thread::sleep(Duration::from_secs(IDLE_SECONDS));
+    let c2 = agent.cpu_s()?;
+    println!(
+        "  agent CPU (1 s polls, 65536-entry map): {:.1}% of one core under {load_pps:.0} pps of random sources, {:.1}% idle with the map full (target < 2%)",
+        100.0 * (c1 - c0) / SECONDS as f64,
+        100.0 * (c2 - c1) / IDLE_SECONDS as f64
+    );
+    drop(agent);
+    let _ = fs::remove_dir_all(&dir);
+    Ok(())
+}

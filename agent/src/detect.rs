@@ -345,8 +345,15 @@ impl Detector {
                     first_seen_ns: st.first_seen_ns,
                 },
             );
+            // Cache the window counts of sources at or above a threshold only: they are what
+            // findings are made of between map reads and across a window boundary.
             if st.epoch == snap.epoch && st.probes > 0 {
-                self.window_counts.insert(*key, ScanCounts::of(st));
+                let c = ScanCounts::of(st);
+                if c.ports.value >= t.port_scan_ports || c.hosts.value >= t.host_sweep_hosts {
+                    self.window_counts.insert(*key, c);
+                } else {
+                    self.window_counts.remove(key);
+                }
             }
             let Some(dt) = dt_s else { continue };
             if st.last_seen_ns < since_ns {

@@ -691,10 +691,12 @@ mod tests {
         );
         m.observe(&snapshot(1), &events, &episodes, false, Duration::ZERO);
         let text = m.render(true);
-        let series: Vec<&str> = text
+        // Series order follows the label family's hash order: compare them sorted.
+        let mut series: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("picket_top_offender_threshold_ratio{"))
             .collect();
+        series.sort_unstable();
         assert_eq!(
             series,
             [

@@ -674,7 +674,7 @@ pub fn bpf_links_of(pid: u32) -> Vec<BpfLink> {
 
 enum Msg {
     Out(Instant, String),
-    Err(String),
+    Err(Instant, String),
 }
 
 /// One stdout line of picket with the time it was read.
@@ -699,6 +699,7 @@ pub struct Picket {
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
     links: Vec<BpfLink>,
+    watching_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Picket {
@@ -749,7 +750,7 @@ impl Picket {
                 for line in BufReader::new(err).lines() {
                     let Ok(line) = line else { break };
                     store.lock().unwrap().push(line.clone());
-                    if tx.send(Msg::Err(line)).is_err() {
+                    if tx.send(Msg::Err(Instant::now(), line)).is_err() {
                         break;
                     }
                 }
@@ -764,6 +765,7 @@ impl Picket {
             readers,
             status: None,
             links: Vec::new(),
+            watching_at: None,
         }
     }
 
@@ -779,7 +781,12 @@ impl Picket {
                 self.lines.push(Line { at, json, raw });
                 None
             }
-            Msg::Err(line) => Some(line),
+            Msg::Err(at, line) => {
+                if line.starts_with("picket: watching") {
+                    self.watching_at.get_or_insert(at);
+                }
+                Some(line)
+            }
         }
     }
 
@@ -815,10 +822,16 @@ impl Picket {
         thread::sleep(left);
     }
 
+    /// When the stderr line "picket: watching" was read (picket's polling clock starts just
+    /// before it prints that line), if it was.
+    pub fn watching_at(&self) -> Option<Instant> {
+        self.watching_at
+    }
+
     /// Waits for the stderr line "picket: watching" (picket attached and polling); panics
     /// with its stderr if it exits or does not get there within `timeout`.
     pub fn wait_watching(&mut self, timeout: Duration) {
-        if self.stderr().contains("picket: watching") {
+        if self.watching_at.is_some() {
             return;
         }
         let ok = self.pump_until(Instant::now() + timeout, |_, err| {

@@ -427,6 +427,43 @@ fn hping3_icmp_flood() {
     lab.stop_and_check_clean(&mut p);
 }
 
+#[test]
+#[ignore = "picket bug: after idle polls that skip the per-source map, the first map read \
+            divides per-source counts by the whole time since the previous map read, so a \
+            one-second SYN flood at ~3000/s (3x the threshold) is missed"]
+fn short_syn_flood_after_idle_is_detected() {
+    require_tool("hping3");
+    let lab = Lab::new();
+    let mut p = lab.picket(&[]);
+    let (src, dst) = (
+        lab.veth.attacker_v4.to_string(),
+        lab.veth.victim_v4.to_string(),
+    );
+    let watching = p.watching_at().expect("watching line seen");
+    // picket polls at whole seconds after "watching". Idle for 12 s, then a 1 s flood starting
+    // just after a poll, so that one poll sees ~90% of it. Every 1 s interval that overlaps
+    // the flood by more than ~0.4 s holds more than 1000 SYNs.
+    let at = watching + Duration::from_millis(12_100);
+    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+    let args = [
+        "-k", "1", "1", "hping3", "-S", "-p", "80", "-i", "u250", &dst,
+    ];
+    let what = format!("hping3 -S -p 80 -i u250 {dst} for 1 s after 12 s of quiet");
+    let t0 = Instant::now();
+    let hping = lab.attacker.spawn("timeout", &args);
+    let v = expect_start(
+        &mut p,
+        t0,
+        "syn_flood",
+        &what,
+        from("syn_flood", src.clone()),
+    );
+    check_alert(&p, &v, "syn_flood", "source", Some(&src), Some(&dst));
+    let done = hping.finish(Duration::from_secs(5));
+    eprintln!("[hping3] {}", done.stderr.trim());
+    lab.stop_and_check_clean(&mut p);
+}
+
 // ---------------------------------------------------------------------------------------
 // Benign traffic
 

@@ -33,7 +33,20 @@ const TEST_PACKAGES: &[&str] = &[
     "iputils-ping",
     "python3-dpkt",
     "python3-pip",
+    // Metrics, deployment and container tests: a real Prometheus (and promtool), Docker
+    // with its containerd and runc, manifest linting, the kubernetes-validate virtualenv,
+    // `systemd-analyze verify` and `setpriv` for the systemd unit.
+    "prometheus",
+    "docker.io",
+    "yamllint",
+    "python3-venv",
+    "systemd",
+    "util-linux",
 ];
+
+/// Python tool the manifest tests run, installed in [`test_venv`] from PyPI (it bundles the
+/// Kubernetes JSON schemas, so validation itself works offline).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
 
 /// Where Debian's `llvm-22-dev` lives; bpf-linker's build needs it as `LLVM_PREFIX`.
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -75,6 +88,37 @@ pub fn ensure(needs: Needs) -> Result<()> {
     bpf_linker()?;
     if needs == Needs::Test {
         cargo_fuzz()?;
+        kubernetes_validate()?;
+    }
+    Ok(())
+}
+
+/// The virtualenv of the Python test tools (`tests/tests/manifests.rs` looks there).
+pub fn test_venv() -> std::path::PathBuf {
+    util::workspace_root().join("target/test-tools/venv")
+}
+
+/// `kubernetes-validate` in [`test_venv`].
+fn kubernetes_validate() -> Result<()> {
+    let venv = test_venv();
+    let tool = venv.join("bin").join(KUBERNETES_VALIDATE);
+    let works = |tool: &std::path::Path| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works(&tool) {
+        println!("ok: {KUBERNETES_VALIDATE} present ({})", tool.display());
+        return Ok(());
+    }
+    println!("installing {KUBERNETES_VALIDATE} into {}", venv.display());
+    util::run(cmd("python3").args(["-m", "venv"]).arg(&venv))?;
+    util::run(cmd(venv.join("bin").join("pip")).args(["install", "--quiet", KUBERNETES_VALIDATE]))?;
+    if !works(&tool) {
+        bail!("{} was installed but does not run", tool.display());
     }
     Ok(())
 }

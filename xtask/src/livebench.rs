@@ -88,11 +88,14 @@ impl Drop for Namespaces {
 struct Agent(Child);
 
 impl Agent {
+    /// Starts picket with `--hook HOOK`, or only the XDP_PASS baseline for `hook == "pass"`.
     fn start(picket: &Path, hook: &str) -> Result<Self> {
-        let mut child = cmd("ip")
-            .args(["netns", "exec", NS_V])
-            .arg(picket)
-            .args([
+        let mut command = cmd("ip");
+        command.args(["netns", "exec", NS_V]).arg(picket);
+        if hook == "pass" {
+            command.args(["bench", "--hold-baseline", IF_V]);
+        } else {
+            command.args([
                 "-i",
                 IF_V,
                 "--hook",
@@ -101,20 +104,26 @@ impl Agent {
                 "json",
                 "--summary-interval",
                 "0s",
-            ])
+            ]);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .context("cannot start picket")?;
         let stderr = child.stderr.take().context("no stderr")?;
         let mut lines = BufReader::new(stderr).lines();
+        let mut said = Vec::new();
         loop {
             match lines.next() {
                 Some(Ok(l)) if l.contains("picket: watching") => break,
-                Some(Ok(_)) => {}
+                Some(Ok(l)) => said.push(l),
                 _ => {
                     let _ = child.wait();
-                    bail!("picket did not start on {IF_V}");
+                    bail!(
+                        "picket ({hook}) did not start on {IF_V}: {}",
+                        said.join(" / ")
+                    );
                 }
             }
         }
@@ -249,7 +258,7 @@ pub fn run(picket: &Path) -> Result<()> {
                     _ => "picket --hook tc",
                 },
                 100.0 * m / base,
-                if *mode == "none" {
+                if matches!(*mode, "none" | "pass") {
                     String::new()
                 } else if m >= 0.95 * base {
                     "  (target 95%: met)".into()

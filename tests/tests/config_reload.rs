@@ -1,0 +1,160 @@
+//! `--config FILE` and SIGHUP (root for the first test): a running picket reloads its
+//! thresholds from the file without detaching, keeps its settings when the file turns bad,
+//! and a scan below the old threshold alerts under the new one. Also `picket config check`
+//! on files with several errors.
+
+use std::{process::Command, thread, time::Duration};
+
+use serde_json::Value;
+use tests::netns_lite::{
+    Pair, Proc, TempDir, output, picket_bin, require_root, require_tools, tag,
+};
+
+fn port_scan_alerts(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["rule"]["name"] == "port_scan" && v["event"]["action"] == "start")
+        .collect()
+}
+
+#[test]
+fn sighup_reloads_thresholds_from_the_file() {
+    require_root();
+    require_tools(&["nmap"]);
+    let dir = TempDir::new(&tag("reload"));
+    let pair = Pair::new(&tag("pkr"), 203);
+    let config = dir.path().join("picket.toml");
+    let file = |port_scan_ports: &str, window: &str| {
+        format!(
+            "output = \"json\"\npoll_interval = \"250ms\"\nwindow = \"{window}\"\n\
+             summary_interval = \"0s\"\n[thresholds]\nport_scan_ports = {port_scan_ports}\n"
+        )
+    };
+    std::fs::write(&config, file("1000", "2s")).unwrap();
+    let mut cmd = pair.victim.cmd(picket_bin());
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--iface", &pair.victim_if, "--end-after", "2s"]);
+    let mut picket = Proc::spawn(cmd, "picket", dir.path());
+    picket.wait_for("the watching line", Duration::from_secs(20), |_, err| {
+        err.contains("picket: watching") && err.contains("poll 250ms, window 2s")
+    });
+
+    // 40 ports stay below the file's threshold of 1000.
+    pair.scan("1-40");
+    // Two windows: the scan's counts no longer count for anything.
+    thread::sleep(Duration::from_secs(5));
+    assert!(
+        port_scan_alerts(&picket.stdout()).is_empty(),
+        "{}",
+        picket.logs()
+    );
+
+    // Lower the threshold (and change a key that needs a restart), then SIGHUP.
+    std::fs::write(&config, file("20", "3s")).unwrap();
+    picket.signal(libc::SIGHUP);
+    picket.wait_for("the reload line", Duration::from_secs(5), |_, err| {
+        err.contains("picket: reloaded")
+    });
+    let line = picket
+        .stderr()
+        .lines()
+        .find(|l| l.starts_with("picket: reloaded"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        line,
+        format!(
+            "picket: reloaded {}: thresholds.port_scan_ports 1000 -> 20 (changes to window \
+             take effect after a restart)",
+            config.display()
+        )
+    );
+
+    // A bad file: one line naming the problem, the settings stay.
+    std::fs::write(&config, "[thresholds]\nport_scan_ports = \"many\"\n").unwrap();
+    picket.signal(libc::SIGHUP);
+    picket.wait_for(
+        "the failed-reload line",
+        Duration::from_secs(5),
+        |_, err| err.contains("failed, keeping the current settings"),
+    );
+    let failed = picket
+        .stderr()
+        .lines()
+        .find(|l| l.contains("keeping the current settings"))
+        .unwrap()
+        .to_string();
+    assert!(
+        failed.contains(":2:19: thresholds.port_scan_ports: invalid type: string \"many\""),
+        "{failed}"
+    );
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        port_scan_alerts(&picket.stdout()).is_empty(),
+        "{}",
+        picket.logs()
+    );
+
+    // The same 40 ports now alert, against the reloaded threshold.
+    pair.scan("1-40");
+    picket.wait_for("a port_scan alert", Duration::from_secs(10), |out, _| {
+        !port_scan_alerts(out).is_empty()
+    });
+    let alert = port_scan_alerts(&picket.stdout()).remove(0);
+    assert_eq!(alert["picket"]["threshold"], 20.0, "{alert}");
+    assert_eq!(alert["source"]["ip"], pair.attacker_ip.to_string());
+
+    // Reloads never detached it: it is still running and exits cleanly.
+    assert!(picket.exited().is_none(), "{}", picket.logs());
+    assert!(!picket.stderr().contains("detaching\npicket: attached"));
+    let status = picket.stop().unwrap();
+    assert!(status.success(), "{status}\n{}", picket.logs());
+}
+
+#[test]
+fn config_check_reports_every_error_and_accepts_the_default() {
+    let dir = TempDir::new(&tag("check"));
+    let default = output(Command::new(picket_bin()).args(["config", "default"]));
+    assert!(default.status.success());
+    let good = dir.path().join("default.toml");
+    std::fs::write(&good, &default.stdout).unwrap();
+    let ok = output(
+        Command::new(picket_bin())
+            .args(["config", "check"])
+            .arg(&good),
+    );
+    assert!(ok.status.success(), "{ok:?}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "window = \"soon\"\nallow = [\"10.0.0.0/8\", \"10.0.0.300\"]\n\
+         [metrics]\ntop_k = 5000\nport = 1\n",
+    )
+    .unwrap();
+    let out = output(
+        Command::new(picket_bin())
+            .args(["config", "check"])
+            .arg(&bad),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let b = bad.display();
+    let want = [
+        format!("{b}:1:10: window: \"soon\": "),
+        format!("{b}:2:24: allow[1]: \"10.0.0.300\" is not a CIDR or IP address"),
+        format!("{b}:4:9: metrics.top_k: 5000 is above the maximum 1000"),
+        format!("{b}:5:1: metrics.port: unknown field `port`, expected `addr` or `top_k`"),
+        format!("picket: error: {b}: 4 errors"),
+    ];
+    assert_eq!(lines.len(), want.len(), "{stderr}");
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "got {line:?}, want {want:?}…"
+        );
+    }
+}

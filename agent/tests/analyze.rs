@@ -226,7 +226,7 @@ fn flow_counts_match_tshark() {
     // The nmap capture, flow by flow: every connection is reset by the scanner.
     let r = report(&capture("esnet/nmap_80_vanilla.pcap"), &opts);
     assert_eq!(r.tcp.outcomes.reset as usize, r.tcp.flows_total);
-    assert!(r.tcp.flows.iter().all(|f| f.client == "10.87.1.10" && f.outcome == "reset"));
+    assert!(r.tcp.flows.iter().all(|f| f.flow.client == "10.87.1.10" && f.outcome == "reset"));
     let started: u64 = r.tcp.connections_per_minute.iter().map(|m| m.connections).sum();
     let syns = tshark(&capture("esnet/nmap_80_vanilla.pcap"), "tcp.flags.syn==1 && tcp.flags.ack==0", &[], &["tcp.stream"]);
     assert_eq!(started, syns.iter().map(|r| &r[0]).collect::<BTreeSet<_>>().len() as u64);
@@ -423,13 +423,14 @@ fn application_hints_match_tshark() {
         let ours: BTreeSet<String> = r.application.dns.names.iter().map(|n| n.name.clone()).collect();
         assert_eq!(ours, names, "{rel}");
     }
-    // The DNS reflection capture: responses in unfragmented datagrams (tshark without
-    // reassembly) plus first fragments, whose DNS header and question are readable too.
+    // The DNS reflection capture: without IP reassembly tshark, like the report, reads the DNS
+    // header and question of unfragmented datagrams and of first fragments.
     let f = capture("ddos/amp.dns.RRSIG.fragmented.pcap");
     let r = report(&f, &opts);
     let whole = tshark(&f, "dns && udp.srcport==53 && !icmp", &[], &["dns.flags.rcode"]);
-    let first_frags = tshark(&f, "udp.srcport==53 && ip.flags.mf==1 && ip.frag_offset==0 && !icmp", &[], &["ip.id"]);
-    assert_eq!(r.application.dns.responses, (whole.len() + first_frags.len()) as u64);
+    let first_frags = tshark(&f, "dns && ip.flags.mf==1 && ip.frag_offset==0", &[], &["ip.id"]);
+    assert!(!first_frags.is_empty());
+    assert_eq!(r.application.dns.responses, whole.len() as u64);
     let servfail = whole.iter().filter(|t| t[0] == "2").count() as u64;
     let ours_servfail = r.application.dns.rcodes.iter().find(|c| c.name == "SERVFAIL").map_or(0, |c| c.count);
     assert_eq!(ours_servfail, servfail);

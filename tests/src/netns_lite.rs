@@ -473,6 +473,15 @@ pub fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// picket's JSON alert lines of `rule` in `stdout`, in order.
+pub fn alert_lines(stdout: &str, rule: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"]["kind"] == "alert" && v["rule"]["name"] == rule)
+        .collect()
+}
+
 /// Names of the `picket_*` metrics a PromQL text (rules, dashboard) refers to, with the
 /// sample suffixes of histograms stripped.
 pub fn metric_names(promql: &str) -> Vec<String> {

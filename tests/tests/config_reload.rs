@@ -7,15 +7,13 @@ use std::{process::Command, thread, time::Duration};
 
 use serde_json::Value;
 use tests::netns_lite::{
-    Pair, Proc, TempDir, output, picket_bin, require_root, require_tools, tag,
+    Pair, Proc, TempDir, alert_lines, output, picket_bin, require_root, require_tools, tag,
 };
 
 fn port_scan_alerts(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["rule"]["name"] == "port_scan" && v["event"]["action"] == "start")
-        .collect()
+    let mut starts = alert_lines(stdout, "port_scan");
+    starts.retain(|v| v["event"]["action"] == "start");
+    starts
 }
 
 #[test]

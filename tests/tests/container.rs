@@ -16,10 +16,9 @@
 
 use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
-use serde_json::Value;
 use tests::netns_lite::{
-    Pair, Proc, TempDir, http_get, output, picket_bin, require_root, require_tools, run_ok, tag,
-    wait_until, workspace_root,
+    Pair, Proc, TempDir, alert_lines, http_get, output, picket_bin, require_root, require_tools,
+    run_ok, tag, wait_until, workspace_root,
 };
 
 const DOCKER_ROOT: &str = "/var/lib/picket-test-docker";
@@ -311,14 +310,6 @@ fn run_pod<'a>(
     }
 }
 
-fn alerts(stdout: &str, rule: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["rule"]["name"] == rule)
-        .collect()
-}
-
 #[test]
 fn image_runs_with_exactly_the_daemonsets_capabilities() {
     require_root();
@@ -400,9 +391,9 @@ fn image_runs_with_exactly_the_daemonsets_capabilities() {
     pair.scan("1-100");
     pod.proc
         .wait_for("a port_scan alert", Duration::from_secs(15), |out, _| {
-            !alerts(out, "port_scan").is_empty()
+            !alert_lines(out, "port_scan").is_empty()
         });
-    let alert = alerts(&pod.proc.stdout(), "port_scan").remove(0);
+    let alert = alert_lines(&pod.proc.stdout(), "port_scan").remove(0);
     assert_eq!(alert["source"]["ip"], pair.attacker_ip.to_string());
     assert_eq!(alert["observer"]["name"], "test-node");
     assert_eq!(alert["host"]["name"], "test-node");
@@ -516,7 +507,7 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
     assert!(runtime.join(format!("{}.lock", pair.victim_if)).exists());
     pair.scan("1-100");
     picket.wait_for("a port_scan alert", Duration::from_secs(15), |out, _| {
-        !alerts(out, "port_scan").is_empty()
+        !alert_lines(out, "port_scan").is_empty()
     });
     let status = picket.stop().unwrap();
     assert!(status.success(), "{status}\n{}", picket.logs());

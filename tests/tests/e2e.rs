@@ -61,15 +61,30 @@ fn check_alert(
     destination: Option<&str>,
 ) {
     let ctx = || format!("alert line: {v}\n{}", p.report());
-    assert_eq!(str_at(v, "/event/kind"), "alert", "event.kind; {}", ctx());
+    assert_eq!(
+        str_at(v, "/event/kind"),
+        "alert",
+        "expected event.kind \"alert\"; {}",
+        ctx()
+    );
     assert_eq!(
         str_at(v, "/event/action"),
         "start",
-        "event.action; {}",
+        "expected event.action \"start\"; {}",
         ctx()
     );
-    assert_eq!(str_at(v, "/rule/name"), rule, "rule.name; {}", ctx());
-    assert_eq!(str_at(v, "/picket/scope"), scope, "picket.scope; {}", ctx());
+    assert_eq!(
+        str_at(v, "/rule/name"),
+        rule,
+        "expected rule.name {rule:?}; {}",
+        ctx()
+    );
+    assert_eq!(
+        str_at(v, "/picket/scope"),
+        scope,
+        "expected picket.scope {scope:?}; {}",
+        ctx()
+    );
     assert_eq!(
         v.pointer("/source/ip").and_then(Value::as_str),
         source,
@@ -242,7 +257,8 @@ fn nmap_ipv6_syn_scan_is_a_port_scan() {
     );
     assert!(
         src.contains(':') && str_at(&v, "/source/ip").contains(':'),
-        "expected an IPv6 source in {v}"
+        "expected an IPv6 source in {v}\n{}",
+        p.report()
     );
     lab.stop_and_check_clean(&mut p);
 }

@@ -150,10 +150,10 @@ fn ethernet_frames(path: &Path) -> Vec<Vec<u8>> {
                     PcapBlockOwned::NG(Block::InterfaceDescription(i)) => {
                         ng_ethernet.push(i.linktype.0 == 1)
                     }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(p)) => {
-                        if ng_ethernet.get(p.if_id as usize).copied().unwrap_or(false) {
-                            out.push(p.data[..(p.caplen as usize).min(p.data.len())].to_vec());
-                        }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(p))
+                        if ng_ethernet.get(p.if_id as usize).copied().unwrap_or(false) =>
+                    {
+                        out.push(p.data[..(p.caplen as usize).min(p.data.len())].to_vec());
                     }
                     _ => {}
                 }

@@ -5,7 +5,7 @@
 //! ClientHello must start in the packet that carries it. Every read is bounds-checked;
 //! strings taken from packets are made printable (`\xNN` escapes) before they are kept.
 
-use std::collections::HashMap;
+use std::{cmp::Reverse, collections::HashMap};
 
 use agent_common::{
     Summary,
@@ -188,77 +188,57 @@ impl AppStats {
     }
 
     /// The report section; ranked lists keep `top` entries (0: all).
-    pub fn finish(self, top: usize) -> Application {
-        let http_distinct = self.http.len();
-        let http = top_n(
-            self.http
-                .into_iter()
-                .map(|((method, host, url), a)| HttpRequest {
-                    method,
-                    host,
-                    url,
-                    count: a.count,
-                    first_seen: crate::output::rfc3339(a.first_ns),
-                }),
-            top,
-            |r| (std::cmp::Reverse(r.count), r.url.clone(), r.method.clone()),
-        );
-        let urls_distinct = self.urls.len();
-        let names_distinct = self.dns.len();
-        let sni_distinct = self.sni.len();
-        let mut rcodes: Vec<NameCount> = self
-            .rcodes
+    pub fn finish(&self, top: usize) -> Application {
+        let http = top_n(self.http.iter(), top, |(k, a)| (Reverse(a.count), &k.2, &k.0, &k.1))
             .into_iter()
-            .map(|(rc, count)| NameCount {
-                name: names::dns_rcode(rc),
-                count,
+            .map(|((method, host, url), a)| HttpRequest {
+                method: method.clone(),
+                host: host.clone(),
+                url: url.clone(),
+                count: a.count,
+                first_seen: crate::output::rfc3339(a.first_ns),
             })
             .collect();
-        rcodes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        let names = top_n(self.dns.iter(), top, |(k, a)| (Reverse(a.queries + a.responses), &k.0, k.1))
+            .into_iter()
+            .map(|((name, qtype), a)| DnsName {
+                name: name.clone(),
+                qtype: names::dns_type(*qtype),
+                queries: a.queries,
+                responses: a.responses,
+            })
+            .collect();
+        let rcodes = top_n(self.rcodes.iter(), 0, |(rc, n)| (Reverse(**n), **rc))
+            .into_iter()
+            .map(|(rc, count)| NameCount { name: names::dns_rcode(*rc), count: *count })
+            .collect();
         Application {
             http_requests: self.http_requests,
-            http_distinct,
+            http_distinct: self.http.len(),
             http,
-            urls_distinct,
-            urls: counts(self.urls, top),
+            urls_distinct: self.urls.len(),
+            urls: counts(&self.urls, top),
             dns: DnsSummary {
                 queries: self.dns_queries,
                 responses: self.dns_responses,
                 malformed: self.dns_malformed,
                 rcodes,
-                names_distinct,
-                names: top_n(
-                    self.dns.into_iter().map(|((name, qtype), a)| DnsName {
-                        name,
-                        qtype: names::dns_type(qtype),
-                        queries: a.queries,
-                        responses: a.responses,
-                    }),
-                    top,
-                    |d| {
-                        (
-                            std::cmp::Reverse(d.queries + d.responses),
-                            d.name.clone(),
-                            d.qtype.clone(),
-                        )
-                    },
-                ),
+                names_distinct: self.dns.len(),
+                names,
             },
             tls_client_hellos: self.client_hellos,
-            tls_sni_distinct: sni_distinct,
-            tls_sni: counts(self.sni, top),
+            tls_sni_distinct: self.sni.len(),
+            tls_sni: counts(&self.sni, top),
             entries_not_kept: self.overflow,
         }
     }
 }
 
-fn counts(map: HashMap<String, u64>, top: usize) -> Vec<NameCount> {
-    top_n(
-        map.into_iter()
-            .map(|(name, count)| NameCount { name, count }),
-        top,
-        |n| (std::cmp::Reverse(n.count), n.name.clone()),
-    )
+fn counts(map: &HashMap<String, u64>, top: usize) -> Vec<NameCount> {
+    top_n(map.iter(), top, |(name, n)| (Reverse(**n), *name))
+        .into_iter()
+        .map(|(name, count)| NameCount { name: name.clone(), count: *count })
+        .collect()
 }
 
 fn cut(mut s: String) -> String {

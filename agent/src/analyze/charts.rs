@@ -11,7 +11,7 @@ use plotters::{
     style::FontStyle,
 };
 
-use super::report::Report;
+use super::{report::Report, timeline::Bucket};
 
 /// Size of every chart in pixels.
 pub const SIZE: (u32, u32) = (960, 420);
@@ -205,14 +205,14 @@ fn bytes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawR
             duration(w)
         ))
         .y_desc("bytes/s")
-        .x_label_formatter(&|v| short(*v))
+        .x_label_formatter(&|v| seconds(*v, xmax))
         .y_label_formatter(&|v| short(*v))
         .draw()?;
     for (i, name) in ["TCP", "UDP", "ICMP", "other"].into_iter().enumerate() {
         let color = COLORS[i];
         chart
             .draw_series(LineSeries::new(
-                tl.buckets.iter().map(|b| (b.t_s, b.bytes[i] as f64 / w)),
+                steps(tl.buckets.iter(), w, |b| b.bytes[i] as f64 / w),
                 color.stroke_width(2),
             ))?
             .label(name)
@@ -241,7 +241,7 @@ fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawR
             duration(w)
         ))
         .y_desc("bytes on the wire")
-        .x_label_formatter(&|v| short(*v))
+        .x_label_formatter(&|v| seconds(*v, xmax))
         .y_label_formatter(&|v| short(*v))
         .draw()?;
     let used = || tl.buckets.iter().filter(|b| b.packets > 0);
@@ -249,7 +249,7 @@ fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawR
         &str,
         RGBColor,
         u32,
-        Box<dyn Fn(&super::timeline::Bucket) -> f64>,
+        Box<dyn Fn(&Bucket) -> f64>,
     ); 3] = [
         ("largest", COLORS[2], 1, Box::new(|b| b.size_max as f64)),
         (
@@ -263,7 +263,7 @@ fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawR
     for (name, color, width, f) in lines {
         chart
             .draw_series(LineSeries::new(
-                used().map(|b| (b.t_s, f(b))),
+                steps(used(), w, f),
                 color.stroke_width(width),
             ))?
             .label(name)
@@ -295,14 +295,15 @@ fn bars<DB: DrawingBackend>(
     labels: &[String],
     values: &[f64],
 ) -> DrawResult<DB> {
-    let n = labels.len().max(1);
+    // Integer ranges are inclusive in plotters: n categories are 0..n-1 (at least two slots).
+    let n = labels.len().max(2);
     let ymax = values.iter().copied().fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((0..n).into_segmented(), 0f64..(ymax * 1.1).max(1.0))?;
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..(ymax * 1.1).max(1.0))?;
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
             labels.get(*i).cloned().unwrap_or_default()
@@ -335,14 +336,14 @@ fn bars<DB: DrawingBackend>(
 /// Horizontal bars of the top sources, largest at the top.
 fn talkers<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
     let list = &r.top_talkers.sources;
-    let n = list.len().max(1);
+    let n = list.len().max(2);
     let xmax = list.iter().map(|t| t.bytes).max().unwrap_or(0) as f64;
     let mut chart = ChartBuilder::on(root)
         .caption(Chart::Talkers.title(), (FONT, 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(260)
-        .build_cartesian_2d(0f64..(xmax * 1.05).max(1.0), (0..n).into_segmented())?;
+        .build_cartesian_2d(0f64..(xmax * 1.05).max(1.0), (0..n - 1).into_segmented())?;
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => list
             .get(n.wrapping_sub(1 + i))
@@ -371,6 +372,26 @@ fn talkers<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Dra
         bar
     }))?;
     Ok(())
+}
+
+/// A time bucket drawn as a step: its value held over its whole width.
+fn steps<'a>(
+    buckets: impl Iterator<Item = &'a Bucket>,
+    w: f64,
+    f: impl Fn(&Bucket) -> f64,
+) -> Vec<(f64, f64)> {
+    buckets.flat_map(|b| [(b.t_s, f(b)), (b.t_s + w, f(b))]).collect()
+}
+
+/// A time-axis label with as many decimals as the axis length needs.
+fn seconds(v: f64, axis: f64) -> String {
+    let decimals = match axis {
+        a if a >= 10.0 => 0,
+        a if a >= 1.0 => 1,
+        a if a >= 0.01 => 3,
+        _ => 6,
+    };
+    format!("{v:.decimals$}")
 }
 
 fn duration(s: f64) -> String {

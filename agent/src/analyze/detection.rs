@@ -1,24 +1,33 @@
 //! The live agent's detectors driven by capture time: packets go into [`HostMaps`] exactly as
-//! the BPF programs account them, a snapshot is evaluated every poll interval of packet time,
-//! and a new window starts every window of packet time.
+//! the BPF programs account them, the state is read every poll interval of packet time (the
+//! per-source and per-destination maps only when [`Detector::needs_maps`] says a finding may
+//! have changed, as live), and a new window starts every window of packet time.
+//!
+//! Like the live maps, the per-source and per-destination state holds at most
+//! [`DEFAULT_SOURCES`] and [`DEFAULT_DESTS`] entries (least recently seen evicted, trimmed at
+//! each reading), and admission at the second sighting turns on and off with the live
+//! agent's [`Admission`] rule, so a spoofed flood neither exhausts memory nor hides a scanner.
 //!
 //! Direction: offline there is no ingress/egress; every packet is accounted once as ingress
 //! (so `globals[0]` counts every classified packet, and every sender gets a per-source
-//! entry). SYN-ACK and RST packets are *also* accounted as egress replies of their sender, which
-//! only updates the per-destination state (the `synack_ratio` of destination-scoped
-//! `syn_flood` alerts) and `globals[1]`, which therefore counts those replies and nothing else.
+//! entry). SYN-ACK and RST packets are *also* accounted as egress replies of their sender,
+//! which only updates the per-destination state (the `synack_ratio` of destination-scoped
+//! `syn_flood` alerts) and `globals[1]`, which therefore counts those replies and nothing
+//! else.
 
-use std::time::Duration;
+use std::{collections::HashMap, hash::Hash, time::Duration};
 
 use agent_common::{
     ParseError, Summary,
-    state::{DIR_EGRESS, DIR_INGRESS},
+    state::{DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, Globals},
 };
 
 use crate::{
+    admission::Admission,
     alerts::{AlertEvent, Allowlist, EpisodeTiming, Episodes},
     detect::{Detector, Thresholds},
     model::HostMaps,
+    snapshot::Snapshot,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -36,16 +45,20 @@ pub struct Detection {
     detector: Detector,
     episodes: Episodes,
     allow: Allowlist,
+    admission: Admission,
     poll_ns: u64,
     window_ns: u64,
     clock: Option<Clock>,
+    /// Time and global counters of the previous reading.
+    prev: Option<(u64, Globals)>,
     /// Packets accounted since the last reading.
     fresh: u64,
     /// The last reading found something.
     findings: bool,
     events: Vec<AlertEvent>,
     readings: u64,
-    out_of_order: u64,
+    map_reads: u64,
+    admission_changes: u64,
 }
 
 impl Detection {
@@ -57,14 +70,17 @@ impl Detection {
             detector: Detector::new(thresholds, window.as_secs_f64()),
             episodes: Episodes::new(EpisodeTiming::default()),
             allow,
+            admission: Admission::new(DEFAULT_SOURCES, window.as_secs_f64()),
             poll_ns: (poll.as_nanos() as u64).max(1),
             window_ns: (window.as_nanos() as u64).max(1),
             clock: None,
+            prev: None,
             fresh: 0,
             findings: false,
             events: Vec::new(),
             readings: 0,
-            out_of_order: 0,
+            map_reads: 0,
+            admission_changes: 0,
         }
     }
 
@@ -74,6 +90,7 @@ impl Detection {
             None => {
                 // Baseline reading of the empty state, as the live agent does at start.
                 self.detector.evaluate(&self.maps.snapshot(ts_ns, ts_ns));
+                self.prev = Some((ts_ns, self.maps.globals[0]));
                 self.clock = Some(Clock {
                     now: ts_ns,
                     next_poll: ts_ns + self.poll_ns,
@@ -81,11 +98,7 @@ impl Detection {
                 });
                 ts_ns
             }
-            Some(c) if ts_ns < c.now => {
-                self.out_of_order += 1;
-                c.now
-            }
-            Some(_) => ts_ns,
+            Some(c) => c.now.max(ts_ns),
         };
         self.advance(now);
         self.maps.account(parsed, wire_len, DIR_INGRESS, now);
@@ -97,9 +110,9 @@ impl Detection {
         self.fresh += 1;
     }
 
-    /// Takes every reading due before `now`.
+    /// Takes every reading due up to `now`.
     fn advance(&mut self, now: u64) {
-        while let Some(c) = self.clock {
+        while let Some(mut c) = self.clock {
             if now < c.next_poll {
                 self.clock = Some(Clock { now, ..c });
                 return;
@@ -108,12 +121,7 @@ impl Detection {
             // episode, every reading until `now` would find nothing either. Skip to the last
             // one (starting a window if at least one would have started).
             let due = (now - c.next_poll) / self.poll_ns;
-            let mut c = c;
-            if due > 1
-                && self.fresh == 0
-                && !self.findings
-                && self.episodes.active_by_rule().is_empty()
-            {
+            if due > 1 && self.fresh == 0 && !self.findings && self.episodes.active_by_rule().is_empty() {
                 c.next_poll += due * self.poll_ns;
                 if c.next_window <= c.next_poll {
                     self.maps.next_epoch();
@@ -128,26 +136,46 @@ impl Detection {
         }
     }
 
-    /// One reading at `t`: evaluate, step the episodes, maybe start a window.
+    /// One reading at `t`, in the live agent's order: admission, findings, episodes, window.
     fn reading(&mut self, t: u64) {
-        let snap = self.maps.snapshot(t, t);
+        trim(&mut self.maps.sources, DEFAULT_SOURCES, |s| s.last_seen_ns);
+        trim(&mut self.maps.dests, DEFAULT_DESTS, |d| d.last_seen_ns);
+        let globals = self.maps.globals[0];
+        if let Some((prev_t, prev)) = self.prev {
+            let dt = t.saturating_sub(prev_t) as f64 / 1e9;
+            let unknown = |g: &Globals| g.src_inserts + g.src_deferred;
+            if dt > 0.0 {
+                let on = self.admission.update(unknown(&globals).saturating_sub(unknown(&prev)) as f64 / dt);
+                if on != self.maps.admit_on_second {
+                    self.maps.admit_on_second = on;
+                    self.admission_changes += 1;
+                }
+            }
+        }
+        self.prev = Some((t, globals));
+        let snap = if self.detector.needs_maps(&self.maps.globals, t) {
+            self.map_reads += 1;
+            self.maps.snapshot(t, t)
+        } else {
+            Snapshot {
+                mono_ns: t,
+                wall_ns: t,
+                epoch: self.maps.epoch,
+                globals: self.maps.globals,
+                src_capacity: DEFAULT_SOURCES,
+                dst_capacity: DEFAULT_DESTS,
+                ..Snapshot::default()
+            }
+        };
         let findings = self.allow.filter(self.detector.evaluate(&snap));
         self.findings = !findings.is_empty();
         self.events.extend(self.episodes.step(t, t, findings));
         self.readings += 1;
         self.fresh = 0;
-        let window_ns = self.window_ns;
-        let poll_ns = self.poll_ns;
         if let Some(c) = &mut self.clock {
             if t >= c.next_window {
-                c.next_window = t + window_ns;
+                c.next_window = t + self.window_ns;
                 self.maps.next_epoch();
-                // Forget entries idle for longer than a window: they can no longer match any
-                // rule (their sets are stale, their rates zero), and the live maps would have
-                // evicted them under pressure anyway.
-                let horizon = t.saturating_sub(window_ns + 2 * poll_ns);
-                self.maps.sources.retain(|_, s| s.last_seen_ns >= horizon);
-                self.maps.dests.retain(|_, d| d.last_seen_ns >= horizon);
             }
         }
     }
@@ -162,9 +190,23 @@ impl Detection {
         DetectionResult {
             events: self.events,
             readings: self.readings,
-            out_of_order: self.out_of_order,
+            map_reads: self.map_reads,
+            admission_changes: self.admission_changes,
             globals: self.maps.globals,
         }
+    }
+}
+
+/// Evicts the least recently seen entries above `capacity`, as the live LRU maps do.
+fn trim<K: Copy + Eq + Hash, V>(map: &mut HashMap<K, V>, capacity: u32, last_seen: fn(&V) -> u64) {
+    let excess = map.len().saturating_sub(capacity as usize);
+    if excess == 0 {
+        return;
+    }
+    let mut ages: Vec<(u64, K)> = map.iter().map(|(k, v)| (last_seen(v), *k)).collect();
+    ages.select_nth_unstable_by_key(excess - 1, |(t, _)| *t);
+    for (_, k) in &ages[..excess] {
+        map.remove(k);
     }
 }
 
@@ -175,8 +217,10 @@ pub struct DetectionResult {
     pub events: Vec<AlertEvent>,
     /// Readings taken.
     pub readings: u64,
-    /// Packets whose timestamp went back in time (accounted at the latest time seen).
-    pub out_of_order: u64,
+    /// Readings that included the per-source and per-destination state.
+    pub map_reads: u64,
+    /// Times admission at the second sighting turned on or off.
+    pub admission_changes: u64,
     /// The state model's global counters: `[every packet, SYN-ACK/RST replies]`.
-    pub globals: [agent_common::state::Globals; 2],
+    pub globals: [Globals; 2],
 }

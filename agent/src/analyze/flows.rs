@@ -1,7 +1,10 @@
 //! Per-address and per-flow tallies: top talkers, conversations, TCP flows with their
 //! handshake and outcome, UDP flows, TCP connections started per minute, ICMP messages.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, HashMap},
+};
 
 use agent_common::{
     Summary,
@@ -15,8 +18,8 @@ use agent_common::{
 use super::{
     names,
     report::{
-        Conversation, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes, TcpSummary,
-        TopTalkers, UdpFlow, UdpSummary,
+        Conversation, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes, TcpSummary,
+        TopTalkers, UdpSummary,
     },
     top_n,
 };
@@ -45,7 +48,7 @@ impl Count {
 }
 
 /// A flow key with the lower endpoint first, and the direction of the packet that made it.
-fn canonical(s: &Summary) -> ((Addr, u16, Addr, u16), usize) {
+fn canonical(s: &Summary) -> (FlowKey, usize) {
     let a = (s.src, s.src_port);
     let b = (s.dst, s.dst_port);
     if a <= b {
@@ -68,15 +71,65 @@ fn counted<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Count>, key: K, bytes: 
     }
 }
 
+type FlowKey = (Addr, u16, Addr, u16);
+
+/// What TCP and UDP flows have in common.
 #[derive(Clone, Debug, Default)]
-struct Tcp {
-    /// Side (0: lower endpoint of the key, 1: higher) that sent the first SYN, or the first
-    /// packet when no SYN was seen.
+struct Base {
+    /// Side (0: lower endpoint of the key, 1: higher) of the client.
     client: usize,
     dir: [Count; 2],
-    flags: u16,
     first_ns: u64,
     last_ns: u64,
+}
+
+impl Base {
+    fn new(client: usize, ts_ns: u64) -> Self {
+        Base { client, first_ns: ts_ns, ..Base::default() }
+    }
+
+    fn add(&mut self, side: usize, bytes: u64, ts_ns: u64) {
+        self.dir[side].add(bytes);
+        self.last_ns = ts_ns;
+    }
+
+    fn packets(&self) -> u64 {
+        self.dir[0].packets + self.dir[1].packets
+    }
+
+    fn bytes(&self) -> u64 {
+        self.dir[0].bytes + self.dir[1].bytes
+    }
+
+    /// Ranking: most bytes, then most packets, then earliest.
+    fn rank(&self, k: &FlowKey) -> (Reverse<u64>, Reverse<u64>, u64, FlowKey) {
+        (Reverse(self.bytes()), Reverse(self.packets()), self.first_ns, *k)
+    }
+
+    fn report(&self, k: &FlowKey) -> Flow {
+        let ends = [(k.0, k.1), (k.2, k.3)];
+        let (c, srv) = (ends[self.client], ends[1 - self.client]);
+        Flow {
+            client: ip(&c.0),
+            client_port: c.1,
+            server: ip(&srv.0),
+            server_port: srv.1,
+            packets: self.packets(),
+            bytes: self.bytes(),
+            packets_to_server: self.dir[self.client].packets,
+            packets_to_client: self.dir[1 - self.client].packets,
+            first_seen: crate::output::rfc3339(self.first_ns),
+            duration_s: self.last_ns.saturating_sub(self.first_ns) as f64 / 1e9,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Tcp {
+    /// Client: sender of the first SYN, else receiver of the first SYN-ACK, else sender of
+    /// the first packet.
+    base: Base,
+    flags: u16,
     syn: bool,
     syn_ack: bool,
     established: bool,
@@ -114,23 +167,16 @@ impl Tcp {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct Udp {
-    client: usize,
-    dir: [Count; 2],
-    first_ns: u64,
-    last_ns: u64,
-}
-
 /// The flow and talker tables.
 #[derive(Debug, Default)]
 pub struct FlowStats {
     sources: HashMap<Addr, Count>,
     destinations: HashMap<Addr, Count>,
     conversations: HashMap<(Addr, Addr), Count>,
-    tcp: HashMap<(Addr, u16, Addr, u16), Tcp>,
-    tcp_done: Vec<((Addr, u16, Addr, u16), Tcp)>,
-    udp: HashMap<(Addr, u16, Addr, u16), Udp>,
+    tcp: HashMap<FlowKey, Tcp>,
+    tcp_done: Vec<(FlowKey, Tcp)>,
+    /// UDP flows; the client is the sender of the first packet.
+    udp: HashMap<FlowKey, Base>,
     per_minute: BTreeMap<u64, u64>,
     icmp: HashMap<(u8, u8, u8), Count>,
     untracked: u64,
@@ -145,11 +191,7 @@ impl FlowStats {
         }
         let mut ok = counted(&mut self.sources, s.src, bytes);
         ok &= counted(&mut self.destinations, s.dst, bytes);
-        let pair = if s.src <= s.dst {
-            (s.src, s.dst)
-        } else {
-            (s.dst, s.src)
-        };
+        let pair = if s.src <= s.dst { (s.src, s.dst) } else { (s.dst, s.src) };
         ok &= counted(&mut self.conversations, pair, bytes);
         if s.has_l4() {
             ok &= match s.proto {
@@ -170,7 +212,7 @@ impl FlowStats {
         let (key, side) = canonical(s);
         let syn = s.is_syn();
         // Port reuse: a SYN on a closed flow, or whose sequence number differs from the first
-        // one its sender used in this flow, starts a new flow.
+        // one its sender used in this flow, starts a new flow (as Wireshark's streams).
         if syn
             && self
                 .tcp
@@ -189,28 +231,21 @@ impl FlowStats {
                 *self.per_minute.entry(ts_ns / 60_000_000_000).or_default() += 1;
             }
             let client = if s.is_syn_ack() { 1 - side } else { side };
-            self.tcp.insert(
-                key,
-                Tcp {
-                    client,
-                    first_ns: ts_ns,
-                    ..Tcp::default()
-                },
-            );
+            self.tcp.insert(key, Tcp { base: Base::new(client, ts_ns), ..Tcp::default() });
         }
         let Some(f) = self.tcp.get_mut(&key) else {
             return false;
         };
-        f.dir[side].add(bytes);
+        f.base.add(side, bytes, ts_ns);
         f.base_seq[side] = f.base_seq[side].or(seq);
         f.flags |= s.tcp_flags;
-        f.last_ns = ts_ns;
         let flags = s.tcp_flags;
         if syn {
             f.syn = true;
         } else if s.is_syn_ack() {
             f.syn_ack = true;
-        } else if flags & TCP_ACK != 0 && side == f.client && f.syn_ack {
+        } else if flags & TCP_ACK != 0 && side == f.base.client && (f.syn_ack || f.syn) {
+            // The client acknowledges only after a SYN-ACK, even one the capture missed.
             f.established = true;
         }
         if flags & TCP_FIN != 0 {
@@ -224,45 +259,21 @@ impl FlowStats {
 
     fn udp(&mut self, s: &Summary, bytes: u64, ts_ns: u64) -> bool {
         let (key, side) = canonical(s);
-        if !self.udp.contains_key(&key) {
-            if self.udp.len() >= MAX_TRACKED {
-                return false;
-            }
-            self.udp.insert(
-                key,
-                Udp {
-                    client: side,
-                    first_ns: ts_ns,
-                    ..Udp::default()
-                },
-            );
-        }
-        let Some(f) = self.udp.get_mut(&key) else {
+        if !self.udp.contains_key(&key) && self.udp.len() >= MAX_TRACKED {
             return false;
-        };
-        f.dir[side].add(bytes);
-        f.last_ns = ts_ns;
+        }
+        self.udp.entry(key).or_insert_with(|| Base::new(side, ts_ns)).add(side, bytes, ts_ns);
         true
     }
 
     /// The talkers section.
     pub fn talkers(&self, top: usize) -> TopTalkers {
+        let rank = |c: &Count| (Reverse(c.bytes), Reverse(c.packets));
         let talkers = |m: &HashMap<Addr, Count>| {
-            top_n(
-                m.iter().map(|(a, c)| Talker {
-                    ip: ip(a),
-                    packets: c.packets,
-                    bytes: c.bytes,
-                }),
-                top,
-                |t| {
-                    (
-                        std::cmp::Reverse(t.bytes),
-                        std::cmp::Reverse(t.packets),
-                        t.ip.clone(),
-                    )
-                },
-            )
+            top_n(m.iter(), top, |(a, c)| (rank(c), **a))
+                .into_iter()
+                .map(|(a, c)| Talker { ip: ip(a), packets: c.packets, bytes: c.bytes })
+                .collect()
         };
         TopTalkers {
             sources_distinct: self.sources.len(),
@@ -270,34 +281,16 @@ impl FlowStats {
             conversations_distinct: self.conversations.len(),
             sources: talkers(&self.sources),
             destinations: talkers(&self.destinations),
-            conversations: top_n(
-                self.conversations.iter().map(|((a, b), c)| Conversation {
-                    a: ip(a),
-                    b: ip(b),
-                    packets: c.packets,
-                    bytes: c.bytes,
-                }),
-                top,
-                |c| {
-                    (
-                        std::cmp::Reverse(c.bytes),
-                        std::cmp::Reverse(c.packets),
-                        c.a.clone(),
-                        c.b.clone(),
-                    )
-                },
-            ),
+            conversations: top_n(self.conversations.iter(), top, |(k, c)| (rank(c), **k))
+                .into_iter()
+                .map(|((a, b), c)| Conversation { a: ip(a), b: ip(b), packets: c.packets, bytes: c.bytes })
+                .collect(),
         }
     }
 
     /// The TCP section.
     pub fn tcp_summary(&self, top: usize) -> TcpSummary {
-        let all = || {
-            self.tcp
-                .iter()
-                .map(|(k, f)| (k, f))
-                .chain(self.tcp_done.iter().map(|(k, f)| (k, f)))
-        };
+        let all = || self.tcp.iter().chain(self.tcp_done.iter().map(|(k, f)| (k, f)));
         let mut outcomes = TcpOutcomes::default();
         for (_, f) in all() {
             outcomes.handshake_completed += u64::from(f.established);
@@ -308,37 +301,16 @@ impl FlowStats {
                 _ => outcomes.open += 1,
             }
         }
-        let flows = top_n(
-            all().map(|(k, f)| {
-                let ends = [(k.0, k.1), (k.2, k.3)];
-                let (c, srv) = (ends[f.client], ends[1 - f.client]);
-                TcpFlow {
-                    client: ip(&c.0),
-                    client_port: c.1,
-                    server: ip(&srv.0),
-                    server_port: srv.1,
-                    packets: f.dir[0].packets + f.dir[1].packets,
-                    bytes: f.dir[0].bytes + f.dir[1].bytes,
-                    packets_to_server: f.dir[f.client].packets,
-                    packets_to_client: f.dir[1 - f.client].packets,
-                    first_seen: crate::output::rfc3339(f.first_ns),
-                    duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
-                    flags: flag_names(f.flags),
-                    handshake: f.handshake(),
-                    handshake_completed: f.established,
-                    outcome: f.outcome(),
-                }
-            }),
-            top,
-            |f| {
-                (
-                    std::cmp::Reverse(f.bytes),
-                    std::cmp::Reverse(f.packets),
-                    f.first_seen.clone(),
-                    f.client_port,
-                )
-            },
-        );
+        let flows = top_n(all(), top, |(k, f)| f.base.rank(k))
+            .into_iter()
+            .map(|(k, f)| TcpFlow {
+                flow: f.base.report(k),
+                flags: flag_names(f.flags),
+                handshake: f.handshake(),
+                handshake_completed: f.established,
+                outcome: f.outcome(),
+            })
+            .collect();
         TcpSummary {
             flows_total: self.tcp.len() + self.tcp_done.len(),
             outcomes,
@@ -358,50 +330,26 @@ impl FlowStats {
     pub fn udp_summary(&self, top: usize) -> UdpSummary {
         UdpSummary {
             flows_total: self.udp.len(),
-            flows: top_n(
-                self.udp.iter().map(|(k, f)| {
-                    let ends = [(k.0, k.1), (k.2, k.3)];
-                    let (c, srv) = (ends[f.client], ends[1 - f.client]);
-                    UdpFlow {
-                        client: ip(&c.0),
-                        client_port: c.1,
-                        server: ip(&srv.0),
-                        server_port: srv.1,
-                        packets: f.dir[0].packets + f.dir[1].packets,
-                        bytes: f.dir[0].bytes + f.dir[1].bytes,
-                        packets_to_server: f.dir[f.client].packets,
-                        packets_to_client: f.dir[1 - f.client].packets,
-                        first_seen: crate::output::rfc3339(f.first_ns),
-                        duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
-                    }
-                }),
-                top,
-                |f| {
-                    (
-                        std::cmp::Reverse(f.bytes),
-                        std::cmp::Reverse(f.packets),
-                        f.first_seen.clone(),
-                        f.client_port,
-                    )
-                },
-            ),
+            flows: top_n(self.udp.iter(), top, |(k, f)| f.rank(k))
+                .into_iter()
+                .map(|(k, f)| f.report(k))
+                .collect(),
         }
     }
 
     /// ICMP and ICMPv6 messages by type and code (all of them, most frequent first).
     pub fn icmp(&self) -> Vec<IcmpMessage> {
-        top_n(
-            self.icmp.iter().map(|((family, ty, code), c)| IcmpMessage {
+        top_n(self.icmp.iter(), 0, |(k, c)| (Reverse(c.packets), **k))
+            .into_iter()
+            .map(|((family, ty, code), c)| IcmpMessage {
                 version: if *family == 6 { "icmpv6" } else { "icmp" },
                 r#type: *ty,
                 code: *code,
                 name: names::icmp(*family, *ty, *code),
                 packets: c.packets,
                 bytes: c.bytes,
-            }),
-            0,
-            |m| (std::cmp::Reverse(m.packets), m.version, m.r#type, m.code),
-        )
+            })
+            .collect()
     }
 
     /// Packets whose address, flow or ICMP entry could not be tracked (tables full).
@@ -502,13 +450,13 @@ mod tests {
         let first = t
             .flows
             .iter()
-            .find(|f| f.server_port == 80 && f.packets == 5)
+            .find(|f| f.flow.server_port == 80 && f.flow.packets == 5)
             .unwrap();
         assert_eq!(
-            (first.client.as_str(), first.client_port),
+            (first.flow.client.as_str(), first.flow.client_port),
             ("10.0.0.1", 1000)
         );
-        assert_eq!((first.packets_to_server, first.packets_to_client), (3, 2));
+        assert_eq!((first.flow.packets_to_server, first.flow.packets_to_client), (3, 2));
         assert_eq!(
             (first.flags.as_str(), first.handshake, first.outcome),
             ("SYN,ACK,FIN", "completed", "closed")

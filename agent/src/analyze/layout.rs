@@ -1,7 +1,7 @@
 //! The report laid out as titled sections of lines and tables, once, for both the text and
 //! the HTML output.
 
-use super::report::{ProtoCount, Report};
+use super::report::{Flow, ProtoCount, Report};
 
 /// A table: headers and rows of cells; numeric columns are right-aligned.
 #[derive(Clone, Debug, Default)]
@@ -285,28 +285,12 @@ pub fn sections(r: &Report) -> Vec<Section> {
     ));
     let mut t = Table::new(
         "Flows by bytes",
-        &[
-            "client",
-            "server",
-            "packets",
-            "bytes",
-            "flags",
-            "handshake",
-            "outcome",
-            "duration s",
-        ],
+        &["client", "server", "packets", "bytes", "duration s", "flags", "handshake", "outcome"],
     );
     for f in &tcp.flows {
-        t.row(vec![
-            endpoint(&f.client, f.client_port),
-            endpoint(&f.server, f.server_port),
-            f.packets.to_string(),
-            f.bytes.to_string(),
-            f.flags.clone(),
-            f.handshake.into(),
-            f.outcome.into(),
-            format!("{:.3}", f.duration_s),
-        ]);
+        let mut row = flow_cells(&f.flow);
+        row.extend([f.flags.clone(), f.handshake.into(), f.outcome.into()]);
+        t.row(row);
     }
     s.table(t);
     let minutes = &tcp.connections_per_minute;
@@ -338,18 +322,9 @@ pub fn sections(r: &Report) -> Vec<Section> {
 
     let mut s = Section::new("udp", "UDP");
     s.lines.push(format!("{} flows", r.udp.flows_total));
-    let mut t = Table::new(
-        "Flows by bytes",
-        &["client", "server", "packets", "bytes", "duration s"],
-    );
+    let mut t = Table::new("Flows by bytes", &["client", "server", "packets", "bytes", "duration s"]);
     for f in &r.udp.flows {
-        t.row(vec![
-            endpoint(&f.client, f.client_port),
-            endpoint(&f.server, f.server_port),
-            f.packets.to_string(),
-            f.bytes.to_string(),
-            format!("{:.3}", f.duration_s),
-        ]);
+        t.row(flow_cells(f));
     }
     s.table(t);
     out.push(s);
@@ -467,6 +442,17 @@ fn application(r: &Report) -> Section {
     }
     s.table(t);
     s
+}
+
+/// Client, server, packets, bytes and duration of a flow.
+fn flow_cells(f: &Flow) -> Vec<String> {
+    vec![
+        endpoint(&f.client, f.client_port),
+        endpoint(&f.server, f.server_port),
+        f.packets.to_string(),
+        f.bytes.to_string(),
+        format!("{:.3}", f.duration_s),
+    ]
 }
 
 fn endpoint(ip: &str, port: u16) -> String {

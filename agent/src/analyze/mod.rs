@@ -183,16 +183,13 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     }
 }
 
-/// Sorts by `key` and keeps the first `top` (all when `top` is 0).
-pub(crate) fn top_n<T, K: Ord>(
-    items: impl Iterator<Item = T>,
-    top: usize,
-    key: impl Fn(&T) -> K,
-) -> Vec<T> {
+/// The first `top` items by `key` (all when `top` is 0), in key order.
+pub(crate) fn top_n<T, K: Ord>(items: impl Iterator<Item = T>, top: usize, key: impl Fn(&T) -> K) -> Vec<T> {
     let mut v: Vec<T> = items.collect();
-    v.sort_by_cached_key(|t| key(t));
-    if top > 0 {
+    if top > 0 && v.len() > top {
+        v.select_nth_unstable_by_key(top - 1, &key);
         v.truncate(top);
     }
+    v.sort_by_key(key);
     v
 }

@@ -16,12 +16,12 @@
 //! | `link_types[]` | `linktype` (number), `name`, `supported`, `packets`, `bytes` — unsupported link types are counted here and in `totals` only |
 //! | `protocols` | `ethertypes[]`, `ip_protocols[]`, `l4[]`: each `id`, `name`, `packets`, `bytes`. EtherType ids are `0x0800`-style, `llc` (802.3 length field), `none` (loopback/raw link without a known family) or `unparsed`; IP protocol ids are the decimal number; `l4` ids are `tcp`, `udp`, `icmp`, `icmpv6`, `other_ip` (other protocols and non-first fragments), `non_ip`, `unparsed`, summing to the packets of supported link types |
 //! | `top_talkers` | `sources[]`, `destinations[]` (`ip`, `packets`, `bytes`), `conversations[]` (`a`, `b`, `packets`, `bytes`; address pair in either direction), `*_distinct` |
-//! | `tcp` | `flows_total`; `outcomes` (`handshake_completed`, `closed`, `reset`, `half_open`, `open`); `connections_per_minute[]` (`minute`, `connections`: flows opened by a SYN); `flows[]` by bytes: `client`, `client_port`, `server`, `server_port` (client = sender of the first SYN, else of the first packet), `packets`, `bytes`, `packets_to_server`, `packets_to_client`, `first_seen`, `duration_s`, `flags` (`"SYN,ACK,FIN"`: every flag seen), `handshake` (`completed`, `syn`, `syn_ack`, `syn_ack_only`, `not_seen`), `handshake_completed`, `outcome` (`closed`: FIN both ways; `reset`: a RST; `half_open`: SYN without completed handshake; `open`: still open at the end) |
-//! | `udp` | `flows_total`; `flows[]`: as TCP without flags, handshake and outcome |
+//! | `tcp` | `flows_total`; `outcomes` (`handshake_completed`, `closed`, `reset`, `half_open`, `open`); `connections_per_minute[]` (`minute`, `connections`: flows opened by a SYN); `flows[]` by bytes: `client`, `client_port`, `server`, `server_port` (client = sender of the first SYN, else receiver of the first SYN-ACK, else sender of the first packet; a SYN with a new sequence number or on a closed flow starts a new flow, as Wireshark's streams), `packets`, `bytes`, `packets_to_server`, `packets_to_client`, `first_seen`, `duration_s`, `flags` (`"SYN,ACK,FIN"`: every flag seen), `handshake` (`completed`: SYN then an ACK from the client; `syn`; `syn_ack`: SYN and SYN-ACK only; `syn_ack_only`; `not_seen`: joined mid-stream), `handshake_completed`, `outcome` (`closed`: FIN both ways; `reset`: a RST; `half_open`: SYN without completed handshake; `open`: still open at the end) |
+//! | `udp` | `flows_total`; `flows[]`: as TCP without flags, handshake and outcome (client = sender of the first packet) |
 //! | `icmp[]` | `version` (`icmp`/`icmpv6`), `type`, `code`, `name` (`"Destination Unreachable / Port Unreachable"`), `packets`, `bytes` |
 //! | `application` | `http_requests`, `http_distinct`, `http[]` (`method`, `host`, `url`, `count`, `first_seen`); `urls_distinct`, `urls[]` (`name`, `count`: http/https URLs in cleartext payloads); `dns` (`queries`, `responses`, `malformed`, `rcodes[]` (`name`, `count`), `names_distinct`, `names[]` (`name`, `qtype`, `queries`, `responses`)); `tls_client_hellos`, `tls_sni_distinct`, `tls_sni[]` (`name`, `count`); `entries_not_kept` |
 //! | `parse_errors[]` | `kind` (`agent_common::ParseError::name`), `packets` |
-//! | `detection` | `thresholds` (as in the config file), `window_s`, `poll_interval_s`, `readings`, `alerts_by_rule` (episodes started per rule), `globals_packets` (packets in the detectors' state model) |
+//! | `detection` | `thresholds` (as in the config file), `window_s`, `poll_interval_s`, `readings`, `map_reads` (readings that needed the per-source state), `admission_changes` and `sources_deferred` (admission at the second sighting under a spoofed flood, as live), `alerts_by_rule` (episodes started per rule), `globals_packets` (packets in the detectors' state model) |
 //! | `alerts[]` | the live agent's alert documents (`output::alert_json`: `@timestamp`, `event`, `rule`, `source`, `destination`, `picket`), timed by packet timestamps; `observer.hostname` is empty |
 //! | `timeline` | `bucket_s`, `buckets[]` (`t_s` after the first packet, `packets`, `bytes` `[tcp, udp, icmp, other]`, `size_min`, `size_max`) |
 //! | `packet_sizes[]` | `range` (`"40-79"`, …, `"5120+"`), `packets` |
@@ -206,7 +206,8 @@ pub struct TopTalkers {
 /// TCP flow outcomes.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TcpOutcomes {
-    /// Flows whose three-way handshake completed.
+    /// Flows whose three-way handshake completed (a SYN, then an ACK from its sender; the
+    /// SYN-ACK may be missing from one-way captures).
     pub handshake_completed: u64,
     /// Closed by FIN in both directions.
     pub closed: u64,
@@ -218,9 +219,9 @@ pub struct TcpOutcomes {
     pub open: u64,
 }
 
-/// One TCP flow.
+/// One TCP or UDP flow.
 #[derive(Clone, Debug, Serialize)]
-pub struct TcpFlow {
+pub struct Flow {
     /// Client address.
     pub client: String,
     /// Client port.
@@ -241,6 +242,14 @@ pub struct TcpFlow {
     pub first_seen: String,
     /// Seconds from the first to the last packet.
     pub duration_s: f64,
+}
+
+/// One TCP flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct TcpFlow {
+    /// Endpoints and counts.
+    #[serde(flatten)]
+    pub flow: Flow,
     /// Every flag seen.
     pub flags: String,
     /// Handshake progress.
@@ -273,38 +282,13 @@ pub struct TcpSummary {
     pub flows: Vec<TcpFlow>,
 }
 
-/// One UDP flow.
-#[derive(Clone, Debug, Serialize)]
-pub struct UdpFlow {
-    /// Client address (sender of the first packet).
-    pub client: String,
-    /// Client port.
-    pub client_port: u16,
-    /// Server address.
-    pub server: String,
-    /// Server port.
-    pub server_port: u16,
-    /// Packets both ways.
-    pub packets: u64,
-    /// Bytes both ways.
-    pub bytes: u64,
-    /// Packets client → server.
-    pub packets_to_server: u64,
-    /// Packets server → client.
-    pub packets_to_client: u64,
-    /// First packet.
-    pub first_seen: String,
-    /// Seconds from the first to the last packet.
-    pub duration_s: f64,
-}
-
 /// The UDP section.
 #[derive(Clone, Debug, Serialize)]
 pub struct UdpSummary {
     /// Flows.
     pub flows_total: usize,
     /// Top flows by bytes.
-    pub flows: Vec<UdpFlow>,
+    pub flows: Vec<Flow>,
 }
 
 /// ICMP messages of one type and code.
@@ -423,6 +407,12 @@ pub struct DetectionSummary {
     pub poll_interval_s: f64,
     /// Readings taken.
     pub readings: u64,
+    /// Readings that included the per-source and per-destination state.
+    pub map_reads: u64,
+    /// Times admission at the second sighting turned on or off.
+    pub admission_changes: u64,
+    /// Packets of unknown sources not admitted to the per-source state.
+    pub sources_deferred: u64,
     /// Episodes started per rule.
     pub alerts_by_rule: BTreeMap<String, u64>,
     /// Packets in the state model's global counters (every classified or rejected packet).
@@ -698,6 +688,9 @@ impl Aggregator {
                 window_s: self.window_s,
                 poll_interval_s: self.poll_s,
                 readings: det.readings,
+                map_reads: det.map_reads,
+                admission_changes: det.admission_changes,
+                sources_deferred: det.globals[0].src_deferred,
                 alerts_by_rule,
                 globals_packets: det.globals[0].packets,
             },

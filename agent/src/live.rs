@@ -67,8 +67,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         s.interfaces.clone()
     };
     let mut locks = Vec::new();
+    let mut watched = Vec::new();
     for iface in &ifaces {
-        loader::check_iface(iface)?;
+        watched.push((iface.clone(), loader::check_iface(iface)?));
         locks.push(loader::lock_iface(iface)?);
     }
     let mut metrics = Metrics::new(s.metrics.top_k, s.poll_interval);
@@ -121,6 +122,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut prev_globals = (first.mono_ns, first.globals[0]);
     summary_base = summary_base.or(Some(first));
 
+    let mut failure = None;
     loop {
         tokio::select! {
             _ = poll.tick() => {}
@@ -135,6 +137,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 continue;
             }
             _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u32::MAX as u64))), if deadline.is_some() => break,
+        }
+        // Interfaces may go down and up (programs stay attached); one that is deleted takes
+        // its programs with it: end the episodes, detach the rest and exit non-zero.
+        if let Err(e) = loader::check_still_there(&watched) {
+            failure = Some(e);
+            break;
         }
         let polled = std::time::Instant::now();
         // The per-source map is read only when a finding may have changed, or for a summary.
@@ -174,5 +182,5 @@ pub async fn run(args: RunArgs) -> Result<()> {
     eprintln!("picket: detaching");
     drop(ebpf);
     drop(locks);
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }

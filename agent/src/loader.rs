@@ -113,12 +113,23 @@ pub fn lock_iface(iface: &str) -> Result<IfaceLock> {
     Ok(IfaceLock { _file: file })
 }
 
-/// Fails with a clear message when the interface does not exist.
-pub fn check_iface(iface: &str) -> Result<()> {
+/// The interface's index, failing with a clear message when it does not exist.
+pub fn check_iface(iface: &str) -> Result<u32> {
     let c = CString::new(iface).map_err(|_| anyhow!("invalid interface name {iface:?}"))?;
     // SAFETY: valid C string.
-    if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
-        bail!("unknown interface {iface:?} (see `ip link`)");
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => bail!("unknown interface {iface:?} (see `ip link`)"),
+        index => Ok(index),
+    }
+}
+
+/// Fails when a watched interface no longer exists (or was replaced by another of the same
+/// name): the kernel detached the programs with it, so there is nothing left to watch.
+pub fn check_still_there(watched: &[(String, u32)]) -> Result<()> {
+    for (iface, index) in watched {
+        if check_iface(iface).ok() != Some(*index) {
+            bail!("interface {iface} disappeared while watched (its programs went with it)");
+        }
     }
     Ok(())
 }

@@ -26,8 +26,10 @@ fn capture(rel: &str) -> PathBuf {
 fn esnet_and_ddos() -> Vec<PathBuf> {
     let mut v = Vec::new();
     for dir in ["esnet", "ddos"] {
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(pcaps().join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         v.extend(files);
     }
@@ -35,7 +37,8 @@ fn esnet_and_ddos() -> Vec<PathBuf> {
 }
 
 fn report(path: &Path, opts: &Options) -> Report {
-    analyze::analyze(&[path.to_path_buf()], opts).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+    analyze::analyze(&[path.to_path_buf()], opts)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -49,7 +52,9 @@ fn temp_dir(name: &str) -> PathBuf {
 /// returns the requested fields (first occurrence) of the frames matching `filter`.
 fn tshark(path: &Path, filter: &str, extra: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(path).args(["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"]);
+    cmd.arg("-r")
+        .arg(path)
+        .args(["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"]);
     cmd.args(extra);
     if !filter.is_empty() {
         cmd.args(["-Y", filter]);
@@ -58,8 +63,15 @@ fn tshark(path: &Path, filter: &str, extra: &[&str], fields: &[&str]) -> Vec<Vec
     for f in fields {
         cmd.args(["-e", f]);
     }
-    let out = cmd.output().expect("tshark must be installed (apt-get install tshark)");
-    assert!(out.status.success(), "tshark failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("tshark must be installed (apt-get install tshark)");
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -89,7 +101,11 @@ fn l4_class(proto: &str, frag_off: &str, ipv6_nxt: &str) -> &'static str {
         _ => "other_ip",
     };
     if !proto.is_empty() {
-        if frag_off.parse::<u32>().unwrap_or(0) != 0 { "other_ip" } else { class(proto.parse().unwrap(), false) }
+        if frag_off.parse::<u32>().unwrap_or(0) != 0 {
+            "other_ip"
+        } else {
+            class(proto.parse().unwrap(), false)
+        }
     } else if !ipv6_nxt.is_empty() {
         class(ipv6_nxt.parse().unwrap(), true)
     } else {
@@ -98,31 +114,63 @@ fn l4_class(proto: &str, frag_off: &str, ipv6_nxt: &str) -> &'static str {
 }
 
 fn alerts<'a>(r: &'a Report, rule: &str) -> Vec<&'a Value> {
-    r.alerts.iter().filter(|a| a["rule"]["name"] == rule).collect()
+    r.alerts
+        .iter()
+        .filter(|a| a["rule"]["name"] == rule)
+        .collect()
 }
 
 fn starts(alerts: &[Value]) -> Vec<&Value> {
-    alerts.iter().filter(|a| a["event"]["action"] == "start").collect()
+    alerts
+        .iter()
+        .filter(|a| a["event"]["action"] == "start")
+        .collect()
 }
 
 fn picket(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_picket")).arg("analyze").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("analyze")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn check_consistent(r: &Report, name: &str) {
     let t = &r.totals;
-    assert_eq!(t.packets, r.inputs.iter().map(|i| i.packets).sum::<u64>(), "{name}");
+    assert_eq!(
+        t.packets,
+        r.inputs.iter().map(|i| i.packets).sum::<u64>(),
+        "{name}"
+    );
     let l4: u64 = r.protocols.l4.iter().map(|p| p.packets).sum();
     let l2: u64 = r.protocols.ethertypes.iter().map(|p| p.packets).sum();
     let links: u64 = r.link_types.iter().map(|l| l.packets).sum();
-    assert_eq!(l4 + t.unsupported_link_packets, t.packets, "{name}: transport rows");
+    assert_eq!(
+        l4 + t.unsupported_link_packets,
+        t.packets,
+        "{name}: transport rows"
+    );
     assert_eq!(l2, l4, "{name}: EtherType rows");
     assert_eq!(links, t.packets, "{name}: link types");
-    assert_eq!(r.detection.globals_packets, l4, "{name}: the state model saw every decoded packet");
-    assert_eq!(r.timeline.buckets.iter().map(|b| b.packets).sum::<u64>(), t.packets, "{name}: timeline");
-    assert_eq!(r.packet_sizes.iter().map(|b| b.packets).sum::<u64>(), t.packets, "{name}: sizes");
+    assert_eq!(
+        r.detection.globals_packets, l4,
+        "{name}: the state model saw every decoded packet"
+    );
+    assert_eq!(
+        r.timeline.buckets.iter().map(|b| b.packets).sum::<u64>(),
+        t.packets,
+        "{name}: timeline"
+    );
+    assert_eq!(
+        r.packet_sizes.iter().map(|b| b.packets).sum::<u64>(),
+        t.packets,
+        "{name}: sizes"
+    );
     assert!(t.bytes >= t.captured_bytes, "{name}");
-    assert!(t.duration_s >= 0.0 && t.packets_per_s.is_finite() && t.bits_per_s.is_finite(), "{name}");
+    assert!(
+        t.duration_s >= 0.0 && t.packets_per_s.is_finite() && t.bits_per_s.is_finite(),
+        "{name}"
+    );
 }
 
 #[test]
@@ -132,21 +180,31 @@ fn corpus_never_panics_and_reports_consistently() {
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() { dirs.push(p) } else { files.push(p) }
+            if p.is_dir() {
+                dirs.push(p)
+            } else {
+                files.push(p)
+            }
         }
     }
     files.sort();
-    assert!(files.len() > 800, "the shared corpus is missing ({} files)", files.len());
-    let opts = Options { top: 5, ..Options::default() };
+    assert!(
+        files.len() > 800,
+        "the shared corpus is missing ({} files)",
+        files.len()
+    );
+    let opts = Options {
+        top: 5,
+        ..Options::default()
+    };
     let (mut ok, mut errors) = (0, Vec::new());
     for f in &files {
         let name = f.display().to_string();
         let res = std::panic::catch_unwind(|| {
-            analyze::analyze(&[f.clone()], &opts).map(|r| {
-                check_consistent(&r, &name);
-                let _ = text::render(&r);
-                let _ = serde_json::to_string(&r).unwrap();
-                r
+            analyze::analyze(std::slice::from_ref(f), &opts).inspect(|r| {
+                check_consistent(r, &name);
+                let _ = text::render(r);
+                let _ = serde_json::to_string(r).unwrap();
             })
         });
         match res {
@@ -161,7 +219,10 @@ fn corpus_never_panics_and_reports_consistently() {
     }
     // Only files that are not captures at all may fail.
     for (name, msg) in &errors {
-        assert!(msg.contains("not a pcap or pcapng capture"), "{name}: {msg}");
+        assert!(
+            msg.contains("not a pcap or pcapng capture"),
+            "{name}: {msg}"
+        );
         assert!(!name.contains(".pcap"), "{name}: {msg}");
     }
     assert!(ok > 800, "{ok} captures analysed, errors: {errors:?}");
@@ -171,7 +232,19 @@ fn corpus_never_panics_and_reports_consistently() {
 fn protocol_counts_match_tshark() {
     for f in esnet_and_ddos() {
         let r = report(&f, &Options::default());
-        let rows = tshark(&f, "", &[], &["frame.len", "ip.proto", "ip.frag_offset", "ipv6.nxt", "icmp.type", "icmp.code"]);
+        let rows = tshark(
+            &f,
+            "",
+            &[],
+            &[
+                "frame.len",
+                "ip.proto",
+                "ip.frag_offset",
+                "ipv6.nxt",
+                "icmp.type",
+                "icmp.code",
+            ],
+        );
         let mut l4: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut icmp: BTreeMap<(u8, u8), u64> = BTreeMap::new();
         for row in &rows {
@@ -181,36 +254,73 @@ fn protocol_counts_match_tshark() {
             e.0 += 1;
             e.1 += len;
             if class == "icmp" {
-                *icmp.entry((row[4].parse().unwrap(), row[5].parse().unwrap())).or_default() += 1;
+                *icmp
+                    .entry((row[4].parse().unwrap(), row[5].parse().unwrap()))
+                    .or_default() += 1;
             }
         }
-        let ours: BTreeMap<String, (u64, u64)> =
-            r.protocols.l4.iter().map(|p| (p.id.clone(), (p.packets, p.bytes))).collect();
+        let ours: BTreeMap<String, (u64, u64)> = r
+            .protocols
+            .l4
+            .iter()
+            .map(|p| (p.id.clone(), (p.packets, p.bytes)))
+            .collect();
         assert_eq!(ours, l4, "{}: packets and bytes per transport", f.display());
         let total = (rows.len() as u64, l4.values().map(|v| v.1).sum::<u64>());
         assert_eq!((r.totals.packets, r.totals.bytes), total, "{}", f.display());
-        let ours_icmp: BTreeMap<(u8, u8), u64> =
-            r.icmp.iter().filter(|m| m.version == "icmp").map(|m| ((m.r#type, m.code), m.packets)).collect();
+        let ours_icmp: BTreeMap<(u8, u8), u64> = r
+            .icmp
+            .iter()
+            .filter(|m| m.version == "icmp")
+            .map(|m| ((m.r#type, m.code), m.packets))
+            .collect();
         assert_eq!(ours_icmp, icmp, "{}: ICMP types and codes", f.display());
         check_consistent(&r, &f.display().to_string());
     }
     // ICMP names in the report.
-    let r = report(&capture("ddos/amp.UDP.snmp.src161.pcapng"), &Options::default());
-    assert!(r.icmp.iter().any(|m| m.name == "Time Exceeded / TTL Exceeded in Transit"), "{:?}", r.icmp);
+    let r = report(
+        &capture("ddos/amp.UDP.snmp.src161.pcapng"),
+        &Options::default(),
+    );
+    assert!(
+        r.icmp
+            .iter()
+            .any(|m| m.name == "Time Exceeded / TTL Exceeded in Transit"),
+        "{:?}",
+        r.icmp
+    );
 }
 
 #[test]
 fn flow_counts_match_tshark() {
-    let opts = Options { top: 0, ..Options::default() };
+    let opts = Options {
+        top: 0,
+        ..Options::default()
+    };
     for f in esnet_and_ddos() {
         let r = report(&f, &opts);
         // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors and tunnels.
         let streams: BTreeSet<String> =
-            tshark(&f, "tcp && !icmp && !icmpv6 && !gre", &[], &["tcp.stream"]).into_iter().map(|r| r[0].clone()).collect();
-        assert_eq!(r.tcp.flows_total, streams.len(), "{}: TCP flows", f.display());
+            tshark(&f, "tcp && !icmp && !icmpv6 && !gre", &[], &["tcp.stream"])
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect();
+        assert_eq!(
+            r.tcp.flows_total,
+            streams.len(),
+            "{}: TCP flows",
+            f.display()
+        );
         assert_eq!(r.tcp.flows.len(), r.tcp.flows_total);
         // UDP: distinct address/port pairs.
-        let fields = ["ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport"];
+        let fields = [
+            "ip.src",
+            "ipv6.src",
+            "udp.srcport",
+            "ip.dst",
+            "ipv6.dst",
+            "udp.dstport",
+        ];
         let pairs: BTreeSet<_> = tshark(&f, "udp && !icmp && !icmpv6 && !gre", &[], &fields)
             .into_iter()
             .map(|r| {
@@ -221,27 +331,57 @@ fn flow_counts_match_tshark() {
             .collect();
         assert_eq!(r.udp.flows_total, pairs.len(), "{}: UDP flows", f.display());
         let o = &r.tcp.outcomes;
-        assert_eq!((o.closed + o.reset + o.half_open + o.open) as usize, r.tcp.flows_total);
+        assert_eq!(
+            (o.closed + o.reset + o.half_open + o.open) as usize,
+            r.tcp.flows_total
+        );
     }
     // The nmap capture, flow by flow: every connection is reset by the scanner.
     let r = report(&capture("esnet/nmap_80_vanilla.pcap"), &opts);
     assert_eq!(r.tcp.outcomes.reset as usize, r.tcp.flows_total);
-    assert!(r.tcp.flows.iter().all(|f| f.flow.client == "10.87.1.10" && f.outcome == "reset"));
-    let started: u64 = r.tcp.connections_per_minute.iter().map(|m| m.connections).sum();
-    let syns = tshark(&capture("esnet/nmap_80_vanilla.pcap"), "tcp.flags.syn==1 && tcp.flags.ack==0", &[], &["tcp.stream"]);
-    assert_eq!(started, syns.iter().map(|r| &r[0]).collect::<BTreeSet<_>>().len() as u64);
+    assert!(
+        r.tcp
+            .flows
+            .iter()
+            .all(|f| f.flow.client == "10.87.1.10" && f.outcome == "reset")
+    );
+    let started: u64 = r
+        .tcp
+        .connections_per_minute
+        .iter()
+        .map(|m| m.connections)
+        .sum();
+    let syns = tshark(
+        &capture("esnet/nmap_80_vanilla.pcap"),
+        "tcp.flags.syn==1 && tcp.flags.ack==0",
+        &[],
+        &["tcp.stream"],
+    );
+    assert_eq!(
+        started,
+        syns.iter().map(|r| &r[0]).collect::<BTreeSet<_>>().len() as u64
+    );
 }
 
 /// The sender of the most SYNs (without ACK) and the ports it probed per window of `window_s`
 /// seconds from the first packet.
 fn scanner(path: &Path, window_s: u64) -> (String, String, BTreeSet<u16>, u64) {
     let t0 = first_ns(path);
-    let rows = tshark(path, "tcp.flags.syn==1 && tcp.flags.ack==0 && !icmp", &[], &["frame.time_epoch", "ip.src", "ip.dst", "tcp.dstport"]);
+    let rows = tshark(
+        path,
+        "tcp.flags.syn==1 && tcp.flags.ack==0 && !icmp",
+        &[],
+        &["frame.time_epoch", "ip.src", "ip.dst", "tcp.dstport"],
+    );
     let mut by_src: HashMap<String, u64> = HashMap::new();
     for r in &rows {
         *by_src.entry(r[1].clone()).or_default() += 1;
     }
-    let src = by_src.into_iter().max_by_key(|(s, n)| (*n, s.clone())).unwrap().0;
+    let src = by_src
+        .into_iter()
+        .max_by_key(|(s, n)| (*n, s.clone()))
+        .unwrap()
+        .0;
     let mut windows: BTreeMap<u64, BTreeSet<u16>> = BTreeMap::new();
     let mut ports = BTreeSet::new();
     let mut dst = String::new();
@@ -259,7 +399,10 @@ fn scanner(path: &Path, window_s: u64) -> (String, String, BTreeSet<u16>, u64) {
 fn masscan_raises_port_scan_naming_the_scanner() {
     let f = capture("esnet/tcp_0_1000_20190821.pcap");
     let (src, dst, ports, max_window) = scanner(&f, 10);
-    assert!(max_window >= 30, "the capture scans more ports than the default threshold");
+    assert!(
+        max_window >= 30,
+        "the capture scans more ports than the default threshold"
+    );
     let r = report(&f, &Options::default());
     let scans = alerts(&r, "port_scan");
     assert!(!scans.is_empty(), "{:?}", r.alert_lines);
@@ -268,36 +411,70 @@ fn masscan_raises_port_scan_naming_the_scanner() {
         assert_eq!(a["destination"]["ip"], dst.as_str());
     }
     // Peak: the distinct-port estimate of the busiest window, within 5 %.
-    let peak = scans.iter().map(|a| a["picket"]["peak"].as_f64().unwrap()).fold(0.0, f64::max);
-    assert!((peak - max_window as f64).abs() <= max_window as f64 * 0.05, "peak {peak}, tshark {max_window}");
+    let peak = scans
+        .iter()
+        .map(|a| a["picket"]["peak"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        (peak - max_window as f64).abs() <= max_window as f64 * 0.05,
+        "peak {peak}, tshark {max_window}"
+    );
     // Exactly one episode, and only port_scan.
     assert_eq!(r.detection.alerts_by_rule.len(), 1);
     assert_eq!(r.detection.alerts_by_rule["port_scan"], 1);
     // The first 64 ports in the details are ports the scanner probed.
     let first = &scans[0]["picket"]["details"]["ports"];
-    assert!(first.as_array().unwrap().iter().all(|p| ports.contains(&(p.as_u64().unwrap() as u16))));
+    assert!(
+        first
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| ports.contains(&(p.as_u64().unwrap() as u16)))
+    );
 }
 
 #[test]
 fn nmap_raises_port_scan_with_a_threshold_its_size_allows() {
     // These nmap runs probe so few ports that the default threshold (30) stays quiet; an
     // analyst lowers it to what the capture holds, computed here with tshark.
-    for rel in ["esnet/nmap_80_vanilla.pcap", "esnet/nmap_80_w_service_detection.pcap"] {
+    for rel in [
+        "esnet/nmap_80_vanilla.pcap",
+        "esnet/nmap_80_w_service_detection.pcap",
+    ] {
         let f = capture(rel);
         let (src, _, _, max_window) = scanner(&f, 10);
         let quiet = report(&f, &Options::default());
         assert!(quiet.alerts.is_empty(), "{rel}: {:?}", quiet.alert_lines);
         assert!(max_window < 30);
-        let out = picket(&[f.to_str().unwrap(), "--json", "--port-scan-ports", &max_window.to_string()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = picket(&[
+            f.to_str().unwrap(),
+            "--json",
+            "--port-scan-ports",
+            &max_window.to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
         assert_eq!(doc["schema"], "picket-analyze/1");
         let all = doc["alerts"].as_array().unwrap();
         let s = starts(all);
         assert!(!s.is_empty(), "{rel}: no alert");
-        assert!(s.iter().all(|a| a["rule"]["name"] == "port_scan" && a["source"]["ip"] == src.as_str()), "{rel}: {s:?}");
-        assert_eq!(s[0]["picket"]["threshold"].as_f64().unwrap(), max_window as f64);
-        assert_eq!(doc["detection"]["thresholds"]["port_scan_ports"], max_window);
+        assert!(
+            s.iter()
+                .all(|a| a["rule"]["name"] == "port_scan" && a["source"]["ip"] == src.as_str()),
+            "{rel}: {s:?}"
+        );
+        assert_eq!(
+            s[0]["picket"]["threshold"].as_f64().unwrap(),
+            max_window as f64
+        );
+        assert_eq!(
+            doc["detection"]["thresholds"]["port_scan_ports"],
+            max_window
+        );
     }
 }
 
@@ -322,12 +499,21 @@ fn syn_flood_capture_raises_destination_syn_flood() {
     // The capture is slow (about one SYN per second for 13 minutes): test with the highest
     // per-second SYN count towards one destination as the threshold.
     let t0 = first_ns(&f);
-    let rows = tshark(&f, "tcp.flags.syn==1 && tcp.flags.ack==0 && !icmp", &[], &["frame.time_epoch", "ip.dst", "ipv6.dst"]);
+    let rows = tshark(
+        &f,
+        "tcp.flags.syn==1 && tcp.flags.ack==0 && !icmp",
+        &[],
+        &["frame.time_epoch", "ip.dst", "ipv6.dst"],
+    );
     let counts = per_second(&rows, t0, &[1, 2]);
-    let (&(ref target, _), &max) = counts.iter().max_by_key(|(k, n)| (**n, k.1)).unwrap();
+    let ((target, _), &max) = counts.iter().max_by_key(|(k, n)| (**n, k.1)).unwrap();
     assert!(max < 2000, "below the default --syn-flood-dst-pps");
     let opts = Options {
-        thresholds: Thresholds { syn_flood_dst_pps: max as f64, syn_flood_dst_sources: 1, ..Thresholds::default() },
+        thresholds: Thresholds {
+            syn_flood_dst_pps: max as f64,
+            syn_flood_dst_sources: 1,
+            ..Thresholds::default()
+        },
         ..Options::default()
     };
     let r = report(&f, &opts);
@@ -338,7 +524,10 @@ fn syn_flood_capture_raises_destination_syn_flood() {
         assert_eq!(a["destination"]["ip"], target.as_str());
         assert!(a.get("source").is_none());
     }
-    let peak = floods.iter().map(|a| a["picket"]["peak"].as_f64().unwrap()).fold(0.0, f64::max);
+    let peak = floods
+        .iter()
+        .map(|a| a["picket"]["peak"].as_f64().unwrap())
+        .fold(0.0, f64::max);
     assert_eq!(peak, max as f64);
 }
 
@@ -347,29 +536,51 @@ fn udp_reflection_captures_raise_udp_flood_for_the_busiest_reflectors() {
     // Reflection spreads the flood over thousands of reflectors; the rules rate UDP per
     // source, so the default 20 000/s never fires. With the busiest reflector's per-second
     // rate (tshark) as the threshold, exactly the reflectors reaching it alert.
-    for rel in ["ddos/amp.UDP.isakmp.pcap", "ddos/amp.UDP.snmp.src161.pcapng", "ddos/amp.dns.RRSIG.fragmented.pcap"] {
+    for rel in [
+        "ddos/amp.UDP.isakmp.pcap",
+        "ddos/amp.UDP.snmp.src161.pcapng",
+        "ddos/amp.dns.RRSIG.fragmented.pcap",
+    ] {
         let f = capture(rel);
         let quiet = report(&f, &Options::default());
         assert!(quiet.alerts.is_empty(), "{rel}: {:?}", quiet.alert_lines);
         let t0 = first_ns(&f);
         // UDP headers (unfragmented datagrams and first fragments), as the rule counts them.
-        let rows = tshark(&f, "udp && !icmp && !gre", &[], &["frame.time_epoch", "ip.src", "ipv6.src"]);
+        let rows = tshark(
+            &f,
+            "udp && !icmp && !gre",
+            &[],
+            &["frame.time_epoch", "ip.src", "ipv6.src"],
+        );
         let counts = per_second(&rows, t0, &[1, 2]);
         let max = *counts.values().max().unwrap();
-        let expected: BTreeSet<&str> =
-            counts.iter().filter(|(_, n)| **n >= max).map(|((src, _), _)| src.as_str()).collect();
+        let expected: BTreeSet<&str> = counts
+            .iter()
+            .filter(|(_, n)| **n >= max)
+            .map(|((src, _), _)| src.as_str())
+            .collect();
         let opts = Options {
-            thresholds: Thresholds { udp_flood_pps: max as f64, ..Thresholds::default() },
+            thresholds: Thresholds {
+                udp_flood_pps: max as f64,
+                ..Thresholds::default()
+            },
             ..Options::default()
         };
         let r = report(&f, &opts);
         let floods = alerts(&r, "udp_flood");
-        let sources: BTreeSet<&str> = floods.iter().map(|a| a["source"]["ip"].as_str().unwrap()).collect();
+        let sources: BTreeSet<&str> = floods
+            .iter()
+            .map(|a| a["source"]["ip"].as_str().unwrap())
+            .collect();
         assert_eq!(sources, expected, "{rel}");
         for a in &floods {
             assert_eq!(a["picket"]["peak"].as_f64().unwrap(), max as f64, "{rel}");
         }
-        assert_eq!(r.detection.alerts_by_rule.keys().collect::<Vec<_>>(), ["udp_flood"], "{rel}");
+        assert_eq!(
+            r.detection.alerts_by_rule.keys().collect::<Vec<_>>(),
+            ["udp_flood"],
+            "{rel}"
+        );
     }
 }
 
@@ -394,16 +605,32 @@ fn ordinary_captures_raise_no_alerts() {
 
 #[test]
 fn application_hints_match_tshark() {
-    let opts = Options { top: 0, ..Options::default() };
+    let opts = Options {
+        top: 0,
+        ..Options::default()
+    };
     // HTTP requests: method and URL of each (tshark leaves the URL empty without Host).
-    for rel in ["esnet/nmap_80_w_service_detection.pcap", "tcpdump-tests/accecn_handshake.pcap", "tcpdump-tests/print-flags.pcap"] {
+    for rel in [
+        "esnet/nmap_80_w_service_detection.pcap",
+        "tcpdump-tests/accecn_handshake.pcap",
+        "tcpdump-tests/print-flags.pcap",
+    ] {
         let f = capture(rel);
         let r = report(&f, &opts);
-        let theirs = tshark(&f, "http.request", &[], &["http.request.method", "http.request.full_uri"]);
+        let theirs = tshark(
+            &f,
+            "http.request",
+            &[],
+            &["http.request.method", "http.request.full_uri"],
+        );
         assert_eq!(r.application.http_requests, theirs.len() as u64, "{rel}");
         let mut ours: BTreeMap<(String, String), u64> = BTreeMap::new();
         for h in &r.application.http {
-            let url = if h.host.is_empty() { String::new() } else { h.url.clone() };
+            let url = if h.host.is_empty() {
+                String::new()
+            } else {
+                h.url.clone()
+            };
             *ours.entry((h.method.clone(), url)).or_default() += h.count;
         }
         let mut expected: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -413,39 +640,95 @@ fn application_hints_match_tshark() {
         assert_eq!(ours, expected, "{rel}");
     }
     // DNS questions and response codes.
-    for rel in ["tcpdump-tests/dns_udp.pcap", "tcpdump-tests/dns_tcp.pcap", "tcpdump-tests/dnssec.pcap", "tcpdump-tests/edns-opts.pcap"] {
+    for rel in [
+        "tcpdump-tests/dns_udp.pcap",
+        "tcpdump-tests/dns_tcp.pcap",
+        "tcpdump-tests/dnssec.pcap",
+        "tcpdump-tests/edns-opts.pcap",
+    ] {
         let f = capture(rel);
         let r = report(&f, &opts);
-        let theirs = tshark(&f, "dns && (udp.port==53 || tcp.port==53)", &[], &["dns.flags.response", "dns.qry.name", "dns.flags.rcode"]);
+        let theirs = tshark(
+            &f,
+            "dns && (udp.port==53 || tcp.port==53)",
+            &[],
+            &["dns.flags.response", "dns.qry.name", "dns.flags.rcode"],
+        );
         let queries = theirs.iter().filter(|t| t[0] == "0").count() as u64;
-        assert_eq!((r.application.dns.queries, r.application.dns.responses), (queries, theirs.len() as u64 - queries), "{rel}");
-        let names: BTreeSet<String> = theirs.iter().map(|t| format!("{}.", t[1].to_ascii_lowercase())).collect();
-        let ours: BTreeSet<String> = r.application.dns.names.iter().map(|n| n.name.clone()).collect();
+        assert_eq!(
+            (r.application.dns.queries, r.application.dns.responses),
+            (queries, theirs.len() as u64 - queries),
+            "{rel}"
+        );
+        let names: BTreeSet<String> = theirs
+            .iter()
+            .map(|t| format!("{}.", t[1].to_ascii_lowercase()))
+            .collect();
+        let ours: BTreeSet<String> = r
+            .application
+            .dns
+            .names
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
         assert_eq!(ours, names, "{rel}");
     }
     // The DNS reflection capture: without IP reassembly tshark, like the report, reads the DNS
     // header and question of unfragmented datagrams and of first fragments.
     let f = capture("ddos/amp.dns.RRSIG.fragmented.pcap");
     let r = report(&f, &opts);
-    let whole = tshark(&f, "dns && udp.srcport==53 && !icmp", &[], &["dns.flags.rcode"]);
-    let first_frags = tshark(&f, "dns && ip.flags.mf==1 && ip.frag_offset==0", &[], &["ip.id"]);
+    let whole = tshark(
+        &f,
+        "dns && udp.srcport==53 && !icmp",
+        &[],
+        &["dns.flags.rcode"],
+    );
+    let first_frags = tshark(
+        &f,
+        "dns && ip.flags.mf==1 && ip.frag_offset==0",
+        &[],
+        &["ip.id"],
+    );
     assert!(!first_frags.is_empty());
     assert_eq!(r.application.dns.responses, whole.len() as u64);
     let servfail = whole.iter().filter(|t| t[0] == "2").count() as u64;
-    let ours_servfail = r.application.dns.rcodes.iter().find(|c| c.name == "SERVFAIL").map_or(0, |c| c.count);
+    let ours_servfail = r
+        .application
+        .dns
+        .rcodes
+        .iter()
+        .find(|c| c.name == "SERVFAIL")
+        .map_or(0, |c| c.count);
     assert_eq!(ours_servfail, servfail);
     // TLS SNI: tshark must be told that port 8080 carries TLS here.
-    let hellos = tshark(&f, "tls.handshake.type==1", &["-d", "tcp.port==8080,tls"], &["tls.handshake.extensions_server_name"]);
+    let hellos = tshark(
+        &f,
+        "tls.handshake.type==1",
+        &["-d", "tcp.port==8080,tls"],
+        &["tls.handshake.extensions_server_name"],
+    );
     assert_eq!(r.application.tls_client_hellos, hellos.len() as u64);
     let mut sni: BTreeMap<String, u64> = BTreeMap::new();
     for h in hellos.iter().filter(|h| !h[0].is_empty()) {
         *sni.entry(h[0].clone()).or_default() += 1;
     }
-    let ours: BTreeMap<String, u64> = r.application.tls_sni.iter().map(|n| (n.name.clone(), n.count)).collect();
+    let ours: BTreeMap<String, u64> = r
+        .application
+        .tls_sni
+        .iter()
+        .map(|n| (n.name.clone(), n.count))
+        .collect();
     assert_eq!(ours, sni);
     // URLs in cleartext include the request URLs with an absolute form or a Host.
     let x = report(&capture("tcpdump-tests/ipv4_tcp_http_xml.pcap"), &opts);
-    assert!(x.application.urls.iter().any(|u| u.name == "http://www.w3.org/2001/XMLSchema"), "{:?}", x.application.urls);
+    assert!(
+        x.application
+            .urls
+            .iter()
+            .any(|u| u.name == "http://www.w3.org/2001/XMLSchema"),
+        "{:?}",
+        x.application.urls
+    );
 }
 
 #[test]
@@ -456,23 +739,48 @@ fn html_report_and_plots_contain_the_charts() {
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert_eq!(page.matches("<svg").count(), charts::Chart::ALL.len());
     for c in charts::Chart::ALL {
-        assert!(page.contains(&format!("id=\"chart-{}\"", c.name())), "{}", c.name());
+        assert!(
+            page.contains(&format!("id=\"chart-{}\"", c.name())),
+            "{}",
+            c.name()
+        );
         assert!(page.contains(c.title()));
     }
     assert!(!page.contains("<script"), "self-contained, no scripts");
     assert!(!page.contains("src=\"http"), "no external resources");
-    assert!(page.contains("24.132.150.54"), "top talker in the tables and chart");
+    assert!(
+        page.contains("24.132.150.54"),
+        "top talker in the tables and chart"
+    );
     // The CLI writes the same page and the chart files.
     let dir = temp_dir("charts");
     let page_path = dir.join("report.html");
     let plots = dir.join("plots");
-    let out = picket(&[f.to_str().unwrap(), "--html", page_path.to_str().unwrap(), "--plot", plots.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read_to_string(&page_path).unwrap().contains("chart-bytes-over-time"));
+    let out = picket(&[
+        f.to_str().unwrap(),
+        "--html",
+        page_path.to_str().unwrap(),
+        "--plot",
+        plots.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&page_path)
+            .unwrap()
+            .contains("chart-bytes-over-time")
+    );
     for c in charts::Chart::ALL {
         let png = std::fs::read(plots.join(format!("{}.png", c.name()))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(png.len() > 5000, "{}: a drawn chart, not an empty image", c.name());
+        assert!(
+            png.len() > 5000,
+            "{}: a drawn chart, not an empty image",
+            c.name()
+        );
         let svg = std::fs::read_to_string(plots.join(format!("{}.svg", c.name()))).unwrap();
         assert!(svg.contains("<svg") && svg.contains(c.title()));
     }
@@ -488,17 +796,32 @@ fn truncated_capture_reports_what_was_read_with_a_warning() {
     let r = analyze::analyze_reader("cut.pcap", cut, &Options::default()).unwrap();
     assert!(r.totals.packets > 0 && r.totals.packets < full.totals.packets);
     assert!(r.inputs[0].truncated);
-    assert!(r.warnings.iter().any(|w| w.contains("truncated")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("truncated")),
+        "{:?}",
+        r.warnings
+    );
     // What was read is counted as tshark counts the same cut file.
     let dir = temp_dir("truncated");
     let path = dir.join("cut.pcap");
     std::fs::write(&path, cut).unwrap();
-    let theirs = Command::new("tshark").arg("-r").arg(&path).args(["-T", "fields", "-e", "frame.number"]).output().unwrap();
-    assert_eq!(r.totals.packets, String::from_utf8_lossy(&theirs.stdout).lines().count() as u64);
+    let theirs = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args(["-T", "fields", "-e", "frame.number"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.totals.packets,
+        String::from_utf8_lossy(&theirs.stdout).lines().count() as u64
+    );
     let out = picket(&[path.to_str().unwrap()]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("picket: warning:") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("picket: warning:") && err.contains("truncated"),
+        "{err}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("== Totals =="));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -506,17 +829,23 @@ fn truncated_capture_reports_what_was_read_with_a_warning() {
 #[test]
 fn non_capture_is_a_one_line_error() {
     let f = pcaps().join("README.md");
-    let e = analyze::analyze(&[f.clone()], &Options::default()).unwrap_err();
+    let e = analyze::analyze(std::slice::from_ref(&f), &Options::default()).unwrap_err();
     assert!(format!("{e:#}").contains("not a pcap or pcapng capture"));
     let out = picket(&[f.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("picket: error: ") && err.contains("README.md"), "{err}");
+    assert!(
+        err.starts_with("picket: error: ") && err.contains("README.md"),
+        "{err}"
+    );
     let missing = picket(&["/nonexistent/capture.pcap"]);
     assert!(!missing.status.success());
-    assert_eq!(String::from_utf8(missing.stderr).unwrap().lines().count(), 1);
+    assert_eq!(
+        String::from_utf8(missing.stderr).unwrap().lines().count(),
+        1
+    );
 }
 
 #[test]
@@ -528,14 +857,30 @@ fn formats_sections_and_stdin_agree() {
     let mut variants = Vec::new();
     for (fmt, name) in [("nsecpcap", "ns.pcap"), ("pcapng", "ng.pcapng")] {
         let out = dir.join(name);
-        let st = Command::new("editcap").args(["-F", fmt]).arg(&f).arg(&out).status().expect("editcap");
+        let st = Command::new("editcap")
+            .args(["-F", fmt])
+            .arg(&f)
+            .arg(&out)
+            .status()
+            .expect("editcap");
         assert!(st.success());
         variants.push(out);
     }
-    let mix = |r: &Report| r.protocols.l4.iter().map(|p| (p.id.clone(), p.packets, p.bytes)).collect::<Vec<_>>();
+    let mix = |r: &Report| {
+        r.protocols
+            .l4
+            .iter()
+            .map(|p| (p.id.clone(), p.packets, p.bytes))
+            .collect::<Vec<_>>()
+    };
     for v in &variants {
         let r = report(v, &Options::default());
-        assert_eq!((r.totals.packets, r.totals.bytes), (base.totals.packets, base.totals.bytes), "{}", v.display());
+        assert_eq!(
+            (r.totals.packets, r.totals.bytes),
+            (base.totals.packets, base.totals.bytes),
+            "{}",
+            v.display()
+        );
         assert_eq!(mix(&r), mix(&base), "{}", v.display());
         assert_eq!(r.totals.start_ns, base.totals.start_ns, "{}", v.display());
         assert_eq!(r.alerts, base.alerts);
@@ -549,21 +894,81 @@ fn formats_sections_and_stdin_agree() {
     assert_eq!(r.inputs[0].sections, 2);
     let theirs = tshark(&two, "", &[], &["frame.len"]);
     assert_eq!(r.totals.packets, theirs.len() as u64);
-    assert_eq!(r.totals.bytes, theirs.iter().map(|t| t[0].parse::<u64>().unwrap()).sum::<u64>());
+    assert_eq!(
+        r.totals.bytes,
+        theirs
+            .iter()
+            .map(|t| t[0].parse::<u64>().unwrap())
+            .sum::<u64>()
+    );
     // Big-endian files from the corpus, and standard input.
     for rel in ["tcpdump-tests/pptp.pcap", "tcpdump-tests/isup.pcap"] {
         let r = report(&capture(rel), &Options::default());
         assert!(r.inputs[0].big_endian);
-        assert_eq!(r.totals.packets, tshark(&capture(rel), "", &[], &["frame.number"]).len() as u64, "{rel}");
+        assert_eq!(
+            r.totals.packets,
+            tshark(&capture(rel), "", &[], &["frame.number"]).len() as u64,
+            "{rel}"
+        );
     }
     let out = Command::new(env!("CARGO_BIN_EXE_picket"))
         .args(["analyze", "-", "--json"])
         .stdin(std::fs::File::open(&variants[1]).unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["totals"]["packets"], base.totals.packets);
     assert_eq!(doc["inputs"][0]["name"], "-");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mutated_captures_never_panic() {
+    // Every byte of a small pcap and its pcapng conversion set to a few values, and every
+    // truncation: a report or a clean error, never a panic.
+    let f = capture("esnet/nmap_80_w_service_detection.pcap");
+    let dir = temp_dir("mutations");
+    let ng = dir.join("ng.pcapng");
+    let st = Command::new("editcap")
+        .args(["-F", "pcapng", "-r"])
+        .arg(&f)
+        .arg(&ng)
+        .arg("1-12")
+        .status()
+        .expect("editcap");
+    assert!(st.success());
+    let ng_bytes = std::fs::read(&ng).unwrap();
+    let pcap_bytes: Vec<u8> = std::fs::read(&f)
+        .unwrap()
+        .into_iter()
+        .take(ng_bytes.len())
+        .collect();
+    let opts = Options::default();
+    let mut runs = 0;
+    for original in [pcap_bytes, ng_bytes] {
+        let mut variants: Vec<Vec<u8>> = (0..original.len())
+            .map(|n| original[..n].to_vec())
+            .collect();
+        for i in 0..original.len() {
+            for v in [0x00, 0x7f, 0xff] {
+                let mut m = original.clone();
+                m[i] = v;
+                variants.push(m);
+            }
+        }
+        for m in variants {
+            let res = std::panic::catch_unwind(|| {
+                analyze::analyze_reader("m", &m[..], &opts).map(|r| r.totals.packets)
+            });
+            assert!(res.is_ok(), "panic on a mutation");
+            runs += 1;
+        }
+    }
+    assert!(runs > 1000);
     let _ = std::fs::remove_dir_all(&dir);
 }

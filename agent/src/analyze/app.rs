@@ -104,12 +104,11 @@ impl AppStats {
         }
         match s.proto {
             IPPROTO_UDP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => self.dns(p),
-            IPPROTO_TCP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => {
-                // DNS over TCP: a 2-byte length, then the message (when it starts here).
-                if p.len() > 14 {
-                    self.dns(&p[2..]);
-                }
+            // DNS over TCP: a 2-byte length, then the message (when it starts here).
+            IPPROTO_TCP if (s.src_port == DNS_PORT || s.dst_port == DNS_PORT) && p.len() > 14 => {
+                self.dns(&p[2..])
             }
+            IPPROTO_TCP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => {}
             IPPROTO_TCP => {
                 if let Some(req) = parse_http(p) {
                     self.http_request(req, s, ts_ns);
@@ -189,28 +188,35 @@ impl AppStats {
 
     /// The report section; ranked lists keep `top` entries (0: all).
     pub fn finish(&self, top: usize) -> Application {
-        let http = top_n(self.http.iter(), top, |(k, a)| (Reverse(a.count), &k.2, &k.0, &k.1))
-            .into_iter()
-            .map(|((method, host, url), a)| HttpRequest {
-                method: method.clone(),
-                host: host.clone(),
-                url: url.clone(),
-                count: a.count,
-                first_seen: crate::output::rfc3339(a.first_ns),
-            })
-            .collect();
-        let names = top_n(self.dns.iter(), top, |(k, a)| (Reverse(a.queries + a.responses), &k.0, k.1))
-            .into_iter()
-            .map(|((name, qtype), a)| DnsName {
-                name: name.clone(),
-                qtype: names::dns_type(*qtype),
-                queries: a.queries,
-                responses: a.responses,
-            })
-            .collect();
+        let http = top_n(self.http.iter(), top, |(k, a)| {
+            (Reverse(a.count), &k.2, &k.0, &k.1)
+        })
+        .into_iter()
+        .map(|((method, host, url), a)| HttpRequest {
+            method: method.clone(),
+            host: host.clone(),
+            url: url.clone(),
+            count: a.count,
+            first_seen: crate::output::rfc3339(a.first_ns),
+        })
+        .collect();
+        let names = top_n(self.dns.iter(), top, |(k, a)| {
+            (Reverse(a.queries + a.responses), &k.0, k.1)
+        })
+        .into_iter()
+        .map(|((name, qtype), a)| DnsName {
+            name: name.clone(),
+            qtype: names::dns_type(*qtype),
+            queries: a.queries,
+            responses: a.responses,
+        })
+        .collect();
         let rcodes = top_n(self.rcodes.iter(), 0, |(rc, n)| (Reverse(**n), **rc))
             .into_iter()
-            .map(|(rc, count)| NameCount { name: names::dns_rcode(*rc), count: *count })
+            .map(|(rc, count)| NameCount {
+                name: names::dns_rcode(*rc),
+                count: *count,
+            })
             .collect();
         Application {
             http_requests: self.http_requests,
@@ -237,7 +243,10 @@ impl AppStats {
 fn counts(map: &HashMap<String, u64>, top: usize) -> Vec<NameCount> {
     top_n(map.iter(), top, |(name, n)| (Reverse(**n), *name))
         .into_iter()
-        .map(|(name, count)| NameCount { name: name.clone(), count: *count })
+        .map(|(name, count)| NameCount {
+            name: name.clone(),
+            count: *count,
+        })
         .collect()
 }
 

@@ -245,20 +245,12 @@ fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawR
         .y_label_formatter(&|v| short(*v))
         .draw()?;
     let used = || tl.buckets.iter().filter(|b| b.packets > 0);
-    let lines: [(
-        &str,
-        RGBColor,
-        u32,
-        Box<dyn Fn(&Bucket) -> f64>,
-    ); 3] = [
-        ("largest", COLORS[2], 1, Box::new(|b| b.size_max as f64)),
-        (
-            "mean",
-            COLORS[0],
-            2,
-            Box::new(|b| b.total_bytes() as f64 / b.packets as f64),
-        ),
-        ("smallest", COLORS[1], 1, Box::new(|b| b.size_min as f64)),
+    let lines: [(&str, RGBColor, u32, BucketValue); 3] = [
+        ("largest", COLORS[2], 1, |b| b.size_max as f64),
+        ("mean", COLORS[0], 2, |b| {
+            b.total_bytes() as f64 / b.packets as f64
+        }),
+        ("smallest", COLORS[1], 1, |b| b.size_min as f64),
     ];
     for (name, color, width, f) in lines {
         chart
@@ -374,13 +366,18 @@ fn talkers<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Dra
     Ok(())
 }
 
+/// A value of a time bucket.
+type BucketValue = fn(&Bucket) -> f64;
+
 /// A time bucket drawn as a step: its value held over its whole width.
 fn steps<'a>(
     buckets: impl Iterator<Item = &'a Bucket>,
     w: f64,
     f: impl Fn(&Bucket) -> f64,
 ) -> Vec<(f64, f64)> {
-    buckets.flat_map(|b| [(b.t_s, f(b)), (b.t_s + w, f(b))]).collect()
+    buckets
+        .flat_map(|b| [(b.t_s, f(b)), (b.t_s + w, f(b))])
+        .collect()
 }
 
 /// A time-axis label with as many decimals as the axis length needs.

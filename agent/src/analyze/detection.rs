@@ -102,10 +102,8 @@ impl Detection {
         };
         self.advance(now);
         self.maps.account(parsed, wire_len, DIR_INGRESS, now);
-        if let Ok(s) = parsed {
-            if s.is_syn_ack() || s.is_rst() {
-                self.maps.account(parsed, wire_len, DIR_EGRESS, now);
-            }
+        if parsed.as_ref().is_ok_and(|s| s.is_syn_ack() || s.is_rst()) {
+            self.maps.account(parsed, wire_len, DIR_EGRESS, now);
         }
         self.fresh += 1;
     }
@@ -121,7 +119,11 @@ impl Detection {
             // episode, every reading until `now` would find nothing either. Skip to the last
             // one (starting a window if at least one would have started).
             let due = (now - c.next_poll) / self.poll_ns;
-            if due > 1 && self.fresh == 0 && !self.findings && self.episodes.active_by_rule().is_empty() {
+            if due > 1
+                && self.fresh == 0
+                && !self.findings
+                && self.episodes.active_by_rule().is_empty()
+            {
                 c.next_poll += due * self.poll_ns;
                 if c.next_window <= c.next_poll {
                     self.maps.next_epoch();
@@ -145,7 +147,9 @@ impl Detection {
             let dt = t.saturating_sub(prev_t) as f64 / 1e9;
             let unknown = |g: &Globals| g.src_inserts + g.src_deferred;
             if dt > 0.0 {
-                let on = self.admission.update(unknown(&globals).saturating_sub(unknown(&prev)) as f64 / dt);
+                let on = self
+                    .admission
+                    .update(unknown(&globals).saturating_sub(unknown(&prev)) as f64 / dt);
                 if on != self.maps.admit_on_second {
                     self.maps.admit_on_second = on;
                     self.admission_changes += 1;
@@ -172,11 +176,9 @@ impl Detection {
         self.events.extend(self.episodes.step(t, t, findings));
         self.readings += 1;
         self.fresh = 0;
-        if let Some(c) = &mut self.clock {
-            if t >= c.next_window {
-                c.next_window = t + self.window_ns;
-                self.maps.next_epoch();
-            }
+        if let Some(c) = self.clock.as_mut().filter(|c| t >= c.next_window) {
+            c.next_window = t + self.window_ns;
+            self.maps.next_epoch();
         }
     }
 

@@ -85,7 +85,11 @@ struct Base {
 
 impl Base {
     fn new(client: usize, ts_ns: u64) -> Self {
-        Base { client, first_ns: ts_ns, ..Base::default() }
+        Base {
+            client,
+            first_ns: ts_ns,
+            ..Base::default()
+        }
     }
 
     fn add(&mut self, side: usize, bytes: u64, ts_ns: u64) {
@@ -103,7 +107,12 @@ impl Base {
 
     /// Ranking: most bytes, then most packets, then earliest.
     fn rank(&self, k: &FlowKey) -> (Reverse<u64>, Reverse<u64>, u64, FlowKey) {
-        (Reverse(self.bytes()), Reverse(self.packets()), self.first_ns, *k)
+        (
+            Reverse(self.bytes()),
+            Reverse(self.packets()),
+            self.first_ns,
+            *k,
+        )
     }
 
     fn report(&self, k: &FlowKey) -> Flow {
@@ -191,7 +200,11 @@ impl FlowStats {
         }
         let mut ok = counted(&mut self.sources, s.src, bytes);
         ok &= counted(&mut self.destinations, s.dst, bytes);
-        let pair = if s.src <= s.dst { (s.src, s.dst) } else { (s.dst, s.src) };
+        let pair = if s.src <= s.dst {
+            (s.src, s.dst)
+        } else {
+            (s.dst, s.src)
+        };
         ok &= counted(&mut self.conversations, pair, bytes);
         if s.has_l4() {
             ok &= match s.proto {
@@ -213,15 +226,10 @@ impl FlowStats {
         let syn = s.is_syn();
         // Port reuse: a SYN on a closed flow, or whose sequence number differs from the first
         // one its sender used in this flow, starts a new flow (as Wireshark's streams).
-        if syn
-            && self
-                .tcp
-                .get(&key)
-                .is_some_and(|f| f.closed() || f.base_seq[side].is_some_and(|b| Some(b) != seq))
-        {
-            if let Some(old) = self.tcp.remove(&key) {
-                self.tcp_done.push((key, old));
-            }
+        let reused = |f: &Tcp| f.closed() || f.base_seq[side].is_some_and(|b| Some(b) != seq);
+        if syn && self.tcp.get(&key).is_some_and(reused) {
+            let old = self.tcp.remove(&key).unwrap_or_default();
+            self.tcp_done.push((key, old));
         }
         if !self.tcp.contains_key(&key) {
             if self.tcp.len() + self.tcp_done.len() >= MAX_TRACKED {
@@ -231,7 +239,13 @@ impl FlowStats {
                 *self.per_minute.entry(ts_ns / 60_000_000_000).or_default() += 1;
             }
             let client = if s.is_syn_ack() { 1 - side } else { side };
-            self.tcp.insert(key, Tcp { base: Base::new(client, ts_ns), ..Tcp::default() });
+            self.tcp.insert(
+                key,
+                Tcp {
+                    base: Base::new(client, ts_ns),
+                    ..Tcp::default()
+                },
+            );
         }
         let Some(f) = self.tcp.get_mut(&key) else {
             return false;
@@ -262,7 +276,10 @@ impl FlowStats {
         if !self.udp.contains_key(&key) && self.udp.len() >= MAX_TRACKED {
             return false;
         }
-        self.udp.entry(key).or_insert_with(|| Base::new(side, ts_ns)).add(side, bytes, ts_ns);
+        self.udp
+            .entry(key)
+            .or_insert_with(|| Base::new(side, ts_ns))
+            .add(side, bytes, ts_ns);
         true
     }
 
@@ -272,7 +289,11 @@ impl FlowStats {
         let talkers = |m: &HashMap<Addr, Count>| {
             top_n(m.iter(), top, |(a, c)| (rank(c), **a))
                 .into_iter()
-                .map(|(a, c)| Talker { ip: ip(a), packets: c.packets, bytes: c.bytes })
+                .map(|(a, c)| Talker {
+                    ip: ip(a),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                })
                 .collect()
         };
         TopTalkers {
@@ -283,14 +304,23 @@ impl FlowStats {
             destinations: talkers(&self.destinations),
             conversations: top_n(self.conversations.iter(), top, |(k, c)| (rank(c), **k))
                 .into_iter()
-                .map(|((a, b), c)| Conversation { a: ip(a), b: ip(b), packets: c.packets, bytes: c.bytes })
+                .map(|((a, b), c)| Conversation {
+                    a: ip(a),
+                    b: ip(b),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                })
                 .collect(),
         }
     }
 
     /// The TCP section.
     pub fn tcp_summary(&self, top: usize) -> TcpSummary {
-        let all = || self.tcp.iter().chain(self.tcp_done.iter().map(|(k, f)| (k, f)));
+        let all = || {
+            self.tcp
+                .iter()
+                .chain(self.tcp_done.iter().map(|(k, f)| (k, f)))
+        };
         let mut outcomes = TcpOutcomes::default();
         for (_, f) in all() {
             outcomes.handshake_completed += u64::from(f.established);
@@ -456,7 +486,10 @@ mod tests {
             (first.flow.client.as_str(), first.flow.client_port),
             ("10.0.0.1", 1000)
         );
-        assert_eq!((first.flow.packets_to_server, first.flow.packets_to_client), (3, 2));
+        assert_eq!(
+            (first.flow.packets_to_server, first.flow.packets_to_client),
+            (3, 2)
+        );
         assert_eq!(
             (first.flags.as_str(), first.handshake, first.outcome),
             ("SYN,ACK,FIN", "completed", "closed")

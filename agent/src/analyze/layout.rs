@@ -285,7 +285,16 @@ pub fn sections(r: &Report) -> Vec<Section> {
     ));
     let mut t = Table::new(
         "Flows by bytes",
-        &["client", "server", "packets", "bytes", "duration s", "flags", "handshake", "outcome"],
+        &[
+            "client",
+            "server",
+            "packets",
+            "bytes",
+            "duration s",
+            "flags",
+            "handshake",
+            "outcome",
+        ],
     );
     for f in &tcp.flows {
         let mut row = flow_cells(&f.flow);
@@ -322,7 +331,10 @@ pub fn sections(r: &Report) -> Vec<Section> {
 
     let mut s = Section::new("udp", "UDP");
     s.lines.push(format!("{} flows", r.udp.flows_total));
-    let mut t = Table::new("Flows by bytes", &["client", "server", "packets", "bytes", "duration s"]);
+    let mut t = Table::new(
+        "Flows by bytes",
+        &["client", "server", "packets", "bytes", "duration s"],
+    );
     for f in &r.udp.flows {
         t.row(flow_cells(f));
     }

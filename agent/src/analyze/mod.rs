@@ -184,7 +184,11 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
 }
 
 /// The first `top` items by `key` (all when `top` is 0), in key order.
-pub(crate) fn top_n<T, K: Ord>(items: impl Iterator<Item = T>, top: usize, key: impl Fn(&T) -> K) -> Vec<T> {
+pub(crate) fn top_n<T, K: Ord>(
+    items: impl Iterator<Item = T>,
+    top: usize,
+    key: impl Fn(&T) -> K,
+) -> Vec<T> {
     let mut v: Vec<T> = items.collect();
     if top > 0 && v.len() > top {
         v.select_nth_unstable_by_key(top - 1, &key);

@@ -252,7 +252,7 @@ pub fn read_capture<R: Read + Send>(
         match step {
             Step::Consume(off) => {
                 reader.consume(off);
-                if info.packets % 4096 == 0 {
+                if info.packets.is_multiple_of(4096) {
                     on_progress(reader.consumed() as u64);
                 }
             }
@@ -392,7 +392,10 @@ fn progress_bar(size: u64, name: &str) -> indicatif::ProgressBar {
 mod tests {
     use super::*;
 
-    fn collect(bytes: &[u8]) -> Result<(InputInfo, Vec<(Option<u64>, u32, Vec<u8>, u32)>)> {
+    /// Timestamp, link type, bytes and original length of a frame.
+    type Owned = (Option<u64>, u32, Vec<u8>, u32);
+
+    fn collect(bytes: &[u8]) -> Result<(InputInfo, Vec<Owned>)> {
         let mut frames = Vec::new();
         let info = read_capture("t", bytes, &mut |_| {}, &mut |f| {
             frames.push((f.ts_ns, f.linktype, f.data.to_vec(), f.orig_len))
@@ -480,7 +483,7 @@ mod tests {
     fn block(ty: u32, body: &[u8], be: bool) -> Vec<u8> {
         let w32 = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = 12 + body.len() as u32;

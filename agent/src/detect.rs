@@ -227,9 +227,14 @@ struct ScanCounts {
 
 impl ScanCounts {
     fn of(st: &SrcState) -> Self {
+        // An estimate can overshoot slightly; there cannot be more distinct values than probes.
+        let cap = |mut d: Distinct| {
+            d.value = d.value.min(u32::try_from(st.probes).unwrap_or(u32::MAX));
+            d
+        };
         ScanCounts {
-            ports: st.distinct_ports(),
-            hosts: st.distinct_hosts(),
+            ports: cap(st.distinct_ports()),
+            hosts: cap(st.distinct_hosts()),
             ports_seen: st.ports_seen(),
             last_dst: st.last_dst,
             packets: st.packets,
@@ -255,6 +260,7 @@ pub struct Detector {
     window_counts: HashMap<AddrKey, ScanCounts>,
     prev_window_counts: HashMap<AddrKey, ScanCounts>,
     last_globals: Option<(u64, [Globals; 2])>,
+    last_read_globals: Option<[Globals; 2]>,
 }
 
 impl Detector {
@@ -270,6 +276,7 @@ impl Detector {
             window_counts: HashMap::new(),
             prev_window_counts: HashMap::new(),
             last_globals: None,
+            last_read_globals: None,
         }
     }
 
@@ -302,9 +309,9 @@ impl Detector {
             self.prev_window_counts = std::mem::take(&mut self.window_counts);
             self.epoch = snap.epoch;
         }
-        self.last_globals = Some((snap.mono_ns, snap.globals));
+        let prev_poll = self.last_globals.replace((snap.mono_ns, snap.globals));
         if snap.maps_read {
-            self.evaluate_maps(snap, &mut out);
+            self.evaluate_maps(snap, prev_poll, &mut out);
         }
         let t = &self.thresholds;
         let keys: std::collections::BTreeSet<&AddrKey> = self
@@ -325,13 +332,26 @@ impl Detector {
     }
 
     /// Rates, floods and fresh window counts from a reading that includes the maps.
-    fn evaluate_maps(&mut self, snap: &Snapshot, out: &mut Vec<Finding>) {
+    ///
+    /// When earlier polls skipped the maps, a counter's change since the last map read spans
+    /// several polls; divided by that whole span a short burst would look slow. So each rate
+    /// is also bounded from below over the last poll alone: whatever a source received during
+    /// the skipped polls is at most what the whole host received then (global counters), and
+    /// the rest arrived in the last poll. The larger of the two rates is used; neither can
+    /// exceed the true peak rate, so this adds no false alarms.
+    fn evaluate_maps(
+        &mut self,
+        snap: &Snapshot,
+        prev_poll: Option<(u64, [Globals; 2])>,
+        out: &mut Vec<Finding>,
+    ) {
         let t = &self.thresholds;
         let dt_s = self
             .last_mono_ns
             .map(|prev| snap.mono_ns.saturating_sub(prev) as f64 / 1e9)
             .filter(|dt| *dt > 0.0);
         let since_ns = self.last_mono_ns.unwrap_or(0);
+        let skipped = Skipped::between(self.last_read_globals.as_ref(), prev_poll, snap.mono_ns);
         let mut next_src = HashMap::with_capacity(snap.sources.len());
         for (key, st) in &snap.sources {
             next_src.insert(
@@ -365,15 +385,16 @@ impl Detector {
                 .prev_src
                 .get(key)
                 .filter(|p| p.first_seen_ns == st.first_seen_ns);
-            let d = |cur: u64, f: fn(&Prev) -> u64| {
-                cur.saturating_sub(base.map(f).unwrap_or(0)) as f64 / dt
+            let d = |cur: u64, f: fn(&Prev) -> u64, skipped_count: u64| {
+                let delta = cur.saturating_sub(base.map(f).unwrap_or(0));
+                skipped.rate(delta, dt, skipped_count)
             };
             let r = Rates {
-                packets: d(st.packets, |p| p.packets),
-                bytes: d(st.bytes, |p| p.bytes),
-                syn: d(st.syn, |p| p.syn),
-                udp: d(st.udp, |p| p.udp),
-                icmp: d(st.icmp, |p| p.icmp),
+                packets: d(st.packets, |p| p.packets, skipped.packets),
+                bytes: d(st.bytes, |p| p.bytes, skipped.bytes),
+                syn: d(st.syn, |p| p.syn, skipped.syn),
+                udp: d(st.udp, |p| p.udp, skipped.udp),
+                icmp: d(st.icmp, |p| p.icmp, skipped.icmp),
             };
             out.extend(flood_findings(t, dt, key, st, &r));
         }
@@ -385,13 +406,56 @@ impl Detector {
             let Some(dt) = dt_s else { continue };
             let base = self.prev_dst.get(key).copied().unwrap_or(0);
             let base = if base > st.syn_in { 0 } else { base };
-            let rate = (st.syn_in - base) as f64 / dt;
+            let rate = skipped.rate(st.syn_in - base, dt, skipped.syn);
             if let Some(f) = dst_flood_finding(t, dt, key, st, snap.epoch, rate) {
                 out.push(f);
             }
         }
         self.prev_dst = next_dst;
         self.last_mono_ns = Some(snap.mono_ns);
+        self.last_read_globals = Some(snap.globals);
+    }
+}
+
+/// Ingress counts of the whole host during polls that skipped the maps, and the length of
+/// the last poll, to bound per-source rates from below (see `Detector::evaluate_maps`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Skipped {
+    packets: u64,
+    bytes: u64,
+    syn: u64,
+    udp: u64,
+    icmp: u64,
+    last_poll_s: f64,
+}
+
+impl Skipped {
+    fn between(
+        last_read: Option<&[Globals; 2]>,
+        prev_poll: Option<(u64, [Globals; 2])>,
+        now_ns: u64,
+    ) -> Self {
+        let (Some(read), Some((prev_ns, prev))) = (last_read, prev_poll) else {
+            return Skipped::default();
+        };
+        let (r, p) = (&read[0], &prev[0]);
+        Skipped {
+            packets: p.packets.saturating_sub(r.packets),
+            bytes: p.bytes.saturating_sub(r.bytes),
+            syn: p.syn.saturating_sub(r.syn),
+            udp: p.udp.saturating_sub(r.udp),
+            icmp: (p.icmp + p.icmpv6).saturating_sub(r.icmp + r.icmpv6),
+            last_poll_s: now_ns.saturating_sub(prev_ns) as f64 / 1e9,
+        }
+    }
+
+    /// The larger of the average rate over `dt` and the lower bound over the last poll.
+    fn rate(&self, delta: u64, dt: f64, skipped: u64) -> f64 {
+        let average = delta as f64 / dt;
+        if self.last_poll_s <= 0.0 || self.last_poll_s >= dt {
+            return average;
+        }
+        average.max(delta.saturating_sub(skipped) as f64 / self.last_poll_s)
     }
 }
 
@@ -768,6 +832,58 @@ mod tests {
         let f = d.evaluate(&globals_only);
         assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
         assert_eq!(f[0].value, 40.0);
+    }
+
+    #[test]
+    fn short_flood_after_skipped_polls_is_not_diluted() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        let globals_only = |m: &HostMaps, t: u64| {
+            let mut s = m.snapshot(t * SEC, t * SEC);
+            s.maps_read = false;
+            s.sources.clear();
+            s.dests.clear();
+            s
+        };
+        d.evaluate(&m.snapshot(SEC, SEC));
+        // Ten quiet polls that skip the maps.
+        for t in 2..12 {
+            assert!(!d.needs_maps(&m.globals, t * SEC));
+            d.evaluate(&globals_only(&m, t));
+        }
+        // 1500 SYNs within the last second: over the 1000/s bar, although only 136/s
+        // averaged over the 11 s since the last map read.
+        for i in 0..1500u16 {
+            feed(
+                &mut m,
+                &syn(SCANNER, VICTIM, i, 80),
+                DIR_INGRESS,
+                11 * SEC + 1,
+            );
+        }
+        assert!(d.needs_maps(&m.globals, 12 * SEC));
+        let f = d.evaluate(&m.snapshot(12 * SEC, 12 * SEC));
+        assert_eq!(
+            f.iter().find(|f| f.rule == Rule::SynFlood).map(|f| f.value),
+            Some(1500.0),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn estimates_never_exceed_the_probes_sent() {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 0..100u16 {
+            feed(
+                &mut m,
+                &syn(SCANNER, VICTIM, 40000, 1000 + p),
+                DIR_INGRESS,
+                SEC,
+            );
+        }
+        let f = d.evaluate(&m.snapshot(SEC, SEC));
+        assert!(f[0].value <= 100.0, "{}", f[0].value);
     }
 
     #[test]

@@ -87,20 +87,35 @@ pub struct Attachment {
     pub what: String,
 }
 
-/// Holds per-interface locks so that two agents never watch the same interface.
+/// Holds a per-interface lock so that two agents never watch the same interface; the lock
+/// file is removed when the agent exits normally (a killed agent's lock is released by the
+/// kernel and the file reused by the next one).
 #[derive(Debug)]
 pub struct IfaceLock {
     _file: File,
+    path: PathBuf,
 }
 
-/// Takes the per-interface lock, failing if another picket holds it. The lock lives in
-/// `$RUNTIME_DIRECTORY` when set (systemd's `RuntimeDirectory=`), else in `/run/picket`.
+impl Drop for IfaceLock {
+    fn drop(&mut self) {
+        // Unlink while still holding the lock, so no other agent can hold this file then.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes the per-interface lock, failing if another picket holds it. Interfaces are named
+/// per network namespace, so the lock name carries the namespace's inode as well. The lock
+/// lives in `$RUNTIME_DIRECTORY` when set (systemd's `RuntimeDirectory=`), else in
+/// `/run/picket`.
 pub fn lock_iface(iface: &str) -> Result<IfaceLock> {
     let dir = std::env::var_os("RUNTIME_DIRECTORY")
         .filter(|d| !d.is_empty())
         .map_or_else(|| PathBuf::from("/run/picket"), PathBuf::from);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("{iface}.lock"));
+    let netns = std::fs::metadata("/proc/self/ns/net")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .context("cannot identify the network namespace (/proc/self/ns/net)")?;
+    let path = dir.join(format!("netns{netns}-{iface}.lock"));
     let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: flock on a valid fd.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -110,7 +125,7 @@ pub fn lock_iface(iface: &str) -> Result<IfaceLock> {
             path.display()
         );
     }
-    Ok(IfaceLock { _file: file })
+    Ok(IfaceLock { _file: file, path })
 }
 
 /// The interface's index, failing with a clear message when it does not exist.

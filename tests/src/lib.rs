@@ -440,11 +440,23 @@ impl Lab {
         let v4 = lab.veth.victim_v4.to_string();
         let v6 = lab.veth.victim_v6.to_string();
         for (dst, fam) in [(&v4, "-4"), (&v6, "-6")] {
-            let out = output(&mut lab.attacker.exec_timeout(
+            // A fresh link can drop the very first packet (IPv6 in particular): retry briefly.
+            let mut out = output(&mut lab.attacker.exec_timeout(
                 10.0,
                 "ping",
                 &[fam, "-c", "1", "-W", "2", dst],
             ));
+            for _ in 0..4 {
+                if out.status.success() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(250));
+                out = output(&mut lab.attacker.exec_timeout(
+                    10.0,
+                    "ping",
+                    &[fam, "-c", "1", "-W", "2", dst],
+                ));
+            }
             assert!(
                 out.status.success(),
                 "lab setup: {dst} unreachable from the attacker namespace: {}",
@@ -611,7 +623,15 @@ impl Default for Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         // picket's per-interface lock file, named after our unique interface.
-        let _ = std::fs::remove_file(format!("/run/picket/{}.lock", self.veth.victim_if));
+        // A killed picket leaves its lock file (the lock itself dies with it).
+        let suffix = format!("-{}.lock", self.veth.victim_if);
+        if let Ok(dir) = std::fs::read_dir("/run/picket") {
+            for e in dir.flatten() {
+                if e.file_name().to_string_lossy().ends_with(&suffix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 }
 

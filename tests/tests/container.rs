@@ -504,7 +504,16 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
         })
         .unwrap();
     assert_eq!(uid, "65534");
-    assert!(runtime.join(format!("{}.lock", pair.victim_if)).exists());
+    let suffix = format!("-{}.lock", pair.victim_if);
+    assert!(
+        std::fs::read_dir(&runtime)
+            .map(|d| d
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(&suffix)))
+            .unwrap_or(false),
+        "expected picket's interface lock in {}",
+        runtime.display()
+    );
     pair.scan("1-100");
     picket.wait_for("a port_scan alert", Duration::from_secs(15), |out, _| {
         !alert_lines(out, "port_scan").is_empty()

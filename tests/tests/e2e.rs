@@ -444,9 +444,6 @@ fn hping3_icmp_flood() {
 }
 
 #[test]
-#[ignore = "picket bug: after idle polls that skip the per-source map, the first map read \
-            divides per-source counts by the whole time since the previous map read, so a \
-            one-second SYN flood at ~3000/s (3x the threshold) is missed"]
 fn short_syn_flood_after_idle_is_detected() {
     require_tool("hping3");
     let lab = Lab::new();
@@ -1074,9 +1071,6 @@ fn harness_fails_loudly_without_root() {
 }
 
 #[test]
-#[ignore = "picket bug: the per-interface lock (/run/picket/<iface>.lock) ignores the network \
-            namespace, so a same-named interface in another namespace is refused as \"already \
-            attached\""]
 fn pickets_in_different_namespaces_do_not_conflict() {
     let lab = Lab::new();
     let mut first = lab.picket(&[]);

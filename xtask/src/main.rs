@@ -11,6 +11,7 @@ mod image;
 mod install;
 mod livebench;
 mod run;
+mod soak;
 mod test;
 mod util;
 
@@ -41,6 +42,8 @@ enum Command {
     Bench(bench::Options),
     /// Run the cargo-fuzz targets, seeded from ../shared/pcaps.
     Fuzz(fuzz::Options),
+    /// Run the bounded soak test (sustained traffic in network namespaces).
+    Soak(soak::Options),
     /// Build a static (musl) `picket` and the FROM-scratch image of deploy/Dockerfile.
     Image(image::Options),
     /// Install the release `picket`, its systemd unit and the default configuration.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Test(opts) => test::main(&opts),
         Command::Bench(opts) => bench::main(&opts),
         Command::Fuzz(opts) => fuzz::main(&opts),
+        Command::Soak(opts) => soak::main(&opts),
         Command::Image(opts) => image::main(&opts),
         Command::Install(opts) => install::main(&opts),
     };

@@ -30,6 +30,12 @@ use crate::{
     snapshot::Snapshot,
 };
 
+/// Latest packet time the clock follows (year 2116); later timestamps count at this time, so
+/// that clock arithmetic never overflows.
+const MAX_TIME_NS: u64 = u64::MAX / 4;
+/// Longest poll interval or window honoured (about 31 years).
+const MAX_PERIOD_NS: u128 = 1_000_000_000_000_000_000;
+
 #[derive(Clone, Copy, Debug)]
 struct Clock {
     /// Latest packet time (the detector clock never goes backwards).
@@ -71,8 +77,8 @@ impl Detection {
             episodes: Episodes::new(EpisodeTiming::default()),
             allow,
             admission: Admission::new(DEFAULT_SOURCES, window.as_secs_f64()),
-            poll_ns: (poll.as_nanos() as u64).max(1),
-            window_ns: (window.as_nanos() as u64).max(1),
+            poll_ns: poll.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
+            window_ns: window.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
             clock: None,
             prev: None,
             fresh: 0,
@@ -86,6 +92,7 @@ impl Detection {
 
     /// Accounts one packet (classified or not) seen at `ts_ns`.
     pub fn feed(&mut self, parsed: &Result<Summary, ParseError>, wire_len: u64, ts_ns: u64) {
+        let ts_ns = ts_ns.min(MAX_TIME_NS);
         let now = match self.clock {
             None => {
                 // Baseline reading of the empty state, as the live agent does at start.

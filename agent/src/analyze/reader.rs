@@ -89,9 +89,9 @@ pub struct InputInfo {
 }
 
 /// Bytes read before the format is decided: enough for any real pcapng section header.
-const PREFIX: usize = 256 * 1024;
+const PREFIX: usize = 64 * 1024;
 /// Initial read buffer.
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 256 * 1024;
 /// Largest read buffer: records bigger than this are taken as corruption.
 const MAX_BUFFER: usize = 64 << 20;
 /// Warnings kept per input (the rest are counted).
@@ -379,12 +379,15 @@ fn progress_bar(size: u64, name: &str) -> indicatif::ProgressBar {
         Some(size),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{wide_bar}] {bytes}/{total_bytes} {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_message(name.to_string());
+    let file = std::path::Path::new(name)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned());
+    bar.set_message(file.unwrap_or_else(|| name.to_string()));
     bar
 }
 

@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
 use tests::{Lab, PYTHON, output, require_tool};
 
 /// Seconds per cycle: scan at 0 s, flood from 5 s to 13 s, quiet until the end.

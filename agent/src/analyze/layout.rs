@@ -390,6 +390,12 @@ pub fn sections(r: &Report) -> Vec<Section> {
         th.udp_flood_pps,
         th.icmp_flood_pps
     ));
+    if d.admission_changes > 0 {
+        s.lines.push(format!(
+            "new sources arrived faster than the per-source state keeps them (spoofed flood?): admission at the second packet switched {} times, {} packets of unknown sources not admitted",
+            d.admission_changes, d.sources_deferred
+        ));
+    }
     if r.alert_lines.is_empty() {
         s.lines.push("no alerts".into());
     }

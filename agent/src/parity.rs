@@ -22,6 +22,10 @@ use crate::{
 
 /// Smallest frame `BPF_PROG_TEST_RUN` accepts (an Ethernet header).
 pub const MIN_FRAME: usize = 14;
+/// Largest frame the XDP test harness hands whole to a program that is not frags-aware: one
+/// page less XDP headroom (256) and `skb_shared_info` (320). Longer frames are cut to this,
+/// so comparing them with the host would compare different bytes.
+pub const MAX_XDP_FRAME: usize = 4096 - 256 - 320;
 
 /// The loaded programs and maps, ready to run frames.
 pub struct KernelRunner {
@@ -98,38 +102,66 @@ impl KernelRunner {
 pub struct ParityReport {
     /// Frames run through both the kernel and the host model.
     pub compared: usize,
-    /// Frames the kernel's test harness refused (shorter than an Ethernet header, or refused
-    /// by the skb harness): given to neither side.
+    /// Frames the kernel's test harness refuses or would cut (shorter than an Ethernet
+    /// header, longer than [`MAX_XDP_FRAME`] for XDP, or refused by the skb harness): given
+    /// to neither side.
     pub refused: usize,
     /// Differences, as readable lines (empty when kernel and host agree).
     pub diffs: Vec<String>,
 }
 
+/// A kernel-versus-host comparison fed one frame at a time.
+pub struct Comparison<'a> {
+    runner: &'a mut KernelRunner,
+    host: HostMaps,
+    report: ParityReport,
+}
+
+impl<'a> Comparison<'a> {
+    /// Starts a comparison on freshly loaded programs and maps.
+    pub fn new(runner: &'a mut KernelRunner) -> Self {
+        let mut host = HostMaps::new();
+        host.admit_on_second = runner.admit_on_second;
+        Comparison { runner, host, report: ParityReport::default() }
+    }
+
+    /// Runs one Ethernet frame through the kernel program for `dir` and the host model.
+    pub fn feed(&mut self, frame: &[u8], dir: u32) -> Result<()> {
+        let fits = frame.len() >= MIN_FRAME && (dir != DIR_INGRESS || frame.len() <= MAX_XDP_FRAME);
+        let ran = fits
+            && self.runner.run(frame, dir).with_context(|| {
+                format!("frame of {} bytes: {:02x?}", frame.len(), &frame[..frame.len().min(40)])
+            })?;
+        if !ran {
+            self.report.refused += 1;
+            return Ok(());
+        }
+        self.report.compared += 1;
+        self.host.account(&classify_eth(frame), frame.len() as u64, dir, 0);
+        Ok(())
+    }
+
+    /// Host-side per-source entries so far (to tell when the kernel's LRU map may evict).
+    pub fn host_sources(&self) -> usize {
+        self.host.sources.len()
+    }
+
+    /// Reads the kernel maps and compares them with the host model.
+    pub fn finish(mut self) -> Result<ParityReport> {
+        let kernel = self.runner.read()?;
+        self.report.diffs = diff(&kernel, &self.host.snapshot(0, 0));
+        Ok(self.report)
+    }
+}
+
 /// Feeds `frames` (with their direction) through the kernel and the host model and compares
 /// the resulting maps.
 pub fn compare(runner: &mut KernelRunner, frames: &[(Vec<u8>, u32)]) -> Result<ParityReport> {
-    let mut host = HostMaps::new();
-    host.admit_on_second = runner.admit_on_second;
-    let mut report = ParityReport::default();
+    let mut c = Comparison::new(runner);
     for (frame, dir) in frames {
-        let ran = frame.len() >= MIN_FRAME
-            && runner.run(frame, *dir).with_context(|| {
-                format!(
-                    "frame of {} bytes: {:02x?}",
-                    frame.len(),
-                    &frame[..frame.len().min(40)]
-                )
-            })?;
-        if !ran {
-            report.refused += 1;
-            continue;
-        }
-        report.compared += 1;
-        host.account(&classify_eth(frame.as_slice()), frame.len() as u64, *dir, 0);
+        c.feed(frame, *dir)?;
     }
-    let kernel = runner.read()?;
-    report.diffs = diff(&kernel, &host.snapshot(0, 0));
-    Ok(report)
+    c.finish()
 }
 
 /// Differences between a kernel snapshot and a host one, ignoring timestamps.

@@ -64,25 +64,7 @@ pub fn tag(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 10_000)
 }
 
-/// Runs `cmd` and returns its output; panics if it cannot start.
-pub fn output(cmd: &mut Command) -> std::process::Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// Runs `cmd`; panics with its output unless it succeeds. Returns stdout.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use crate::{output, run_ok};
 
 /// Polls `f` every 200 ms until it returns `Some` or `timeout` passes.
 pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {

@@ -355,24 +355,30 @@ fn flood(
     v
 }
 
-#[test]
-fn hping3_syn_flood_from_one_source() {
+/// A flood from the attacker's own address: `rule` with scope source, naming both ends.
+fn one_source_flood(hping3_args: &[&str], rule: &'static str) {
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
     let (src, dst) = (
         lab.veth.attacker_v4.to_string(),
         lab.veth.victim_v4.to_string(),
     );
+    let only = format!("{rule}/source");
     let v = flood(
         &lab,
         &mut p,
-        &["-S", "--flood", "-p", "80"],
-        "syn_flood",
-        &["syn_flood/source"],
-        from("syn_flood", src.clone()),
+        hping3_args,
+        rule,
+        &[&only],
+        from(rule, src.clone()),
     );
-    check_alert(&p, &v, "syn_flood", "source", Some(&src), Some(&dst));
+    check_alert(&p, &v, rule, "source", Some(&src), Some(&dst));
     lab.stop_and_check_clean(&mut p);
+}
+
+#[test]
+fn hping3_syn_flood_from_one_source() {
+    one_source_flood(&["-S", "--flood", "-p", "80"], "syn_flood");
 }
 
 #[test]
@@ -403,44 +409,14 @@ fn hping3_spoofed_syn_flood_is_seen_at_the_destination() {
 
 #[test]
 fn hping3_udp_flood() {
-    let lab = Lab::new();
     // hping3 reaches ~100 k packets/s on a veth here, far above the default 20 000/s, so the
     // default threshold is kept.
-    let mut p = lab.picket(&[]);
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
-    let v = flood(
-        &lab,
-        &mut p,
-        &["--udp", "--flood", "-p", "7"],
-        "udp_flood",
-        &["udp_flood/source"],
-        from("udp_flood", src.clone()),
-    );
-    check_alert(&p, &v, "udp_flood", "source", Some(&src), Some(&dst));
-    lab.stop_and_check_clean(&mut p);
+    one_source_flood(&["--udp", "--flood", "-p", "7"], "udp_flood");
 }
 
 #[test]
 fn hping3_icmp_flood() {
-    let lab = Lab::new();
-    let mut p = lab.picket(&[]);
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
-    let v = flood(
-        &lab,
-        &mut p,
-        &["--icmp", "--flood"],
-        "icmp_flood",
-        &["icmp_flood/source"],
-        from("icmp_flood", src.clone()),
-    );
-    check_alert(&p, &v, "icmp_flood", "source", Some(&src), Some(&dst));
-    lab.stop_and_check_clean(&mut p);
+    one_source_flood(&["--icmp", "--flood"], "icmp_flood");
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod charts;
 pub mod detection;
 pub mod flows;
 pub mod html;
+pub mod kernel;
 pub mod layout;
 pub mod link;
 pub mod names;
@@ -71,6 +72,10 @@ pub struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also run every packet through the loaded BPF program (BPF_PROG_TEST_RUN; root) and
+    /// compare the kernel's maps with the host's; any difference is printed and fails.
+    #[arg(long)]
+    pub kernel: bool,
     /// Detection thresholds.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
@@ -178,9 +183,13 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         text::render(&report)
     };
     match std::io::stdout().lock().write_all(out.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
+    if args.kernel {
+        kernel::report(&kernel::check(&args.files)?)?;
+    }
+    Ok(())
 }
 
 /// The first `top` items by `key` (all when `top` is 0), in key order.

@@ -122,7 +122,11 @@ impl<'a> Comparison<'a> {
     pub fn new(runner: &'a mut KernelRunner) -> Self {
         let mut host = HostMaps::new();
         host.admit_on_second = runner.admit_on_second;
-        Comparison { runner, host, report: ParityReport::default() }
+        Comparison {
+            runner,
+            host,
+            report: ParityReport::default(),
+        }
     }
 
     /// Runs one Ethernet frame through the kernel program for `dir` and the host model.
@@ -130,14 +134,19 @@ impl<'a> Comparison<'a> {
         let fits = frame.len() >= MIN_FRAME && (dir != DIR_INGRESS || frame.len() <= MAX_XDP_FRAME);
         let ran = fits
             && self.runner.run(frame, dir).with_context(|| {
-                format!("frame of {} bytes: {:02x?}", frame.len(), &frame[..frame.len().min(40)])
+                format!(
+                    "frame of {} bytes: {:02x?}",
+                    frame.len(),
+                    &frame[..frame.len().min(40)]
+                )
             })?;
         if !ran {
             self.report.refused += 1;
             return Ok(());
         }
         self.report.compared += 1;
-        self.host.account(&classify_eth(frame), frame.len() as u64, dir, 0);
+        self.host
+            .account(&classify_eth(frame), frame.len() as u64, dir, 0);
         Ok(())
     }
 

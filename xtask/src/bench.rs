@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: build release and run `picket bench` under stable conditions, then
-//! the live throughput measurement ([`crate::livebench`]).
+//! the live throughput measurement ([`crate::livebench`]) and the offline analysis
+//! throughput comparison ([`crate::analyzebench`]).
 //!
 //! `kernel.bpf_stats_enabled` is forced to 0 for the run (it adds per-packet accounting
 //! to every BPF program) and restored afterwards; the run is pinned to CPU 1 with `taskset`
@@ -23,6 +24,9 @@ pub struct Options {
     /// Skip the live veth throughput and agent CPU measurement.
     #[arg(long)]
     no_live: bool,
+    /// Skip the offline `picket analyze` throughput comparison with dpkt and tshark.
+    #[arg(long)]
+    no_analyze: bool,
     /// Arguments for `picket bench` (put them after `--`).
     #[arg(
         trailing_var_arg = true,
@@ -58,6 +62,9 @@ pub fn main(opts: &Options) -> Result<()> {
     util::run(&mut command)?;
     if !opts.no_live {
         crate::livebench::run(&picket)?;
+    }
+    if !opts.no_analyze {
+        crate::analyzebench::run(&picket, BENCH_CPU)?;
     }
     Ok(())
 }

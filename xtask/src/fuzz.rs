@@ -113,7 +113,7 @@ fn seed(corpus: &Path, seeds: Seeds) -> Result<usize> {
     Ok(seen.len())
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
@@ -130,7 +130,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Frames of link type Ethernet in a capture; unreadable parts are skipped (seeds only).
-fn ethernet_frames(path: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn ethernet_frames(path: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let Ok(file) = fs::File::open(path) else {
         return out;

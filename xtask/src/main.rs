@@ -3,6 +3,7 @@
 //! Every task that compiles anything bootstraps first, because `agent`'s build script
 //! compiles the eBPF object and that needs `bpf-linker` and nightly `rust-src`.
 
+mod analyzebench;
 mod bench;
 mod bootstrap;
 mod build;

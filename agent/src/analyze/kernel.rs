@@ -39,7 +39,10 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
         bail!("--kernel reads its inputs twice: give files, not standard input");
     }
     crate::system::check_capabilities()?;
-    let mut runner = KernelRunner::load(MapSizes { sources: SOURCES, dests: 1 << 16 })?;
+    let mut runner = KernelRunner::load(MapSizes {
+        sources: SOURCES,
+        dests: 1 << 16,
+    })?;
     let mut cmp = Comparison::new(&mut runner);
     let mut skipped = 0u64;
     let mut failure = None;
@@ -63,12 +66,19 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
         return Err(e);
     }
     let sources = cmp.host_sources();
-    Ok(KernelCheck { report: cmp.finish()?, skipped, sources })
+    Ok(KernelCheck {
+        report: cmp.finish()?,
+        skipped,
+        sources,
+    })
 }
 
 /// The packet as an Ethernet frame: as is for Ethernet, else with a synthetic header.
 fn ethernet<'a>(linktype: u32, data: &'a [u8], buf: &'a mut Vec<u8>) -> Option<&'a [u8]> {
-    let be16 = |off: usize| data.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let be16 = |off: usize| {
+        data.get(off..off + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
     let (ethertype, payload) = match linktype {
         link::LINKTYPE_ETHERNET => return Some(data),
         link::LINKTYPE_RAW | link::LINKTYPE_RAW_DLT12 => match data.first()? >> 4 {
@@ -103,16 +113,25 @@ pub fn report(c: &KernelCheck) -> Result<()> {
         r.refused,
         c.skipped,
         c.sources,
-        if r.diffs.is_empty() { "kernel and host agree".to_string() } else { format!("{} differences", r.diffs.len()) }
+        if r.diffs.is_empty() {
+            "kernel and host agree".to_string()
+        } else {
+            format!("{} differences", r.diffs.len())
+        }
     );
     if c.sources as u64 >= u64::from(SOURCES) {
-        eprintln!("picket: warning: more sources than the kernel map holds ({SOURCES}): LRU evictions make the kernel differ");
+        eprintln!(
+            "picket: warning: more sources than the kernel map holds ({SOURCES}): LRU evictions make the kernel differ"
+        );
     }
     for d in &r.diffs {
         eprintln!("picket: kernel parity: {d}");
     }
     if !r.diffs.is_empty() {
-        bail!("the kernel and the host classifier disagree on {} entries", r.diffs.len());
+        bail!(
+            "the kernel and the host classifier disagree on {} entries",
+            r.diffs.len()
+        );
     }
     Ok(())
 }

@@ -1,0 +1,391 @@
+//! The offline analysis part of `cargo xtask bench`: `picket analyze` throughput on one core,
+//! next to a dpkt script doing the same per-protocol counting (`xtask/bench/dpkt_count.py`)
+//! and to `tshark -q -z io,phs`, all on the same capture.
+//!
+//! The capture (`target/bench/analyze-2m.pcap`) is generated from the Ethernet frames of the
+//! shared captures (`../shared/pcaps/{esnet,ddos,tcpdump-tests}`), repeated until it holds at
+//! least [`PACKETS`] packets, 10 µs apart; it is reused when present with the right size. A
+//! prefix file of the first [`PREFIX_PACKETS`] packets checks that picket's protocol mix
+//! equals dpkt's (the bench fails otherwise) and stands in for the whole file when dpkt would
+//! take too long.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufWriter, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::{
+    fuzz,
+    util::{self, workspace_root},
+};
+
+/// Packets in the benchmark capture (at least).
+const PACKETS: usize = 2_000_000;
+/// Packets in the prefix file used for the count check (and for dpkt when it is slow).
+const PREFIX_PACKETS: usize = 200_000;
+/// Subdirectories of the shared captures the packet set comes from.
+const SOURCES: &[&str] = &["esnet", "ddos", "tcpdump-tests"];
+/// First timestamp of the generated captures (2023-11-14T22:13:20Z), in seconds.
+const START_S: u64 = 1_700_000_000;
+/// Gap between consecutive packets, in microseconds.
+const GAP_US: u64 = 10;
+/// Runs of picket; the best is kept.
+const PICKET_RUNS: usize = 3;
+/// dpkt on the whole file when its estimate from the prefix stays below this.
+const DPKT_FULL_MAX: Duration = Duration::from_secs(90);
+/// Throughput targets: picket at least this many times dpkt, tshark.
+const TARGET_DPKT: f64 = 50.0;
+const TARGET_TSHARK: f64 = 10.0;
+
+/// One measured tool.
+struct Measure {
+    name: String,
+    packets: u64,
+    bytes: u64,
+    wall: Duration,
+    note: String,
+}
+
+impl Measure {
+    fn packets_per_s(&self) -> f64 {
+        self.packets as f64 / self.wall.as_secs_f64()
+    }
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.wall.as_secs_f64()
+    }
+}
+
+/// Runs the analyze benchmark with `picket`, pinned to `cpu` when `taskset` exists.
+pub fn run(picket: &Path, cpu: &str) -> Result<()> {
+    println!("\n== picket analyze throughput (one core) ==");
+    let frames = packet_set()?;
+    let dir = util::target_dir().join("bench");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let total = PACKETS.div_ceil(frames.len()) * frames.len();
+    let full = dir.join("analyze-2m.pcap");
+    let prefix = dir.join("analyze-prefix.pcap");
+    let full_bytes = write_capture(&full, &frames, total)?;
+    let prefix_bytes = write_capture(&prefix, &frames, PREFIX_PACKETS.min(total))?;
+    println!(
+        "capture: {} ({total} packets, {:.1} MB; {} distinct frames repeated)",
+        full.display(),
+        full_bytes as f64 / 1e6,
+        frames.len()
+    );
+
+    let taskset = util::find_program("taskset");
+    if taskset.is_none() {
+        println!("note: taskset not found; tools are not pinned to one CPU");
+    }
+    let pinned = |program: &Path| {
+        let mut command = match &taskset {
+            Some(taskset) => {
+                let mut command = util::cmd(taskset);
+                command.args(["-c", cpu]).arg(program);
+                command
+            }
+            None => util::cmd(program),
+        };
+        command.stdin(Stdio::null());
+        command
+    };
+
+    // Correctness first: the protocol mix of picket and dpkt on the prefix.
+    let picket_json = {
+        let mut command = pinned(picket);
+        command
+            .args(["analyze", "--json", "--no-progress"])
+            .arg(&prefix);
+        serde_json::from_slice::<Value>(&output(&mut command)?.0)
+            .context("picket analyze --json printed invalid JSON")?
+    };
+    let python = Path::new("/usr/bin/python3");
+    let script = workspace_root().join("xtask/bench/dpkt_count.py");
+    let dpkt = |file: &Path| -> Result<(Value, Duration)> {
+        let mut command = pinned(python);
+        command.arg(&script).arg(file);
+        let (out, wall) = output(&mut command)?;
+        let v =
+            serde_json::from_slice::<Value>(&out).context("dpkt_count.py printed invalid JSON")?;
+        Ok((v, wall))
+    };
+    let (dpkt_json, dpkt_prefix_wall) = dpkt(&prefix)?;
+    compare(&picket_json, &dpkt_json)?;
+    println!(
+        "check: picket's protocol mix equals dpkt's on {} ({} packets; {} decided by the byte-level rules where dpkt's decoding differs)",
+        prefix.display(),
+        dpkt_json["packets"],
+        dpkt_json["fallback_packets"]
+    );
+
+    let mut rows = Vec::new();
+    // picket: best of PICKET_RUNS.
+    let mut best = Duration::MAX;
+    for _ in 0..PICKET_RUNS {
+        let mut command = pinned(picket);
+        command
+            .args(["analyze", "--json", "--no-progress"])
+            .arg(&full)
+            .stdout(Stdio::null());
+        best = best.min(timed(&mut command)?);
+    }
+    rows.push(Measure {
+        name: "picket analyze --json".into(),
+        packets: total as u64,
+        bytes: full_bytes,
+        wall: best,
+        note: format!("best of {PICKET_RUNS}"),
+    });
+
+    // dpkt: the whole file when it fits in DPKT_FULL_MAX, else the prefix, scaled.
+    let estimate = dpkt_prefix_wall.mul_f64(total as f64 / PREFIX_PACKETS as f64);
+    if estimate <= DPKT_FULL_MAX {
+        let (v, wall) = dpkt(&full)?;
+        if v["packets"].as_u64() != Some(total as u64) {
+            bail!("dpkt_count.py read {} packets of {total}", v["packets"]);
+        }
+        rows.push(Measure {
+            name: "dpkt (python3)".into(),
+            packets: total as u64,
+            bytes: full_bytes,
+            wall,
+            note: "1 run".into(),
+        });
+    } else {
+        rows.push(Measure {
+            name: "dpkt (python3)".into(),
+            packets: PREFIX_PACKETS as u64,
+            bytes: prefix_bytes,
+            wall: dpkt_prefix_wall,
+            note: format!(
+                "on the first {PREFIX_PACKETS} packets (full file estimated {:.0} s), rates scaled",
+                estimate.as_secs_f64()
+            ),
+        });
+    }
+
+    // tshark, one run (it is far slower than picket).
+    match util::find_program("tshark") {
+        Some(tshark) => {
+            let mut command = pinned(&tshark);
+            command
+                .args(["-q", "-z", "io,phs", "-r"])
+                .arg(&full)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            rows.push(Measure {
+                name: "tshark -q -z io,phs".into(),
+                packets: total as u64,
+                bytes: full_bytes,
+                wall: timed(&mut command)?,
+                note: "1 run".into(),
+            });
+        }
+        None => bail!("tshark not found (run `cargo xtask bootstrap`)"),
+    }
+
+    print_table(&rows);
+    Ok(())
+}
+
+fn print_table(rows: &[Measure]) {
+    let picket = rows[0].packets_per_s();
+    println!(
+        "\n{:<24} {:>12} {:>9} {:>9} {:>12}  target",
+        "tool", "packets/s", "MB/s", "wall s", "picket is"
+    );
+    for (i, m) in rows.iter().enumerate() {
+        let (ratio, target) = if i == 0 {
+            (String::new(), String::new())
+        } else {
+            let want = if m.name.starts_with("dpkt") {
+                TARGET_DPKT
+            } else {
+                TARGET_TSHARK
+            };
+            let ratio = picket / m.packets_per_s();
+            let verdict = if ratio >= want { "met" } else { "MISSED" };
+            (format!("{ratio:.1}x"), format!(">= {want:.0}x {verdict}"))
+        };
+        println!(
+            "{:<24} {:>12.0} {:>9.1} {:>9.2} {:>12}  {}",
+            m.name,
+            m.packets_per_s(),
+            m.mb_per_s(),
+            m.wall.as_secs_f64(),
+            ratio,
+            target
+        );
+    }
+    for m in rows {
+        println!("  {}: {}", m.name, m.note);
+    }
+    println!("  MB = 10^6 bytes of capture file; ratios are of packets/s (the same as of MB/s).");
+}
+
+/// Ethernet frames of the shared captures, in file order.
+fn packet_set() -> Result<Vec<Vec<u8>>> {
+    let root = workspace_root().join("../shared/pcaps");
+    let mut files = Vec::new();
+    for dir in SOURCES {
+        fuzz::collect(&root.join(dir), &mut files)?;
+    }
+    files.sort();
+    let frames: Vec<Vec<u8>> = files
+        .iter()
+        .flat_map(|f| fuzz::ethernet_frames(f))
+        .collect();
+    if frames.is_empty() {
+        bail!("no Ethernet frames under {}", root.display());
+    }
+    Ok(frames)
+}
+
+/// Writes `count` packets cycling through `frames` as a classic microsecond pcap
+/// (LINKTYPE_ETHERNET, frames stored whole), unless `path` already has the expected size;
+/// returns the file size.
+fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize) -> Result<u64> {
+    let per_cycle: u64 = frames.iter().map(|f| 16 + f.len() as u64).sum();
+    let (cycles, rest) = (count / frames.len(), count % frames.len());
+    let size = 24
+        + per_cycle * cycles as u64
+        + frames[..rest]
+            .iter()
+            .map(|f| 16 + f.len() as u64)
+            .sum::<u64>();
+    if fs::metadata(path).is_ok_and(|m| m.len() == size) {
+        return Ok(size);
+    }
+    let snaplen = frames.iter().map(Vec::len).max().unwrap_or(0).max(65_535) as u32;
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let file =
+        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut header = Vec::with_capacity(24);
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&4u16.to_le_bytes());
+    header.extend_from_slice(&0i32.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&snaplen.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    w.write_all(&header)?;
+    for (i, frame) in frames.iter().cycle().take(count).enumerate() {
+        let us = i as u64 * GAP_US;
+        let len = frame.len() as u32;
+        let mut record = [0u8; 16];
+        record[0..4].copy_from_slice(&((START_S + us / 1_000_000) as u32).to_le_bytes());
+        record[4..8].copy_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        record[8..12].copy_from_slice(&len.to_le_bytes());
+        record[12..16].copy_from_slice(&len.to_le_bytes());
+        w.write_all(&record)?;
+        w.write_all(frame)?;
+    }
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(size)
+}
+
+/// Runs `command` with inherited stdio (as set up by the caller) and returns its wall time.
+fn timed(command: &mut Command) -> Result<Duration> {
+    let shown = util::display(command);
+    println!("$ {shown}");
+    let start = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    let wall = start.elapsed();
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(wall)
+}
+
+/// Runs `command`, capturing standard output, and returns it with the wall time.
+fn output(command: &mut Command) -> Result<(Vec<u8>, Duration)> {
+    let shown = util::display(command);
+    println!("$ {shown}");
+    let start = Instant::now();
+    let out = command
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    let wall = start.elapsed();
+    if !out.status.success() {
+        bail!("`{shown}` failed ({})", out.status);
+    }
+    Ok((out.stdout, wall))
+}
+
+/// `id -> (packets, bytes)` of one protocol table, zero rows left out.
+type Table = BTreeMap<String, (u64, u64)>;
+
+fn picket_table(report: &Value, name: &str) -> Table {
+    let rows = report["protocols"][name]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    rows.iter()
+        .filter_map(|r| {
+            let id = r["id"].as_str()?.to_string();
+            let c = (r["packets"].as_u64()?, r["bytes"].as_u64()?);
+            (c.0 > 0).then_some((id, c))
+        })
+        .collect()
+}
+
+fn dpkt_table(counts: &Value, name: &str) -> Table {
+    let rows = counts[name].as_object().cloned().unwrap_or_default();
+    rows.iter()
+        .filter_map(|(id, r)| {
+            let c = (r[0].as_u64()?, r[1].as_u64()?);
+            (c.0 > 0).then_some((id.clone(), c))
+        })
+        .collect()
+}
+
+/// Fails unless picket's totals and protocol mix equal dpkt's.
+fn compare(picket: &Value, dpkt: &Value) -> Result<()> {
+    let totals = (&picket["totals"]["packets"], &picket["totals"]["bytes"]);
+    if totals.0 != &dpkt["packets"] || totals.1 != &dpkt["bytes"] {
+        bail!(
+            "picket counted {} packets / {} bytes, dpkt {} / {}",
+            totals.0,
+            totals.1,
+            dpkt["packets"],
+            dpkt["bytes"]
+        );
+    }
+    let mut problems = Vec::new();
+    for name in ["ethertypes", "ip_protocols", "l4"] {
+        let (p, d) = (picket_table(picket, name), dpkt_table(dpkt, name));
+        if p.is_empty() {
+            problems.push(format!("{name}: picket's table is empty"));
+        }
+        for id in p.keys().chain(d.keys().filter(|k| !p.contains_key(*k))) {
+            let (a, b) = (p.get(id), d.get(id));
+            if a != b {
+                problems.push(format!(
+                    "{name} {id}: picket {a:?}, dpkt {b:?} (packets, bytes)"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "picket's protocol mix differs from dpkt's; the comparison would be worthless:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}

@@ -485,6 +485,72 @@ pub fn admit_on_second(slot: &mut u32, tag: u32) -> bool {
     }
 }
 
+/// [`Config::flags`]: at least one source is in [`MAP_FLAGGED`], so ingress IP packets look
+/// their source up there and copy evidence for it. Off otherwise, so that normal operation
+/// pays one branch and no lookup.
+pub const CONFIG_EVIDENCE: u64 = 4;
+
+/// Name of the hash map of flagged sources ([`AddrKey`] to [`Flagged`]).
+pub const MAP_FLAGGED: &str = "FLAGGED";
+/// Capacity of [`MAP_FLAGGED`]: sources captured at the same time.
+pub const FLAGGED_ENTRIES: u32 = 256;
+/// Name of the ring buffer of [`EvidenceRecord`]s.
+pub const MAP_EVIDENCE: &str = "EVIDENCE";
+/// Size of [`MAP_EVIDENCE`] in bytes (a power of two, a multiple of the page size).
+pub const EVIDENCE_RING_BYTES: u32 = 1 << 20;
+/// Bytes of each flagged packet that are captured (the pcap snaplen).
+pub const EVIDENCE_SNAP: usize = 256;
+
+/// A source user space flagged for evidence capture.
+///
+/// Layout (24 bytes): `budget` at 0, `captured` at 8, `dropped` at 16.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flagged {
+    /// Bytes of packet data that may still be captured, as a signed count: the kernel
+    /// checks `budget as i64 > 0`, then adds the two's complement of the captured length
+    /// with an atomic add, so concurrent CPUs may overshoot by at most one packet each.
+    pub budget: u64,
+    /// Packets submitted to the ring buffer.
+    pub captured: u64,
+    /// Packets lost because the ring buffer was full.
+    pub dropped: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Flagged>() == 24);
+
+/// Header of one captured packet.
+///
+/// Layout (32 bytes): `ts_ns` at 0, `wire_len` at 8, `cap_len` at 12, `src` at 16.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvidenceHeader {
+    /// Kernel monotonic time (`bpf_ktime_get_ns`) of capture.
+    pub ts_ns: u64,
+    /// Length of the packet on the wire (as seen by the program).
+    pub wire_len: u32,
+    /// Bytes of `data` that hold packet bytes (1..=[`EVIDENCE_SNAP`]).
+    pub cap_len: u32,
+    /// Source address (IPv4-mapped for IPv4), as in [`AddrKey`].
+    pub src: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<EvidenceHeader>() == 32);
+
+/// One record of [`MAP_EVIDENCE`]: a header and the first bytes of the packet.
+///
+/// Layout (288 bytes): `hdr` at 0, `data` at 32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    /// What was captured.
+    pub hdr: EvidenceHeader,
+    /// The first `hdr.cap_len` bytes of the packet, starting at the Ethernet header.
+    pub data: [u8; EVIDENCE_SNAP],
+}
+
+const _: () = assert!(core::mem::size_of::<EvidenceRecord>() == 32 + EVIDENCE_SNAP);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all are #[repr(C)] structs of integers and integer arrays with no implicit
@@ -494,6 +560,9 @@ mod pod {
     unsafe impl aya::Pod for super::DstState {}
     unsafe impl aya::Pod for super::Globals {}
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::Flagged {}
+    unsafe impl aya::Pod for super::EvidenceHeader {}
+    unsafe impl aya::Pod for super::EvidenceRecord {}
     unsafe impl aya::Pod for crate::classify::Summary {}
 }
 

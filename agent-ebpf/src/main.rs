@@ -8,16 +8,17 @@
 use agent_common::{
     Packet, Summary, classify_eth,
     state::{
-        Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_TRACK_DESTS, Config, DEFAULT_DESTS,
-        DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate, Globals, PENDING_SLOTS,
-        PlainAdd, SrcState, admit_on_second, dst_update, pending_slot,
+        Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config,
+        DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate,
+        EVIDENCE_RING_BYTES, EVIDENCE_SNAP, EvidenceRecord, FLAGGED_ENTRIES, Flagged, Globals,
+        PENDING_SLOTS, PlainAdd, SrcState, admit_on_second, dst_update, pending_slot,
     },
 };
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_OK, xdp_action},
-    helpers::bpf_ktime_get_coarse_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 
@@ -48,6 +49,15 @@ static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
 /// Per-CPU scratch space to build a new per-destination entry.
 #[map(name = "DST_SCRATCH")]
 static DST_SCRATCH: PerCpuArray<DstState> = PerCpuArray::with_max_entries(1, 0);
+
+/// Sources flagged by the agent for evidence capture, with their remaining byte budget.
+/// Looked up only while the agent sets `CONFIG_EVIDENCE`.
+#[map(name = "FLAGGED")]
+static FLAGGED: HashMap<AddrKey, Flagged> = HashMap::with_max_entries(FLAGGED_ENTRIES, 0);
+
+/// Captured packets of flagged sources, drained by the agent into pcap files.
+#[map(name = "EVIDENCE")]
+static EVIDENCE: RingBuf = RingBuf::with_byte_size(EVIDENCE_RING_BYTES, 0);
 
 /// Direct packet access between `data` and `data_end`.
 struct Direct {
@@ -110,7 +120,14 @@ pub fn picket_xdp(ctx: XdpContext) -> u32 {
         end: ctx.data_end(),
         wire_len: ctx.data_end() - ctx.data(),
     };
-    account(&pkt, DIR_INGRESS);
+    let cfg = config();
+    if cfg.flags & CONFIG_EVIDENCE != 0 {
+        capture(&pkt, |off, dst, len| {
+            // SAFETY: `dst` points to `len` (1..=256) writable bytes of a ring buffer record.
+            unsafe { bpf_xdp_load_bytes(ctx.ctx, off, dst, len) }
+        });
+    }
+    account(&pkt, DIR_INGRESS, cfg);
     xdp_action::XDP_PASS
 }
 
@@ -152,11 +169,100 @@ fn tc_account(ctx: &TcContext, dir: u32) {
         end: ctx.data_end(),
         wire_len,
     };
-    account(&pkt, dir);
+    let cfg = config();
+    if dir == DIR_INGRESS && cfg.flags & CONFIG_EVIDENCE != 0 {
+        capture(&pkt, |off, dst, len| {
+            // SAFETY: `dst` points to `len` (1..=256) writable bytes of a ring buffer record.
+            unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, off, dst, len) }
+        });
+    }
+    account(&pkt, dir, cfg);
+}
+
+/// The agent's configuration (all zero if the map cannot be read).
+#[inline(always)]
+fn config() -> Config {
+    match CONFIG.get(0) {
+        Some(c) => *c,
+        None => Config { epoch: 0, flags: 0 },
+    }
+}
+
+/// The source address of an IPv4 or IPv6 packet (after at most one VLAN tag), as a key of
+/// `FLAGGED`. A minimal parse of its own, done before (and independent of) the classifier,
+/// so that the verifier explores the capture path once rather than once per parse outcome.
+#[inline(always)]
+fn evidence_source(pkt: &Direct) -> Option<AddrKey> {
+    let mut off = 12;
+    let mut et = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
+    if et == 0x8100 || et == 0x88a8 {
+        off += 4;
+        et = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
+    }
+    let l3 = off + 2;
+    match et {
+        0x0800 => {
+            let a: [u8; 4] = pkt.load(l3 + 12)?;
+            let mut addr = [0u8; 16];
+            addr[10] = 0xff;
+            addr[11] = 0xff;
+            addr[12] = a[0];
+            addr[13] = a[1];
+            addr[14] = a[2];
+            addr[15] = a[3];
+            Some(AddrKey { addr })
+        }
+        0x86dd => Some(AddrKey {
+            addr: pkt.load(l3 + 8)?,
+        }),
+        _ => None,
+    }
+}
+
+/// Copies the first bytes of a packet from a flagged source into the evidence ring buffer,
+/// if its budget allows. `load(offset, dst, len)` is the program type's load-bytes helper.
+#[inline(always)]
+fn capture(pkt: &Direct, load: impl FnOnce(u32, *mut core::ffi::c_void, u32) -> i64) {
+    let Some(src) = evidence_source(pkt) else {
+        return;
+    };
+    let wire_len = pkt.wire_len;
+    let Some(f) = FLAGGED.get_ptr_mut(src) else {
+        return;
+    };
+    // SAFETY: hash map value; the fields are only changed with atomic adds.
+    let f = unsafe { &mut *f };
+    if f.budget as i64 <= 0 || wire_len == 0 {
+        return;
+    }
+    // 1..=EVIDENCE_SNAP, in a form the verifier can bound: (min(len, SNAP) - 1) & 0xff, + 1.
+    let n = wire_len.min(EVIDENCE_SNAP) as u32;
+    // black_box: otherwise LLVM proves the mask redundant and drops it with the +1.
+    let len = (core::hint::black_box(n - 1) & (EVIDENCE_SNAP as u32 - 1)) + 1;
+    let Some(mut rec) = EVIDENCE.reserve::<EvidenceRecord>(0) else {
+        AtomicAdd::add(&mut f.dropped, 1);
+        return;
+    };
+    let r = rec.as_mut_ptr();
+    // SAFETY: `r` is the reserved record, written before submit.
+    let ok = unsafe {
+        (*r).hdr.ts_ns = bpf_ktime_get_ns();
+        (*r).hdr.wire_len = wire_len as u32;
+        (*r).hdr.cap_len = len;
+        (*r).hdr.src = src.addr;
+        load(0, (*r).data.as_mut_ptr() as *mut _, len) == 0
+    };
+    if ok {
+        rec.submit(0);
+        AtomicAdd::add(&mut f.captured, 1);
+        AtomicAdd::add(&mut f.budget, (len as u64).wrapping_neg());
+    } else {
+        rec.discard(0);
+    }
 }
 
 #[inline(always)]
-fn account(pkt: &Direct, dir: u32) {
+fn account(pkt: &Direct, dir: u32, cfg: Config) {
     let Some(g) = GLOBALS.get_ptr_mut(dir) else {
         return;
     };
@@ -173,10 +279,7 @@ fn account(pkt: &Direct, dir: u32) {
     if !s.is_ip() {
         return;
     }
-    let (epoch, flags) = match CONFIG.get(0) {
-        Some(c) => (c.epoch, c.flags),
-        None => (0, 0),
-    };
+    let (epoch, flags) = (cfg.epoch, cfg.flags);
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if dir == DIR_INGRESS {

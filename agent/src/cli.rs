@@ -137,6 +137,20 @@ pub struct RunArgs {
     /// [default: 0].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=crate::config::MAX_TOP_K as i64))]
     pub metrics_top_k: Option<u32>,
+    /// Write the packets (first 256 bytes) of sources with an open alert to pcap files in
+    /// DIR [default: no capture].
+    #[arg(long, value_name = "DIR")]
+    pub capture_dir: Option<std::path::PathBuf>,
+    /// Packet bytes captured per flagged source and alert episode [default: 1048576].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub capture_bytes_per_alert: Option<u64>,
+    /// Total size of the pcap files in --capture-dir; the oldest are deleted to stay under it
+    /// [default: 104857600].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub capture_max_bytes: Option<u64>,
+    /// Start a new pcap file when the current one reaches this size [default: 16777216].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub capture_file_bytes: Option<u64>,
     /// Detection thresholds.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,

@@ -76,6 +76,15 @@ pub struct Settings {
     pub dst_map_entries: u32,
     /// Detection thresholds.
     pub thresholds: Thresholds,
+    /// Directory of the evidence pcap files; none: no capture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_dir: Option<PathBuf>,
+    /// Packet bytes captured per flagged source and alert episode.
+    pub capture_bytes_per_alert: u64,
+    /// Total size of the evidence files in `capture_dir`.
+    pub capture_max_bytes: u64,
+    /// Size at which a new evidence file is started.
+    pub capture_file_bytes: u64,
     /// Metrics endpoint.
     pub metrics: MetricsSettings,
 }
@@ -108,6 +117,10 @@ impl Default for Settings {
             src_map_entries: agent_common::state::DEFAULT_SOURCES,
             dst_map_entries: agent_common::state::DEFAULT_DESTS,
             thresholds: Thresholds::default(),
+            capture_dir: None,
+            capture_bytes_per_alert: crate::evidence::DEFAULT_BYTES_PER_ALERT,
+            capture_max_bytes: crate::evidence::DEFAULT_MAX_BYTES,
+            capture_file_bytes: crate::evidence::DEFAULT_FILE_BYTES,
             metrics: MetricsSettings::default(),
         }
     }
@@ -173,6 +186,15 @@ impl Settings {
             self.metrics.addr = args.metrics_addr;
         }
         set(&mut self.metrics.top_k, &args.metrics_top_k);
+        if args.capture_dir.is_some() {
+            self.capture_dir = args.capture_dir.clone();
+        }
+        set(
+            &mut self.capture_bytes_per_alert,
+            &args.capture_bytes_per_alert,
+        );
+        set(&mut self.capture_max_bytes, &args.capture_max_bytes);
+        set(&mut self.capture_file_bytes, &args.capture_file_bytes);
         self
     }
 
@@ -247,6 +269,27 @@ impl Settings {
                     format!("{v} is not a positive number"),
                 );
             }
+        }
+        if self.capture_bytes_per_alert == 0 {
+            bad("capture_bytes_per_alert", "must be greater than 0".into());
+        }
+        let min_file = crate::evidence::MIN_FILE_BYTES;
+        if self.capture_file_bytes < min_file {
+            bad(
+                "capture_file_bytes",
+                format!(
+                    "{} is below the minimum {min_file}",
+                    self.capture_file_bytes
+                ),
+            );
+        } else if self.capture_max_bytes < self.capture_file_bytes {
+            bad(
+                "capture_max_bytes",
+                format!(
+                    "{} must be at least capture_file_bytes ({})",
+                    self.capture_max_bytes, self.capture_file_bytes
+                ),
+            );
         }
         if self.metrics.top_k > MAX_TOP_K {
             bad(
@@ -741,6 +784,16 @@ output = "{output}"
 src_map_entries = {src}
 # Capacity of the per-destination LRU map (--dst-map-entries), {min}..{max}.
 dst_map_entries = {dst}
+# Evidence capture (--capture-dir): the first 256 bytes of each packet from a source with an
+# open alert, written to picket-<UTC time>-<n>.pcap files in this directory. Absent: none.
+# capture_dir = "/var/lib/picket/evidence"
+# Packet bytes captured per flagged source and alert episode (--capture-bytes-per-alert).
+capture_bytes_per_alert = {cbpa}
+# Total size of the pcap files in capture_dir; the oldest are deleted to stay under it
+# (--capture-max-bytes); at least capture_file_bytes.
+capture_max_bytes = {cmb}
+# A new pcap file is started at this size (--capture-file-bytes), at least {min_file}.
+capture_file_bytes = {cfb}
 
 # Detection thresholds (--port-scan-ports, ...). A rule fires when one offender crosses its
 # bar; see README.md, "Rules and defaults", for why each default is where it is.
@@ -792,6 +845,10 @@ top_k = {top_k}
         port = EXAMPLE_METRICS_PORT,
         max_k = MAX_TOP_K,
         top_k = d.metrics.top_k,
+        cbpa = d.capture_bytes_per_alert,
+        cmb = d.capture_max_bytes,
+        cfb = d.capture_file_bytes,
+        min_file = crate::evidence::MIN_FILE_BYTES,
     )
 }
 
@@ -894,12 +951,16 @@ mod tests {
     #[test]
     fn every_key_is_documented_in_the_default_file() {
         // Uncomment the optional keys (commented out because they have no default) ...
-        let text = default_toml().replace("# addr = ", "addr = ");
+        let text = default_toml()
+            .replace("# addr = ", "addr = ")
+            .replace("# capture_dir = ", "capture_dir = ");
         let parsed = parse(&text).unwrap();
         assert_eq!(parsed.metrics.addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(parsed.capture_dir.is_some());
         // ... then every key of fully populated settings must appear in the file.
         let mut full = Settings::default();
         full.metrics.addr = parsed.metrics.addr;
+        full.capture_dir = parsed.capture_dir.clone();
         let documented = table_of(&parse(&text).unwrap());
         for key in table_of(&full).keys() {
             assert!(
@@ -938,6 +999,10 @@ mod tests {
                 udp_flood_pps: 8.0,
                 icmp_flood_pps: 9.0,
             },
+            capture_dir: Some("/tmp/evidence".into()),
+            capture_bytes_per_alert: 1000,
+            capture_max_bytes: 1_000_000,
+            capture_file_bytes: 100_000,
             metrics: MetricsSettings {
                 addr: Some("[::1]:9000".parse().unwrap()),
                 top_k: 10,
@@ -1062,6 +1127,12 @@ addr = "localhost"
             ("--src-map-entries", d.src_map_entries.to_string()),
             ("--dst-map-entries", d.dst_map_entries.to_string()),
             ("--metrics-top-k", d.metrics.top_k.to_string()),
+            (
+                "--capture-bytes-per-alert",
+                d.capture_bytes_per_alert.to_string(),
+            ),
+            ("--capture-max-bytes", d.capture_max_bytes.to_string()),
+            ("--capture-file-bytes", d.capture_file_bytes.to_string()),
             (
                 "--port-scan-ports",
                 d.thresholds.port_scan_ports.to_string(),

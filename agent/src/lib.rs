@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod evidence;
 pub mod frames;
 pub mod live;
 pub mod loader;

@@ -16,6 +16,7 @@ use crate::{
     cli::RunArgs,
     config::{self, Settings},
     detect::Detector,
+    evidence::{CaptureConfig, Evidence},
     loader::{self, MapSizes},
     maps::KernelMaps,
     metrics::Metrics,
@@ -57,6 +58,14 @@ fn adjust_admission(
     Ok(())
 }
 
+/// Writes the evidence waiting in the ring buffer; a write error (e.g. a full disk) is
+/// reported and does not stop detection.
+fn drain(ev: &mut Evidence) {
+    if let Err(e) = ev.drain() {
+        eprintln!("picket: evidence: {e:#}");
+    }
+}
+
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(&args)?;
@@ -82,6 +91,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         dests: s.dst_map_entries,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
+    let mut evidence = match &s.capture_dir {
+        Some(dir) => Some(Evidence::new(
+            &mut ebpf,
+            CaptureConfig {
+                dir: dir.clone(),
+                bytes_per_alert: s.capture_bytes_per_alert,
+                max_bytes: s.capture_max_bytes,
+                file_bytes: s.capture_file_bytes,
+            },
+        )?),
+        None => None,
+    };
     let mut attached = 0;
     for iface in &ifaces {
         for a in loader::attach(&mut ebpf, iface, s.hook, s.xdp_mode, s.egress)? {
@@ -126,6 +147,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
     loop {
         tokio::select! {
             _ = poll.tick() => {}
+            _ = async {
+                match evidence.as_mut() {
+                    Some(e) => e.readable().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(e) = evidence.as_mut() {
+                    drain(e);
+                }
+                continue;
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = sighup.recv() => {
@@ -160,6 +192,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         for e in &events {
             printer.alert(e)?;
         }
+        if let Some(ev) = evidence.as_mut() {
+            drain(ev);
+            ev.sync(&mut maps, &episodes)?;
+        }
         let took = polled.elapsed();
         metrics.observe(&snap, &events, &episodes, admission.is_on(), took);
         let now = Instant::now();
@@ -178,6 +214,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     metrics.stopping();
     for e in episodes.finish(crate::maps::wall_ns()) {
         printer.alert(&e)?;
+    }
+    if let Some(ev) = evidence.as_mut() {
+        match ev.finish(&mut maps) {
+            Ok(line) => eprintln!("picket: {line}"),
+            Err(e) => eprintln!("picket: evidence: {e:#}"),
+        }
     }
     eprintln!("picket: detaching");
     drop(ebpf);

@@ -278,6 +278,10 @@ fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
             io_error,
             verifier_log,
         } => match io_error.raw_os_error() {
+            // The verifier also answers EACCES; its log tells the two apart.
+            Some(libc::EACCES) if !verifier_log.to_string().trim().is_empty() => {
+                anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}")
+            }
             Some(libc::EPERM) | Some(libc::EACCES) => {
                 anyhow!("permission denied loading {name}: {}", permission_hint())
             }

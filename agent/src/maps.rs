@@ -8,8 +8,8 @@ use std::{
 };
 
 use agent_common::state::{
-    AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_TRACK_DESTS, Config, DIR_EGRESS, DIR_INGRESS, DstState,
-    Globals, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_SOURCES, SrcState,
+    AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config, DIR_EGRESS,
+    DIR_INGRESS, DstState, Globals, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_SOURCES, SrcState,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -74,6 +74,11 @@ impl KernelMaps {
     /// Turns per-destination SYN tracking on or off.
     pub fn set_track_dests(&mut self, on: bool) -> Result<()> {
         self.set_flag(CONFIG_TRACK_DESTS, on)
+    }
+
+    /// Turns evidence capture (lookups of flagged sources) on or off.
+    pub fn set_evidence(&mut self, on: bool) -> Result<()> {
+        self.set_flag(CONFIG_EVIDENCE, on)
     }
 
     fn set_flag(&mut self, flag: u64, on: bool) -> Result<()> {

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use agent_common::{
     classify_eth,
-    state::{AddrKey, DIR_INGRESS, DstState, SrcState},
+    state::{AddrKey, DIR_INGRESS, DstState, Flagged, MAP_FLAGGED, SrcState},
 };
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
+    maps::{HashMap, MapData},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 
@@ -32,6 +33,7 @@ pub struct KernelRunner {
     ebpf: Ebpf,
     maps: KernelMaps,
     admit_on_second: bool,
+    flagged: Option<HashMap<MapData, AddrKey, Flagged>>,
 }
 
 impl KernelRunner {
@@ -43,7 +45,34 @@ impl KernelRunner {
             ebpf,
             maps,
             admit_on_second: false,
+            flagged: None,
         })
+    }
+
+    /// Flags `source` for evidence capture with `budget` bytes and turns capture on (the
+    /// ring buffer is not drained: once full, captures count as dropped).
+    pub fn flag(&mut self, source: std::net::IpAddr, budget: u64) -> Result<()> {
+        if self.flagged.is_none() {
+            let map = self
+                .ebpf
+                .take_map(MAP_FLAGGED)
+                .context("map FLAGGED missing")?;
+            self.flagged = Some(map.try_into()?);
+        }
+        let value = Flagged {
+            budget,
+            ..Default::default()
+        };
+        if let Some(m) = self.flagged.as_mut() {
+            m.insert(AddrKey::from_ip(source), value, 0)?;
+        }
+        self.maps.set_evidence(true)
+    }
+
+    /// The kernel's record of a flagged source.
+    pub fn flagged(&self, source: std::net::IpAddr) -> Result<Flagged> {
+        let m = self.flagged.as_ref().context("no source flagged")?;
+        Ok(m.get(&AddrKey::from_ip(source), 0)?)
     }
 
     /// Turns admission of new sources at second sighting on or off in the kernel (the host

@@ -4,7 +4,12 @@
 //! target), host unit tests, then the privileged
 //! end-to-end tests of package `tests` (one thread: they share kernel state). Fails fast.
 
-use anyhow::{Result, bail};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
 
 use crate::{
     bootstrap,
@@ -62,7 +67,8 @@ pub fn main(opts: &Options) -> Result<()> {
     util::build_agent(false)?;
     let picket = util::picket_bin();
 
-    util::run(cmd(cargo()).env("PICKET_BIN", &picket).args([
+    let mut total = Totals::default();
+    total.run(cmd(cargo()).env("PICKET_BIN", &picket).args([
         "test",
         "--workspace",
         "--exclude",
@@ -79,11 +85,84 @@ pub fn main(opts: &Options) -> Result<()> {
             "the end-to-end tests (package `tests`) load eBPF programs and create network namespaces: run as root"
         );
     }
-    util::run(cmd(cargo()).env("PICKET_BIN", &picket).args([
+    total.run(cmd(cargo()).env("PICKET_BIN", &picket).args([
         "test",
         "--package",
         "tests",
         "--",
         "--test-threads=1",
-    ]))
+    ]))?;
+    // One closing line for the whole run (the last cargo line is often a doc-test run with
+    // nothing in it).
+    println!(
+        "total: {} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.ignored
+    );
+    Ok(())
+}
+
+/// Test counts summed over every `test result:` line of the cargo test runs.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    /// Runs `command` like [`util::run`], forwarding its standard output line by line and
+    /// adding up its `test result:` lines.
+    fn run(&mut self, command: &mut Command) -> Result<()> {
+        let shown = util::display(command);
+        println!("$ {shown}");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{shown}`"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            self.add(&line);
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("`{shown}` failed ({status})");
+        }
+        Ok(())
+    }
+
+    /// Adds the counts of one `test result: ok. 3 passed; 0 failed; 1 ignored; …` line.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn totals_add_up_cargo_result_lines() {
+        let mut t = Totals::default();
+        t.add("test result: ok. 22 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 1.0s");
+        t.add("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out");
+        t.add("running 3 tests");
+        assert_eq!((t.passed, t.failed, t.ignored), (25, 2, 1));
+    }
 }

@@ -209,13 +209,14 @@ impl Allowlist {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::detect::Details;
 
     const SEC: u64 = 1_000_000_000;
 
-    fn finding(src: &str, value: f64) -> Finding {
+    /// A port_scan finding from `src` with `value` (shared by other modules' tests).
+    pub(crate) fn finding(src: &str, value: f64) -> Finding {
         Finding {
             rule: Rule::PortScan,
             scope: Scope::Source,

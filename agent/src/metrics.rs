@@ -580,25 +580,7 @@ mod tests {
     use agent_common::state::{AddrKey, SrcState};
 
     use super::*;
-    use crate::{
-        alerts::EpisodeTiming,
-        detect::{Details, Finding, Scope},
-    };
-
-    fn finding(ip: &str, value: f64) -> Finding {
-        Finding {
-            rule: Rule::PortScan,
-            scope: Scope::Source,
-            source: Some(ip.parse().unwrap()),
-            destination: None,
-            value,
-            threshold: 30.0,
-            unit: "ports",
-            window_s: 10.0,
-            estimated: false,
-            details: Details::default(),
-        }
-    }
+    use crate::alerts::{EpisodeTiming, tests::finding};
 
     fn snapshot(packets: u64) -> Snapshot {
         let mut g = Globals {

@@ -804,18 +804,23 @@ fn tc_hook_detects_a_syn_scan() {
         p.links(),
         p.report()
     );
+    syn_scan_detected_then_clean(&lab, &mut p);
+}
+
+/// An nmap SYN scan from the attacker is a port_scan; then picket stops cleanly.
+fn syn_scan_detected_then_clean(lab: &Lab, p: &mut Picket) {
     let (src, dst) = (
         lab.veth.attacker_v4.to_string(),
         lab.veth.victim_v4.to_string(),
     );
     scan_detected(
-        &lab,
-        &mut p,
+        lab,
+        p,
         &["-sS", "--top-ports", "100", "-T4", "-n", &dst],
         &src,
         &dst,
     );
-    lab.stop_and_check_clean(&mut p);
+    lab.stop_and_check_clean(p);
 }
 
 #[test]
@@ -829,18 +834,7 @@ fn xdp_skb_mode_detects_a_syn_scan() {
         lab.veth.victim_if,
         p.report()
     );
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
-    scan_detected(
-        &lab,
-        &mut p,
-        &["-sS", "--top-ports", "100", "-T4", "-n", &dst],
-        &src,
-        &dst,
-    );
-    lab.stop_and_check_clean(&mut p);
+    syn_scan_detected_then_clean(&lab, &mut p);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ use agent_common::{
 use super::{
     names,
     report::{
-        Conversation, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes, TcpSummary,
-        TopTalkers, UdpSummary,
+        Conversation, Count, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes,
+        TcpSummary, TopTalkers, UdpSummary,
     },
     top_n,
 };
@@ -31,20 +31,6 @@ type Addr = [u8; 16];
 
 fn ip(a: &Addr) -> String {
     AddrKey { addr: *a }.ip().to_string()
-}
-
-/// Packets and bytes.
-#[derive(Clone, Copy, Debug, Default)]
-struct Count {
-    packets: u64,
-    bytes: u64,
-}
-
-impl Count {
-    fn add(&mut self, bytes: u64) {
-        self.packets += 1;
-        self.bytes += bytes;
-    }
 }
 
 /// A flow key with the lower endpoint first, and the direction of the packet that made it.

@@ -419,14 +419,15 @@ pub struct DetectionSummary {
     pub globals_packets: u64,
 }
 
+/// Packets and bytes (shared with the flow tables).
 #[derive(Clone, Copy, Debug, Default)]
-struct Count {
-    packets: u64,
-    bytes: u64,
+pub(super) struct Count {
+    pub(super) packets: u64,
+    pub(super) bytes: u64,
 }
 
 impl Count {
-    fn add(&mut self, bytes: u64) {
+    pub(super) fn add(&mut self, bytes: u64) {
         self.packets += 1;
         self.bytes += bytes;
     }

@@ -1,7 +1,7 @@
 //! `cargo xtask fuzz`: run the cargo-fuzz targets in `fuzz/`, seeded from `../shared/pcaps`.
 //!
 //! Seeds: for `classify`, every frame of the Ethernet captures under `../shared/pcaps`; for
-//! targets that read capture files, the files themselves. The corpus lives in
+//! `capture` (the capture-file reader), the files themselves, the large ones cut short. The corpus lives in
 //! `fuzz/corpus/<target>` (not tracked). Crashes land in `fuzz/artifacts/<target>`; each one
 //! found must become a regression test.
 
@@ -32,14 +32,20 @@ pub struct Options {
 }
 
 /// Every fuzz target, with how its seed corpus is made.
-const TARGETS: &[(&str, Seeds)] = &[("classify", Seeds::Frames)];
+const TARGETS: &[(&str, Seeds)] = &[("classify", Seeds::Frames), ("capture", Seeds::Files)];
 
 /// Kinds of seed corpus.
 #[derive(Clone, Copy)]
 enum Seeds {
     /// Ethernet frames extracted from the shared captures.
     Frames,
+    /// The shared capture files, cut to [`MAX_SEED_FILE`] bytes (a cut file is a truncated
+    /// capture: a case of its own).
+    Files,
 }
+
+/// Longest capture-file seed: longer inputs only slow the fuzzer down.
+const MAX_SEED_FILE: usize = 64 * 1024;
 
 /// Most seeds written per target (the shared captures hold far more frames).
 const MAX_SEEDS: usize = 20_000;
@@ -93,20 +99,26 @@ fn seed(corpus: &Path, seeds: Seeds) -> Result<usize> {
     collect(&shared_pcaps(), &mut files)?;
     files.sort();
     let mut seen = HashSet::new();
+    let mut keep = |bytes: &[u8]| -> Result<()> {
+        let mut h = DefaultHasher::new();
+        bytes.hash(&mut h);
+        let h = h.finish();
+        if seen.len() < MAX_SEEDS && seen.insert(h) {
+            fs::write(corpus.join(format!("{h:016x}")), bytes)?;
+        }
+        Ok(())
+    };
     for file in files {
         match seeds {
             Seeds::Frames => {
                 for frame in ethernet_frames(&file) {
-                    if seen.len() >= MAX_SEEDS {
-                        break;
-                    }
-                    let mut h = DefaultHasher::new();
-                    frame.hash(&mut h);
-                    let h = h.finish();
-                    if seen.insert(h) {
-                        fs::write(corpus.join(format!("{h:016x}")), &frame)?;
-                    }
+                    keep(&frame)?;
                 }
+            }
+            Seeds::Files => {
+                let bytes =
+                    fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                keep(&bytes[..bytes.len().min(MAX_SEED_FILE)])?;
             }
         }
     }

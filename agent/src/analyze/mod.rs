@@ -15,7 +15,6 @@ pub mod flows;
 pub mod html;
 pub mod kernel;
 pub mod layout;
-pub mod link;
 pub mod names;
 pub mod reader;
 pub mod report;
@@ -36,6 +35,7 @@ use crate::{
     cli::{ThresholdArgs, parse_duration, parse_net},
     detect::Thresholds,
 };
+pub use picket_capture::link;
 pub use report::Report;
 
 /// Files at least this large get a progress bar (when standard error is a terminal).

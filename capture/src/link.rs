@@ -126,7 +126,6 @@ fn loopback(p: &Snapshot<'_>, network_order: bool) -> Result<Summary, ParseError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames;
 
     fn snap(data: &[u8]) -> Snapshot<'_> {
         Snapshot {
@@ -135,14 +134,16 @@ mod tests {
         }
     }
 
+    /// Ethernet + IPv4 (10.0.0.1 -> 10.0.0.2) + TCP SYN 1234 -> 80, written out by hand.
     fn syn_frame() -> Vec<u8> {
-        frames::ipv4(
-            "10.0.0.1".parse().unwrap(),
-            "10.0.0.2".parse().unwrap(),
-            6,
-            0,
-            &frames::tcp(1234, 80, agent_common::classify::TCP_SYN),
-        )
+        let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[
+            0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend_from_slice(&[
+            0x04, 0xd2, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        f
     }
 
     #[test]

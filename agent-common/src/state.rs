@@ -485,6 +485,56 @@ pub fn admit_on_second(slot: &mut u32, tag: u32) -> bool {
     }
 }
 
+/// Name of the one-entry array holding the [`KnownSources`] filter.
+pub const MAP_KNOWN: &str = "KNOWN";
+/// 64-bit words of the [`KnownSources`] filter: 2^20 bits, 128 KiB.
+pub const KNOWN_WORDS: usize = 16_384;
+
+/// Filter of the sources that may have a per-source entry: one bit per hashed address.
+///
+/// The kernel sets a source's bit whenever it creates (or finds, after a failed create) its
+/// entry; the agent rebuilds the whole filter from the keys of every full map read, which
+/// drops the bits of evicted sources. A clear bit proves there is no entry, so while
+/// [`CONFIG_ADMIT_ON_SECOND`] is on the kernel skips the per-source lookup (a cold hash
+/// bucket, the largest per-packet cost under a spoofed flood) for such sources. A source
+/// created between a read and the rebuild loses its bit: under admission control one of its
+/// packets is deferred before the failed create finds the entry and sets the bit again.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KnownSources {
+    /// The bits.
+    pub words: [u64; KNOWN_WORDS],
+}
+
+impl KnownSources {
+    /// No source known.
+    pub const EMPTY: KnownSources = KnownSources {
+        words: [0; KNOWN_WORDS],
+    };
+
+    /// Word index and bit mask of an address.
+    #[inline(always)]
+    pub fn bit(addr: &[u8; 16]) -> (usize, u64) {
+        let h = crate::sketch::fmix32(addr_hash(addr) ^ 0x9e37_79b9);
+        ((h >> 6) as usize & (KNOWN_WORDS - 1), 1u64 << (h & 63))
+    }
+
+    /// False only when `addr` certainly has no per-source entry.
+    #[inline(always)]
+    pub fn may_contain(&self, addr: &[u8; 16]) -> bool {
+        let (w, b) = Self::bit(addr);
+        self.words.get(w).is_none_or(|v| v & b != 0)
+    }
+
+    /// Sets the bit of `addr` (host side; the kernel uses an atomic or).
+    pub fn insert(&mut self, addr: &[u8; 16]) {
+        let (w, b) = Self::bit(addr);
+        if let Some(v) = self.words.get_mut(w) {
+            *v |= b;
+        }
+    }
+}
+
 /// [`Config::flags`]: at least one source is in [`MAP_FLAGGED`], so ingress IP packets look
 /// their source up there and copy evidence for it. Off otherwise, so that normal operation
 /// pays one branch and no lookup.
@@ -561,6 +611,7 @@ mod pod {
     unsafe impl aya::Pod for super::Globals {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Flagged {}
+    unsafe impl aya::Pod for super::KnownSources {}
     unsafe impl aya::Pod for super::EvidenceHeader {}
     unsafe impl aya::Pod for super::EvidenceRecord {}
     unsafe impl aya::Pod for crate::classify::Summary {}

@@ -11,7 +11,7 @@ use agent_common::{
         Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config,
         DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate,
         EVIDENCE_RING_BYTES, EVIDENCE_SNAP, EvidenceRecord, FLAGGED_ENTRIES, Flagged, Globals,
-        PENDING_SLOTS, PlainAdd, SrcState, admit_on_second, dst_update, pending_slot,
+        KnownSources, PENDING_SLOTS, PlainAdd, SrcState, admit_on_second, dst_update, pending_slot,
     },
 };
 use aya_ebpf::{
@@ -41,6 +41,11 @@ static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 /// Tags of unknown sources seen once, while admission on second sighting is on.
 #[map(name = "PENDING")]
 static PENDING: Array<u32> = Array::with_max_entries(PENDING_SLOTS, 0);
+
+/// Sources that may have a per-source entry (see `KnownSources`): lets the deferred
+/// sources of a spoofed flood skip the per-source lookup.
+#[map(name = "KNOWN")]
+static KNOWN: Array<KnownSources> = Array::with_max_entries(1, 0);
 
 /// Per-CPU scratch space to build a new per-source entry (too large for the 512-byte stack).
 #[map(name = "SRC_SCRATCH")]
@@ -109,6 +114,38 @@ impl Adder for AtomicAdd {
         #[cfg(not(target_arch = "bpf"))]
         {
             *dst = dst.wrapping_add(v);
+        }
+    }
+}
+
+/// Sets `bits` in a shared map word with a BPF atomic or.
+#[inline(always)]
+fn atomic_or(dst: &mut u64, bits: u64) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: `dst` is a valid, 8-byte aligned u64 inside a map value.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({0} + 0) |= {1}",
+            in(reg) dst as *mut u64,
+            in(reg) bits,
+            options(nostack),
+        );
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        *dst |= bits;
+    }
+}
+
+/// Marks a source as known: it has a per-source entry now.
+#[inline(always)]
+fn mark_known(addr: &[u8; 16]) {
+    let (w, b) = KnownSources::bit(addr);
+    if let Some(k) = KNOWN.get_ptr_mut(0) {
+        // SAFETY: the one array value; the word is only changed with atomic ors (and
+        // rewritten whole by the agent).
+        if let Some(word) = unsafe { (*k).words.get_mut(w) } {
+            atomic_or(word, b);
         }
     }
 }
@@ -299,14 +336,22 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
 #[inline(always)]
 fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, flags: u64) {
     let key = AddrKey { addr: s.src };
-    if let Some(v) = SOURCES.get_ptr_mut(key) {
+    let admission_on = flags & CONFIG_ADMIT_ON_SECOND != 0;
+    // Under a flood of new sources, a clear bit in the filter proves there is no entry:
+    // skip the lookup of a cold hash bucket.
+    let certainly_new = admission_on
+        && match KNOWN.get(0) {
+            Some(k) => !k.may_contain(&s.src),
+            None => false,
+        };
+    if !certainly_new && let Some(v) = SOURCES.get_ptr_mut(key) {
         // SAFETY: LRU values are preallocated; concurrent updates are tolerated (counters
         // are atomic, the sets may at worst miss a value).
         unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
         return;
     }
     // Under a flood of new sources, admit only at the second sighting.
-    if flags & CONFIG_ADMIT_ON_SECOND != 0 {
+    if admission_on {
         let (idx, tag) = pending_slot(&s.src);
         if let Some(slot) = PENDING.get_ptr_mut(idx) {
             // SAFETY: array slot; races only cost an extra deferral or admission.
@@ -324,11 +369,18 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, flags: u64)
     st.init(now, epoch);
     st.observe::<PlainAdd>(s, now, epoch);
     match SOURCES.insert(&key, &*st, BPF_NOEXIST as u64) {
-        Ok(()) => g.src_inserts += 1,
+        Ok(()) => {
+            g.src_inserts += 1;
+            mark_known(&s.src);
+        }
         Err(_) => {
-            // Another CPU may have created it meanwhile: account there instead.
+            // Another CPU may have created it meanwhile (or the filter lost its bit): account
+            // there instead.
             match SOURCES.get_ptr_mut(key) {
-                Some(v) => unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) },
+                Some(v) => {
+                    unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
+                    mark_known(&s.src);
+                }
                 None => g.src_failures += 1,
             }
         }

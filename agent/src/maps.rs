@@ -9,7 +9,8 @@ use std::{
 
 use agent_common::state::{
     AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config, DIR_EGRESS,
-    DIR_INGRESS, DstState, Globals, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_SOURCES, SrcState,
+    DIR_INGRESS, DstState, Globals, KnownSources, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_KNOWN,
+    MAP_SOURCES, SrcState,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -25,6 +26,7 @@ pub struct KernelMaps {
     dests: HashMap<MapData, AddrKey, DstState>,
     globals: PerCpuArray<MapData, Globals>,
     config: Array<MapData, Config>,
+    known: Array<MapData, KnownSources>,
     current: Config,
     src_capacity: u32,
     dst_capacity: u32,
@@ -41,6 +43,7 @@ impl KernelMaps {
         let dests: HashMap<MapData, AddrKey, DstState> = take(MAP_DESTS)?.try_into()?;
         let globals: PerCpuArray<MapData, Globals> = take(MAP_GLOBALS)?.try_into()?;
         let config: Array<MapData, Config> = take(MAP_CONFIG)?.try_into()?;
+        let known: Array<MapData, KnownSources> = take(MAP_KNOWN)?.try_into()?;
         let src_capacity = sources.map().info()?.max_entries();
         let dst_capacity = dests.map().info()?.max_entries();
         let mut maps = KernelMaps {
@@ -48,6 +51,7 @@ impl KernelMaps {
             dests,
             globals,
             config,
+            known,
             current: Config {
                 epoch: 1,
                 flags: if track_dests { CONFIG_TRACK_DESTS } else { 0 },
@@ -101,14 +105,27 @@ impl KernelMaps {
     }
 
     /// Reads every map.
-    pub fn read(&self) -> Result<Snapshot> {
+    pub fn read(&mut self) -> Result<Snapshot> {
         let mut snap = self.read_globals()?;
         snap.sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
             .context("cannot read the SOURCES map")?;
+        self.rebuild_known(&snap.sources)?;
         snap.dests = read_hash(self.dests.map().fd().as_fd(), self.dst_capacity as usize)
             .context("cannot read the DESTS map")?;
         snap.maps_read = true;
         Ok(snap)
+    }
+
+    /// Rewrites the kernel's known-sources filter from the entries just read, dropping the
+    /// bits of evicted sources (see [`KnownSources`]).
+    fn rebuild_known(&mut self, sources: &[(AddrKey, SrcState)]) -> Result<()> {
+        let mut filter = Box::new(KnownSources::EMPTY);
+        for (key, _) in sources {
+            filter.insert(&key.addr);
+        }
+        self.known
+            .set(0, filter, 0)
+            .context("cannot write the KNOWN map")
     }
 
     /// Reads only the global counters (cheap: one per-CPU array slot per direction).

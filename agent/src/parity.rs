@@ -121,7 +121,7 @@ impl KernelRunner {
     }
 
     /// Reads the kernel maps.
-    pub fn read(&self) -> Result<Snapshot> {
+    pub fn read(&mut self) -> Result<Snapshot> {
         self.maps.read()
     }
 }

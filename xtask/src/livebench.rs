@@ -169,34 +169,49 @@ fn rx_packets() -> Result<u64> {
 }
 
 /// Packets per second received by the victim while trafgen sends `conf` for `SECONDS`.
+/// trafgen sometimes refuses to start right after a program was attached to the veth pair
+/// (the link is being reconfigured): it is tried again, at most twice.
 fn measure(conf: &Path) -> Result<f64> {
-    let before = rx_packets()?;
-    let t = Instant::now();
-    let status = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            NS_A,
-            "timeout",
-            &SECONDS.to_string(),
-            "trafgen",
-            "--dev",
-            IF_A,
-            "--cpus",
-            "1",
-            "-q",
-            "--conf",
-        ])
-        .arg(conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("cannot run trafgen (apt-get install netsniff-ng)")?;
-    // timeout(1) exits 124 when it had to stop trafgen, which is the normal end here.
-    if !status.success() && status.code() != Some(124) {
-        bail!("trafgen failed: {status}");
+    let mut attempt = 0;
+    loop {
+        let before = rx_packets()?;
+        let t = Instant::now();
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                NS_A,
+                "timeout",
+                &SECONDS.to_string(),
+                "trafgen",
+                "--dev",
+                IF_A,
+                "--cpus",
+                "1",
+                "-q",
+                "--conf",
+            ])
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .context("cannot run trafgen (apt-get install netsniff-ng)")?;
+        // timeout(1) exits 124 when it had to stop trafgen, which is the normal end here.
+        if out.status.success() || out.status.code() == Some(124) {
+            return Ok((rx_packets()? - before) as f64 / t.elapsed().as_secs_f64());
+        }
+        attempt += 1;
+        if attempt > 2 {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            bail!("trafgen failed: {}: {why}", out.status);
+        }
+        thread::sleep(Duration::from_secs(1));
     }
-    Ok((rx_packets()? - before) as f64 / t.elapsed().as_secs_f64())
 }
 
 fn trafgen_conf(dir: &Path, name: &str, saddr: &str) -> Result<PathBuf> {
@@ -247,10 +262,18 @@ pub fn run(picket: &Path) -> Result<()> {
             }
         }
         let base = median(pps[0].clone());
+        let pass = median(pps[1].clone());
         for (i, mode) in modes.iter().enumerate() {
             let m = median(pps[i].clone());
+            // On veth, attaching any XDP program moves receive into veth's XDP/NAPI path:
+            // the bare XDP_PASS program shows that cost apart from Picket's own.
+            let of_pass = if *mode == "xdp" {
+                format!(" ({:.1}% of XDP_PASS)", 100.0 * m / pass)
+            } else {
+                String::new()
+            };
             println!(
-                "  {label:<15} {:<22} {m:>10.0} pps  {:>5.1}% of no-picket{}",
+                "  {label:<15} {:<22} {m:>10.0} pps  {:>5.1}% of no-picket{of_pass}{}",
                 match *mode {
                     "none" => "nothing attached",
                     "pass" => "bare XDP_PASS program",

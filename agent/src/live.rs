@@ -25,6 +25,10 @@ use crate::{
     system,
 };
 
+/// How often the global counters are checked for a spoofed flood while admission control
+/// is off (one per-CPU array read).
+const ADMISSION_WATCH: Duration = Duration::from_millis(100);
+
 /// Turns admission at second sighting on or off from the rate of packets from unknown
 /// sources.
 fn adjust_admission(
@@ -141,6 +145,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let first = maps.read()?;
     detector.evaluate(&first);
     let mut prev_globals = (first.mono_ns, first.globals[0]);
+    // While admission control is off, the global counters are also checked every
+    // ADMISSION_WATCH so that a spoofed flood is met within a tenth of a second rather than
+    // after a whole poll interval of map churn (turning it off stays at the poll pace).
+    let watch_every = s.poll_interval.min(ADMISSION_WATCH);
+    let mut admission_watch = interval_at(start + watch_every, watch_every);
+    admission_watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut watch_prev = prev_globals;
     summary_base = summary_base.or(Some(first));
 
     let mut failure = None;
@@ -156,6 +167,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 if let Some(e) = evidence.as_mut() {
                     drain(e);
                 }
+                continue;
+            }
+            _ = admission_watch.tick(), if !admission.is_on() => {
+                let quick = maps.read_globals()?;
+                adjust_admission(&mut maps, &mut admission, watch_prev, &quick)?;
+                watch_prev = (quick.mono_ns, quick.globals[0]);
                 continue;
             }
             _ = sigint.recv() => break,

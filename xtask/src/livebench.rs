@@ -27,9 +27,13 @@ const ADDR_V: &str = "10.253.0.2";
 /// Seconds of traffic per measurement.
 const SECONDS: u64 = 5;
 /// Rounds; modes are interleaved within each round.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Seconds of idle measured with a full map.
 const IDLE_SECONDS: u64 = 10;
+/// Seconds of distinct sources sent to fill the per-source map before the idle measurement.
+const FILL_SECONDS: u64 = 9;
+/// The agent's metrics endpoint in the victim namespace (idle measurement only).
+const METRICS: &str = "127.0.0.1:9465";
 
 /// Deletes the namespaces (and so the veth pair and anything attached) on drop.
 struct Namespaces;
@@ -88,23 +92,16 @@ impl Drop for Namespaces {
 struct Agent(Child);
 
 impl Agent {
-    /// Starts picket with `--hook HOOK`, or only the XDP_PASS baseline for `hook == "pass"`.
-    fn start(picket: &Path, hook: &str) -> Result<Self> {
+    /// Starts picket with `--hook HOOK` and `extra` arguments, or only the XDP_PASS baseline
+    /// for `hook == "pass"`.
+    fn start(picket: &Path, hook: &str, extra: &[&str]) -> Result<Self> {
         let mut command = cmd("ip");
         command.args(["netns", "exec", NS_V]).arg(picket);
         if hook == "pass" {
             command.args(["bench", "--hold-baseline", IF_V]);
         } else {
-            command.args([
-                "-i",
-                IF_V,
-                "--hook",
-                hook,
-                "-o",
-                "json",
-                "--summary-interval",
-                "0s",
-            ]);
+            command.args(["-i", IF_V, "--hook", hook, "-o", "json"]);
+            command.args(extra);
         }
         let mut child = command
             .stdout(Stdio::null())
@@ -155,6 +152,21 @@ impl Drop for Agent {
     }
 }
 
+/// Entries of the per-source map, from the agent's metrics.
+fn sources_in_map() -> Result<u64> {
+    let code = format!(
+        "import urllib.request;print(urllib.request.urlopen('http://{METRICS}/metrics').read().decode())"
+    );
+    let out = cmd("ip")
+        .args(["netns", "exec", NS_V, "python3", "-c", &code])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"picket_map_entries{map="sources"} "#))
+        .and_then(|v| v.trim().parse().ok())
+        .context("picket_map_entries{map=\"sources\"} missing from the agent's metrics")
+}
+
 fn rx_packets() -> Result<u64> {
     let out = cmd("ip")
         .args([
@@ -172,6 +184,12 @@ fn rx_packets() -> Result<u64> {
 /// trafgen sometimes refuses to start right after a program was attached to the veth pair
 /// (the link is being reconfigured): it is tried again, at most twice.
 fn measure(conf: &Path) -> Result<f64> {
+    trafgen(conf, SECONDS, None)
+}
+
+/// Runs trafgen with `conf` for `secs` (with `gap` between packets, else as fast as it can)
+/// and returns the packets per second the victim received.
+fn trafgen(conf: &Path, secs: u64, gap: Option<&str>) -> Result<f64> {
     let mut attempt = 0;
     loop {
         let before = rx_packets()?;
@@ -182,15 +200,16 @@ fn measure(conf: &Path) -> Result<f64> {
                 "exec",
                 NS_A,
                 "timeout",
-                &SECONDS.to_string(),
+                &secs.to_string(),
                 "trafgen",
                 "--dev",
                 IF_A,
                 "--cpus",
                 "1",
                 "-q",
-                "--conf",
             ])
+            .args(gap.map(|g| ["-t", g]).iter().flatten())
+            .arg("--conf")
             .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -247,7 +266,7 @@ pub fn run(picket: &Path) -> Result<()> {
     let random = trafgen_conf(&dir, "random.cfg", "drnd()")?;
 
     println!(
-        "\nlive: trafgen UDP 64 B frames {NS_A} -> {NS_V} over veth, {SECONDS} s per run, {ROUNDS} rounds, median pps"
+        "\nlive: trafgen UDP 64 B frames {NS_A} -> {NS_V} over veth, {SECONDS} s per run, {ROUNDS} rounds, median pps [min-max]"
     );
     let modes = ["none", "pass", "xdp", "tc"];
     for (label, conf) in [("one source", &fixed), ("random sources", &random)] {
@@ -256,7 +275,7 @@ pub fn run(picket: &Path) -> Result<()> {
             for (i, mode) in modes.iter().enumerate() {
                 let _agent = match *mode {
                     "none" => None,
-                    hook => Some(Agent::start(picket, hook)?),
+                    hook => Some(Agent::start(picket, hook, &[])?),
                 };
                 pps[i].push(measure(conf)?);
             }
@@ -272,8 +291,10 @@ pub fn run(picket: &Path) -> Result<()> {
             } else {
                 String::new()
             };
+            let lo = pps[i].iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = pps[i].iter().copied().fold(0.0, f64::max);
             println!(
-                "  {label:<15} {:<22} {m:>10.0} pps  {:>5.1}% of no-picket{of_pass}{}",
+                "  {label:<15} {:<22} {m:>8.0} pps [{lo:.0}-{hi:.0}]  {:>5.1}% of no-picket{of_pass}{}",
                 match *mode {
                     "none" => "nothing attached",
                     "pass" => "bare XDP_PASS program",
@@ -292,17 +313,28 @@ pub fn run(picket: &Path) -> Result<()> {
         }
     }
 
-    // CPU of the agent: under random-source load (fills the map), then idle with it full.
-    let agent = Agent::start(picket, "xdp")?;
+    // CPU of the agent under a random-source flood (admission control turns on at once, so
+    // the map does not fill).
+    let agent = Agent::start(picket, "xdp", &[])?;
     let c0 = agent.cpu_s()?;
     let load_pps = measure(&random)?;
+    let load_cpu = 100.0 * (agent.cpu_s()? - c0) / SECONDS as f64;
+    drop(agent);
+    // Then idle with a full map: filled with distinct sources below the admission budget
+    // (`--window 2s`: 16 384 new sources/s; trafgen with a 50 µs gap sends ~11 000/s).
+    let agent = Agent::start(
+        picket,
+        "xdp",
+        &["--window", "2s", "--metrics-addr", METRICS],
+    )?;
+    trafgen(&random, FILL_SECONDS, Some("50us"))?;
+    let entries = sources_in_map()?;
     let c1 = agent.cpu_s()?;
     thread::sleep(Duration::from_secs(IDLE_SECONDS));
-    let c2 = agent.cpu_s()?;
+    let idle_cpu = 100.0 * (agent.cpu_s()? - c1) / IDLE_SECONDS as f64;
     println!(
-        "  agent CPU (1 s polls, 65536-entry map): {:.1}% of one core under {load_pps:.0} pps of random sources, {:.1}% idle with the map full (target < 2%)",
-        100.0 * (c1 - c0) / SECONDS as f64,
-        100.0 * (c2 - c1) / IDLE_SECONDS as f64
+        "  agent CPU (1 s polls): {load_cpu:.1}% of one core under {load_pps:.0} pps of random sources; \
+         {idle_cpu:.1}% idle with {entries} of 65536 per-source entries (target < 2%)"
     );
     drop(agent);
     let _ = fs::remove_dir_all(&dir);

@@ -151,7 +151,8 @@ pub struct Summary {
 const _: () = assert!(core::mem::size_of::<Summary>() == 64);
 
 impl Summary {
-    const EMPTY: Summary = Summary {
+    /// Every field zero: the classifier's starting point.
+    pub const EMPTY: Summary = Summary {
         src: [0; 16],
         dst: [0; 16],
         wire_len: 0,

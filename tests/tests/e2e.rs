@@ -126,14 +126,45 @@ fn from(rule: &'static str, src: String) -> impl Fn(&Value) -> bool {
     move |v| is_start(v, rule) && str_at(v, "/source/ip") == src
 }
 
-/// Runs an nmap scan against the victim and expects a port_scan from `src` to `dst`.
-fn scan_detected(lab: &Lab, p: &mut Picket, nmap_args: &[&str], src: &str, dst: &str) -> Value {
+/// Starts nmap with `args` from the attacker (stopped after `secs`), waits for the start
+/// line of the source-scoped `rule` from `src` (to `dst` when given) and checks it. Returns
+/// the line, the running nmap and its command line.
+fn nmap_alert(
+    lab: &Lab,
+    p: &mut Picket,
+    rule: &'static str,
+    args: &[&str],
+    (src, dst): (&str, Option<&str>),
+    secs: f64,
+) -> (Value, Bg, String) {
     require_tool("nmap");
-    let what = format!("nmap {}", nmap_args.join(" "));
+    let what = format!("nmap {}", args.join(" "));
     let t0 = Instant::now();
-    let nmap = lab.attacker.spawn_timeout(90.0, "nmap", nmap_args);
-    let v = expect_start(p, t0, "port_scan", &what, from("port_scan", src.into()));
-    check_alert(p, &v, "port_scan", "source", Some(src), Some(dst));
+    let nmap = lab.attacker.spawn_timeout(secs, "nmap", args);
+    let v = expect_start(p, t0, rule, &what, from(rule, src.into()));
+    check_alert(p, &v, rule, "source", Some(src), dst);
+    (v, nmap, what)
+}
+
+/// nmap's SYN scan of the 100 most common ports, as fast as the victim answers.
+const SYN_TOP_100: &[&str] = &["-sS", "--top-ports", "100", "-T4", "-n"];
+
+/// Runs nmap with `args` and then the victim's address (IPv6 when `v6`) from the attacker,
+/// and expects a port_scan from the attacker's address to the victim's.
+fn scan_detected(lab: &Lab, p: &mut Picket, v6: bool, args: &[&str]) -> Value {
+    let (src, dst) = if v6 {
+        (
+            lab.veth.attacker_v6.to_string(),
+            lab.veth.victim_v6.to_string(),
+        )
+    } else {
+        (
+            lab.veth.attacker_v4.to_string(),
+            lab.veth.victim_v4.to_string(),
+        )
+    };
+    let nmap_args: Vec<&str> = args.iter().copied().chain([dst.as_str()]).collect();
+    let (v, nmap, what) = nmap_alert(lab, p, "port_scan", &nmap_args, (&src, Some(&dst)), 90.0);
     let value = v.pointer("/picket/value").and_then(Value::as_f64);
     assert!(
         value.is_some_and(|x| x >= 30.0),
@@ -157,34 +188,18 @@ fn scan_detected(lab: &Lab, p: &mut Picket, nmap_args: &[&str], src: &str, dst: 
 fn nmap_syn_scan_is_a_port_scan() {
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
-    scan_detected(
-        &lab,
-        &mut p,
-        &["-sS", "--top-ports", "100", "-T4", "-n", &dst],
-        &src,
-        &dst,
-    );
-    lab.stop_and_check_clean(&mut p);
+    syn_scan_detected_then_clean(&lab, &mut p);
 }
 
 #[test]
 fn nmap_connect_scan_is_a_port_scan() {
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
     scan_detected(
         &lab,
         &mut p,
-        &["-sT", "-T4", "-n", "--max-rtt-timeout", "200ms", &dst],
-        &src,
-        &dst,
+        false,
+        &["-sT", "-T4", "-n", "--max-rtt-timeout", "200ms"],
     );
     lab.stop_and_check_clean(&mut p);
 }
@@ -208,19 +223,9 @@ fn nmap_udp_scan_is_a_port_scan() {
         "1",
         &dst,
     ];
-    let what = format!("nmap {}", args.join(" "));
-    let t0 = Instant::now();
     // The victim's ICMP port-unreachable answers are rate limited (1/s after a burst), so a
     // full UDP scan takes minutes; the detection only needs its first probes.
-    let nmap = lab.attacker.spawn_timeout(60.0, "nmap", &args);
-    let v = expect_start(
-        &mut p,
-        t0,
-        "port_scan",
-        &what,
-        from("port_scan", src.clone()),
-    );
-    check_alert(&p, &v, "port_scan", "source", Some(&src), Some(&dst));
+    let (v, nmap, what) = nmap_alert(&lab, &mut p, "port_scan", &args, (&src, Some(&dst)), 60.0);
     let ports = v
         .pointer("/picket/details/ports")
         .and_then(Value::as_array)
@@ -244,19 +249,14 @@ fn nmap_udp_scan_is_a_port_scan() {
 fn nmap_ipv6_syn_scan_is_a_port_scan() {
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
-    let (src, dst) = (
-        lab.veth.attacker_v6.to_string(),
-        lab.veth.victim_v6.to_string(),
-    );
     let v = scan_detected(
         &lab,
         &mut p,
-        &["-6", "-sS", "--top-ports", "100", "-T4", "-n", &dst],
-        &src,
-        &dst,
+        true,
+        &["-6", "-sS", "--top-ports", "100", "-T4", "-n"],
     );
     assert!(
-        src.contains(':') && str_at(&v, "/source/ip").contains(':'),
+        str_at(&v, "/source/ip").contains(':'),
         "expected an IPv6 source in {v}\n{}",
         p.report()
     );
@@ -286,17 +286,7 @@ fn nmap_ping_sweep_is_a_host_sweep() {
         "0",
         "10.251.0.0/24",
     ];
-    let what = format!("nmap {}", args.join(" "));
-    let t0 = Instant::now();
-    let nmap = lab.attacker.spawn_timeout(60.0, "nmap", &args);
-    let v = expect_start(
-        &mut p,
-        t0,
-        "host_sweep",
-        &what,
-        from("host_sweep", src.clone()),
-    );
-    check_alert(&p, &v, "host_sweep", "source", Some(&src), None);
+    let (v, nmap, what) = nmap_alert(&lab, &mut p, "host_sweep", &args, (&src, None), 60.0);
     let hosts = v
         .pointer("/picket/details/distinct_hosts")
         .and_then(Value::as_u64)
@@ -689,16 +679,11 @@ fn allowlisted_scanner_raises_no_alert() {
         p.report()
     );
     // The allowlist is exact: the same host scanning over IPv6 is not covered.
-    let (a6, v6) = (
-        lab.veth.attacker_v6.to_string(),
-        lab.veth.victim_v6.to_string(),
-    );
     scan_detected(
         &lab,
         &mut p,
-        &["-6", "-sS", "--top-ports", "100", "-T4", "-n", &v6],
-        &a6,
-        &v6,
+        true,
+        &["-6", "-sS", "--top-ports", "100", "-T4", "-n"],
     );
     lab.stop_and_check_clean(&mut p);
 }
@@ -707,17 +692,8 @@ fn allowlisted_scanner_raises_no_alert() {
 fn one_scan_is_one_episode() {
     let lab = Lab::new();
     let mut p = lab.picket(&["--end-after", "2s", "--window", "3s"]);
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
-    let start = scan_detected(
-        &lab,
-        &mut p,
-        &["-sS", "--top-ports", "100", "-T4", "-n", &dst],
-        &src,
-        &dst,
-    );
+    let start = scan_detected(&lab, &mut p, false, SYN_TOP_100);
+    let src = lab.veth.attacker_v4.to_string();
     let id = start["event"]["id"].clone();
     let started = Instant::now();
     let end = p.wait_alert(
@@ -809,17 +785,7 @@ fn tc_hook_detects_a_syn_scan() {
 
 /// An nmap SYN scan from the attacker is a port_scan; then picket stops cleanly.
 fn syn_scan_detected_then_clean(lab: &Lab, p: &mut Picket) {
-    let (src, dst) = (
-        lab.veth.attacker_v4.to_string(),
-        lab.veth.victim_v4.to_string(),
-    );
-    scan_detected(
-        lab,
-        p,
-        &["-sS", "--top-ports", "100", "-T4", "-n", &dst],
-        &src,
-        &dst,
-    );
+    scan_detected(lab, p, false, SYN_TOP_100);
     lab.stop_and_check_clean(p);
 }
 

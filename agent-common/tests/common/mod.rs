@@ -30,27 +30,7 @@ pub const NH_DSTOPTS: u8 = 60;
 
 /// A summary with every field zero (the classifier's starting point).
 pub fn blank() -> Summary {
-    Summary {
-        src: [0; 16],
-        dst: [0; 16],
-        wire_len: 0,
-        ethertype: 0,
-        src_port: 0,
-        dst_port: 0,
-        tcp_flags: 0,
-        l3_off: 0,
-        l4_off: 0,
-        payload_off: 0,
-        family: 0,
-        proto: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        fragment: 0,
-        vlan_depth: 0,
-        ext_hdrs: 0,
-        ttl: 0,
-        _pad: [0; 6],
-    }
+    Summary::EMPTY
 }
 
 /// `::ffff:a.b.c.d`.

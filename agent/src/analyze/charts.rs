@@ -188,48 +188,67 @@ const COLORS: [RGBColor; 4] = [
 ];
 
 fn bytes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
-    let tl = &r.timeline;
-    let w = tl.bucket_s.max(1e-9);
-    let xmax = (tl.buckets.len() as f64 * w).max(w);
-    let ymax = tl.buckets.iter().flat_map(|b| b.bytes).max().unwrap_or(0) as f64 / w;
-    let mut chart = ChartBuilder::on(root)
-        .caption(Chart::Bytes.title(), (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..xmax, 0f64..(ymax * 1.05).max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc(format!(
-            "seconds since the first packet (buckets of {})",
-            duration(w)
-        ))
-        .y_desc("bytes/s")
-        .x_label_formatter(&|v| seconds(*v, xmax))
-        .y_label_formatter(&|v| short(*v))
-        .draw()?;
-    for (i, name) in ["TCP", "UDP", "ICMP", "other"].into_iter().enumerate() {
-        let color = COLORS[i];
-        chart
-            .draw_series(LineSeries::new(
-                steps(tl.buckets.iter(), w, |b| b.bytes[i] as f64 / w),
-                color.stroke_width(2),
-            ))?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    legend(&mut chart)
+    let w = r.timeline.bucket_s.max(1e-9);
+    let lines: Vec<Line<'_>> = ["TCP", "UDP", "ICMP", "other"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| -> Line<'_> {
+            (name, COLORS[i], 2, Box::new(move |b| b.bytes[i] as f64 / w))
+        })
+        .collect();
+    time_chart(root, r, Chart::Bytes, "bytes/s", |_| true, &lines)
 }
 
 fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawResult<DB> {
+    let lines: [Line<'_>; 3] = [
+        ("largest", COLORS[2], 1, Box::new(|b| b.size_max as f64)),
+        (
+            "mean",
+            COLORS[0],
+            2,
+            Box::new(|b| b.total_bytes() as f64 / b.packets as f64),
+        ),
+        ("smallest", COLORS[1], 1, Box::new(|b| b.size_min as f64)),
+    ];
+    // Buckets without packets have no sizes: they are left out.
+    time_chart(
+        root,
+        r,
+        Chart::Sizes,
+        "bytes on the wire",
+        |b| b.packets > 0,
+        &lines,
+    )
+}
+
+/// One line of a time chart: legend name, colour, width and its value in a bucket.
+type Line<'a> = (
+    &'static str,
+    RGBColor,
+    u32,
+    Box<dyn Fn(&Bucket) -> f64 + 'a>,
+);
+
+/// A chart over capture time: one step line per entry of `lines`, drawn over the buckets
+/// that `keep` accepts, with the y axis up to the largest value drawn.
+fn time_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    r: &Report,
+    which: Chart,
+    y_desc: &str,
+    keep: fn(&Bucket) -> bool,
+    lines: &[Line<'_>],
+) -> DrawResult<DB> {
     let tl = &r.timeline;
     let w = tl.bucket_s.max(1e-9);
     let xmax = (tl.buckets.len() as f64 * w).max(w);
-    let ymax = tl.buckets.iter().map(|b| b.size_max).max().unwrap_or(0) as f64;
+    let kept = || tl.buckets.iter().filter(|b| keep(b));
+    let ymax = lines
+        .iter()
+        .flat_map(|(_, _, _, f)| kept().map(f))
+        .fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(root)
-        .caption(Chart::Sizes.title(), (FONT, 20))
+        .caption(which.title(), (FONT, 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -240,25 +259,18 @@ fn sizes<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> DrawR
             "seconds since the first packet (buckets of {})",
             duration(w)
         ))
-        .y_desc("bytes on the wire")
+        .y_desc(y_desc)
         .x_label_formatter(&|v| seconds(*v, xmax))
         .y_label_formatter(&|v| short(*v))
         .draw()?;
-    let used = || tl.buckets.iter().filter(|b| b.packets > 0);
-    let lines: [(&str, RGBColor, u32, BucketValue); 3] = [
-        ("largest", COLORS[2], 1, |b| b.size_max as f64),
-        ("mean", COLORS[0], 2, |b| {
-            b.total_bytes() as f64 / b.packets as f64
-        }),
-        ("smallest", COLORS[1], 1, |b| b.size_min as f64),
-    ];
     for (name, color, width, f) in lines {
+        let color = *color;
         chart
             .draw_series(LineSeries::new(
-                steps(used(), w, f),
-                color.stroke_width(width),
+                steps(kept(), w, f),
+                color.stroke_width(*width),
             ))?
-            .label(name)
+            .label(*name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
@@ -365,9 +377,6 @@ fn talkers<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Dra
     }))?;
     Ok(())
 }
-
-/// A value of a time bucket.
-type BucketValue = fn(&Bucket) -> f64;
 
 /// A time bucket drawn as a step: its value held over its whole width.
 fn steps<'a>(

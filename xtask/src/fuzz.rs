@@ -1,9 +1,9 @@
 //! `cargo xtask fuzz`: run the cargo-fuzz targets in `fuzz/`, seeded from `../shared/pcaps`.
 //!
 //! Seeds: for `classify`, every frame of the Ethernet captures under `../shared/pcaps`; for
-//! `capture` (the capture-file reader), the files themselves, the large ones cut short. The corpus lives in
-//! `fuzz/corpus/<target>` (not tracked). Crashes land in `fuzz/artifacts/<target>`; each one
-//! found must become a regression test.
+//! `capture` (the capture-file reader), the files themselves, the large ones cut short. The
+//! corpus lives in `fuzz/corpus/<target>` (not tracked). Crashes land in
+//! `fuzz/artifacts/<target>`; each one found must become a regression test.
 
 use std::{
     collections::HashSet,

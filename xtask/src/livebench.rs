@@ -152,8 +152,8 @@ impl Drop for Agent {
     }
 }
 
-/// Entries of the per-source map, from the agent's metrics.
-fn sources_in_map() -> Result<u64> {
+/// Entries and capacity of the per-source map, from the agent's metrics.
+fn sources_in_map() -> Result<(u64, u64)> {
     let code = format!(
         "import urllib.request;print(urllib.request.urlopen('http://{METRICS}/metrics').read().decode())"
     );
@@ -161,10 +161,14 @@ fn sources_in_map() -> Result<u64> {
         .args(["netns", "exec", NS_V, "python3", "-c", &code])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix(r#"picket_map_entries{map="sources"} "#))
-        .and_then(|v| v.trim().parse().ok())
-        .context("picket_map_entries{map=\"sources\"} missing from the agent's metrics")
+    let gauge = |name: &str| {
+        let series = format!(r#"{name}{{map="sources"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("{series}missing from the agent's metrics"))
+    };
+    Ok((gauge("picket_map_entries")?, gauge("picket_map_capacity_entries")?))
 }
 
 fn rx_packets() -> Result<u64> {
@@ -181,14 +185,14 @@ fn rx_packets() -> Result<u64> {
 }
 
 /// Packets per second received by the victim while trafgen sends `conf` for `SECONDS`.
-/// trafgen sometimes refuses to start right after a program was attached to the veth pair
-/// (the link is being reconfigured): it is tried again, at most twice.
 fn measure(conf: &Path) -> Result<f64> {
     trafgen(conf, SECONDS, None)
 }
 
 /// Runs trafgen with `conf` for `secs` (with `gap` between packets, else as fast as it can)
-/// and returns the packets per second the victim received.
+/// and returns the packets per second the victim received. trafgen sometimes refuses to
+/// start right after a program was attached to the veth pair (the link is being
+/// reconfigured): it is tried again, at most twice.
 fn trafgen(conf: &Path, secs: u64, gap: Option<&str>) -> Result<f64> {
     let mut attempt = 0;
     loop {
@@ -328,13 +332,13 @@ pub fn run(picket: &Path) -> Result<()> {
         &["--window", "2s", "--metrics-addr", METRICS],
     )?;
     trafgen(&random, FILL_SECONDS, Some("50us"))?;
-    let entries = sources_in_map()?;
+    let (entries, capacity) = sources_in_map()?;
     let c1 = agent.cpu_s()?;
     thread::sleep(Duration::from_secs(IDLE_SECONDS));
     let idle_cpu = 100.0 * (agent.cpu_s()? - c1) / IDLE_SECONDS as f64;
     println!(
         "  agent CPU (1 s polls): {load_cpu:.1}% of one core under {load_pps:.0} pps of random sources; \
-         {idle_cpu:.1}% idle with {entries} of 65536 per-source entries (target < 2%)"
+         {idle_cpu:.1}% idle with {entries} of {capacity} per-source entries (target < 2%)"
     );
     drop(agent);
     let _ = fs::remove_dir_all(&dir);

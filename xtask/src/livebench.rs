@@ -168,7 +168,10 @@ fn sources_in_map() -> Result<(u64, u64)> {
             .and_then(|v| v.trim().parse().ok())
             .with_context(|| format!("{series}missing from the agent's metrics"))
     };
-    Ok((gauge("picket_map_entries")?, gauge("picket_map_capacity_entries")?))
+    Ok((
+        gauge("picket_map_entries")?,
+        gauge("picket_map_capacity_entries")?,
+    ))
 }
 
 fn rx_packets() -> Result<u64> {

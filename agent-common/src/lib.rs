@@ -7,7 +7,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 extern crate std;
 
 pub mod classify;

@@ -93,7 +93,7 @@ pub struct Distinct {
 }
 
 /// Distinct count from an exact set's occupancy mask and its bitmap.
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 pub fn distinct(used: u64, bits: &[u64; BITMAP_WORDS]) -> Distinct {
     let exact = used.count_ones();
     if used != u64::MAX {
@@ -118,7 +118,7 @@ pub fn distinct(used: u64, bits: &[u64; BITMAP_WORDS]) -> Distinct {
 /// no bit beyond those of the 64 values in the set: an occupancy mask alone cannot tell 64
 /// values from more, but a 65th value almost always (probability about 94 %) sets a bit of
 /// its own. Past that, this is [`distinct`].
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 pub fn distinct_set<T: Copy>(
     slots: &[T; SET_SLOTS],
     used: u64,
@@ -142,7 +142,7 @@ pub fn distinct_set<T: Copy>(
 }
 
 /// Linear-counting estimate of the distinct values that set bits in `bits`.
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 pub fn linear_count(bits: &[u64; BITMAP_WORDS]) -> Distinct {
     let set: u32 = bits.iter().map(|w| w.count_ones()).sum();
     let m = BITMAP_BITS as f64;

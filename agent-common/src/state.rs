@@ -601,7 +601,7 @@ pub struct EvidenceRecord {
 
 const _: () = assert!(core::mem::size_of::<EvidenceRecord>() == 32 + EVIDENCE_SNAP);
 
-#[cfg(feature = "user")]
+#[cfg(feature = "aya")]
 mod pod {
     // SAFETY: all are #[repr(C)] structs of integers and integer arrays with no implicit
     // padding (checked by the size assertions above), so every bit pattern is valid.
@@ -617,7 +617,7 @@ mod pod {
     unsafe impl aya::Pod for crate::classify::Summary {}
 }
 
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 impl SrcState {
     /// Distinct destination ports probed in the current window.
     pub fn distinct_ports(&self) -> crate::sketch::Distinct {
@@ -630,7 +630,7 @@ impl SrcState {
     }
 }
 
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 impl DstState {
     /// Estimated distinct SYN sources in the current window.
     pub fn distinct_sources(&self) -> crate::sketch::Distinct {
@@ -638,7 +638,7 @@ impl DstState {
     }
 }
 
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 impl AddrKey {
     /// The address as a std IP address (IPv4-mapped addresses become IPv4).
     pub fn ip(&self) -> std::net::IpAddr {
@@ -659,7 +659,7 @@ impl AddrKey {
     }
 }
 
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 impl SrcState {
     /// The probed destination ports held in the exact set, sorted (at most 64).
     pub fn ports_seen(&self) -> std::vec::Vec<u16> {

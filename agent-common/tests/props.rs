@@ -454,7 +454,7 @@ proptest! {
 // ----------------------------------------------------------------------------------------
 
 // The distinct counts are read back with the `user` helpers.
-#[cfg(feature = "user")]
+#[cfg(feature = "std")]
 mod state {
     use super::*;
     use agent_common::state::{DstState, Globals, PlainAdd, SrcState};

@@ -2,7 +2,7 @@
 //! sets, and the per-destination decision table.
 //!
 //! The distinct counts are read back with the host helpers of feature `user`.
-#![cfg(feature = "user")]
+#![cfg(feature = "std")]
 
 mod common;
 

@@ -8,10 +8,11 @@ use agent_common::classify::{IPPROTO_TCP, TCP_ACK, TCP_SYN};
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 
+use picket_detect::detector::{Detector, Thresholds};
+use picket_frames as frames;
+
 use crate::{
     cli::BenchArgs,
-    detect::{Detector, Thresholds},
-    frames,
     loader::{self, MapSizes, PROG_XDP},
     maps::KernelMaps,
 };

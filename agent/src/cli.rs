@@ -5,10 +5,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
+use picket_detect::detector::Thresholds;
+
 use crate::{
-    detect::Thresholds,
     loader::{Hook, XdpModeArg},
     output::Format,
+    parse::{MAX_TOP_K, map_entries, parse_duration, parse_metrics_addr, parse_net, positive},
 };
 
 /// Picket: who is port-scanning, sweeping or SYN-flooding this host — from eBPF, within seconds.
@@ -35,7 +37,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Analyse pcap/pcapng captures offline: traffic report and the live detectors' alerts
     /// (no root needed).
-    Analyze(crate::analyze::AnalyzeArgs),
+    #[cfg(feature = "analyze")]
+    Analyze(AnalyzeArgs),
     /// Print the documented default configuration file, or check a file.
     Config(ConfigArgs),
 }
@@ -77,6 +80,66 @@ pub struct BenchArgs {
     /// until SIGINT/SIGTERM, so a live benchmark can compare against the bare XDP path.
     #[arg(long, value_name = "IFACE")]
     pub hold_baseline: Option<String>,
+}
+
+#[cfg(feature = "analyze")]
+/// Files at least this large get a progress bar (when standard error is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 32 << 20;
+
+/// Options of `picket analyze`.
+#[cfg(feature = "analyze")]
+#[derive(Debug, Args, Clone)]
+pub struct AnalyzeArgs {
+    /// Capture files, pcap or pcapng (recognised by content, not name); `-` reads standard
+    /// input. Several files are read in order as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Print the report as one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+    /// Also write the charts as PNG and SVG files into DIR (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Entries in each ranked list (talkers, flows, names, URLs); 0 for all.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// How often, in capture time, the detectors read the state (the live --poll-interval).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub poll_interval: Duration,
+    /// Window of the distinct port/host counts, in capture time.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub window: Duration,
+    /// Never alert on offenders in this network (CIDR or address; repeatable).
+    #[arg(long = "allow", value_name = "CIDR", value_parser = parse_net)]
+    pub allow: Vec<IpNet>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Also run every packet through the loaded BPF program (BPF_PROG_TEST_RUN; root) and
+    /// compare the kernel's maps with the host's; any difference is printed and fails.
+    #[arg(long)]
+    pub kernel: bool,
+    /// Detection thresholds.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+#[cfg(feature = "analyze")]
+impl AnalyzeArgs {
+    /// The library options these flags stand for.
+    pub fn options(&self) -> picket_analyze::Options {
+        picket_analyze::Options {
+            thresholds: self.thresholds.apply(Thresholds::default()),
+            poll_interval: self.poll_interval,
+            window: self.window,
+            allow: self.allow.clone(),
+            top: self.top,
+            progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
+        }
+    }
 }
 
 /// Options of the live agent. Unset options take their value from `--config FILE`, else
@@ -131,11 +194,11 @@ pub struct RunArgs {
     pub dst_map_entries: Option<u32>,
     /// Serve Prometheus metrics, /healthz and /readyz on ADDR:PORT (PORT alone: 127.0.0.1)
     /// [default: no endpoint].
-    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::config::parse_metrics_addr)]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Export the K offenders of open alerts with an `ip` label (0: no address labels)
     /// [default: 0].
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=crate::config::MAX_TOP_K as i64))]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=MAX_TOP_K as i64))]
     pub metrics_top_k: Option<u32>,
     /// Write the packets (first 256 bytes) of sources with an open alert to pcap files in
     /// DIR [default: no capture].
@@ -208,35 +271,4 @@ impl ThresholdArgs {
         }
         t
     }
-}
-
-/// Parses "1s", "500ms", "2m".
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 500ms, 2m)"))
-}
-
-fn map_entries(s: &str) -> Result<u32, String> {
-    let range = crate::config::MAP_ENTRIES;
-    match s.parse::<u32>() {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number in {}..={}",
-            range.start(),
-            range.end()
-        )),
-    }
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number")),
-    }
-}
-
-/// Parses a CIDR, or a bare address as a host network.
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{s:?} is not a CIDR or IP address"))
 }

@@ -10,8 +10,8 @@
 
 use std::{
     fmt,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    ops::{Range, RangeInclusive},
+    net::SocketAddr,
+    ops::Range,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -24,19 +24,14 @@ use toml::{
     de::{DeTable, DeValue},
 };
 
+use picket_detect::detector::Thresholds;
+
 use crate::{
     cli::{ConfigArgs, ConfigCommand, RunArgs},
-    detect::Thresholds,
     loader::{Hook, XdpModeArg},
     output::Format,
+    parse::{EXAMPLE_METRICS_PORT, MAP_ENTRIES, MAX_TOP_K},
 };
-
-/// Allowed capacities of the per-source and per-destination maps.
-pub const MAP_ENTRIES: RangeInclusive<u32> = 16..=16_777_216;
-/// Largest `metrics.top_k`.
-pub const MAX_TOP_K: u32 = 1000;
-/// Port of the metrics endpoint in examples (the OpenTelemetry Prometheus exporter's).
-pub const EXAMPLE_METRICS_PORT: u16 = 9464;
 
 /// Everything the live agent is configured with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -677,7 +672,7 @@ mod human_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        crate::cli::parse_duration(&text).map_err(|e| D::Error::custom(format!("{text:?}: {e}")))
+        crate::parse::parse_duration(&text).map_err(|e| D::Error::custom(format!("{text:?}: {e}")))
     }
 }
 
@@ -701,7 +696,7 @@ mod networks {
     impl<'de> Deserialize<'de> for Net {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let text = String::deserialize(d)?;
-            crate::cli::parse_net(&text)
+            crate::parse::parse_net(&text)
                 .map(Net)
                 .map_err(D::Error::custom)
         }
@@ -723,25 +718,10 @@ mod metrics_addr {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
         let text = String::deserialize(d)?;
-        super::parse_metrics_addr(&text)
+        crate::parse::parse_metrics_addr(&text)
             .map(Some)
             .map_err(D::Error::custom)
     }
-}
-
-/// Parses `ADDR:PORT`, `[V6]:PORT`, `:PORT` or `PORT`; without an address the endpoint binds
-/// 127.0.0.1.
-pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
-    let port_only = s.strip_prefix(':').unwrap_or(s);
-    if let Ok(port) = port_only.parse::<u16>() {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    }
-    s.parse::<SocketAddr>().map_err(|_| {
-        format!(
-            "{s:?} is not ADDR:PORT or PORT (e.g. 127.0.0.1:{EXAMPLE_METRICS_PORT}, \
-             0.0.0.0:{EXAMPLE_METRICS_PORT}, [::1]:{EXAMPLE_METRICS_PORT}, {EXAMPLE_METRICS_PORT})"
-        )
-    })
 }
 
 /// The documented default configuration file: every key at its default value.
@@ -1164,17 +1144,6 @@ addr = "localhost"
                 &section[..end]
             );
         }
-    }
-
-    #[test]
-    fn metrics_addresses() {
-        let v4 = |s: &str| parse_metrics_addr(s).unwrap().to_string();
-        assert_eq!(v4("9464"), "127.0.0.1:9464");
-        assert_eq!(v4(":9464"), "127.0.0.1:9464");
-        assert_eq!(v4("0.0.0.0:9100"), "0.0.0.0:9100");
-        assert_eq!(v4("[::1]:9100"), "[::1]:9100");
-        assert!(parse_metrics_addr("localhost:9100").is_err());
-        assert!(parse_metrics_addr("99999").is_err());
     }
 
     #[test]

@@ -26,7 +26,9 @@ use aya::{
 };
 use tokio::io::{Interest, unix::AsyncFd};
 
-use crate::{alerts::Episodes, detect::Scope, maps::KernelMaps};
+use picket_detect::{detector::Scope, episodes::Episodes};
+
+use crate::maps::KernelMaps;
 
 /// Size of the pcap file header.
 pub const PCAP_FILE_HEADER: u64 = 24;

@@ -1,21 +1,20 @@
-//! Picket's user side: load and attach the BPF programs, read their maps, detect scans,
-//! sweeps and floods, and report them.
+//! Picket's daemon side: load and attach the BPF programs, read their maps, run the detection
+//! pipeline (crate `picket-detect`) on them, and report; plus the tools that need the BPF
+//! object (`picket bench`, kernel parity, `picket analyze --kernel`).
 
-pub mod admission;
-pub mod alerts;
-pub mod analyze;
+#[cfg(feature = "analyze")]
+pub mod analyze_cmd;
 pub mod bench;
 pub mod cli;
 pub mod config;
-pub mod detect;
 pub mod evidence;
-pub mod frames;
+#[cfg(feature = "analyze")]
+pub mod kernel_check;
 pub mod live;
 pub mod loader;
 pub mod maps;
 pub mod metrics;
-pub mod model;
 pub mod output;
 pub mod parity;
-pub mod snapshot;
+pub mod parse;
 pub mod system;

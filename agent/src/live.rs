@@ -8,20 +8,21 @@ use tokio::{
     time::{Instant, MissedTickBehavior, interval_at, sleep_until},
 };
 
-use agent_common::state::Globals;
+use picket_detect::{
+    document::SummaryLine,
+    episodes::{Allowlist, EpisodeTiming},
+    pipeline::{AdmissionChange, Pipeline},
+    snapshot::Snapshot,
+};
 
 use crate::{
-    admission::Admission,
-    alerts::{Allowlist, EpisodeTiming, Episodes},
     cli::RunArgs,
     config::{self, Settings},
-    detect::Detector,
     evidence::{CaptureConfig, Evidence},
     loader::{self, MapSizes},
-    maps::KernelMaps,
+    maps::{self, KernelMaps},
     metrics::Metrics,
-    output::{Printer, SummaryLine},
-    snapshot::Snapshot,
+    output::Printer,
     system,
 };
 
@@ -29,35 +30,18 @@ use crate::{
 /// is off (one per-CPU array read).
 const ADMISSION_WATCH: Duration = Duration::from_millis(100);
 
-/// Turns admission at second sighting on or off from the rate of packets from unknown
-/// sources.
-fn adjust_admission(
-    maps: &mut KernelMaps,
-    admission: &mut Admission,
-    (prev_ns, prev): (u64, Globals),
-    snap: &Snapshot,
-) -> Result<()> {
-    let dt = snap.mono_ns.saturating_sub(prev_ns) as f64 / 1e9;
-    if dt <= 0.0 {
-        return Ok(());
-    }
-    let g = &snap.globals[0];
-    let unknown =
-        (g.src_inserts + g.src_deferred).saturating_sub(prev.src_inserts + prev.src_deferred);
-    let rate = unknown as f64 / dt;
-    let was = admission.is_on();
-    let on = admission.update(rate);
-    if on != was {
-        maps.set_admit_on_second(on)?;
-        if on {
-            eprintln!(
-                "picket: {rate:.0} packets/s from unknown sources (budget {:.0}/s, spoofed flood?): \
-                 admitting new sources at their second packet",
-                admission.budget()
-            );
-        } else {
-            eprintln!("picket: unknown sources back to normal: admitting new sources at once");
-        }
+/// Applies an admission-control change to the kernel and says so.
+fn apply_admission(maps: &mut KernelMaps, change: Option<AdmissionChange>) -> Result<()> {
+    let Some(c) = change else { return Ok(()) };
+    maps.set_admit_on_second(c.on)?;
+    if c.on {
+        eprintln!(
+            "picket: {:.0} packets/s from unknown sources (budget {:.0}/s, spoofed flood?): \
+             admitting new sources at their second packet",
+            c.unknown_per_s, c.budget_per_s
+        );
+    } else {
+        eprintln!("picket: unknown sources back to normal: admitting new sources at once");
     }
     Ok(())
 }
@@ -117,13 +101,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
     metrics.attached(attached);
 
     let printer = Printer::new(s.output);
-    let mut detector = Detector::new(s.thresholds.clone(), s.window.as_secs_f64());
-    let mut episodes = Episodes::new(EpisodeTiming {
-        update_every_s: s.update_interval.as_secs_f64(),
-        end_after_s: s.end_after.as_secs_f64(),
-    });
-    let mut allow = Allowlist::new(s.allow.clone());
-    let mut admission = Admission::new(s.src_map_entries, s.window.as_secs_f64());
+    let mut pipeline = Pipeline::new(
+        s.thresholds.clone(),
+        s.window,
+        EpisodeTiming {
+            update_every_s: s.update_interval.as_secs_f64(),
+            end_after_s: s.end_after.as_secs_f64(),
+        },
+        s.allow.clone(),
+        s.src_map_entries,
+    );
 
     let mut sigint = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
@@ -143,15 +130,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     );
     // Baseline for rates.
     let first = maps.read()?;
-    detector.evaluate(&first);
-    let mut prev_globals = (first.mono_ns, first.globals[0]);
+    pipeline.baseline(&first);
     // While admission control is off, the global counters are also checked every
     // ADMISSION_WATCH so that a spoofed flood is met within a tenth of a second rather than
     // after a whole poll interval of map churn (turning it off stays at the poll pace).
     let watch_every = s.poll_interval.min(ADMISSION_WATCH);
     let mut admission_watch = interval_at(start + watch_every, watch_every);
     admission_watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut watch_prev = prev_globals;
+    let mut watch_since = (first.mono_ns, first.globals[0]);
     summary_base = summary_base.or(Some(first));
 
     let mut failure = None;
@@ -169,18 +155,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 }
                 continue;
             }
-            _ = admission_watch.tick(), if !admission.is_on() => {
+            _ = admission_watch.tick(), if !pipeline.admission_on() => {
                 let quick = maps.read_globals()?;
-                adjust_admission(&mut maps, &mut admission, watch_prev, &quick)?;
-                watch_prev = (quick.mono_ns, quick.globals[0]);
+                let change = pipeline.watch_admission(&mut watch_since, &quick);
+                apply_admission(&mut maps, change)?;
                 continue;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = sighup.recv() => {
                 if let Some(new) = config::reload(&args, &s) {
-                    detector.thresholds = new.thresholds.clone();
-                    allow = Allowlist::new(new.allow.clone());
+                    pipeline.detector.thresholds = new.thresholds.clone();
+                    pipeline.allow = Allowlist::new(new.allow.clone());
                     (s.thresholds, s.allow) = (new.thresholds, new.allow);
                 }
                 continue;
@@ -197,24 +183,29 @@ pub async fn run(args: RunArgs) -> Result<()> {
         // The per-source map is read only when a finding may have changed, or for a summary.
         let summary_due = !s.summary_interval.is_zero() && Instant::now() >= next_summary;
         let quick = maps.read_globals()?;
-        let snap = if summary_due || detector.needs_maps(&quick.globals, quick.mono_ns) {
+        let snap = if summary_due || pipeline.needs_maps(&quick.globals, quick.mono_ns) {
             maps.read()?
         } else {
             quick
         };
-        adjust_admission(&mut maps, &mut admission, prev_globals, &snap)?;
-        prev_globals = (snap.mono_ns, snap.globals[0]);
-        let findings = allow.filter(detector.evaluate(&snap));
-        let events = episodes.step(snap.mono_ns, snap.wall_ns, findings);
+        let step = pipeline.step(&snap);
+        apply_admission(&mut maps, step.admission)?;
+        let events = step.events;
         for e in &events {
             printer.alert(e)?;
         }
         if let Some(ev) = evidence.as_mut() {
             drain(ev);
-            ev.sync(&mut maps, &episodes)?;
+            ev.sync(&mut maps, &pipeline.episodes)?;
         }
         let took = polled.elapsed();
-        metrics.observe(&snap, &events, &episodes, admission.is_on(), took);
+        metrics.observe(
+            &snap,
+            &events,
+            &pipeline.episodes,
+            pipeline.admission_on(),
+            took,
+        );
         let now = Instant::now();
         if !s.summary_interval.is_zero() && now >= next_summary {
             if let Some(base) = &summary_base {
@@ -229,7 +220,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     }
     metrics.stopping();
-    for e in episodes.finish(crate::maps::wall_ns()) {
+    for e in pipeline.finish(maps::wall_ns()) {
         printer.alert(&e)?;
     }
     if let Some(ev) = evidence.as_mut() {

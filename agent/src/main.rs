@@ -6,7 +6,8 @@ fn main() -> std::process::ExitCode {
     let cli = agent::cli::Cli::parse();
     let result = match cli.command {
         Some(agent::cli::Command::Bench(args)) => agent::bench::run(&args),
-        Some(agent::cli::Command::Analyze(args)) => agent::analyze::run(&args),
+        #[cfg(feature = "analyze")]
+        Some(agent::cli::Command::Analyze(args)) => agent::analyze_cmd::run(&args),
         Some(agent::cli::Command::Config(args)) => agent::config::command(&args),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()

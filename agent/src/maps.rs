@@ -18,7 +18,7 @@ use aya::{
     maps::{Array, HashMap, IterableMap, MapData, PerCpuArray},
 };
 
-use crate::snapshot::Snapshot;
+use picket_detect::snapshot::Snapshot;
 
 /// The agent's handles on the kernel maps.
 pub struct KernelMaps {

@@ -35,9 +35,9 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{
-    alerts::{AlertEvent, Episodes, Phase},
-    detect::Rule,
+use picket_detect::{
+    detector::Rule,
+    episodes::{AlertEvent, Episodes, Phase},
     snapshot::Snapshot,
 };
 
@@ -580,7 +580,7 @@ mod tests {
     use agent_common::state::{AddrKey, SrcState};
 
     use super::*;
-    use crate::alerts::{EpisodeTiming, tests::finding};
+    use picket_detect::episodes::{EpisodeTiming, testing::finding};
 
     fn snapshot(packets: u64) -> Snapshot {
         let mut g = Globals {

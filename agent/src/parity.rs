@@ -1,5 +1,5 @@
 //! Kernel parity: feed frames through the loaded BPF programs with `BPF_PROG_TEST_RUN` and
-//! through the host model ([`crate::model::HostMaps`]), then compare the resulting maps.
+//! through the host model ([`picket_detect::model::HostMaps`]), then compare the resulting maps.
 
 use std::collections::BTreeMap;
 
@@ -14,11 +14,11 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 
+use picket_detect::{model::HostMaps, snapshot::Snapshot};
+
 use crate::{
     loader::{self, MapSizes, PROG_TC_EGRESS, PROG_XDP},
     maps::KernelMaps,
-    model::HostMaps,
-    snapshot::Snapshot,
 };
 
 /// Smallest frame `BPF_PROG_TEST_RUN` accepts (an Ethernet header).

@@ -9,10 +9,8 @@ use std::{
     process::Command,
 };
 
-use agent::{
-    analyze::{self, Options, Report, charts, html, text},
-    detect::Thresholds,
-};
+use picket_analyze::{self as analyze, Options, Report, charts, html, text};
+use picket_detect::detector::Thresholds;
 use serde_json::Value;
 
 fn pcaps() -> PathBuf {
@@ -991,8 +989,8 @@ fn spoofed_flood_does_not_hide_a_scanner() {
     // 10 000 SYNs/s from random sources for 5 s, and a scanner probing 40 ports meanwhile:
     // as live, the flood raises a destination syn_flood, admission at the second sighting
     // keeps the per-source state small, and the scanner still gets its port_scan.
-    use agent::frames;
     use agent_common::classify::{IPPROTO_TCP, TCP_SYN};
+    use picket_frames as frames;
     use std::net::Ipv4Addr;
     let t0 = 1_700_000_000_000_000_000u64;
     let victim = Ipv4Addr::new(10, 0, 0, 1);

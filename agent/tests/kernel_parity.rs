@@ -4,10 +4,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use agent::{
-    frames,
     loader::MapSizes,
     parity::{KernelRunner, compare},
 };
+use picket_frames as frames;
+
 use agent_common::{
     classify::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST,

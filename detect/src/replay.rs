@@ -22,11 +22,13 @@ use agent_common::{
     state::{DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, Globals},
 };
 
+use ipnet::IpNet;
+
 use crate::{
-    admission::Admission,
-    alerts::{AlertEvent, Allowlist, EpisodeTiming, Episodes},
-    detect::{Detector, Thresholds},
+    detector::Thresholds,
+    episodes::{AlertEvent, EpisodeTiming},
     model::HostMaps,
+    pipeline::Pipeline,
     snapshot::Snapshot,
 };
 
@@ -48,15 +50,10 @@ struct Clock {
 #[derive(Debug)]
 pub struct Detection {
     maps: HostMaps,
-    detector: Detector,
-    episodes: Episodes,
-    allow: Allowlist,
-    admission: Admission,
+    pipeline: Pipeline,
     poll_ns: u64,
     window_ns: u64,
     clock: Option<Clock>,
-    /// Time and global counters of the previous reading.
-    prev: Option<(u64, Globals)>,
     /// Packets accounted since the last reading.
     fresh: u64,
     /// The last reading found something.
@@ -70,17 +67,24 @@ pub struct Detection {
 impl Detection {
     /// Detectors with `thresholds`, reading every `poll` and starting a window every `window`
     /// of capture time; offenders in `allow` never alert.
-    pub fn new(thresholds: Thresholds, poll: Duration, window: Duration, allow: Allowlist) -> Self {
+    pub fn new(
+        thresholds: Thresholds,
+        poll: Duration,
+        window: Duration,
+        allow: Vec<IpNet>,
+    ) -> Self {
         Detection {
             maps: HostMaps::new(),
-            detector: Detector::new(thresholds, window.as_secs_f64()),
-            episodes: Episodes::new(EpisodeTiming::default()),
-            allow,
-            admission: Admission::new(DEFAULT_SOURCES, window.as_secs_f64()),
+            pipeline: Pipeline::new(
+                thresholds,
+                window,
+                EpisodeTiming::default(),
+                allow,
+                DEFAULT_SOURCES,
+            ),
             poll_ns: poll.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
             window_ns: window.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
             clock: None,
-            prev: None,
             fresh: 0,
             findings: false,
             events: Vec::new(),
@@ -96,8 +100,7 @@ impl Detection {
         let now = match self.clock {
             None => {
                 // Baseline reading of the empty state, as the live agent does at start.
-                self.detector.evaluate(&self.maps.snapshot(ts_ns, ts_ns));
-                self.prev = Some((ts_ns, self.maps.globals[0]));
+                self.pipeline.baseline(&self.maps.snapshot(ts_ns, ts_ns));
                 self.clock = Some(Clock {
                     now: ts_ns,
                     next_poll: ts_ns + self.poll_ns,
@@ -129,7 +132,7 @@ impl Detection {
             if due > 1
                 && self.fresh == 0
                 && !self.findings
-                && self.episodes.active_by_rule().is_empty()
+                && self.pipeline.episodes.active_by_rule().is_empty()
             {
                 c.next_poll += due * self.poll_ns;
                 if c.next_window <= c.next_poll {
@@ -149,22 +152,7 @@ impl Detection {
     fn reading(&mut self, t: u64) {
         trim(&mut self.maps.sources, DEFAULT_SOURCES, |s| s.last_seen_ns);
         trim(&mut self.maps.dests, DEFAULT_DESTS, |d| d.last_seen_ns);
-        let globals = self.maps.globals[0];
-        if let Some((prev_t, prev)) = self.prev {
-            let dt = t.saturating_sub(prev_t) as f64 / 1e9;
-            let unknown = |g: &Globals| g.src_inserts + g.src_deferred;
-            if dt > 0.0 {
-                let on = self
-                    .admission
-                    .update(unknown(&globals).saturating_sub(unknown(&prev)) as f64 / dt);
-                if on != self.maps.admit_on_second {
-                    self.maps.admit_on_second = on;
-                    self.admission_changes += 1;
-                }
-            }
-        }
-        self.prev = Some((t, globals));
-        let snap = if self.detector.needs_maps(&self.maps.globals, t) {
+        let snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
             self.map_reads += 1;
             self.maps.snapshot(t, t)
         } else {
@@ -178,9 +166,13 @@ impl Detection {
                 ..Snapshot::default()
             }
         };
-        let findings = self.allow.filter(self.detector.evaluate(&snap));
-        self.findings = !findings.is_empty();
-        self.events.extend(self.episodes.step(t, t, findings));
+        let step = self.pipeline.step(&snap);
+        if let Some(change) = step.admission {
+            self.maps.admit_on_second = change.on;
+            self.admission_changes += 1;
+        }
+        self.findings = step.findings;
+        self.events.extend(step.events);
         self.readings += 1;
         self.fresh = 0;
         if let Some(c) = self.clock.as_mut().filter(|c| t >= c.next_window) {
@@ -194,7 +186,7 @@ impl Detection {
     pub fn finish(mut self) -> DetectionResult {
         if let Some(c) = self.clock {
             self.reading(c.next_poll);
-            self.events.extend(self.episodes.finish(c.next_poll));
+            self.events.extend(self.pipeline.finish(c.next_poll));
         }
         DetectionResult {
             events: self.events,

@@ -9,7 +9,7 @@ use agent_common::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, same_entry};
 
 /// A detection rule. Its `name()` is the stable `rule.name` of alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -384,7 +384,7 @@ impl Detector {
             let base = self
                 .prev_src
                 .get(key)
-                .filter(|p| p.first_seen_ns == st.first_seen_ns);
+                .filter(|p| same_entry(p.first_seen_ns, st));
             let d = |cur: u64, f: fn(&Prev) -> u64, skipped_count: u64| {
                 let delta = cur.saturating_sub(base.map(f).unwrap_or(0));
                 skipped.rate(delta, dt, skipped_count)
@@ -590,7 +590,8 @@ mod tests {
     };
 
     use super::*;
-    use crate::{frames, model::HostMaps};
+    use crate::model::HostMaps;
+    use picket_frames as frames;
 
     const SEC: u64 = 1_000_000_000;
     const SCANNER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);

@@ -36,16 +36,17 @@ use agent_common::{
 };
 use serde::Serialize;
 
+use picket_capture::link;
+
 use super::{
     Options,
     app::AppStats,
-    detection::Detection,
     flows::FlowStats,
-    link, names,
+    names,
     reader::{Frame, InputInfo},
     timeline::{Class, SizeBin, SizeHistogram, Timeline, TimelineReport},
 };
-use crate::{alerts::Allowlist, alerts::Phase, detect::Thresholds, output};
+use picket_detect::{detector::Thresholds, document as output, episodes::Phase, replay::Detection};
 
 /// Schema identifier of the JSON document.
 pub const SCHEMA: &str = "picket-analyze/1";
@@ -504,7 +505,7 @@ impl Aggregator {
                 opts.thresholds.clone(),
                 opts.poll_interval,
                 opts.window,
-                Allowlist::new(opts.allow.clone()),
+                opts.allow.clone(),
             ),
             inputs: Vec::new(),
         }

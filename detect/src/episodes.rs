@@ -6,7 +6,7 @@ use std::{collections::HashMap, net::IpAddr};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::detect::{Finding, Rule, Scope};
+use crate::detector::{Finding, Rule, Scope};
 
 /// When updates and ends are emitted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -208,15 +208,14 @@ impl Allowlist {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Findings for other crates' tests.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use super::*;
-    use crate::detect::Details;
+    use crate::detector::Details;
 
-    const SEC: u64 = 1_000_000_000;
-
-    /// A port_scan finding from `src` with `value` (shared by other modules' tests).
-    pub(crate) fn finding(src: &str, value: f64) -> Finding {
+    /// A port_scan finding from `src` with `value`.
+    pub fn finding(src: &str, value: f64) -> Finding {
         Finding {
             rule: Rule::PortScan,
             scope: Scope::Source,
@@ -230,6 +229,13 @@ pub(crate) mod tests {
             details: Details::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{testing::finding, *};
+
+    const SEC: u64 = 1_000_000_000;
 
     #[test]
     fn one_start_rate_limited_updates_one_end() {

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use agent_common::state::DIR_INGRESS;
 use anyhow::{Result, bail};
 
-use super::{link, reader};
+use picket_analyze::reader;
+use picket_capture::link;
+
 use crate::{
     loader::MapSizes,
     parity::{Comparison, KernelRunner, ParityReport},

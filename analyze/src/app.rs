@@ -197,7 +197,7 @@ impl AppStats {
             host: host.clone(),
             url: url.clone(),
             count: a.count,
-            first_seen: crate::output::rfc3339(a.first_ns),
+            first_seen: picket_detect::document::rfc3339(a.first_ns),
         })
         .collect();
         let names = top_n(self.dns.iter(), top, |(k, a)| {

@@ -27,3 +27,10 @@ pub struct Snapshot {
     /// Capacity of the per-destination map.
     pub dst_capacity: u32,
 }
+
+/// Whether an entry read now is the one an earlier reading saw, so that the difference of
+/// their totals is what arrived in between. An entry evicted and created again has a new
+/// `first_seen_ns`: then everything it holds is new.
+pub fn same_entry(earlier_first_seen_ns: u64, now: &SrcState) -> bool {
+    earlier_first_seen_ns == now.first_seen_ns
+}

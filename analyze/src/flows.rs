@@ -113,7 +113,7 @@ impl Base {
             bytes: self.bytes(),
             packets_to_server: self.dir[self.client].packets,
             packets_to_client: self.dir[1 - self.client].packets,
-            first_seen: crate::output::rfc3339(self.first_ns),
+            first_seen: picket_detect::document::rfc3339(self.first_ns),
             duration_s: self.last_ns.saturating_sub(self.first_ns) as f64 / 1e9,
         }
     }
@@ -334,7 +334,7 @@ impl FlowStats {
                 .per_minute
                 .iter()
                 .map(|(m, n)| MinuteCount {
-                    minute: crate::output::rfc3339(m * 60_000_000_000),
+                    minute: picket_detect::document::rfc3339(m * 60_000_000_000),
                     connections: *n,
                 })
                 .collect(),
@@ -404,8 +404,9 @@ pub fn flag_names(flags: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{analyze::link, frames};
     use agent_common::packet::Snapshot;
+    use picket_capture::link;
+    use picket_frames as frames;
 
     /// A classified TCP packet with sequence number `seq`, and its bytes.
     fn tcp(src: u8, sport: u16, dst: u8, dport: u16, flags: u16, seq: u32) -> (Summary, Vec<u8>) {

@@ -1,0 +1,41 @@
+//! `picket analyze`: runs the analyzer (crate `picket-analyze`) on the files given, prints
+//! the report, writes the HTML page and charts asked for, and with `--kernel` checks the
+//! captures against the loaded BPF program ([`crate::kernel_check`]).
+
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result};
+use picket_analyze::{analyze, charts, html, text};
+
+use crate::{cli::AnalyzeArgs, kernel_check};
+
+/// Runs `picket analyze`: report on standard output, warnings on standard error, and the
+/// HTML page and chart files when asked for.
+pub fn run(args: &AnalyzeArgs) -> Result<()> {
+    let report = analyze(&args.files, &args.options())?;
+    for w in &report.warnings {
+        eprintln!("picket: warning: {w}");
+    }
+    if let Some(path) = &args.html {
+        let page = html::render(&report)?;
+        std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plot {
+        charts::write_all(&report, dir)?;
+    }
+    let out = if args.json {
+        let mut s = serde_json::to_string_pretty(&report)?;
+        s.push('\n');
+        s
+    } else {
+        text::render(&report)
+    };
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    if args.kernel {
+        kernel_check::report(&kernel_check::check(&args.files)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `picket analyze`: offline analysis of pcap and pcapng captures, without root.
+//!
+//! Packets are read with `pcap-parser` ([`reader`]), their link layer is stripped ([`link`]),
+//! and they are classified by `agent_common`'s classifier — the code the BPF programs run. The
+//! live agent's state model, detectors and alert episodes run on packet time
+//! ([`picket_detect::replay`]); around them the report ([`report`]) adds the protocol mix, talkers,
+//! flows ([`flows`]), application hints ([`app`]) and chart data ([`timeline`]). The report
+//! is printed as text ([`text`], via [`layout`]) or JSON, and can be written as an HTML page
+//! ([`html`]) and as PNG/SVG charts ([`charts`]).
+
+pub mod app;
+pub mod charts;
+pub mod flows;
+pub mod html;
+pub mod layout;
+pub mod names;
+pub mod reader;
+pub mod report;
+pub mod text;
+pub mod timeline;
+
+use std::{io::Read, path::PathBuf, time::Duration};
+
+use anyhow::{Result, bail};
+use ipnet::IpNet;
+use picket_detect::detector::Thresholds;
+
+pub use picket_capture::link;
+pub use report::Report;
+
+/// What [`analyze`] needs besides the inputs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Detection thresholds.
+    pub thresholds: Thresholds,
+    /// Interval between detector readings, in capture time.
+    pub poll_interval: Duration,
+    /// Window of the distinct counts, in capture time.
+    pub window: Duration,
+    /// Offenders never alerted on.
+    pub allow: Vec<IpNet>,
+    /// Entries per ranked list (0: all).
+    pub top: usize,
+    /// Show a progress bar for files at least this large (when stderr is a terminal).
+    pub progress_min: Option<u64>,
+}
+
+impl Default for Options {
+    /// The live agent's defaults, top 10, no progress bar.
+    fn default() -> Self {
+        Options {
+            thresholds: Thresholds::default(),
+            poll_interval: Duration::from_secs(1),
+            window: Duration::from_secs(10),
+            allow: Vec::new(),
+            top: 10,
+            progress_min: None,
+        }
+    }
+}
+
+fn validate(opts: &Options) -> Result<()> {
+    if opts.poll_interval.is_zero() {
+        bail!("--poll-interval must be greater than 0");
+    }
+    if opts.window < opts.poll_interval {
+        bail!(
+            "--window ({:?}) must be at least --poll-interval ({:?})",
+            opts.window,
+            opts.poll_interval
+        );
+    }
+    Ok(())
+}
+
+/// Analyses capture files (`-`: standard input), read in order as one capture. Fails when an
+/// input cannot be opened or is not a capture; truncated or corrupt inputs give warnings.
+pub fn analyze(paths: &[PathBuf], opts: &Options) -> Result<Report> {
+    validate(opts)?;
+    let mut agg = report::Aggregator::new(opts);
+    for path in paths {
+        let info = reader::read_path(path, opts.progress_min, &mut |f| agg.frame(f))?;
+        agg.input(info);
+    }
+    Ok(agg.finish())
+}
+
+/// Analyses one capture read from `input`, named `name` in the report.
+pub fn analyze_reader<R: Read + Send>(name: &str, input: R, opts: &Options) -> Result<Report> {
+    validate(opts)?;
+    let mut agg = report::Aggregator::new(opts);
+    let info = reader::read_capture(name, input, &mut |_| {}, &mut |f| agg.frame(f))?;
+    agg.input(info);
+    Ok(agg.finish())
+}
+
+/// The first `top` items by `key` (all when `top` is 0), in key order.
+pub(crate) fn top_n<T, K: Ord>(
+    items: impl Iterator<Item = T>,
+    top: usize,
+    key: impl Fn(&T) -> K,
+) -> Vec<T> {
+    let mut v: Vec<T> = items.collect();
+    if top > 0 && v.len() > top {
+        v.select_nth_unstable_by_key(top - 1, &key);
+        v.truncate(top);
+    }
+    v.sort_by_key(key);
+    v
+}

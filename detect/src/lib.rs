@@ -1,0 +1,19 @@
+//! Picket's detection pipeline, the same for the live agent and for `picket analyze`.
+//!
+//! * [`snapshot`]: one reading of the kernel state (or of its host model).
+//! * [`model`]: [`model::HostMaps`], the host model of the kernel maps, fed packet by packet.
+//! * [`detector`]: rules and thresholds; successive snapshots in, findings out.
+//! * [`episodes`]: findings grouped into alert episodes (start, update, end); allowlists.
+//! * [`admission`]: when new sources are admitted at their second packet (spoofed floods).
+//! * [`pipeline`]: the per-poll step that ties the above together.
+//! * [`replay`]: the pipeline driven by packet time over a capture.
+//! * [`document`]: alert and summary documents (JSON and text).
+
+pub mod admission;
+pub mod detector;
+pub mod document;
+pub mod episodes;
+pub mod model;
+pub mod pipeline;
+pub mod replay;
+pub mod snapshot;

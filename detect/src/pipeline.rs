@@ -1,0 +1,134 @@
+//! The per-poll detection step, one code path for the live agent and for `picket analyze`:
+//! decide admission control from the rate of unknown sources, evaluate the rules on the
+//! reading, drop allowlisted offenders, and turn findings into episode events.
+//!
+//! The caller owns the state and the clock: it reads a [`Snapshot`] (the global counters
+//! only, or the maps too when [`Pipeline::needs_maps`] says so), hands it to
+//! [`Pipeline::step`], applies the admission change to its maps, and starts a new window when
+//! its window is over.
+
+use std::time::Duration;
+
+use agent_common::state::Globals;
+use ipnet::IpNet;
+
+use crate::{
+    admission::Admission,
+    detector::{Detector, Thresholds},
+    episodes::{AlertEvent, Allowlist, EpisodeTiming, Episodes},
+    snapshot::Snapshot,
+};
+
+/// Admission control was turned on or off by a reading.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdmissionChange {
+    /// Whether new sources are now admitted only at their second packet.
+    pub on: bool,
+    /// Packets per second from unknown sources that decided it.
+    pub unknown_per_s: f64,
+    /// The rate of unknown sources the map can take ([`Admission::budget`]).
+    pub budget_per_s: f64,
+}
+
+/// What one reading produced.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Alert events (start, update, end) of this reading.
+    pub events: Vec<AlertEvent>,
+    /// The reading had findings left after the allowlist.
+    pub findings: bool,
+    /// Admission control changed.
+    pub admission: Option<AdmissionChange>,
+}
+
+/// Detectors, episodes, allowlist and admission control, stepped once per reading.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The rules (thresholds can be replaced, e.g. on SIGHUP).
+    pub detector: Detector,
+    /// Open episodes.
+    pub episodes: Episodes,
+    /// Offenders never alerted on.
+    pub allow: Allowlist,
+    admission: Admission,
+    /// Time and ingress counters of the previous reading.
+    prev: Option<(u64, Globals)>,
+}
+
+impl Pipeline {
+    /// A pipeline over a per-source map of `src_capacity` entries with windows of `window`.
+    pub fn new(
+        thresholds: Thresholds,
+        window: Duration,
+        timing: EpisodeTiming,
+        allow: Vec<IpNet>,
+        src_capacity: u32,
+    ) -> Self {
+        Pipeline {
+            detector: Detector::new(thresholds, window.as_secs_f64()),
+            episodes: Episodes::new(timing),
+            allow: Allowlist::new(allow),
+            admission: Admission::new(src_capacity, window.as_secs_f64()),
+            prev: None,
+        }
+    }
+
+    /// The first reading, of the state as it is at start: the base of every rate.
+    pub fn baseline(&mut self, snap: &Snapshot) {
+        self.detector.evaluate(snap);
+        self.prev = Some((snap.mono_ns, snap.globals[0]));
+    }
+
+    /// Whether the next reading must include the per-source and per-destination maps.
+    pub fn needs_maps(&self, globals: &[Globals; 2], mono_ns: u64) -> bool {
+        self.detector.needs_maps(globals, mono_ns)
+    }
+
+    /// Whether new sources are admitted only at their second packet.
+    pub fn admission_on(&self) -> bool {
+        self.admission.is_on()
+    }
+
+    /// Updates admission control from the packets of unknown sources between `since` and
+    /// `snap`, and moves `since` to `snap`. Live, a quick watch of the global counters calls
+    /// this between readings with a `since` of its own.
+    pub fn watch_admission(
+        &mut self,
+        since: &mut (u64, Globals),
+        snap: &Snapshot,
+    ) -> Option<AdmissionChange> {
+        let (prev_ns, prev) = std::mem::replace(since, (snap.mono_ns, snap.globals[0]));
+        let dt = snap.mono_ns.saturating_sub(prev_ns) as f64 / 1e9;
+        if dt <= 0.0 {
+            return None;
+        }
+        let unknown = |g: &Globals| g.src_inserts + g.src_deferred;
+        let rate = unknown(&snap.globals[0]).saturating_sub(unknown(&prev)) as f64 / dt;
+        let was = self.admission.is_on();
+        let on = self.admission.update(rate);
+        (on != was).then(|| AdmissionChange {
+            on,
+            unknown_per_s: rate,
+            budget_per_s: self.admission.budget(),
+        })
+    }
+
+    /// One reading: admission control, findings, allowlist, episodes.
+    pub fn step(&mut self, snap: &Snapshot) -> Step {
+        let mut since = self.prev.unwrap_or((snap.mono_ns, snap.globals[0]));
+        let admission = self.watch_admission(&mut since, snap);
+        self.prev = Some(since);
+        let findings = self.allow.filter(self.detector.evaluate(snap));
+        let had = !findings.is_empty();
+        Step {
+            events: self.episodes.step(snap.mono_ns, snap.wall_ns, findings),
+            findings: had,
+            admission,
+        }
+    }
+
+    /// Ends every open episode at `wall_ns`.
+    pub fn finish(&mut self, wall_ns: u64) -> Vec<AlertEvent> {
+        self.episodes.finish(wall_ns)
+    }
+}

@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
     }
     // By default bpf-linker expands memcpy/memset "in order", which turns every zeroed
     // aggregate into a call to a byte-at-a-time memset loop on each packet
-    // (see shared/notes/classifier-prototype.md §4). Keep the stores inline instead.
+    // (a memset loop the verifier must walk per packet). Keep the stores inline instead.
     println!("cargo:rustc-link-arg-bins=--disable-expand-memcpy-in-order");
     Ok(())
 }

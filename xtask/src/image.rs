@@ -68,7 +68,16 @@ pub fn build_static() -> Result<PathBuf> {
         println!("installing rust target {MUSL}");
         util::run(cmd("rustup").args(["target", "add", MUSL]))?;
     }
-    util::run(cmd(cargo()).args(["build", "--release", "--target", MUSL, "--package", "agent"]))?;
+    // The daemon alone: `picket analyze` (charts, PNG, fonts) is left out of the image.
+    util::run(cmd(cargo()).args([
+        "build",
+        "--release",
+        "--target",
+        MUSL,
+        "--package",
+        "agent",
+        "--no-default-features",
+    ]))?;
     let bin = target_dir().join(MUSL).join("release").join("picket");
     if !bin.is_file() {
         bail!("{} was not built", bin.display());

@@ -8,6 +8,7 @@
 //! is printed as text ([`text`], via [`layout`]) or JSON, and can be written as an HTML page
 //! ([`html`]) and as PNG/SVG charts ([`charts`]).
 
+pub mod aggregate;
 pub mod app;
 pub mod charts;
 pub mod flows;
@@ -77,7 +78,7 @@ fn validate(opts: &Options) -> Result<()> {
 /// input cannot be opened or is not a capture; truncated or corrupt inputs give warnings.
 pub fn analyze(paths: &[PathBuf], opts: &Options) -> Result<Report> {
     validate(opts)?;
-    let mut agg = report::Aggregator::new(opts);
+    let mut agg = aggregate::Aggregator::new(opts);
     for path in paths {
         let info = reader::read_path(path, opts.progress_min, &mut |f| agg.frame(f))?;
         agg.input(info);
@@ -88,7 +89,7 @@ pub fn analyze(paths: &[PathBuf], opts: &Options) -> Result<Report> {
 /// Analyses one capture read from `input`, named `name` in the report.
 pub fn analyze_reader<R: Read + Send>(name: &str, input: R, opts: &Options) -> Result<Report> {
     validate(opts)?;
-    let mut agg = report::Aggregator::new(opts);
+    let mut agg = aggregate::Aggregator::new(opts);
     let info = reader::read_capture(name, input, &mut |_| {}, &mut |f| agg.frame(f))?;
     agg.input(info);
     Ok(agg.finish())

@@ -1,7 +1,10 @@
 //! Kernel parity: the same frames through the real BPF programs (BPF_PROG_TEST_RUN) and
 //! through the host classifier and state model must leave identical maps.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    io::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use agent::{
     frames,
@@ -21,7 +24,11 @@ use agent_common::{
 fn runner() -> Option<KernelRunner> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (BPF_PROG_TEST_RUN); `cargo xtask test` runs it as root");
+        // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: needs root (BPF_PROG_TEST_RUN); `cargo xtask test` runs it as root"
+        );
         return None;
     }
     Some(

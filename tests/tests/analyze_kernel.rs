@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use tests::{output, picket_bin, require_root};
+use tests::{output, picket_bin, require_root, shared_pcaps};
 
 fn captures(dir: &str) -> Vec<PathBuf> {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps")).join(dir);
+    let root = shared_pcaps().join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", root.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))

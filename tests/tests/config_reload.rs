@@ -6,9 +6,7 @@
 use std::{process::Command, thread, time::Duration};
 
 use serde_json::Value;
-use tests::netns_lite::{
-    Pair, Proc, TempDir, alert_lines, output, picket_bin, require_root, require_tools, tag,
-};
+use tests::{Lab, Proc, alert_lines, output, picket_bin, require_root, require_tools, temp_dir};
 
 fn port_scan_alerts(stdout: &str) -> Vec<Value> {
     let mut starts = alert_lines(stdout, "port_scan");
@@ -20,8 +18,8 @@ fn port_scan_alerts(stdout: &str) -> Vec<Value> {
 fn sighup_reloads_thresholds_from_the_file() {
     require_root();
     require_tools(&["nmap"]);
-    let dir = TempDir::new(&tag("reload"));
-    let pair = Pair::new(&tag("pkr"), 203);
+    let dir = temp_dir("reload");
+    let lab = Lab::new();
     let config = dir.path().join("picket.toml");
     let file = |port_scan_ports: &str, window: &str| {
         format!(
@@ -30,17 +28,17 @@ fn sighup_reloads_thresholds_from_the_file() {
         )
     };
     std::fs::write(&config, file("1000", "2s")).unwrap();
-    let mut cmd = pair.victim.cmd(picket_bin());
+    let mut cmd = lab.victim.exec(picket_bin());
     cmd.arg("--config")
         .arg(&config)
-        .args(["--iface", &pair.victim_if, "--end-after", "2s"]);
-    let mut picket = Proc::spawn(cmd, "picket", dir.path());
+        .args(["--iface", &lab.veth.victim_if, "--end-after", "2s"]);
+    let mut picket = Proc::spawn(cmd, "picket");
     picket.wait_for("the watching line", Duration::from_secs(20), |_, err| {
         err.contains("picket: watching") && err.contains("poll 250ms, window 2s")
     });
 
     // 40 ports stay below the file's threshold of 1000.
-    pair.scan("1-40");
+    lab.scan("1-40");
     // Two windows: the scan's counts no longer count for anything.
     thread::sleep(Duration::from_secs(5));
     assert!(
@@ -96,13 +94,13 @@ fn sighup_reloads_thresholds_from_the_file() {
     );
 
     // The same 40 ports now alert, against the reloaded threshold.
-    pair.scan("1-40");
+    lab.scan("1-40");
     picket.wait_for("a port_scan alert", Duration::from_secs(10), |out, _| {
         !port_scan_alerts(out).is_empty()
     });
     let alert = port_scan_alerts(&picket.stdout()).remove(0);
     assert_eq!(alert["picket"]["threshold"], 20.0, "{alert}");
-    assert_eq!(alert["source"]["ip"], pair.attacker_ip.to_string());
+    assert_eq!(alert["source"]["ip"], lab.veth.attacker_v4.to_string());
 
     // Reloads never detached it: it is still running and exits cleanly.
     assert!(picket.exited().is_none(), "{}", picket.logs());
@@ -113,7 +111,7 @@ fn sighup_reloads_thresholds_from_the_file() {
 
 #[test]
 fn config_check_reports_every_error_and_accepts_the_default() {
-    let dir = TempDir::new(&tag("check"));
+    let dir = temp_dir("check");
     let default = output(Command::new(picket_bin()).args(["config", "default"]));
     assert!(default.status.success());
     let good = dir.path().join("default.toml");

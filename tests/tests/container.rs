@@ -14,11 +14,11 @@
 //! Also the systemd unit's model: a non-root user holding only the unit's
 //! AmbientCapabilities runs picket with its locks in $RUNTIME_DIRECTORY.
 
-use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
+use std::{path::Path, process::Command, time::Duration};
 
-use tests::netns_lite::{
-    Pair, Proc, TempDir, alert_lines, http_get, output, picket_bin, require_root, require_tools,
-    run_ok, tag, wait_until, workspace_root,
+use tests::{
+    Lab, Proc, alert_lines, http_get, output, picket_bin, require_root, require_tools, run_ok,
+    temp_dir, wait_until, workspace_root,
 };
 
 const DOCKER_ROOT: &str = "/var/lib/picket-test-docker";
@@ -109,7 +109,7 @@ struct Dockerd {
 }
 
 impl Dockerd {
-    fn start(dir: &Path) -> Dockerd {
+    fn start() -> Dockerd {
         // A daemon left by an aborted run of this test holds the pid file.
         if let Ok(pid) = std::fs::read_to_string(DOCKER_PID)
             && let Ok(pid) = pid.trim().parse::<i32>()
@@ -130,7 +130,7 @@ impl Dockerd {
             .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
             .args(["--ip-forward=false", "--ip-masq=false"]);
         let mut d = Dockerd {
-            proc: Proc::spawn(cmd, "dockerd", dir),
+            proc: Proc::spawn(cmd, "dockerd"),
         };
         let up = wait_until(Duration::from_secs(60), || {
             if d.proc.exited().is_some() {
@@ -267,7 +267,7 @@ fn caps_of(pid: u32) -> [u64; 3] {
 
 fn run_pod<'a>(
     dockerd: &'a Dockerd,
-    pair: &Pair,
+    lab: &Lab,
     dir: &Path,
     name: &str,
     caps: &[String],
@@ -280,7 +280,7 @@ fn run_pod<'a>(
     let mut cmd = dockerd.ctr();
     cmd.args(["run", "--rm", "--seccomp", "--read-only"])
         .arg("--with-ns")
-        .arg(format!("network:{}", pair.victim.path().display()))
+        .arg(format!("network:{}", lab.victim.path().display()))
         .args(["--env", "NODE_NAME=test-node"])
         .arg("--mount")
         .arg(format!(
@@ -306,7 +306,7 @@ fn run_pod<'a>(
     Task {
         dockerd,
         name: name.into(),
-        proc: Proc::spawn(cmd, name, dir),
+        proc: Proc::spawn(cmd, name),
     }
 }
 
@@ -316,17 +316,17 @@ fn image_runs_with_exactly_the_daemonsets_capabilities() {
     require_tools(&["dockerd", "docker", "ctr", "nmap"]);
     let spec = pod_spec();
     assert_eq!(spec.add, ["BPF", "NET_ADMIN", "PERFMON"]);
-    let dir = TempDir::new(&tag("container"));
-    let pair = Pair::new(&tag("pkc"), 202);
+    let dir = temp_dir("container");
+    let lab = Lab::new();
     // The pod's host network: picket watches the default-route interface, as in a node.
-    pair.victim.ip(&[
+    lab.victim.ip(&[
         "route",
         "add",
         "default",
         "via",
-        &pair.attacker_ip.to_string(),
+        &lab.veth.attacker_v4.to_string(),
     ]);
-    let dockerd = Dockerd::start(dir.path());
+    let dockerd = Dockerd::start();
 
     // The image, as `cargo xtask image` builds it, into this test's daemon.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -355,7 +355,7 @@ fn image_runs_with_exactly_the_daemonsets_capabilities() {
     run_ok(dockerd.ctr().args(["images", "import"]).arg(&archive));
 
     // Exactly the DaemonSet's capabilities: attaches, reports, alerts.
-    let mut pod = run_pod(&dockerd, &pair, dir.path(), "pod", &spec.add, &spec);
+    let mut pod = run_pod(&dockerd, &lab, dir.path(), "pod", &spec.add, &spec);
     pod.proc
         .wait_for("the watching line", Duration::from_secs(30), |_, err| {
             err.contains("picket: watching")
@@ -374,27 +374,27 @@ fn image_runs_with_exactly_the_daemonsets_capabilities() {
     assert!(
         err.contains(&format!(
             "picket: attached xdp (driver) to {}",
-            pair.victim_if
+            lab.veth.victim_if
         )),
         "{err}"
     );
-    let metrics: SocketAddr = "127.0.0.1:9464".parse().unwrap();
-    let health = http_get(&pair.victim, metrics, "/healthz", &[]).expect("/healthz");
+    let metrics = "http://127.0.0.1:9464";
+    let health = http_get(&lab.victim, &format!("{metrics}/healthz"), &[], &[]).expect("/healthz");
     assert_eq!(health.status, 200);
     let ready = wait_until(Duration::from_secs(10), || {
-        http_get(&pair.victim, metrics, "/readyz", &[])
+        http_get(&lab.victim, &format!("{metrics}/readyz"), &[], &[])
             .ok()
             .filter(|r| r.status == 200)
     });
     assert!(ready.is_some(), "/readyz\n{}", pod.proc.logs());
 
-    pair.scan("1-100");
+    lab.scan("1-100");
     pod.proc
         .wait_for("a port_scan alert", Duration::from_secs(15), |out, _| {
             !alert_lines(out, "port_scan").is_empty()
         });
     let alert = alert_lines(&pod.proc.stdout(), "port_scan").remove(0);
-    assert_eq!(alert["source"]["ip"], pair.attacker_ip.to_string());
+    assert_eq!(alert["source"]["ip"], lab.veth.attacker_v4.to_string());
     assert_eq!(alert["observer"]["name"], "test-node");
     assert_eq!(alert["host"]["name"], "test-node");
     run_ok(
@@ -414,7 +414,7 @@ fn image_runs_with_exactly_the_daemonsets_capabilities() {
     for missing in &spec.add {
         let caps: Vec<String> = spec.add.iter().filter(|c| c != &missing).cloned().collect();
         let name = format!("no-{}", missing.to_lowercase().replace('_', "-"));
-        let mut task = run_pod(&dockerd, &pair, dir.path(), &name, &caps, &spec);
+        let mut task = run_pod(&dockerd, &lab, dir.path(), &name, &caps, &spec);
         let status = task.proc.wait_exit(Duration::from_secs(30));
         assert!(
             status.is_some_and(|s| !s.success()),
@@ -455,8 +455,8 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
     require_tools(&["setpriv", "nmap"]);
     let caps = unit_capabilities();
     assert_eq!(caps, ["BPF", "NET_ADMIN", "PERFMON"]);
-    let dir = TempDir::new(&tag("unit"));
-    let pair = Pair::new(&tag("pku"), 204);
+    let dir = temp_dir("unit");
+    let lab = Lab::new();
     // The unit's RuntimeDirectory=, owned by the (dynamic) user.
     let runtime = dir.path().join("runtime");
     std::fs::create_dir_all(&runtime).unwrap();
@@ -472,7 +472,7 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
             .join(",")
     };
     let spawn = |caps: &[String], what: &str| {
-        let mut cmd = pair.victim.cmd("setpriv");
+        let mut cmd = lab.victim.exec("setpriv");
         cmd.env("RUNTIME_DIRECTORY", &runtime)
             .args([
                 "--reuid=65534",
@@ -484,9 +484,9 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
             .arg(format!("--ambient-caps=-all{}", prefixed(&set(caps))))
             .arg(format!("--bounding-set=-all{}", prefixed(&set(caps))))
             .arg(&bin)
-            .args(["--iface", &pair.victim_if, "--output", "json"])
+            .args(["--iface", &lab.veth.victim_if, "--output", "json"])
             .args(["--summary-interval", "0s"]);
-        Proc::spawn(cmd, what, dir.path())
+        Proc::spawn(cmd, what)
     };
 
     let mut picket = spawn(&caps, "picket-unit");
@@ -504,7 +504,7 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
         })
         .unwrap();
     assert_eq!(uid, "65534");
-    let suffix = format!("-{}.lock", pair.victim_if);
+    let suffix = format!("-{}.lock", lab.veth.victim_if);
     assert!(
         std::fs::read_dir(&runtime)
             .map(|d| d
@@ -514,7 +514,7 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
         "expected picket's interface lock in {}",
         runtime.display()
     );
-    pair.scan("1-100");
+    lab.scan("1-100");
     picket.wait_for("a port_scan alert", Duration::from_secs(15), |out, _| {
         !alert_lines(out, "port_scan").is_empty()
     });

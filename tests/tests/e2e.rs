@@ -11,8 +11,8 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    Bg, DETECTION_DEADLINE, Lab, PYTHON, Picket, TempDir, is_start, ms, output, picket_bin,
-    require_root, require_tool, str_at,
+    DETECTION_DEADLINE, Lab, PYTHON, Picket, Proc, is_start, ms, output, picket_bin, require_root,
+    require_tools, str_at, temp_dir,
 };
 
 /// How long we wait for an alert before giving up (longer than the 5 s requirement, so that
@@ -136,8 +136,8 @@ fn nmap_alert(
     args: &[&str],
     (src, dst): (&str, Option<&str>),
     secs: f64,
-) -> (Value, Bg, String) {
-    require_tool("nmap");
+) -> (Value, Proc, String) {
+    require_tools(&["nmap"]);
     let what = format!("nmap {}", args.join(" "));
     let t0 = Instant::now();
     let nmap = lab.attacker.spawn_timeout(secs, "nmap", args);
@@ -206,7 +206,7 @@ fn nmap_connect_scan_is_a_port_scan() {
 
 #[test]
 fn nmap_udp_scan_is_a_port_scan() {
-    require_tool("nmap");
+    require_tools(&["nmap"]);
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
     let (src, dst) = (
@@ -225,7 +225,8 @@ fn nmap_udp_scan_is_a_port_scan() {
     ];
     // The victim's ICMP port-unreachable answers are rate limited (1/s after a burst), so a
     // full UDP scan takes minutes; the detection only needs its first probes.
-    let (v, nmap, what) = nmap_alert(&lab, &mut p, "port_scan", &args, (&src, Some(&dst)), 60.0);
+    let (v, mut nmap, what) =
+        nmap_alert(&lab, &mut p, "port_scan", &args, (&src, Some(&dst)), 60.0);
     let ports = v
         .pointer("/picket/details/ports")
         .and_then(Value::as_array)
@@ -235,7 +236,7 @@ fn nmap_udp_scan_is_a_port_scan() {
         "expected at least 30 probed UDP ports listed in {v}\n{}",
         p.report()
     );
-    drop(nmap.stop());
+    nmap.stop();
     expect_only(
         &mut p,
         Duration::from_millis(1500),
@@ -268,7 +269,7 @@ fn nmap_ipv6_syn_scan_is_a_port_scan() {
 
 #[test]
 fn nmap_ping_sweep_is_a_host_sweep() {
-    require_tool("nmap");
+    require_tools(&["nmap"]);
     let lab = Lab::new();
     lab.route_through_victim("10.251.0.0/24");
     let mut p = lab.picket(&[]);
@@ -324,7 +325,7 @@ fn flood(
     allowed: &[&str],
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    require_tool("hping3");
+    require_tools(&["hping3"]);
     let victim = lab.veth.victim_v4.to_string();
     let mut all: Vec<&str> = vec!["-k", "2", "3", "hping3"];
     all.extend_from_slice(args);
@@ -411,7 +412,7 @@ fn hping3_icmp_flood() {
 
 #[test]
 fn short_syn_flood_after_idle_is_detected() {
-    require_tool("hping3");
+    require_tools(&["hping3"]);
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
     let (src, dst) = (
@@ -515,9 +516,7 @@ fn download(ns: &tests::Netns, url: &str) -> u64 {
 
 #[test]
 fn benign_traffic_stays_silent() {
-    require_tool(PYTHON);
-    require_tool("curl");
-    require_tool("ping");
+    require_tools(&[PYTHON, "curl", "ping"]);
     let lab = Lab::new();
     let (a4, v4) = (
         lab.veth.attacker_v4.to_string(),
@@ -526,7 +525,7 @@ fn benign_traffic_stays_silent() {
     let v6 = lab.veth.victim_v6.to_string();
 
     // Content: a small page and a sparse 200 MiB file.
-    let www = TempDir::new("www");
+    let www = temp_dir("www");
     std::fs::write(www.path().join("small"), vec![b'x'; 1024]).unwrap();
     std::fs::File::create(www.path().join("big"))
         .and_then(|f| f.set_len(BIG))
@@ -535,7 +534,7 @@ fn benign_traffic_stays_silent() {
 
     // Servers: HTTP on two ports in the victim, one in the attacker; DNS-like responders on
     // port 53 in both.
-    let http = |ns: &tests::Netns, ip: &str, port: &str| -> Bg {
+    let http = |ns: &tests::Netns, ip: &str, port: &str| -> Proc {
         ns.spawn(
             PYTHON,
             &["-m", "http.server", port, "--bind", ip, "--directory", &dir],
@@ -658,7 +657,7 @@ fn benign_traffic_stays_silent() {
 
 #[test]
 fn allowlisted_scanner_raises_no_alert() {
-    require_tool("nmap");
+    require_tools(&["nmap"]);
     let lab = Lab::new();
     let a4 = lab.veth.attacker_v4.to_string();
     let allow = format!("{a4}/32");
@@ -942,7 +941,7 @@ fn bad_flag_values_fail() {
 
 #[test]
 fn missing_capabilities_fail() {
-    require_tool("setpriv");
+    require_tools(&["setpriv"]);
     let lab = Lab::new();
     let iface = lab.veth.victim_if.clone();
     let args = ["-i", iface.as_str(), "-o", "json"];
@@ -977,7 +976,7 @@ fn harness_fails_loudly_without_root() {
     // than pass it silently.
     require_root();
     // A world-readable copy, wherever the target directory is.
-    let dir = TempDir::new("nonroot");
+    let dir = temp_dir("nonroot");
     let exe = dir.path().join("e2e");
     std::fs::copy(std::env::current_exe().expect("current_exe"), &exe).expect("copy test binary");
     for p in [dir.path(), exe.as_path()] {

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Lab, Picket, TempDir, is_start, output, require_tool, str_at};
+use tests::{Lab, Picket, is_start, output, require_tools, str_at, temp_dir};
 
 const ALERT_WAIT: Duration = Duration::from_secs(12);
 
@@ -74,10 +74,9 @@ fn wait_start(p: &mut Picket, rule: &str, src: &str) {
 
 #[test]
 fn scan_packets_are_captured_to_pcap() {
-    require_tool("nmap");
-    require_tool("tshark");
+    require_tools(&["nmap", "tshark"]);
     let lab = Lab::new();
-    let dir = TempDir::new("evidence");
+    let dir = temp_dir("evidence");
     let dir_arg = dir.path().to_string_lossy().into_owned();
     let mut p = lab.picket(&["--capture-dir", &dir_arg]);
     let (src, dst) = (
@@ -136,10 +135,9 @@ fn scan_packets_are_captured_to_pcap() {
 
 #[test]
 fn flood_evidence_rotates_and_stays_under_the_cap() {
-    require_tool("hping3");
-    require_tool("tshark");
+    require_tools(&["hping3", "tshark"]);
     let lab = Lab::new();
-    let dir = TempDir::new("evidence-cap");
+    let dir = temp_dir("evidence-cap");
     let dir_arg = dir.path().to_string_lossy().into_owned();
     let (max, per_file) = (200_000u64, 50_000u64);
     let mut p = lab.picket(&[

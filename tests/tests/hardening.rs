@@ -7,7 +7,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tests::{DETECTION_DEADLINE, Lab, bpf_object_exists, output, require_tool, signal};
+use tests::{DETECTION_DEADLINE, Lab, bpf_object_exists, output, require_tools, signal};
 
 fn started(rule: &'static str, scope: &'static str) -> impl Fn(&Value) -> bool {
     move |v: &Value| {
@@ -63,13 +63,12 @@ fn expect_scan(lab: &Lab, p: &mut tests::Picket, since: Instant, within: Duratio
 
 #[test]
 fn scan_is_detected_during_a_spoofed_syn_flood() {
-    require_tool("hping3");
-    require_tool("nmap");
+    require_tools(&["hping3", "nmap"]);
     let lab = Lab::new();
     // A small per-source map, so that the flood would churn it in well under a second.
     let mut p = lab.picket(&["--src-map-entries", "4096"]);
     let victim = lab.veth.victim_v4.to_string();
-    let flood = lab.attacker.spawn_timeout(
+    let mut flood = lab.attacker.spawn_timeout(
         25.0,
         "hping3",
         &["-S", "--flood", "--rand-source", "-p", "80", &victim],
@@ -104,7 +103,7 @@ fn scan_is_detected_during_a_spoofed_syn_flood() {
 
 #[test]
 fn kill_9_leaves_nothing_behind_and_a_restart_works_at_once() {
-    require_tool("nmap");
+    require_tools(&["nmap"]);
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
     signal(p.pid(), libc::SIGKILL);
@@ -148,7 +147,7 @@ fn kill_9_leaves_nothing_behind_and_a_restart_works_at_once() {
 
 #[test]
 fn interface_down_and_up_keeps_the_programs_attached() {
-    require_tool("nmap");
+    require_tools(&["nmap"]);
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
     let ifname = lab.veth.victim_if.clone();

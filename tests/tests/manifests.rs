@@ -11,8 +11,8 @@ use std::{
 };
 
 use serde_json::Value;
-use tests::netns_lite::{
-    TempDir, output, picket_bin, require_tools, rules_file_of_prometheus_rule, run_ok, tag,
+use tests::{
+    output, picket_bin, require_tools, rules_file_of_prometheus_rule, run_ok, temp_dir,
     workspace_root,
 };
 
@@ -76,7 +76,7 @@ fn manifests_validate_against_kubernetes_schemas() {
         );
     }
     // The validator does reject what Kubernetes would: a misspelt field.
-    let dir = TempDir::new(&tag("kv"));
+    let dir = temp_dir("kv");
     let bad = dir.path().join("daemonset.yaml");
     let ds = read(&deploy().join("kubernetes/daemonset.yaml"));
     std::fs::write(
@@ -103,7 +103,7 @@ fn yaml_is_lint_clean() {
 #[test]
 fn prometheus_rules_pass_promtool() {
     require_tools(&["promtool"]);
-    let dir = TempDir::new(&tag("rules"));
+    let dir = temp_dir("rules");
     let rules = dir.path().join("rules.yml");
     let manifest = read(&deploy().join("kubernetes/prometheusrule.yaml"));
     std::fs::write(&rules, rules_file_of_prometheus_rule(&manifest)).unwrap();
@@ -174,7 +174,7 @@ fn service_monitor_selects_the_service_and_its_port() {
 #[test]
 fn systemd_unit_verifies() {
     require_tools(&["systemd-analyze"]);
-    let dir = TempDir::new(&tag("unit"));
+    let dir = temp_dir("unit");
     let unit = read(&deploy().join("picket.service"));
     let bin = picket_bin();
     let patched = unit.replace("/usr/local/bin/picket", &bin.to_string_lossy());

@@ -7,15 +7,14 @@
 
 use std::{
     io::Write as _,
-    net::SocketAddr,
     process::{Command, Stdio},
     time::Duration,
 };
 
 use serde_json::Value;
-use tests::netns_lite::{
-    Ns, Pair, Proc, TempDir, http_get, metric_names, picket_bin, require_root, require_tools,
-    rules_file_of_prometheus_rule, run_ok, tag, url_encode, wait_until, workspace_root,
+use tests::{
+    Lab, Netns, Proc, http_get, metric_names, picket_bin, require_root, require_tools,
+    rules_file_of_prometheus_rule, run_ok, temp_dir, wait_until, workspace_root,
 };
 
 const METRICS: &str = "127.0.0.1:9464";
@@ -23,14 +22,14 @@ const PROMETHEUS: &str = "127.0.0.1:9090";
 const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
      application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("socket address")
+fn url(host: &str, path: &str) -> String {
+    format!("http://{host}{path}")
 }
 
 /// The result vector of an instant query.
-fn query(ns: &Ns, promql: &str) -> Vec<Value> {
-    let path = format!("/api/v1/query?query={}", url_encode(promql));
-    let Ok(r) = http_get(ns, addr(PROMETHEUS), &path, &[]) else {
+fn query(ns: &Netns, promql: &str) -> Vec<Value> {
+    let query = [("query", promql)];
+    let Ok(r) = http_get(ns, &url(PROMETHEUS, "/api/v1/query"), &query, &[]) else {
         return Vec::new();
     };
     let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
@@ -38,7 +37,7 @@ fn query(ns: &Ns, promql: &str) -> Vec<Value> {
 }
 
 /// The value of the first sample of an instant query.
-fn first_value(ns: &Ns, promql: &str) -> Option<f64> {
+fn first_value(ns: &Netns, promql: &str) -> Option<f64> {
     query(ns, promql)
         .first()
         .and_then(|s| s["value"][1].as_str())
@@ -73,15 +72,15 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
     require_root();
     require_tools(&["nmap", "prometheus", "promtool"]);
     let bin = picket_bin();
-    let dir = TempDir::new(&tag("metrics"));
-    let pair = Pair::new(&tag("pkm"), 201);
-    let victim = &pair.victim;
+    let dir = temp_dir("metrics");
+    let lab = Lab::new();
+    let victim = &lab.victim;
 
-    let mut cmd = victim.cmd(&bin);
-    cmd.args(["--iface", &pair.victim_if, "--output", "json"])
+    let mut cmd = victim.exec(&bin);
+    cmd.args(["--iface", &lab.veth.victim_if, "--output", "json"])
         .args(["--summary-interval", "0s", "--poll-interval", "500ms"])
         .args(["--metrics-addr", METRICS, "--metrics-top-k", "5"]);
-    let mut picket = Proc::spawn(cmd, "picket", dir.path());
+    let mut picket = Proc::spawn(cmd, "picket");
     picket.wait_for("the watching line", Duration::from_secs(20), |_, err| {
         err.contains("picket: watching")
     });
@@ -94,17 +93,17 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
     );
 
     // Liveness and readiness.
-    let health = http_get(victim, addr(METRICS), "/healthz", &[]).expect("GET /healthz");
+    let health = http_get(victim, &url(METRICS, "/healthz"), &[], &[]).expect("GET /healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
     let ready = wait_until(Duration::from_secs(5), || {
-        http_get(victim, addr(METRICS), "/readyz", &[])
+        http_get(victim, &url(METRICS, "/readyz"), &[], &[])
             .ok()
             .filter(|r| r.status == 200)
     });
     assert!(ready.is_some(), "/readyz never 200\n{}", picket.logs());
 
     // Content negotiation: Prometheus text by default, OpenMetrics when asked first.
-    let text = http_get(victim, addr(METRICS), "/metrics", &[]).expect("GET /metrics");
+    let text = http_get(victim, &url(METRICS, "/metrics"), &[], &[]).expect("GET /metrics");
     assert_eq!(text.status, 200);
     assert_eq!(
         text.header("content-type"),
@@ -115,8 +114,8 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
     );
     let om = http_get(
         victim,
-        addr(METRICS),
-        "/metrics",
+        &url(METRICS, "/metrics"),
+        &[],
         &[("Accept", OPENMETRICS_ACCEPT)],
     )
     .expect("GET /metrics (OpenMetrics)");
@@ -165,7 +164,7 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
     );
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
-    let mut prom_cmd = victim.cmd("prometheus");
+    let mut prom_cmd = victim.exec("prometheus");
     prom_cmd
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
@@ -173,7 +172,7 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
             dir.path().join("data").display()
         ))
         .arg(format!("--web.listen-address={PROMETHEUS}"));
-    let mut prometheus = Proc::spawn(prom_cmd, "prometheus", dir.path());
+    let mut prometheus = Proc::spawn(prom_cmd, "prometheus");
     let up = wait_until(Duration::from_secs(60), || {
         first_value(victim, r#"up{job="picket"}"#).filter(|v| *v == 1.0)
     });
@@ -190,7 +189,7 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
     assert_eq!(before, 0.0);
 
     // The scan.
-    let nmap = pair.scan("1-200");
+    let nmap = lab.scan("1-200");
     assert!(nmap.contains("Nmap done"), "{nmap}");
     picket.wait_for("a port_scan alert", Duration::from_secs(15), |out, _| {
         out.contains(r#""name":"port_scan""#)
@@ -211,13 +210,13 @@ fn prometheus_scrapes_picket_and_sees_a_port_scan() {
         .into_iter()
         .find_map(|s| s["metric"]["ip"].as_str().map(str::to_string))
     });
-    assert_eq!(offender, Some(pair.attacker_ip.to_string()));
+    assert_eq!(offender, Some(lab.veth.attacker_v4.to_string()));
     let packets = first_value(victim, r#"picket_packets_total{direction="ingress"}"#).unwrap();
     assert!(packets >= 200.0, "ingress packets {packets}");
 
     // The rule built on the same counter fires.
     let alert = wait_until(Duration::from_secs(30), || {
-        let r = http_get(victim, addr(PROMETHEUS), "/api/v1/alerts", &[]).ok()?;
+        let r = http_get(victim, &url(PROMETHEUS, "/api/v1/alerts"), &[], &[]).ok()?;
         let v: Value = serde_json::from_str(&r.body).ok()?;
         v["data"]["alerts"].as_array()?.iter().find_map(|a| {
             (a["labels"]["alertname"] == "PicketScanDetected" && a["state"] == "firing")

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Lab, PYTHON, output, require_tool};
+use tests::{Lab, PYTHON, output, require_tools};
 
 /// Seconds per cycle: scan at 0 s, flood from 5 s to 13 s, quiet until the end.
 const CYCLE_S: u64 = 30;
@@ -48,8 +48,7 @@ fn metric(text: &str, series: &str) -> f64 {
 #[test]
 #[ignore = "long-running: `cargo xtask soak`"]
 fn soak() {
-    require_tool("nmap");
-    require_tool("hping3");
+    require_tools(&["nmap", "hping3"]);
     let secs: u64 = std::env::var("PICKET_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

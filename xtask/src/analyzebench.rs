@@ -232,7 +232,7 @@ fn print_table(rows: &[Measure]) {
 
 /// Ethernet frames of the shared captures, in file order.
 fn packet_set() -> Result<Vec<Vec<u8>>> {
-    let root = workspace_root().join("../shared/pcaps");
+    let root = util::shared_pcaps();
     let mut files = Vec::new();
     for dir in SOURCES {
         fuzz::collect(&root.join(dir), &mut files)?;

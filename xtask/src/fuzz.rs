@@ -89,14 +89,10 @@ pub fn run(seconds: u64, targets: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn shared_pcaps() -> PathBuf {
-    workspace_root().join("../shared/pcaps")
-}
-
 fn seed(corpus: &Path, seeds: Seeds) -> Result<usize> {
     fs::create_dir_all(corpus).with_context(|| format!("cannot create {}", corpus.display()))?;
     let mut files = Vec::new();
-    collect(&shared_pcaps(), &mut files)?;
+    collect(&util::shared_pcaps(), &mut files)?;
     files.sort();
     let mut seen = HashSet::new();
     let mut keep = |bytes: &[u8]| -> Result<()> {

@@ -1,19 +1,24 @@
 //! `cargo xtask test`: what CI runs (`.ci/run`).
 //!
 //! Order: bootstrap, `cargo fmt --check`, clippy (host crates, then the BPF crate on its
-//! target), host unit tests, then the privileged
-//! end-to-end tests of package `tests` (one thread: they share kernel state). Fails fast.
+//! target), host unit tests, a short fuzz run, then the privileged end-to-end tests of
+//! package `tests`. Those are built like everything else, as the invoking user (`cargo test
+//! -p tests --no-run`); then each test binary runs on its own, one test at a time (they share
+//! kernel state), as root: directly when this process is root, else through `sudo -E`. Fails
+//! fast.
 
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
 use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
 
 use crate::{
     bootstrap,
-    util::{self, cargo, cmd},
+    util::{self, cargo, cmd, find_program, workspace_root},
 };
 
 /// Seconds each fuzz target runs in `cargo xtask test`.
@@ -80,18 +85,31 @@ pub fn main(opts: &Options) -> Result<()> {
     // Every CI run fuzzes each target briefly (`cargo xtask fuzz` runs longer).
     crate::fuzz::run(FUZZ_SECONDS, &[])?;
 
-    if !util::is_root() {
+    // The end-to-end tests load eBPF programs and create network namespaces.
+    let sudo = if util::is_root() {
+        None
+    } else if let Some(sudo) = find_program("sudo") {
+        Some(sudo)
+    } else {
         bail!(
-            "the end-to-end tests (package `tests`) load eBPF programs and create network namespaces: run as root"
+            "the end-to-end tests (package `tests`) need root, and there is no sudo: run `cargo xtask test` as root"
         );
+    };
+    for exe in e2e_binaries()? {
+        let mut run = match &sudo {
+            Some(sudo) => {
+                let mut c = cmd(sudo);
+                c.arg("-E").arg(&exe);
+                c
+            }
+            None => cmd(&exe),
+        };
+        // As `cargo test` runs them: from the package's directory.
+        run.current_dir(workspace_root().join("tests"))
+            .env("PICKET_BIN", &picket)
+            .arg("--test-threads=1");
+        total.run(&mut run)?;
     }
-    total.run(cmd(cargo()).env("PICKET_BIN", &picket).args([
-        "test",
-        "--package",
-        "tests",
-        "--",
-        "--test-threads=1",
-    ]))?;
     // One closing line for the whole run (the last cargo line is often a doc-test run with
     // nothing in it).
     println!(
@@ -101,7 +119,52 @@ pub fn main(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Test counts summed over every `test result:` line of the cargo test runs.
+/// Builds the test binaries of package `tests` and returns their paths: the library's first,
+/// then the integration tests by name.
+fn e2e_binaries() -> Result<Vec<PathBuf>> {
+    let mut build = cmd(cargo());
+    build.args([
+        "test",
+        "--package",
+        "tests",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    let shown = util::display(&build);
+    println!("$ {shown}");
+    let out = build
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !out.status.success() {
+        bail!("`{shown}` failed ({})", out.status);
+    }
+    let mut found = test_executables(&String::from_utf8_lossy(&out.stdout));
+    found.sort_by(|a, b| (!a.0, &a.1).cmp(&(!b.0, &b.1)));
+    if found.is_empty() {
+        bail!("`{shown}` reported no test binary");
+    }
+    Ok(found.into_iter().map(|(_, _, exe)| exe).collect())
+}
+
+/// The test executables in cargo's JSON messages, as (is the library's, target name, path).
+fn test_executables(json_lines: &str) -> Vec<(bool, String, PathBuf)> {
+    json_lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["profile"]["test"] == true)
+        .filter_map(|m| {
+            let exe = Path::new(m["executable"].as_str()?).to_path_buf();
+            let name = m["target"]["name"].as_str()?.to_string();
+            let lib = m["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "lib"));
+            Some((lib, name, exe))
+        })
+        .collect()
+}
+
+/// Test counts summed over every `test result:` line of the test runs.
 #[derive(Default)]
 struct Totals {
     passed: u64,
@@ -155,7 +218,36 @@ impl Totals {
 
 #[cfg(test)]
 mod tests {
-    use super::Totals;
+    use std::path::PathBuf;
+
+    use super::{Totals, test_executables};
+
+    #[test]
+    fn test_executables_are_read_from_cargo_messages() {
+        let lines = [
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"tests"},"profile":{"test":false},"executable":null}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"e2e"},"profile":{"test":true},"executable":"/t/debug/deps/e2e-1"}"#,
+            r#"{"reason":"compiler-message","message":{}}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"tests"},"profile":{"test":true},"executable":"/t/debug/deps/tests-2"}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            test_executables(&lines),
+            [
+                (
+                    false,
+                    "e2e".to_string(),
+                    PathBuf::from("/t/debug/deps/e2e-1")
+                ),
+                (
+                    true,
+                    "tests".to_string(),
+                    PathBuf::from("/t/debug/deps/tests-2")
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn totals_add_up_cargo_result_lines() {

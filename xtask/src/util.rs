@@ -31,6 +31,15 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// The directory of shared captures: `$PICKET_SHARED_PCAPS`, else `shared/pcaps` beside the
+/// workspace (as `tests::shared_pcaps` finds it).
+pub fn shared_pcaps() -> PathBuf {
+    match env::var_os("PICKET_SHARED_PCAPS") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("../shared/pcaps"),
+    }
+}
+
 /// Absolute path of the release `picket` binary.
 pub fn picket_bin() -> PathBuf {
     target_dir().join("release").join("picket")

@@ -34,7 +34,7 @@ pub enum Command {
     /// Analyse pcap/pcapng captures offline: traffic report and the live detectors' alerts
     /// (no root needed).
     #[cfg(feature = "analyze")]
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Print the documented default configuration file, or check a file.
     Config(ConfigArgs),
 }
@@ -362,5 +362,57 @@ mod tests {
                 &section[..end]
             );
         }
+    }
+
+    #[test]
+    fn flags_are_checked_as_the_file_is() {
+        for (argv, want) in [
+            (&["--port-scan-ports", "1"][..], "1 is below the minimum 2"),
+            (&["--syn-flood-pps", "0"][..], "0 is not a positive number"),
+            (
+                &["--src-map-entries", "8"][..],
+                "8 is out of range (16..=16777216)",
+            ),
+            (
+                &["--metrics-top-k", "5000"][..],
+                "5000 is above the maximum 1000",
+            ),
+            (&["--poll-interval", "0s"][..], "must be greater than 0"),
+            (
+                &["--allow", "not-a-net"][..],
+                "\"not-a-net\" is not a CIDR or IP address",
+            ),
+            (&["--hook", "bogus"][..], "--hook"),
+        ] {
+            let mut full = vec!["picket"];
+            full.extend_from_slice(argv);
+            let e = Cli::try_parse_from(full).expect_err("rejected").to_string();
+            assert!(e.contains(want) && e.contains(argv[0]), "{argv:?}: {e}");
+        }
+    }
+
+    #[cfg(feature = "analyze")]
+    #[test]
+    fn analyze_shares_the_live_defaults_and_checks() {
+        let analyze = |flags: &[&str]| {
+            let mut argv = vec!["picket", "analyze", "x.pcap"];
+            argv.extend_from_slice(flags);
+            match Cli::try_parse_from(argv).expect("flags parse").command {
+                Some(Command::Analyze(a)) => a.options(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let o = analyze(&[]).unwrap();
+        let d = Settings::default();
+        assert_eq!(o.thresholds, d.thresholds);
+        assert_eq!((o.poll_interval, o.window), (d.poll_interval, d.window));
+        let o = analyze(&["--port-scan-ports", "5", "--allow", "10.0.0.0/8"]).unwrap();
+        assert_eq!(o.thresholds.port_scan_ports, 5);
+        assert_eq!(o.allow, ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        let e = analyze(&["--window", "500ms"]).unwrap_err().to_string();
+        assert_eq!(e, "--window: 500ms must be at least poll_interval (1s)");
+        // Live-only settings are not flags of analyze.
+        let mut argv = vec!["picket", "analyze", "x.pcap", "--hook", "tc"];
+        assert!(Cli::try_parse_from(argv.drain(..)).is_err());
     }
 }

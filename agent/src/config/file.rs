@@ -168,16 +168,15 @@ fn unknown_keys(root: &DeTable<'_>) -> Vec<Bad> {
         };
     unknown(&mut bad, root, "", TOP_KEYS);
     for (name, _, keys) in TABLES {
-        match root.get(*name) {
-            Some(v) => match v.get_ref() {
+        if let Some(v) = root.get(*name) {
+            match v.get_ref() {
                 DeValue::Table(t) => unknown(&mut bad, t, &format!("{name}."), keys),
                 _ => bad.push(Bad {
                     key: name.to_string(),
                     span: v.span(),
                     reason: format!("expected a table [{name}]"),
                 }),
-            },
-            None => {}
+            }
         }
     }
     bad

@@ -3,12 +3,12 @@
 //! `picket config check FILE` reports every error of a file as `file:line:col: key: reason`.
 //!
 //! Every setting is declared once, in [`settings`]; the rest is made from that table:
-//! - [`declare`]: the macro that expands it, and the metadata types ([`Key`]).
-//! - [`value`]: per value type, how a flag, a file value, TOML and the help read it.
-//! - [`check`]: the declared checks ([`Check`]) and the cross-key ones ([`Problem`]).
-//! - [`file`]: reading a file, every error with its place ([`ConfigFile`]).
-//! - [`default_toml`]: `picket config default`.
-//! - [`reload`]: SIGHUP.
+//! - [`declare`], the macro that expands it, and the metadata types ([`Key`]).
+//! - [`value`], per value type, how a flag, a file value, TOML and the help read it.
+//! - [`check`], the declared checks ([`Check`]) and the cross-key ones ([`Problem`]).
+//! - [`file`], reading a file, every error with its place ([`ConfigFile`]).
+//! - [`default_toml`], `picket config default`.
+//! - [`reload`], SIGHUP.
 //!
 //! Every key of the file is optional. Keys are the long flag names with `_` for `-`
 //! (`--poll-interval` is `poll_interval`), except `interfaces` (`--iface`), `egress`

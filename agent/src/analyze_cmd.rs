@@ -12,7 +12,7 @@ use crate::{cli::AnalyzeArgs, kernel_check};
 /// Runs `picket analyze`: report on standard output, warnings on standard error, and the
 /// HTML page and chart files when asked for.
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
-    let report = analyze(&args.files, &args.options())?;
+    let report = analyze(&args.files, &args.options()?)?;
     for w in &report.warnings {
         eprintln!("picket: warning: {w}");
     }

@@ -2,15 +2,11 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use ipnet::IpNet;
-
-use picket_detect::detector::Thresholds;
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 use crate::{
-    loader::{Hook, XdpModeArg},
-    output::Format,
-    parse::{MAX_TOP_K, map_entries, parse_duration, parse_metrics_addr, parse_net, positive},
+    config::{Flags, How, KEYS, Key, Section, Settings},
+    parse::parse_duration,
 };
 
 /// Picket: who is port-scanning, sweeping or SYN-flooding this host — from eBPF, within seconds.
@@ -38,7 +34,7 @@ pub enum Command {
     /// Analyse pcap/pcapng captures offline: traffic report and the live detectors' alerts
     /// (no root needed).
     #[cfg(feature = "analyze")]
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Print the documented default configuration file, or check a file.
     Config(ConfigArgs),
 }
@@ -62,6 +58,16 @@ pub enum ConfigCommand {
         /// The file to check.
         file: std::path::PathBuf,
     },
+}
+
+impl ConfigArgs {
+    /// Runs `picket config ...`.
+    pub fn run(&self) -> anyhow::Result<()> {
+        match &self.command {
+            ConfigCommand::Default => crate::config::print_default(),
+            ConfigCommand::Check { file } => crate::config::check_file(file),
+        }
+    }
 }
 
 /// Options of `picket bench`.
@@ -106,15 +112,6 @@ pub struct AnalyzeArgs {
     /// Entries in each ranked list (talkers, flows, names, URLs); 0 for all.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// How often, in capture time, the detectors read the state (the live --poll-interval).
-    #[arg(long, value_parser = parse_duration, default_value = "1s")]
-    pub poll_interval: Duration,
-    /// Window of the distinct port/host counts, in capture time.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub window: Duration,
-    /// Never alert on offenders in this network (CIDR or address; repeatable).
-    #[arg(long = "allow", value_name = "CIDR", value_parser = parse_net)]
-    pub allow: Vec<IpNet>,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -122,23 +119,29 @@ pub struct AnalyzeArgs {
     /// compare the kernel's maps with the host's; any difference is printed and fails.
     #[arg(long)]
     pub kernel: bool,
-    /// Detection thresholds.
+    /// The live agent's settings that apply offline (poll interval, window, allowlist,
+    /// thresholds), with its defaults and checks.
     #[command(flatten)]
-    pub thresholds: ThresholdArgs,
+    pub settings: SettingArgs<true>,
 }
 
 #[cfg(feature = "analyze")]
 impl AnalyzeArgs {
-    /// The library options these flags stand for.
-    pub fn options(&self) -> picket_analyze::Options {
-        picket_analyze::Options {
-            thresholds: self.thresholds.apply(Thresholds::default()),
-            poll_interval: self.poll_interval,
-            window: self.window,
-            allow: self.allow.clone(),
+    /// The library options these flags stand for; an error when a cross-setting check
+    /// fails (e.g. a window shorter than the poll interval).
+    pub fn options(&self) -> anyhow::Result<picket_analyze::Options> {
+        let s = Settings::default().with_flags(&self.settings.flags);
+        if let Some(p) = s.problems().first() {
+            anyhow::bail!("--{}: {}", crate::config::flag_of(&p.key), p.reason);
+        }
+        Ok(picket_analyze::Options {
+            thresholds: s.thresholds,
+            poll_interval: s.poll_interval,
+            window: s.window,
+            allow: s.allow,
             top: self.top,
             progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
-        }
+        })
     }
 }
 
@@ -150,125 +153,266 @@ pub struct RunArgs {
     /// SIGHUP reloads its thresholds and allowlist.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
-    /// Interface to watch (repeat for several). Default: the interface of the default route.
-    #[arg(short, long = "iface", value_name = "IFACE")]
-    pub ifaces: Vec<String>,
-    /// Ingress hook [default: xdp].
-    #[arg(long, value_enum)]
-    pub hook: Option<Hook>,
-    /// XDP attach mode (with --hook xdp) [default: auto].
-    #[arg(long, value_enum)]
-    pub xdp_mode: Option<XdpModeArg>,
-    /// Do not attach the TC egress program (loses the SYN-ACK/RST view of floods).
-    #[arg(long)]
-    pub no_egress: bool,
-    /// How often the maps are read [default: 1s].
-    #[arg(long, value_parser = parse_duration)]
-    pub poll_interval: Option<Duration>,
-    /// Window of the distinct port/host counts [default: 10s].
-    #[arg(long, value_parser = parse_duration)]
-    pub window: Option<Duration>,
-    /// How often a summary line is printed (0s: never) [default: 10s].
-    #[arg(long, value_parser = parse_duration)]
-    pub summary_interval: Option<Duration>,
-    /// At most one update line per alert episode per this interval [default: 10s].
-    #[arg(long, value_parser = parse_duration)]
-    pub update_interval: Option<Duration>,
-    /// An episode ends after this long without a match [default: 5s].
-    #[arg(long, value_parser = parse_duration)]
-    pub end_after: Option<Duration>,
     /// Exit after this long (default: run until SIGINT/SIGTERM).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Never alert on offenders in this network (CIDR or address; repeatable).
-    #[arg(long = "allow", value_name = "CIDR", value_parser = parse_net)]
-    pub allow: Vec<IpNet>,
-    /// Output format [default: auto].
-    #[arg(short, long, value_enum)]
-    pub output: Option<Format>,
-    /// Capacity of the per-source map (LRU) [default: 65536].
-    #[arg(long, value_parser = map_entries)]
-    pub src_map_entries: Option<u32>,
-    /// Capacity of the per-destination map (LRU) [default: 16384].
-    #[arg(long, value_parser = map_entries)]
-    pub dst_map_entries: Option<u32>,
-    /// Serve Prometheus metrics, /healthz and /readyz on ADDR:PORT (PORT alone: 127.0.0.1)
-    /// [default: no endpoint].
-    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Export the K offenders of open alerts with an `ip` label (0: no address labels)
-    /// [default: 0].
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=MAX_TOP_K as i64))]
-    pub metrics_top_k: Option<u32>,
-    /// Write the packets (first 256 bytes) of sources with an open alert to pcap files in
-    /// DIR [default: no capture].
-    #[arg(long, value_name = "DIR")]
-    pub capture_dir: Option<std::path::PathBuf>,
-    /// Packet bytes captured per flagged source and alert episode [default: 1048576].
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
-    pub capture_bytes_per_alert: Option<u64>,
-    /// Total size of the pcap files in --capture-dir; the oldest are deleted to stay under it
-    /// [default: 104857600].
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
-    pub capture_max_bytes: Option<u64>,
-    /// Start a new pcap file when the current one reaches this size [default: 16777216].
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
-    pub capture_file_bytes: Option<u64>,
-    /// Detection thresholds.
+    /// Every setting of the declaration (`crate::config::settings`).
     #[command(flatten)]
-    pub thresholds: ThresholdArgs,
+    pub settings: SettingArgs<false>,
 }
 
-/// Threshold flags; defaults and reasoning in [`Thresholds::default`].
-#[derive(Debug, Args, Clone)]
-pub struct ThresholdArgs {
-    /// port_scan: distinct destination ports probed by one source per window [default: 30].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
-    pub port_scan_ports: Option<u32>,
-    /// host_sweep: distinct destination hosts probed by one source per window [default: 64].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
-    pub host_sweep_hosts: Option<u32>,
-    /// syn_flood: SYNs per second from one source [default: 1000].
-    #[arg(long, value_parser = positive)]
-    pub syn_flood_pps: Option<f64>,
-    /// syn_flood (destination): SYNs per second towards one destination [default: 2000].
-    #[arg(long, value_parser = positive)]
-    pub syn_flood_dst_pps: Option<f64>,
-    /// syn_flood (destination): distinct sources needed in the window [default: 64].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub syn_flood_dst_sources: Option<u32>,
-    /// udp_flood: UDP packets per second from one source [default: 20000].
-    #[arg(long, value_parser = positive)]
-    pub udp_flood_pps: Option<f64>,
-    /// icmp_flood: ICMP packets per second from one source [default: 1000].
-    #[arg(long, value_parser = positive)]
-    pub icmp_flood_pps: Option<f64>,
+/// The flags of the declared settings: the live agent's (`ANALYZE` false) or those that
+/// also apply to `picket analyze`. Each flag's help ends with the built-in default; its
+/// value is parsed and checked by [`Flags::set`], as a file's would be.
+#[derive(Debug, Clone, Default)]
+pub struct SettingArgs<const ANALYZE: bool> {
+    /// The flags given.
+    pub flags: Flags,
 }
 
-impl ThresholdArgs {
-    /// Applies the flags given over `base`.
-    pub fn apply(&self, mut t: Thresholds) -> Thresholds {
-        if let Some(v) = self.port_scan_ports {
-            t.port_scan_ports = v;
+impl<const ANALYZE: bool> SettingArgs<ANALYZE> {
+    fn keys() -> impl Iterator<Item = &'static Key> {
+        let section = if ANALYZE {
+            Section::Analyze
+        } else {
+            Section::Live
+        };
+        KEYS.iter().filter(move |k| k.is_in(section))
+    }
+}
+
+/// The flag of one setting.
+fn arg_of(key: &'static Key, defaults: &Settings) -> Arg {
+    let mut help = match key.how {
+        How::Off => format!("Sets {} = false. {}", key.key, key.help),
+        _ => key.help.to_string(),
+    };
+    if let Some(rule) = (key.rule)() {
+        help.push_str(&format!(" ({rule})"));
+    }
+    if let Some(default) = (key.show)(defaults) {
+        help.push_str(&format!(" [default: {default}]"));
+    }
+    let arg = Arg::new(key.flag).long(key.flag).help(help);
+    let arg = match key.short {
+        Some(c) => arg.short(c),
+        None => arg,
+    };
+    if key.how == How::Off {
+        return arg.action(ArgAction::SetTrue);
+    }
+    let arg = arg.value_name(key.value_name).action(match key.how {
+        How::Append => ArgAction::Append,
+        _ => ArgAction::Set,
+    });
+    if !key.choices.is_empty() {
+        return arg.value_parser(clap::builder::PossibleValuesParser::new(key.choices));
+    }
+    arg.value_parser(move |s: &str| -> Result<String, String> {
+        Flags::default().set(key.key, s)?;
+        Ok(s.to_string())
+    })
+}
+
+impl<const ANALYZE: bool> Args for SettingArgs<ANALYZE> {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        let defaults = Settings::default();
+        for key in Self::keys() {
+            cmd = cmd.arg(arg_of(key, &defaults));
         }
-        if let Some(v) = self.host_sweep_hosts {
-            t.host_sweep_hosts = v;
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<const ANALYZE: bool> FromArgMatches for SettingArgs<ANALYZE> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = SettingArgs::default();
+        args.update_from_arg_matches(m)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        let invalid = |e: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, e);
+        for key in Self::keys() {
+            if key.how == How::Off {
+                if m.get_flag(key.flag) {
+                    self.flags.set(key.key, "true").map_err(invalid)?;
+                }
+                continue;
+            }
+            for raw in m.get_many::<String>(key.flag).into_iter().flatten() {
+                self.flags
+                    .set(key.key, raw)
+                    .map_err(|e| invalid(format!("--{}: {e}", key.flag)))?;
+            }
         }
-        if let Some(v) = self.syn_flood_pps {
-            t.syn_flood_pps = v;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, time::Duration};
+
+    use clap::Parser as _;
+    use ipnet::IpNet;
+
+    use super::*;
+    use crate::config::{ConfigFile, FileErrors};
+
+    fn parse(text: &str) -> Result<Settings, FileErrors> {
+        ConfigFile::from_text(Path::new("picket.toml"), text.to_string()).settings()
+    }
+
+    fn run_args(flags: &[&str]) -> RunArgs {
+        let mut argv = vec!["picket"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).expect("flags parse").run
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file = parse(
+            "poll_interval = \"2s\"\nwindow = \"20s\"\nallow = [\"10.0.0.0/8\"]\n\
+             interfaces = [\"eth0\"]\negress = true\n[thresholds]\nport_scan_ports = 50\n\
+             host_sweep_hosts = 70\n[metrics]\naddr = \"0.0.0.0:9464\"\n",
+        )
+        .unwrap();
+        let args = run_args(&[
+            "--window",
+            "30s",
+            "--port-scan-ports",
+            "5",
+            "--no-egress",
+            "--allow",
+            "192.0.2.0/24",
+            "--metrics-addr",
+            "9000",
+        ]);
+        let s = file.clone().with_flags(&args.settings.flags);
+        assert_eq!(s.poll_interval, Duration::from_secs(2)); // file
+        assert_eq!(s.window, Duration::from_secs(30)); // flag
+        assert_eq!(s.summary_interval, Duration::from_secs(10)); // default
+        assert_eq!(s.thresholds.port_scan_ports, 5);
+        assert_eq!(s.thresholds.host_sweep_hosts, 70);
+        assert!(!s.egress);
+        assert_eq!(s.interfaces, ["eth0"]);
+        assert_eq!(s.allow, ["192.0.2.0/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(s.metrics.addr, Some("127.0.0.1:9000".parse().unwrap()));
+        // No flags: the file as is.
+        assert_eq!(file.clone().with_flags(&run_args(&[]).settings.flags), file);
+    }
+
+    #[test]
+    fn help_shows_the_built_in_defaults() {
+        use clap::CommandFactory as _;
+        let help = Cli::command().render_long_help().to_string();
+        let d = Settings::default();
+        let dur = |v: Duration| humantime::format_duration(v).to_string();
+        for (flag, want) in [
+            ("--hook", "xdp".to_string()),
+            ("--xdp-mode", "auto".into()),
+            ("--poll-interval", dur(d.poll_interval)),
+            ("--window", dur(d.window)),
+            ("--summary-interval", dur(d.summary_interval)),
+            ("--update-interval", dur(d.update_interval)),
+            ("--end-after", dur(d.end_after)),
+            ("--output", "auto".into()),
+            ("--src-map-entries", d.src_map_entries.to_string()),
+            ("--dst-map-entries", d.dst_map_entries.to_string()),
+            ("--metrics-top-k", d.metrics.top_k.to_string()),
+            (
+                "--capture-bytes-per-alert",
+                d.capture_bytes_per_alert.to_string(),
+            ),
+            ("--capture-max-bytes", d.capture_max_bytes.to_string()),
+            ("--capture-file-bytes", d.capture_file_bytes.to_string()),
+            (
+                "--port-scan-ports",
+                d.thresholds.port_scan_ports.to_string(),
+            ),
+            (
+                "--host-sweep-hosts",
+                d.thresholds.host_sweep_hosts.to_string(),
+            ),
+            ("--syn-flood-pps", d.thresholds.syn_flood_pps.to_string()),
+            (
+                "--syn-flood-dst-pps",
+                d.thresholds.syn_flood_dst_pps.to_string(),
+            ),
+            (
+                "--syn-flood-dst-sources",
+                d.thresholds.syn_flood_dst_sources.to_string(),
+            ),
+            ("--udp-flood-pps", d.thresholds.udp_flood_pps.to_string()),
+            ("--icmp-flood-pps", d.thresholds.icmp_flood_pps.to_string()),
+        ] {
+            let at = help
+                .find(&format!("{flag} "))
+                .unwrap_or_else(|| panic!("{flag} missing from help"));
+            let section = &help[at..];
+            let end = section[2..].find("\n  -").map_or(section.len(), |i| i + 2);
+            assert!(
+                section[..end].contains(&format!("[default: {want}]")),
+                "{flag}: want [default: {want}] in {:?}",
+                &section[..end]
+            );
         }
-        if let Some(v) = self.syn_flood_dst_pps {
-            t.syn_flood_dst_pps = v;
+    }
+
+    #[test]
+    fn flags_are_checked_as_the_file_is() {
+        for (argv, want) in [
+            (&["--port-scan-ports", "1"][..], "1 is below the minimum 2"),
+            (&["--syn-flood-pps", "0"][..], "0 is not a positive number"),
+            (
+                &["--src-map-entries", "8"][..],
+                "8 is out of range (16..=16777216)",
+            ),
+            (
+                &["--metrics-top-k", "5000"][..],
+                "5000 is above the maximum 1000",
+            ),
+            (&["--poll-interval", "0s"][..], "must be greater than 0"),
+            (
+                &["--allow", "not-a-net"][..],
+                "\"not-a-net\" is not a CIDR or IP address",
+            ),
+            (&["--hook", "bogus"][..], "--hook"),
+        ] {
+            let mut full = vec!["picket"];
+            full.extend_from_slice(argv);
+            let e = Cli::try_parse_from(full).expect_err("rejected").to_string();
+            assert!(e.contains(want) && e.contains(argv[0]), "{argv:?}: {e}");
         }
-        if let Some(v) = self.syn_flood_dst_sources {
-            t.syn_flood_dst_sources = v;
-        }
-        if let Some(v) = self.udp_flood_pps {
-            t.udp_flood_pps = v;
-        }
-        if let Some(v) = self.icmp_flood_pps {
-            t.icmp_flood_pps = v;
-        }
-        t
+    }
+
+    #[cfg(feature = "analyze")]
+    #[test]
+    fn analyze_shares_the_live_defaults_and_checks() {
+        let analyze = |flags: &[&str]| {
+            let mut argv = vec!["picket", "analyze", "x.pcap"];
+            argv.extend_from_slice(flags);
+            match Cli::try_parse_from(argv).expect("flags parse").command {
+                Some(Command::Analyze(a)) => a.options(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let o = analyze(&[]).unwrap();
+        let d = Settings::default();
+        assert_eq!(o.thresholds, d.thresholds);
+        assert_eq!((o.poll_interval, o.window), (d.poll_interval, d.window));
+        let o = analyze(&["--port-scan-ports", "5", "--allow", "10.0.0.0/8"]).unwrap();
+        assert_eq!(o.thresholds.port_scan_ports, 5);
+        assert_eq!(o.allow, ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        let e = analyze(&["--window", "500ms"]).unwrap_err().to_string();
+        assert_eq!(e, "--window: 500ms must be at least poll_interval (1s)");
+        // Live-only settings are not flags of analyze.
+        let mut argv = vec!["picket", "analyze", "x.pcap", "--hook", "tc"];
+        assert!(Cli::try_parse_from(argv.drain(..)).is_err());
     }
 }

@@ -56,7 +56,7 @@ fn drain(ev: &mut Evidence) {
 
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
-    let mut s = Settings::load(&args)?;
+    let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
     system::check_capabilities()?;
     let ifaces = if s.interfaces.is_empty() {
         vec![system::default_route_iface()?]
@@ -164,7 +164,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = sighup.recv() => {
-                if let Some(new) = config::reload(&args, &s) {
+                if let Some(new) = config::reload(args.config.as_deref(), &args.settings.flags, &s) {
                     pipeline.detector.thresholds = new.thresholds.clone();
                     pipeline.allow = Allowlist::new(new.allow.clone());
                     (s.thresholds, s.allow) = (new.thresholds, new.allow);

@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
         Some(agent::cli::Command::Bench(args)) => agent::bench::run(&args),
         #[cfg(feature = "analyze")]
         Some(agent::cli::Command::Analyze(args)) => agent::analyze_cmd::run(&args),
-        Some(agent::cli::Command::Config(args)) => agent::config::command(&args),
+        Some(agent::cli::Command::Config(args)) => args.run(),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

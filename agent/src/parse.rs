@@ -21,27 +21,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 500ms, 2m)"))
 }
 
-/// Parses a map capacity within [`MAP_ENTRIES`].
-pub fn map_entries(s: &str) -> Result<u32, String> {
-    let range = MAP_ENTRIES;
-    match s.parse::<u32>() {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number in {}..={}",
-            range.start(),
-            range.end()
-        )),
-    }
-}
-
-/// Parses a finite number above zero.
-pub fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number")),
-    }
-}
-
 /// Parses a CIDR, or a bare address as a host network.
 pub fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()

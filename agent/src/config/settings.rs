@@ -1,0 +1,265 @@
+//! The declaration: every setting once, with its key, type, default, flag, check, where it
+//! applies and its help. Everything else is made from it (see [`super::declare`]): the
+//! [`Settings`] struct and its defaults, the [`Flags`] overlay and [`Settings::with_flags`],
+//! the checks of [`Settings::problems`], the file's reader, `picket config default`, the
+//! command line's flags and help (`crate::cli`) and `picket analyze`'s options.
+//!
+//! An entry reads
+//! `field: Type { default: expr, flag: how(Item) "long-flag" [short 'c'] [value "NAME"],
+//! check: Check<Item>, in: [sections], help: "…" [, example: toml] }`, where `how` is `set`
+//! (one value), `some` (an optional setting), `list` (repeatable; the flags' list replaces
+//! the file's) or `off` (a switch that turns the setting off), and `Item` is the type one
+//! flag value has. `table name: new|external Type ("…") { … }` groups entries in a TOML table
+//! (`external`: the struct is defined elsewhere, e.g. [`Thresholds`] in picket-detect with
+//! the reasoning of its defaults).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use ipnet::IpNet;
+use picket_detect::detector::Thresholds;
+use toml::de::{DeTable, DeValue};
+
+use super::{
+    check::{Check, Problem, interface_name},
+    declare::{
+        Bad, How, Key, Section, apply, declare, first, flag_ty, how, items, opt, read, show, store,
+        table_struct, write,
+    },
+    value::Value,
+};
+use crate::{
+    loader::{Hook, XdpModeArg},
+    output::Format,
+    parse::{EXAMPLE_METRICS_PORT, MAP_ENTRIES, MAX_TOP_K},
+};
+
+declare! {
+    top {
+        interfaces: Vec<String> {
+            default: Vec::new(),
+            flag: list(String) "iface" short 'i' value "IFACE",
+            check: Check::Custom(interface_name, "1 to 15 characters, no '/' or space"),
+            in: [Live],
+            help: "Interface to watch (repeat for several). Empty: the interface of the \
+                   default route.",
+        }
+        hook: Hook {
+            default: Hook::Xdp,
+            flag: set(Hook) "hook",
+            check: Check::Any,
+            in: [Live],
+            help: "Ingress hook. The TC egress program is attached too unless egress = false \
+                   (--no-egress).",
+        }
+        xdp_mode: XdpModeArg {
+            default: XdpModeArg::Auto,
+            flag: set(XdpModeArg) "xdp-mode",
+            check: Check::Any,
+            in: [Live],
+            help: "XDP attach mode (with hook xdp): auto tries driver, then skb.",
+        }
+        egress: bool {
+            default: true,
+            flag: off(bool) "no-egress",
+            check: Check::Any,
+            in: [Live],
+            help: "Whether the TC egress program is attached; it sees the SYN-ACKs and RSTs \
+                   of floods.",
+        }
+        poll_interval: Duration {
+            default: Duration::from_secs(1),
+            flag: set(Duration) "poll-interval",
+            check: Check::Positive,
+            in: [Live, Analyze],
+            help: "How often the maps are read (offline: in capture time): 500ms, 1s, 2m, ...",
+        }
+        window: Duration {
+            default: Duration::from_secs(10),
+            flag: set(Duration) "window",
+            check: Check::Any,
+            in: [Live, Analyze],
+            help: "Window of the distinct port and host counts; at least poll_interval.",
+        }
+        summary_interval: Duration {
+            default: Duration::from_secs(10),
+            flag: set(Duration) "summary-interval",
+            check: Check::Any,
+            in: [Live],
+            help: "How often a summary line is printed (0s: never).",
+        }
+        update_interval: Duration {
+            default: Duration::from_secs(10),
+            flag: set(Duration) "update-interval",
+            check: Check::Any,
+            in: [Live],
+            help: "At most one update line per alert episode per this interval.",
+        }
+        end_after: Duration {
+            default: Duration::from_secs(5),
+            flag: set(Duration) "end-after",
+            check: Check::Any,
+            in: [Live],
+            help: "An alert episode ends after this long without a match.",
+        }
+        allow: Vec<IpNet> {
+            default: Vec::new(),
+            flag: list(IpNet) "allow",
+            check: Check::Any,
+            in: [Live, Analyze, Reload],
+            help: "Never alert on offenders in this network: a CIDR or an address \
+                   (repeatable).",
+            example: r#"["10.0.0.0/8", "2001:db8::1"]"#,
+        }
+        output: Format {
+            default: Format::Auto,
+            flag: set(Format) "output" short 'o',
+            check: Check::Any,
+            in: [Live],
+            help: "Output format: auto is text on a terminal, JSON lines otherwise.",
+        }
+        src_map_entries: u32 {
+            default: agent_common::state::DEFAULT_SOURCES,
+            flag: set(u32) "src-map-entries",
+            check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
+            in: [Live],
+            help: "Capacity of the per-source LRU map (832 bytes per entry in the kernel).",
+        }
+        dst_map_entries: u32 {
+            default: agent_common::state::DEFAULT_DESTS,
+            flag: set(u32) "dst-map-entries",
+            check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
+            in: [Live],
+            help: "Capacity of the per-destination LRU map.",
+        }
+        capture_dir: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "capture-dir" value "DIR",
+            check: Check::Any,
+            in: [Live],
+            help: "Evidence capture: write the packets (first 256 bytes) of sources with an \
+                   open alert to picket-<UTC time>-<n>.pcap files in this directory. Absent: \
+                   no capture.",
+            example: r#""/var/lib/picket/evidence""#,
+        }
+        capture_bytes_per_alert: u64 {
+            default: crate::evidence::DEFAULT_BYTES_PER_ALERT,
+            flag: set(u64) "capture-bytes-per-alert",
+            check: Check::Positive,
+            in: [Live],
+            help: "Packet bytes captured per flagged source and alert episode.",
+        }
+        capture_max_bytes: u64 {
+            default: crate::evidence::DEFAULT_MAX_BYTES,
+            flag: set(u64) "capture-max-bytes",
+            check: Check::Any,
+            in: [Live],
+            help: "Total size of the pcap files in capture_dir; the oldest are deleted to \
+                   stay under it. At least capture_file_bytes.",
+        }
+        capture_file_bytes: u64 {
+            default: crate::evidence::DEFAULT_FILE_BYTES,
+            flag: set(u64) "capture-file-bytes",
+            check: Check::Min(crate::evidence::MIN_FILE_BYTES),
+            in: [Live],
+            help: "Start a new pcap file when the current one reaches this size.",
+        }
+    }
+    table thresholds: external Thresholds ("Detection thresholds: a rule fires when one \
+        offender crosses its bar; see README.md, \"Rules and defaults\", for why each \
+        default is where it is.")
+    {
+        port_scan_ports: u32 {
+            default: Thresholds::default().port_scan_ports,
+            flag: set(u32) "port-scan-ports",
+            check: Check::Min(2),
+            in: [Live, Analyze, Reload],
+            help: "port_scan: distinct destination ports probed by one source per window.",
+        }
+        host_sweep_hosts: u32 {
+            default: Thresholds::default().host_sweep_hosts,
+            flag: set(u32) "host-sweep-hosts",
+            check: Check::Min(2),
+            in: [Live, Analyze, Reload],
+            help: "host_sweep: distinct destination hosts probed by one source per window.",
+        }
+        syn_flood_pps: f64 {
+            default: Thresholds::default().syn_flood_pps,
+            flag: set(f64) "syn-flood-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "syn_flood: SYNs per second from one source.",
+        }
+        syn_flood_dst_pps: f64 {
+            default: Thresholds::default().syn_flood_dst_pps,
+            flag: set(f64) "syn-flood-dst-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "syn_flood (destination): SYNs per second towards one destination ...",
+        }
+        syn_flood_dst_sources: u32 {
+            default: Thresholds::default().syn_flood_dst_sources,
+            flag: set(u32) "syn-flood-dst-sources",
+            check: Check::Min(1),
+            in: [Live, Analyze, Reload],
+            help: "syn_flood (destination): ... from at least this many distinct sources in \
+                   the window.",
+        }
+        udp_flood_pps: f64 {
+            default: Thresholds::default().udp_flood_pps,
+            flag: set(f64) "udp-flood-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "udp_flood: UDP packets per second from one source.",
+        }
+        icmp_flood_pps: f64 {
+            default: Thresholds::default().icmp_flood_pps,
+            flag: set(f64) "icmp-flood-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "icmp_flood: ICMP and ICMPv6 packets per second from one source.",
+        }
+    }
+    table metrics: new MetricsSettings ("Prometheus/OpenMetrics endpoint: /metrics, \
+        /healthz, /readyz.")
+    {
+        addr: Option<SocketAddr> {
+            default: None,
+            flag: some(SocketAddr) "metrics-addr",
+            check: Check::Any,
+            in: [Live],
+            help: "Serve Prometheus metrics, /healthz and /readyz on ADDR:PORT (PORT alone: \
+                   127.0.0.1). Absent: no endpoint. Anything but loopback exposes the metrics \
+                   to the network.",
+            example: format!("\"127.0.0.1:{EXAMPLE_METRICS_PORT}\""),
+        }
+        top_k: u32 {
+            default: 0,
+            flag: set(u32) "metrics-top-k" value "K",
+            check: Check::Max(MAX_TOP_K),
+            in: [Live],
+            help: "Export the K offenders of open alerts with their address as an `ip` label \
+                   (0: no address labels at all).",
+        }
+    }
+}
+
+/// The flag that sets a key (`allow[1]`: `allow`).
+pub fn flag_of(key: &str) -> &'static str {
+    let key = key.split('[').next().unwrap_or(key);
+    KEYS.iter().find(|k| k.key == key).map_or("", |k| k.flag)
+}
+
+impl serde::Serialize for Settings {
+    /// As [`Settings::to_table`], plain keys before tables.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let table = self.to_table();
+        let mut map = s.serialize_map(Some(table.len()))?;
+        for tables in [false, true] {
+            for (k, v) in table.iter().filter(|(_, v)| v.is_table() == tables) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}

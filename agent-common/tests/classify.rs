@@ -1,8 +1,6 @@
 //! Classifier tests: exact summaries for well-formed packets of every supported shape,
 //! truncation of every one of them, and the malformed cases.
 
-mod common;
-
 use agent_common::{
     ParseError, Summary,
     classify::{
@@ -13,7 +11,7 @@ use agent_common::{
     classify_eth, classify_ip,
     packet::{Packet, Snapshot},
 };
-use common::*;
+use picket_frames::layers::*;
 
 const A: [u8; 4] = [192, 0, 2, 1];
 const B: [u8; 4] = [198, 51, 100, 7];

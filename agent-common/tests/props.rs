@@ -2,15 +2,13 @@
 //! a model on random well-formed packets (and on every prefix of them), and the state
 //! updates keep their counters consistent.
 
-mod common;
-
 use agent_common::{
     ParseError, Summary,
     classify::{FRAG_FIRST, FRAG_LATER, FRAG_NONE, MAX_EXT_HDRS, MAX_VLAN_TAGS},
     classify_eth, classify_ip,
     packet::Snapshot,
 };
-use common::*;
+use picket_frames::layers::*;
 use proptest::prelude::*;
 
 // ----------------------------------------------------------------------------------------

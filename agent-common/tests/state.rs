@@ -4,8 +4,6 @@
 //! The distinct counts are read back with the host helpers of feature `user`.
 #![cfg(feature = "std")]
 
-mod common;
-
 use agent_common::{
     ParseError, Summary,
     classify::{
@@ -18,7 +16,7 @@ use agent_common::{
         dst_update,
     },
 };
-use common::*;
+use picket_frames::layers::*;
 
 const ME: [u8; 4] = [203, 0, 113, 9];
 

@@ -1,8 +1,6 @@
 //! `Summary::is_probe`, `is_syn`, `is_syn_ack`, `is_rst`, `is_icmp`, `is_ip`, `has_l4`, on
 //! classified packets and on hand-made summaries.
 
-mod common;
-
 use agent_common::{
     Summary,
     classify::{
@@ -11,7 +9,7 @@ use agent_common::{
     },
     classify_eth,
 };
-use common::*;
+use picket_frames::layers::*;
 
 const A: [u8; 4] = [192, 0, 2, 1];
 const B: [u8; 4] = [198, 51, 100, 7];

@@ -12,7 +12,7 @@
 use std::{
     collections::{HashSet, VecDeque},
     fs::{self, File, OpenOptions},
-    io::{BufWriter, Write as _},
+    io::BufWriter,
     path::{Path, PathBuf},
 };
 
@@ -26,18 +26,16 @@ use aya::{
 };
 use tokio::io::{Interest, unix::AsyncFd};
 
+use picket_capture::{
+    link::LINKTYPE_ETHERNET,
+    writer::{self, PcapWriter, Resolution},
+};
 use picket_detect::{detector::Scope, episodes::Episodes};
 
 use crate::maps::KernelMaps;
 
 /// Size of the pcap file header.
-pub const PCAP_FILE_HEADER: u64 = 24;
-/// Size of a pcap record header.
-pub const PCAP_RECORD_HEADER: u64 = 16;
-/// Magic of classic pcap with nanosecond timestamps.
-pub const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
-/// LINKTYPE_ETHERNET.
-pub const LINKTYPE_ETHERNET: u32 = 1;
+pub const PCAP_FILE_HEADER: u64 = writer::FILE_HEADER_LEN;
 /// Smallest `--capture-file-bytes`: a file header and a few full records.
 pub const MIN_FILE_BYTES: u64 = 4096;
 
@@ -48,16 +46,14 @@ pub const DEFAULT_MAX_BYTES: u64 = 100 << 20;
 /// Default `--capture-file-bytes`: 16 MiB.
 pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 
-/// The pcap file header for snaplen [`EVIDENCE_SNAP`] and Ethernet frames.
-pub fn pcap_file_header() -> [u8; PCAP_FILE_HEADER as usize] {
-    let mut h = [0u8; PCAP_FILE_HEADER as usize];
-    h[0..4].copy_from_slice(&PCAP_MAGIC_NS.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    // thiszone and sigfigs: 0.
-    h[16..20].copy_from_slice(&(EVIDENCE_SNAP as u32).to_le_bytes());
-    h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-    h
+/// An evidence file: nanosecond timestamps, Ethernet, snaplen [`EVIDENCE_SNAP`].
+fn pcap_writer(file: File) -> std::io::Result<PcapWriter<BufWriter<File>>> {
+    PcapWriter::new(
+        BufWriter::with_capacity(64 * 1024, file),
+        Resolution::Nano,
+        LINKTYPE_ETHERNET,
+        EVIDENCE_SNAP as u32,
+    )
 }
 
 /// Whether `name` is one of Picket's evidence files.
@@ -84,7 +80,7 @@ pub struct PcapRotator {
     max_bytes: u64,
     /// Evidence files, oldest first, with their sizes; the last one is `current`'s.
     files: VecDeque<(PathBuf, u64)>,
-    current: Option<BufWriter<File>>,
+    current: Option<PcapWriter<BufWriter<File>>>,
     total: u64,
     seq: u64,
     /// Records written.
@@ -178,8 +174,7 @@ impl PcapRotator {
             let path = self.dir.join(file_name(wall_ns, self.seq));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(f) => {
-                    let mut w = BufWriter::with_capacity(64 * 1024, f);
-                    w.write_all(&pcap_file_header())
+                    let w = pcap_writer(f)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     if self.verbose {
                         eprintln!("picket: writing evidence to {}", path.display());
@@ -199,8 +194,7 @@ impl PcapRotator {
     /// Writes one packet (`data` is at most the snaplen; `orig_len` its length on the wire)
     /// captured at `wall_ns`. Returns false when it could not fit under the total size.
     pub fn write(&mut self, wall_ns: u64, orig_len: u32, data: &[u8]) -> Result<bool> {
-        let data = &data[..data.len().min(EVIDENCE_SNAP)];
-        let rec = PCAP_RECORD_HEADER + data.len() as u64;
+        let rec = writer::RECORD_HEADER_LEN + data.len().min(EVIDENCE_SNAP) as u64;
         let cur_size = match (&self.current, self.files.back()) {
             (Some(_), Some((_, n))) => Some(*n),
             _ => None,
@@ -220,14 +214,9 @@ impl PcapRotator {
         if self.current.is_none() {
             self.open_next(wall_ns)?;
         }
-        let mut h = [0u8; PCAP_RECORD_HEADER as usize];
-        h[0..4].copy_from_slice(&((wall_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((wall_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
         let w = self.current.as_mut().expect("a file is open");
-        w.write_all(&h)
-            .and_then(|()| w.write_all(data))
+        debug_assert_eq!(w.record_len(data.len()), rec);
+        w.write(wall_ns, orig_len, data)
             .context("cannot write evidence file")?;
         if let Some((_, n)) = self.files.back_mut() {
             *n += rec;
@@ -433,33 +422,36 @@ mod tests {
         )
     }
 
-    /// Reads a pcap written by the rotator: (ts_ns, incl, orig, data) per record.
+    /// Reads a pcap written by the rotator with picket-capture's reader: (ts_ns, incl,
+    /// orig, data) per record.
     fn read_pcap(p: &Path) -> Vec<(u64, u32, u32, Vec<u8>)> {
+        use picket_capture::reader::{Format, read_capture};
         let b = fs::read(p).unwrap();
-        assert_eq!(&b[..24], &pcap_file_header());
         let mut out = Vec::new();
-        let mut off = 24;
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        while off < b.len() {
-            let ts = u32_at(off) as u64 * 1_000_000_000 + u32_at(off + 4) as u64;
-            let incl = u32_at(off + 8);
-            let orig = u32_at(off + 12);
-            let data = b[off + 16..off + 16 + incl as usize].to_vec();
-            out.push((ts, incl, orig, data));
-            off += 16 + incl as usize;
-        }
-        assert_eq!(off, b.len());
+        let info = read_capture("evidence", &b[..], &mut |_| {}, &mut |f| {
+            assert_eq!(f.linktype, LINKTYPE_ETHERNET);
+            let incl = f.data.len() as u32;
+            out.push((f.ts_ns.unwrap(), incl, f.orig_len, f.data.to_vec()));
+        })
+        .unwrap();
+        assert_eq!(info.format, Format::PcapNs);
+        assert!(!info.truncated && info.bytes_read == b.len() as u64);
         out
     }
 
     #[test]
     fn header_is_nanosecond_ethernet_snaplen_256() {
-        let h = pcap_file_header();
+        let d = tmpdir("hdr");
+        let path = d.join("h.pcap");
+        drop(pcap_writer(File::create(&path).unwrap()).unwrap());
+        let h = fs::read(&path).unwrap();
+        assert_eq!(h.len() as u64, PCAP_FILE_HEADER);
         assert_eq!(&h[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);
         assert_eq!(u16::from_le_bytes([h[4], h[5]]), 2);
         assert_eq!(u16::from_le_bytes([h[6], h[7]]), 4);
         assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 256);
         assert_eq!(u32::from_le_bytes(h[20..24].try_into().unwrap()), 1);
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! model's (see [`crate::parity`]). Needs root (or CAP_BPF and CAP_PERFMON).
 //!
 //! The XDP program reads Ethernet frames; packets of other supported link types are given a
-//! synthetic Ethernet header carrying their EtherType, and the host classifies the very same
-//! bytes. Frames the kernel's test harness refuses (shorter than an Ethernet header, larger
-//! than a page) are counted, and given to neither side.
+//! synthetic Ethernet header carrying their EtherType ([`link::ethernet`], from the link-layer
+//! decoding `picket analyze` itself uses), and the host classifies the very same bytes.
+//! Frames the kernel's test harness refuses (shorter than an Ethernet header, larger than a
+//! page) are counted, and given to neither side.
 
 use std::path::PathBuf;
 
@@ -29,7 +30,7 @@ pub const SOURCES: u32 = 1 << 18;
 pub struct KernelCheck {
     /// The comparison.
     pub report: ParityReport,
-    /// Packets of link types that cannot be framed as Ethernet.
+    /// Packets that cannot be framed as Ethernet: other link types, or no network layer.
     pub skipped: u64,
     /// Distinct sources seen (differences are expected past [`SOURCES`]).
     pub sources: usize,
@@ -54,7 +55,7 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
             if failure.is_some() {
                 return;
             }
-            match ethernet(f.linktype, f.data, &mut buf) {
+            match link::ethernet(f.linktype, f.data, &mut buf) {
                 Some(frame) => {
                     if let Err(e) = cmp.feed(frame, DIR_INGRESS) {
                         failure = Some(e);
@@ -73,37 +74,6 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
         skipped,
         sources,
     })
-}
-
-/// The packet as an Ethernet frame: as is for Ethernet, else with a synthetic header.
-fn ethernet<'a>(linktype: u32, data: &'a [u8], buf: &'a mut Vec<u8>) -> Option<&'a [u8]> {
-    let be16 = |off: usize| {
-        data.get(off..off + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    let (ethertype, payload) = match linktype {
-        link::LINKTYPE_ETHERNET => return Some(data),
-        link::LINKTYPE_RAW | link::LINKTYPE_RAW_DLT12 => match data.first()? >> 4 {
-            4 => (0x0800, 0),
-            6 => (0x86dd, 0),
-            _ => return None,
-        },
-        link::LINKTYPE_IPV4 => (0x0800, 0),
-        link::LINKTYPE_IPV6 => (0x86dd, 0),
-        link::LINKTYPE_LINUX_SLL => (be16(14)?, 16),
-        link::LINKTYPE_LINUX_SLL2 => (be16(0)?, 20),
-        link::LINKTYPE_NULL | link::LINKTYPE_LOOP => match data.get(4)? >> 4 {
-            4 => (0x0800, 4),
-            6 => (0x86dd, 4),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    buf.clear();
-    buf.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01]);
-    buf.extend_from_slice(&u16::to_be_bytes(ethertype));
-    buf.extend_from_slice(data.get(payload..)?);
-    Some(buf)
 }
 
 /// Prints the outcome and fails when the kernel and the host disagree.

@@ -970,18 +970,15 @@ fn mutated_captures_never_panic() {
 
 /// A nanosecond pcap (Ethernet) of the given frames.
 fn pcap_ns(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let mut f = Vec::new();
-    for v in [0xa1b2_3c4d_u32, 0x0004_0002, 0, 0, 65535, 1] {
-        f.extend_from_slice(&v.to_le_bytes());
-    }
+    use picket_capture::{
+        link::LINKTYPE_ETHERNET,
+        writer::{PcapWriter, Resolution},
+    };
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Nano, LINKTYPE_ETHERNET, 65535).unwrap();
     for (ts, data) in frames {
-        let (sec, ns) = ((ts / 1_000_000_000) as u32, (ts % 1_000_000_000) as u32);
-        for v in [sec, ns, data.len() as u32, data.len() as u32] {
-            f.extend_from_slice(&v.to_le_bytes());
-        }
-        f.extend_from_slice(data);
+        w.write(*ts, data.len() as u32, data).unwrap();
     }
-    f
+    w.into_inner()
 }
 
 #[test]

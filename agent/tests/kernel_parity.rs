@@ -10,7 +10,7 @@ use agent::{
     loader::MapSizes,
     parity::{KernelRunner, compare},
 };
-use picket_frames as frames;
+use picket_frames::{self as frames, layers::Ext};
 
 use agent_common::{
     classify::{
@@ -154,11 +154,11 @@ fn crafted() -> Vec<(Vec<u8>, u32)> {
     f.push(frames::ipv6(
         v6(5),
         v6(2),
-        &[(44, vec![0, 0, 0x10, 0, 0, 0, 9])],
+        &[Ext::Fragment(2, false)],
         IPPROTO_UDP,
         &[0; 24],
     ));
-    let seven: Vec<(u8, Vec<u8>)> = (0..7).map(|_| (60, vec![1, 4, 0, 0, 0, 0])).collect();
+    let seven = [Ext::DestOpts(0); 7];
     f.push(frames::ipv6(
         v6(6),
         v6(2),

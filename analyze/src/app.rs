@@ -5,7 +5,7 @@
 //! ClientHello must start in the packet that carries it. Every read is bounds-checked;
 //! strings taken from packets are made printable (`\xNN` escapes) before they are kept.
 
-use std::{cmp::Reverse, collections::HashMap};
+use std::{cmp::Reverse, collections::HashMap, fmt::Write as _};
 
 use agent_common::{
     Summary,
@@ -269,7 +269,8 @@ pub fn printable(b: &[u8]) -> String {
         if (0x20..0x7f).contains(&c) && c != b'\\' {
             s.push(c as char);
         } else {
-            s.push_str(&format!("\\x{c:02x}"));
+            // Into the string itself: no allocation per escaped byte.
+            let _ = write!(s, "\\x{c:02x}");
         }
     }
     s
@@ -282,10 +283,13 @@ fn be16(b: &[u8], off: usize) -> Option<usize> {
 
 /// The parts of an HTTP request head that the report keeps.
 #[derive(Debug, PartialEq)]
-struct Http<'a> {
-    method: &'a str,
-    target: &'a [u8],
-    host: Option<&'a [u8]>,
+pub struct Http<'a> {
+    /// One of the request methods recognised.
+    pub method: &'a str,
+    /// The request target, as sent.
+    pub target: &'a [u8],
+    /// The value of the first `Host` header, trimmed.
+    pub host: Option<&'a [u8]>,
 }
 
 const METHODS: [&str; 9] = [
@@ -293,7 +297,7 @@ const METHODS: [&str; 9] = [
 ];
 
 /// An HTTP/1.x request line (`METHOD SP target SP HTTP/x.y`) and its `Host` header.
-fn parse_http(p: &[u8]) -> Option<Http<'_>> {
+pub fn parse_http(p: &[u8]) -> Option<Http<'_>> {
     let method = METHODS
         .into_iter()
         .find(|m| p.starts_with(m.as_bytes()) && p.get(m.len()) == Some(&b' '))?;
@@ -322,7 +326,7 @@ fn parse_http(p: &[u8]) -> Option<Http<'_>> {
 }
 
 /// The server name of a TLS ClientHello that starts at the beginning of `p`.
-fn client_hello_sni(p: &[u8]) -> Option<String> {
+pub fn client_hello_sni(p: &[u8]) -> Option<String> {
     // Record: type 22 (handshake), version 3.x, length; handshake type 1 (ClientHello).
     if p.len() < 9 || p[0] != 0x16 || p[1] != 3 || p[5] != 1 {
         return None;
@@ -359,14 +363,17 @@ fn client_hello_sni(p: &[u8]) -> Option<String> {
 
 /// What the report keeps of a DNS message.
 #[derive(Debug, PartialEq)]
-struct DnsMsg {
-    response: bool,
-    rcode: u8,
-    question: Option<(String, u16)>,
+pub struct DnsMsg {
+    /// The QR bit.
+    pub response: bool,
+    /// The response code (low 4 bits of the flags).
+    pub rcode: u8,
+    /// The first question: name in presentation form, and type.
+    pub question: Option<(String, u16)>,
 }
 
 /// Header and first question of a DNS message; `None` when it cannot be DNS.
-fn parse_dns(m: &[u8]) -> Option<DnsMsg> {
+pub fn parse_dns(m: &[u8]) -> Option<DnsMsg> {
     let hdr = m.get(..12)?;
     let flags = u16::from_be_bytes([hdr[2], hdr[3]]);
     let qdcount = u16::from_be_bytes([hdr[4], hdr[5]]);
@@ -389,7 +396,7 @@ fn parse_dns(m: &[u8]) -> Option<DnsMsg> {
 
 /// A (possibly compressed) domain name at `off`: the name in presentation form (lower case,
 /// `\DDD` escapes) and the offset after it.
-fn dns_name(m: &[u8], mut off: usize) -> Option<(String, usize)> {
+pub fn dns_name(m: &[u8], mut off: usize) -> Option<(String, usize)> {
     let mut name = String::new();
     let mut end = None;
     let mut jumps = 0;
@@ -409,7 +416,9 @@ fn dns_name(m: &[u8], mut off: usize) -> Option<(String, usize)> {
                             name.push(c as char);
                         }
                         0x21..=0x7e => name.push(c.to_ascii_lowercase() as char),
-                        _ => name.push_str(&format!("\\{c:03}")),
+                        _ => {
+                            let _ = write!(name, "\\{c:03}");
+                        }
                     }
                 }
                 name.push('.');

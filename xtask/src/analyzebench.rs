@@ -12,13 +12,17 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{BufWriter, Write as _},
+    io::BufWriter,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
+use picket_capture::{
+    link,
+    writer::{self, PcapWriter, Resolution},
+};
 use serde_json::Value;
 
 use crate::{
@@ -252,14 +256,12 @@ fn packet_set() -> Result<Vec<Vec<u8>>> {
 /// (LINKTYPE_ETHERNET, frames stored whole), unless `path` already has the expected size;
 /// returns the file size.
 fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize) -> Result<u64> {
-    let per_cycle: u64 = frames.iter().map(|f| 16 + f.len() as u64).sum();
+    let record = |f: &Vec<u8>| writer::RECORD_HEADER_LEN + f.len() as u64;
+    let per_cycle: u64 = frames.iter().map(record).sum();
     let (cycles, rest) = (count / frames.len(), count % frames.len());
-    let size = 24
+    let size = writer::FILE_HEADER_LEN
         + per_cycle * cycles as u64
-        + frames[..rest]
-            .iter()
-            .map(|f| 16 + f.len() as u64)
-            .sum::<u64>();
+        + frames[..rest].iter().map(record).sum::<u64>();
     if fs::metadata(path).is_ok_and(|m| m.len() == size) {
         return Ok(size);
     }
@@ -267,28 +269,18 @@ fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize) -> Result<u64> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let file =
         fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let mut header = Vec::with_capacity(24);
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&0i32.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&snaplen.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    w.write_all(&header)?;
+    let mut w = PcapWriter::new(
+        BufWriter::with_capacity(1 << 20, file),
+        Resolution::Micro,
+        link::LINKTYPE_ETHERNET,
+        snaplen,
+    )?;
     for (i, frame) in frames.iter().cycle().take(count).enumerate() {
-        let us = i as u64 * GAP_US;
-        let len = frame.len() as u32;
-        let mut record = [0u8; 16];
-        record[0..4].copy_from_slice(&((START_S + us / 1_000_000) as u32).to_le_bytes());
-        record[4..8].copy_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
-        record[8..12].copy_from_slice(&len.to_le_bytes());
-        record[12..16].copy_from_slice(&len.to_le_bytes());
-        w.write_all(&record)?;
-        w.write_all(frame)?;
+        let ts_ns = START_S * 1_000_000_000 + i as u64 * GAP_US * 1_000;
+        w.write(ts_ns, frame.len() as u32, frame)?;
     }
     w.into_inner()
+        .into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;

@@ -1,9 +1,14 @@
 //! `cargo xtask fuzz`: run the cargo-fuzz targets in `fuzz/`, seeded from `../shared/pcaps`.
 //!
-//! Seeds: for `classify`, every frame of the Ethernet captures under `../shared/pcaps`; for
-//! `capture` (the capture-file reader), the files themselves, the large ones cut short. The
-//! corpus lives in `fuzz/corpus/<target>` (not tracked). Crashes land in
-//! `fuzz/artifacts/<target>`; each one found must become a regression test.
+//! Seeds: for `classify` and `l4_payload`, every Ethernet frame of the captures under
+//! `../shared/pcaps`; for `capture` (the capture-file reader), the files themselves, the
+//! large ones cut short; for the payload parsers `http`, `dns` and `tls_sni`, the L4
+//! payloads of their protocol in frames of every supported link type (classified as
+//! `picket analyze` does). The corpus lives in `fuzz/corpus/<target>` (not tracked). Crashes
+//! land in `fuzz/artifacts/<target>`; each one found must become a regression test.
+//!
+//! The three payload parsers are small: together they get the time of one target (a third
+//! each), so a CI run (30 s per target) fuzzes for 2 minutes.
 
 use std::{
     collections::HashSet,
@@ -12,8 +17,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use agent_common::{
+    Summary,
+    classify::{IPPROTO_TCP, IPPROTO_UDP},
+    packet::Snapshot,
+};
 use anyhow::{Context as _, Result, bail};
-use pcap_parser::{Block, PcapBlockOwned, PcapError};
+use picket_capture::{link, reader::read_capture};
 
 use crate::{
     bootstrap,
@@ -23,7 +33,7 @@ use crate::{
 /// Options of `cargo xtask fuzz`.
 #[derive(clap::Args)]
 pub struct Options {
-    /// Seconds to run each target.
+    /// Seconds to run each target (the payload parsers a third of it each).
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
     /// Targets to run (default: all).
@@ -31,8 +41,16 @@ pub struct Options {
     pub targets: Vec<String>,
 }
 
-/// Every fuzz target, with how its seed corpus is made.
-const TARGETS: &[(&str, Seeds)] = &[("classify", Seeds::Frames), ("capture", Seeds::Files)];
+/// Every fuzz target, with how its seed corpus is made and the share of `--seconds` it runs
+/// (seconds divided by this).
+const TARGETS: &[(&str, Seeds, u64)] = &[
+    ("classify", Seeds::Frames, 1),
+    ("capture", Seeds::Files, 1),
+    ("l4_payload", Seeds::Frames, 1),
+    ("http", Seeds::Payloads(App::Http), 3),
+    ("dns", Seeds::Payloads(App::Dns), 3),
+    ("tls_sni", Seeds::Payloads(App::Tls), 3),
+];
 
 /// Kinds of seed corpus.
 #[derive(Clone, Copy)]
@@ -42,6 +60,34 @@ enum Seeds {
     /// The shared capture files, cut to [`MAX_SEED_FILE`] bytes (a cut file is a truncated
     /// capture: a case of its own).
     Files,
+    /// L4 payloads of one application protocol.
+    Payloads(App),
+}
+
+/// Application protocols whose payloads seed a parser.
+#[derive(Clone, Copy)]
+enum App {
+    /// TCP payloads to or from the usual HTTP ports.
+    Http,
+    /// UDP payloads to or from port 53 or 5353, and DNS messages of TCP port 53 (after the
+    /// 2-byte length).
+    Dns,
+    /// TCP payloads that start with a TLS handshake record.
+    Tls,
+}
+
+impl App {
+    /// The bytes the parser of this protocol is given, when `s` carries it.
+    fn payload<'a>(self, s: &Summary, payload: &'a [u8]) -> Option<&'a [u8]> {
+        let port = |ports: &[u16]| ports.contains(&s.src_port) || ports.contains(&s.dst_port);
+        match self {
+            App::Http if s.proto == IPPROTO_TCP && port(&[80, 8000, 8080, 3128]) => Some(payload),
+            App::Dns if s.proto == IPPROTO_UDP && port(&[53, 5353]) => Some(payload),
+            App::Dns if s.proto == IPPROTO_TCP && port(&[53]) => payload.get(2..),
+            App::Tls if s.proto == IPPROTO_TCP && payload.starts_with(&[0x16, 3]) => Some(payload),
+            _ => None,
+        }
+    }
 }
 
 /// Longest capture-file seed: longer inputs only slow the fuzzer down.
@@ -59,20 +105,24 @@ pub fn main(opts: &Options) -> Result<()> {
 /// Runs the named targets (all when empty) for `seconds` each.
 pub fn run(seconds: u64, targets: &[String]) -> Result<()> {
     for name in targets {
-        if !TARGETS.iter().any(|(t, _)| t == name) {
+        if !TARGETS.iter().any(|(t, ..)| t == name) {
             bail!(
                 "unknown fuzz target {name:?}; known: {}",
                 TARGETS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
             );
         }
     }
-    for (name, seeds) in TARGETS
+    for (name, seeds, share) in TARGETS
         .iter()
-        .filter(|(t, _)| targets.is_empty() || targets.iter().any(|n| n == t))
+        .filter(|(t, ..)| targets.is_empty() || targets.iter().any(|n| n == t))
     {
         let corpus = workspace_root().join("fuzz/corpus").join(name);
         let n = seed(&corpus, *seeds)?;
-        println!("fuzz {name}: {n} seeds in {}", corpus.display());
+        let seconds = (seconds / share).max(1);
+        println!(
+            "fuzz {name}: {n} seeds in {}, {seconds} s",
+            corpus.display()
+        );
         util::run(
             cmd("rustup")
                 .args(["run", "nightly", "cargo", "fuzz", "run", name])
@@ -116,6 +166,27 @@ fn seed(corpus: &Path, seeds: Seeds) -> Result<usize> {
                     fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
                 keep(&bytes[..bytes.len().min(MAX_SEED_FILE)])?;
             }
+            Seeds::Payloads(app) => {
+                let mut kept = Ok(());
+                frames(&file, |linktype, data| {
+                    let snap = Snapshot {
+                        data,
+                        orig_len: data.len(),
+                    };
+                    let Some(Ok(s)) = link::classify(linktype, &snap) else {
+                        return;
+                    };
+                    // Link-layer padding may follow: the parsers must take it anyway.
+                    let payload = data.get(usize::from(s.payload_off)..).unwrap_or_default();
+                    if !s.has_l4() || payload.is_empty() || kept.is_err() {
+                        return;
+                    }
+                    if let Some(p) = app.payload(&s, payload) {
+                        kept = keep(p);
+                    }
+                });
+                kept?;
+            }
         }
     }
     Ok(seen.len())
@@ -137,44 +208,27 @@ pub(crate) fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Calls `f` with the link type and bytes of every frame of a capture, read with
+/// picket-capture's reader; unreadable captures give nothing (seeds only).
+fn frames(path: &Path, mut f: impl FnMut(u32, &[u8])) {
+    let Ok(file) = fs::File::open(path) else {
+        return;
+    };
+    let _ = read_capture(
+        &path.display().to_string(),
+        std::io::BufReader::new(file),
+        &mut |_| {},
+        &mut |frame| f(frame.linktype, frame.data),
+    );
+}
+
 /// Frames of link type Ethernet in a capture; unreadable parts are skipped (seeds only).
 pub(crate) fn ethernet_frames(path: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let Ok(file) = fs::File::open(path) else {
-        return out;
-    };
-    let Ok(mut reader) = pcap_parser::create_reader(1 << 20, file) else {
-        return out;
-    };
-    let mut legacy_ethernet = false;
-    let mut ng_ethernet: Vec<bool> = Vec::new();
-    loop {
-        match reader.next() {
-            Ok((offset, block)) => {
-                match block {
-                    PcapBlockOwned::LegacyHeader(h) => legacy_ethernet = h.network.0 == 1,
-                    PcapBlockOwned::Legacy(p) if legacy_ethernet => out.push(p.data.to_vec()),
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => ng_ethernet.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(i)) => {
-                        ng_ethernet.push(i.linktype.0 == 1)
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(p))
-                        if ng_ethernet.get(p.if_id as usize).copied().unwrap_or(false) =>
-                    {
-                        out.push(p.data[..(p.caplen as usize).min(p.data.len())].to_vec());
-                    }
-                    _ => {}
-                }
-                reader.consume(offset);
-            }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => {
-                if reader.refill().is_err() {
-                    break;
-                }
-            }
-            Err(_) => break,
+    frames(path, |linktype, data| {
+        if linktype == link::LINKTYPE_ETHERNET {
+            out.push(data.to_vec());
         }
-    }
+    });
     out
 }

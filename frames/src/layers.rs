@@ -1,9 +1,12 @@
-//! Test-only packet builder shared by the integration tests.
+//! Layer-by-layer packet building: an [`L4`] header and payload, inside an [`Ipv4`] or
+//! [`Ipv6`] header (with options, fragments, extension headers and overrides of every field
+//! the classifier checks) giving a [`Net`], inside an Ethernet frame (with VLAN tags) or raw
+//! giving a [`Pkt`].
 //!
 //! Every builder returns the bytes together with the layout it produced (where the L3
-//! header starts, where the network headers end, where the L4 header ends), so that the
-//! tests can predict the classifier's answer for every prefix of a packet.
-#![allow(dead_code)]
+//! header starts, where the network headers end, where the L4 header ends), so that tests
+//! can predict the classifier's answer for every prefix of a packet
+//! ([`Pkt::expect_prefix`]).
 
 use agent_common::{
     Summary,
@@ -436,7 +439,7 @@ impl Ipv4 {
 }
 
 /// An IPv6 extension header.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Ext {
     /// Hop-by-hop options of `(units + 1) * 8` bytes.
     HopByHop(u8),
@@ -463,6 +466,7 @@ impl Ext {
     }
 
     /// Wire length.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         match self {
             Ext::HopByHop(u) | Ext::Routing(u) | Ext::DestOpts(u) => (*u as usize + 1) * 8,

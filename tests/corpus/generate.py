@@ -1078,11 +1078,12 @@ def _(c, rng):
 # Benign workloads (issue 11): no alert at all is expected.
 
 def tcp_session(c, rng, t, cli, srv, cport, sport, exchange, rtt, near="srv", cli_ttl=64, srv_ttl=64,
-                cli_syn=LINUX_SYN, finish="fin_c", mss=1448):
+                cli_syn=LINUX_SYN, finish="fin_c", mss=1448, seq_out=None):
     """A complete TCP connection as seen at a capture point next to `near` ('srv' or 'cli'):
     handshake, `exchange` = [(who, n_bytes or bytes)], then `finish` (fin_c, fin_s, rst_c, open).
     The receiver ACKs every second segment and the last unless its next message carries it.
-    Returns the time of the last packet."""
+    Returns the time of the last packet; `seq_out` (a dict) receives the next sequence numbers
+    of both sides ('c', 's') when the exchange is done."""
 
     def d(who):
         return rng.uniform(0.00005, 0.0004) if who == near else jit(rng, rtt, 0.1)
@@ -1092,7 +1093,10 @@ def tcp_session(c, rng, t, cli, srv, cport, sport, exchange, rtt, near="srv", cl
     seq = {"c": rng.getrandbits(32), "s": rng.getrandbits(32)}
     win = {"c": 502, "s": 509}
 
+    latest = [t]  # the time of the latest packet so far: nothing is sent before it
+
     def send(t, who, flags, payload=b"", opts=LINUX_TS, w=None):
+        latest[0] = max(latest[0], t)
         src, dst, sp, dp = ends[who]
         other = "s" if who == "c" else "c"
         c.tcp(t, src, dst, sp, dp, flags, seq=seq[who], ack=seq[other] if "A" in flags else 0,
@@ -1106,27 +1110,40 @@ def tcp_session(c, rng, t, cli, srv, cport, sport, exchange, rtt, near="srv", cl
     t += d("c")
     send(t, "c", "A")
     last_who = "c"
+    # Who sends the first packet after the exchange (its FIN or RST carries the last ACK).
+    closer = {"fin_c": "c", "fin_s": "s", "rst_c": "c"}.get(finish)
     for i, (who, msg) in enumerate(exchange):
         payload = msg if isinstance(msg, bytes) else data(rng, msg)
         other = "s" if who == "c" else "c"
-        t += d(who) if who != last_who else 0.0002
+        t = max(t + (d(who) if who != last_who else 0.0002), latest[0] + 0.00001)
+        ack_delay = d(other)  # one delay per message keeps the receiver's ACKs in order
         segs = [payload[k:k + mss] for k in range(0, len(payload), mss)]
         for k, seg in enumerate(segs):
             send(t, who, "PA" if k == len(segs) - 1 else "A", seg)
             last_seg = k == len(segs) - 1
-            if (k % 2 == 1 and not last_seg) or (last_seg and (i + 1 == len(exchange) or exchange[i + 1][0] == who)):
-                send(t + d(other), other, "A")
+            if last_seg:
+                # The receiver answers with data (piggybacked ACK) or closes; else it ACKs.
+                if i + 1 < len(exchange):
+                    ack = exchange[i + 1][0] == who
+                else:
+                    ack = closer != other
+            else:
+                ack = k % 2 == 1
+            if ack:
+                send(t + ack_delay, other, "A")
             t += 0.00003 if not last_seg else 0.0
         last_who = who
+    if seq_out is not None:
+        seq_out.update(seq)
     if finish == "open":
-        return t
+        return latest[0]
     if finish == "rst_c":
-        t += d("c")
+        t = max(t + d("c"), latest[0] + 0.00001)
         send(t, "c", "RA", w=0)
         return t
     first = "c" if finish == "fin_c" else "s"
     second = "s" if first == "c" else "c"
-    t += d(first) if first != last_who else 0.001
+    t = max(t + (d(first) if first != last_who else 0.001), latest[0] + 0.00001)
     send(t, first, "FA")
     t += d(second)
     send(t, second, "FA")
@@ -1310,7 +1327,7 @@ def _(c, rng):
 def _(c, rng):
     cli, srv = "10.0.0.30", "198.51.100.21"
     rtt = 0.025
-    ctl_c, ctl = rng.randint(32768, 60999), {"c": rng.getrandbits(32), "s": rng.getrandbits(32)}
+    ctl_c, ctl = rng.randint(32768, 60999), {}
 
     def control(t, who, text):
         src, dst, sp, dp = (cli, srv, ctl_c, 21) if who == "c" else (srv, cli, 21, ctl_c)
@@ -1319,11 +1336,11 @@ def _(c, rng):
               ttl=64 if who == "c" else 52)
         ctl[who] += len(text)
 
-    tcp_session(c, rng, -1.0, cli, srv, ctl_c, 21, [("s", b"220 ProFTPD Server ready.\r\n"), ("c", b"USER anonymous\r\n"),
-                                                    ("s", b"331 ok\r\n"), ("c", b"PASS x@\r\n"), ("s", b"230 ok\r\n")],
-                rtt, near="cli", finish="open", srv_ttl=52)
+    tcp_session(c, rng, 0.0, cli, srv, ctl_c, 21, [("s", b"220 ProFTPD Server ready.\r\n"), ("c", b"USER anonymous\r\n"),
+                                                   ("s", b"331 ok\r\n"), ("c", b"PASS x@\r\n"), ("s", b"230 ok\r\n")],
+                rtt, near="cli", finish="open", srv_ttl=52, seq_out=ctl)
     ports = rng.sample(range(30000, 31001), 200)
-    t = 0.0
+    t = 1.0
     for i, port in enumerate(ports):
         control(t, "c", b"PASV\r\n")
         control(t + rtt, "s", b"227 Entering Passive Mode (198,51,100,21,%d,%d).\r\n" % (port >> 8, port & 255))
@@ -1332,7 +1349,7 @@ def _(c, rng):
                          near="cli", finish="fin_s", srv_ttl=52)
         control(t + rtt + 0.0005, "c", b"RETR file%03d.tar.gz\r\n" % i)
         control(t + 2 * rtt, "s", b"150 Opening BINARY mode data connection\r\n")
-        control(t2 + 0.001, "s", b"226 Transfer complete\r\n")
+        control(max(t2, t + 2 * rtt) + 0.001, "s", b"226 Transfer complete\r\n")
         t = max(t + rng.expovariate(1 / 0.3), t2 + 0.002)
     where = {"src": cli, "dst": srv, "proto": 6, "flags": 0x02}
     return {"files": 200, "pasv_range": "30000-31000"}, [
@@ -1425,7 +1442,9 @@ SMTP_IN = [("s", b"220 mx.example.net ESMTP Postfix\r\n"), ("c", b"EHLO client.e
            ("s", b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250 8BITMIME\r\n"),
            ("c", b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"),
            ("s", b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"),
-           ("c", 6000), ("s", b"250 2.0.0 Ok: queued as 4Xyz\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n")]
+           ("c", b"From: a@example.com\r\nTo: b@example.net\r\nSubject: report\r\n\r\n"
+                 + b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" * 100 + b".\r\n"),
+           ("s", b"250 2.0.0 Ok: queued as 4Xyz\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n")]
 
 
 @scenario("benign_mail_server", "benign", "mail server 198.51.100.25 for 60 s: 300 inbound SMTP sessions "

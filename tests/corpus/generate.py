@@ -34,7 +34,7 @@ from functools import lru_cache
 
 # scapy is only imported for building payload templates and the self-check (no sniffing or
 # sending; conf.route is never consulted because every frame carries explicit addresses).
-from scapy.all import DNS, DNSQR, DNSRR, IP, IPv6, TCP, UDP, Ether, NTP, Raw, conf  # noqa: E402
+from scapy.all import DNS, DNSQR, DNSRR, IP, IPv6, TCP, UDP, Dot1Q, Ether, NTP, Raw, conf  # noqa: E402
 from scapy.layers.inet import ICMP
 from scapy.layers.inet6 import _ICMPv6
 from scapy.layers.sctp import SCTP, crc32c
@@ -234,8 +234,9 @@ def frame(src, dst, l3, v6):
 # Captures.
 
 # Per-packet metadata: what the scenario meant to send, counted for the manifest's checks.
-# (src, dst, proto, sport, dport, tcp_flags, icmp_type, icmp_code, frag, sctp_chunk)
-# frag: 0 not a fragment, 1 first fragment, 2 later fragment.
+# (src, dst, proto, sport, dport, tcp_flags, icmp_type, icmp_code, frag, sctp_chunk[, outer])
+# frag: 0 not a fragment, 1 first fragment, 2 later fragment; outer: the same tuple for the
+# tunnel packet around an encapsulated one.
 
 TCP_FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
 
@@ -339,6 +340,34 @@ class Capture:
             off += step
             t += gap
 
+    def tcp_fragments(self, t, src, dst, sport, dport, flags, seq, win, opts, ttl, size):
+        """A TCP segment in IPv4 fragments of `size` bytes of IP payload (nmap -f: 8,
+        --mtu 16: 16); the first fragment shows the flags only if it holds 14 bytes."""
+        f = flag_bits(flags)
+        s, _ = addr(src)
+        d, _ = addr(dst)
+        l4 = tcp_bytes(s, d, False, sport, dport, seq, 0, f, win, opts)
+        ident = self.ipid(src)
+        for off in range(0, len(l4), size):
+            piece = l4[off:off + size]
+            mf = off + size < len(l4)
+            l3 = ip4_bytes(s, d, 6, piece, ttl, ident, df=False, frag_off=off, mf=mf)
+            if off == 0:
+                meta = (src, dst, 6, sport, dport, f if len(piece) >= 14 else None, None, None, 1, None)
+            else:
+                meta = (src, dst, 6, None, None, None, None, None, 2, None)
+            self.pkts.append((int(t * 1e9), frame(src, dst, l3, False), meta))
+            t += 0.000002
+
+    def wrap(self, fn):
+        """Re-encapsulates every frame: fn(frame, meta) -> (frame, outer meta)."""
+        self.pkts = [(t, *self._wrapped(fn, fr, m)) for t, fr, m in self.pkts]
+
+    @staticmethod
+    def _wrapped(fn, fr, m):
+        nf, outer = fn(fr, m)
+        return nf, m + (outer,)
+
     def last_frame(self):
         return self.pkts[-1][1]
 
@@ -366,7 +395,8 @@ class Capture:
 # The checks: a `where` filter and a measure, counted here from the metadata and in check.py
 # from the bytes. Keys of `where`: src, dst (address or CIDR), proto, sport, dport, flags
 # (exact TCP flag byte), flags_all (bits that must be set), icmp_type, icmp_code, frag
-# ("any", "later"), sctp_chunk. Measures: "packets", "distinct:<field>" with field one of
+# ("any", "first", "later"), sctp_chunk, layer ("outer": the tunnel packet; default the
+# innermost packet). Measures: "packets", "distinct:<field>" with field one of
 # src, dst, sport, dport, proto.
 
 @lru_cache(maxsize=None)
@@ -379,9 +409,20 @@ def in_net(ip, net):
 META_FIELDS = {"src": 0, "dst": 1, "proto": 2, "sport": 3, "dport": 4}
 
 
+def layer_of(where, m):
+    """The 10-field tuple a check looks at: the innermost packet by default, the outer one
+    (the tunnel's) with `"layer": "outer"`. Encapsulated frames carry the outer tuple as an
+    11th field."""
+    if where.get("layer") == "outer" and len(m) > 10:
+        return m[10]
+    return m[:10]
+
+
 def meta_match(where, m):
-    src, dst, proto, sport, dport, flags, ityp, icode, frag, chunk = m
+    src, dst, proto, sport, dport, flags, ityp, icode, frag, chunk = layer_of(where, m)
     for k, v in where.items():
+        if k == "layer":
+            continue
         if k == "src":
             if not in_net(src, v):
                 return False
@@ -410,7 +451,7 @@ def meta_match(where, m):
             if icode != v:
                 return False
         elif k == "frag":
-            if v == "any" and frag == 0 or v == "later" and frag != 2:
+            if v == "any" and frag == 0 or v == "later" and frag != 2 or v == "first" and frag != 1:
                 return False
         elif k == "sctp_chunk":
             if chunk != v:
@@ -421,7 +462,7 @@ def meta_match(where, m):
 
 
 def count(pkts, where, measure):
-    sel = [m for _, _, m in pkts if meta_match(where, m)]
+    sel = [layer_of(where, m) for _, _, m in pkts if meta_match(where, m)]
     if measure == "packets":
         return len(sel)
     field = META_FIELDS[measure.split(":", 1)[1]]
@@ -479,19 +520,23 @@ def scapy_verify(fr):
     that scapy's re-encoding of DNS names or quoted headers does not enter the comparison)."""
     p = Ether(fr)
     l3 = p.payload
+    l2 = 14
+    while isinstance(l3, Dot1Q):
+        l3 = l3.payload
+        l2 += 4
+    if not isinstance(l3, (IP, IPv6)):
+        return False  # a tag scapy does not decode (0x9100): not verified
     if isinstance(l3, IP):
         del l3.chksum
         del l3.len
         if l3.flags.MF or l3.frag > 0:
             l3.remove_payload()
-            l3.add_payload(Raw(fr[14 + l3.ihl * 4:]))
+            l3.add_payload(Raw(fr[l2 + l3.ihl * 4:]))
             l3 = None
-        l4off = 14 + 20
-    elif isinstance(l3, IPv6):
-        del l3.plen
-        l4off = 54
+        l4off = l2 + 20
     else:
-        raise AssertionError("not IP")
+        del l3.plen
+        l4off = l2 + 40
     if l3 is not None:
         l4 = l3.payload
         if isinstance(l4, TCP):
@@ -510,7 +555,7 @@ def scapy_verify(fr):
                 l4.add_payload(Raw(fr[l4off + hlen:]))
             if isinstance(l4, _ICMPv6):
                 del l4.cksum
-            else:
+            elif not (isinstance(l4, UDP) and l4.chksum == 0):  # tunnels send UDP without checksum
                 del l4.chksum
             if isinstance(l4, UDP):
                 del l4.len
@@ -518,6 +563,7 @@ def scapy_verify(fr):
     if rebuilt != fr:
         raise AssertionError("scapy rebuilds the frame differently:\n  fast  %s\n  scapy %s\n%s"
                              % (fr.hex(), rebuilt.hex(), p.show(dump=True)))
+    return True
 
 
 def verify_sample(cap, rng, k=12):
@@ -527,9 +573,7 @@ def verify_sample(cap, rng, k=12):
     picks = set(range(min(4, n)))
     while len(picks) < min(k, n):
         picks.add(rng.randrange(n))
-    for i in sorted(picks):
-        scapy_verify(cap.pkts[i][1])
-    return len(picks)
+    return sum(scapy_verify(cap.pkts[i][1]) for i in sorted(picks))
 
 
 # --------------------------------------------------------------------------------------------
@@ -941,6 +985,177 @@ def _(c, rng):
 
 
 # --------------------------------------------------------------------------------------------
+# Scans behind encapsulation and parser limits (issue 12).
+
+POD_A, POD_B = "10.244.1.5", "10.244.2.7"  # scanning pod, scanned pod
+NODE_A, NODE_B = "10.1.0.11", "10.1.0.12"  # their nodes (tunnel endpoints)
+
+
+def pod_scan(c, rng):
+    """nmap -sS -T4 (top 1000) from one pod to another pod on another node."""
+    ports = shuffled(rng, TCP_PORTS)
+    nmap_syn_scan(c, rng, gaps(rng, 1000, 0.001), ports, scanner=POD_A, victim=POD_B, ttl_s=64)
+
+
+def tunnel_ends(m):
+    return (NODE_A, NODE_B) if m[0] == POD_A else (NODE_B, NODE_A)
+
+
+def outer_udp(rng_hash, m, dport, header, inner):
+    """IPv4/UDP around `inner` between the pods' nodes, UDP checksum 0 as Linux sends it;
+    the source port is the flow hash the kernel derives from the inner headers."""
+    osrc, odst = tunnel_ends(m)
+    sport = 32768 + zlib.crc32(repr(m[:5]).encode()) % 28000
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(header) + len(inner), 0) + header + inner
+    l3 = ip4_bytes(addr(osrc)[0], addr(odst)[0], 17, udp, 64, rng_hash.getrandbits(16), df=False)
+    return frame(osrc, odst, l3, False), (osrc, odst, 17, sport, dport, None, None, None, 0, None)
+
+
+def _tunnel(name, desc, encap, outer_check):
+    @scenario(name, "attack", desc, [E("port_scan", "source", source=POD_A)])
+    def _(c, rng):
+        pod_scan(c, rng)
+        hrng = random.Random(rng.random())
+        c.wrap(lambda fr, m: encap(hrng, fr, m))
+        where = {"src": POD_A, "dst": POD_B, "proto": 6, "flags": 0x02}
+        return {"inner": "nmap -sS -T4 top 1000, pod to pod", "outer": desc.split(":")[0]}, [
+            ("inner SYNs", where, "packets"), ("inner distinct ports", where, "distinct:dport"),
+            ("outer tunnel packets", outer_check, "packets")]
+
+
+VNI = 4242
+
+
+def vxlan(h, fr, m):
+    return outer_udp(h, m, 4789, struct.pack("!II", 0x08000000, VNI << 8), fr)
+
+
+def geneve(h, fr, m):
+    return outer_udp(h, m, 6081, struct.pack("!HHI", 0x0000, 0x6558, VNI << 8), fr)
+
+
+def gre(h, fr, m):
+    osrc, odst = tunnel_ends(m)
+    inner_ip = fr[14:]
+    payload = struct.pack("!HHI", 0x2000, 0x0800, VNI) + inner_ip  # K bit: 4-byte key
+    l3 = ip4_bytes(addr(osrc)[0], addr(odst)[0], 47, payload, 64, h.getrandbits(16), df=False)
+    return frame(osrc, odst, l3, False), (osrc, odst, 47, None, None, None, None, None, 0, None)
+
+
+def ipip(h, fr, m):
+    osrc, odst = tunnel_ends(m)
+    l3 = ip4_bytes(addr(osrc)[0], addr(odst)[0], 4, fr[14:], 64, h.getrandbits(16), df=False)
+    return frame(osrc, odst, l3, False), (osrc, odst, 4, None, None, None, None, None, 0, None)
+
+
+_tunnel("tunnel_vxlan_scan", "VXLAN (UDP 4789, VNI 4242) between two nodes: a pod scans a pod on the "
+        "other node, seen on the node uplink", vxlan, {"layer": "outer", "proto": 17, "dport": 4789})
+_tunnel("tunnel_geneve_scan", "Geneve (UDP 6081): the same pod-to-pod scan", geneve,
+        {"layer": "outer", "proto": 17, "dport": 6081})
+_tunnel("tunnel_gre_scan", "GRE with a key (IP protocol 47): the same pod-to-pod scan", gre,
+        {"layer": "outer", "proto": 47})
+_tunnel("tunnel_ipip_scan", "IP-in-IP (IP protocol 4): the same pod-to-pod scan", ipip,
+        {"layer": "outer", "proto": 4})
+
+
+def vlan_tags(tags):
+    def tag(fr, m):
+        tagged = fr[:12] + b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags) + fr[12:]
+        return tagged, m
+
+    return tag
+
+
+def _vlan(name, desc, tags):
+    @scenario(name, "attack", desc, [E("port_scan", "source", source=SCANNER)])
+    def _(c, rng):
+        ports = shuffled(rng, TCP_PORTS)
+        nmap_syn_scan(c, rng, gaps(rng, 1000, 0.001), ports)
+        c.wrap(vlan_tags(tags))
+        where = {"src": SCANNER, "dst": VICTIM, "proto": 6, "flags": 0x02}
+        return {"tags": ["0x%04x/%d" % t for t in tags]}, [
+            ("SYNs", where, "packets"), ("distinct ports", where, "distinct:dport")]
+
+
+_vlan("vlan_triple_scan", "nmap -sS -T4 (top 1000) behind 3 stacked 802.1Q tags (0x8100 × 3)",
+      [(0x8100, 100), (0x8100, 200), (0x8100, 300)])
+_vlan("vlan_9100_scan", "nmap -sS -T4 (top 1000) behind a 0x9100 outer tag and a 0x8100 inner tag",
+      [(0x9100, 10), (0x8100, 20)])
+
+
+@scenario("ipv6_exthdr_scan", "attack", "IPv6 SYN scan (top 1000) whose probes carry 7 extension "
+          "headers (hop-by-hop + 6 destination options, PadN each); the victim answers plainly",
+          [E("port_scan", "source", source="2001:db8:bad:2::9")])
+def _(c, rng):
+    scanner, victim = "2001:db8:bad:2::9", V6_VICTIM
+    ports = shuffled(rng, TCP_PORTS)
+    sport = rng.randint(32768, 61000)
+    s, d = addr(scanner)[0], addr(victim)[0]
+    for t, p in zip(gaps(rng, 1000, 0.001), ports):
+        seq = rng.getrandbits(32)
+        l4 = tcp_bytes(s, d, True, sport, p, seq, 0, 0x02, 1024, NMAP_SYN)
+        chain = [0] + [60] * 6  # hop-by-hop first, then destination options
+        ext = b""
+        for i in range(len(chain)):
+            nxt = chain[i + 1] if i + 1 < len(chain) else 6
+            ext += struct.pack("!BB", nxt, 0) + b"\x01\x04" + bytes(4)  # PadN, 8 bytes in all
+        l3 = ip6_bytes(s, d, 0, ext + l4, 57)
+        c.pkts.append((int(t * 1e9), frame(scanner, victim, l3, True),
+                       (scanner, victim, 6, sport, p, 0x02, None, None, 0, None)))
+        tr = t + jit(rng, RTT)
+        if p in VICTIM_OPEN:
+            c.tcp(tr, victim, scanner, p, sport, "SA", seq=rng.getrandbits(32), ack=seq + 1, win=64800,
+                  opts=LINUX_SYNACK)
+            c.tcp(tr + 0.0002, scanner, victim, sport, p, "R", seq=seq + 1, win=0, ttl=57)
+        else:
+            c.tcp(tr, victim, scanner, p, sport, "RA", ack=seq + 1, win=0)
+    where = {"src": scanner, "proto": 6, "flags": 0x02}
+    return {"ports": 1000, "extension_headers": 7}, [
+        ("SYNs", where, "packets"), ("distinct ports", where, "distinct:dport")]
+
+
+def _fragscan(name, desc, size):
+    @scenario(name, "attack", desc, [E("port_scan", "source", source=SCANNER)])
+    def _(c, rng):
+        ports = shuffled(rng, TCP_PORTS)
+        sport = rng.randint(32768, 61000)
+        for t, p in zip(gaps(rng, 1000, 0.0015), ports):
+            seq = rng.getrandbits(32)
+            c.tcp_fragments(t, SCANNER, VICTIM, sport, p, "S", seq, 1024, NMAP_SYN, 49, size)
+            tr = t + jit(rng, RTT)
+            if p in VICTIM_OPEN:  # the victim reassembles and answers as for an unfragmented SYN
+                c.tcp(tr, VICTIM, SCANNER, p, sport, "SA", seq=rng.getrandbits(32), ack=seq + 1, win=65160,
+                      opts=LINUX_SYNACK)
+                c.tcp(tr + 0.0002, SCANNER, VICTIM, sport, p, "R", seq=seq + 1, win=0, ttl=49, df=False)
+            else:
+                c.tcp(tr, VICTIM, SCANNER, p, sport, "RA", ack=seq + 1, win=0)
+        first = {"src": SCANNER, "proto": 6, "frag": "first"}
+        return {"ports": 1000, "fragment_payload_bytes": size}, [
+            ("first fragments", first, "packets"), ("distinct ports in first fragments", first, "distinct:dport"),
+            ("later fragments", {"src": SCANNER, "frag": "later"}, "packets")]
+
+
+_fragscan("frag_scan_f", "nmap -sS -f -T4 (top 1000): each 24-byte SYN in three 8-byte IP fragments "
+          "(the first holds the ports, not the flags)", 8)
+_fragscan("frag_scan_mtu16", "nmap -sS --mtu 16 -T4 (top 1000): each SYN in a 16-byte and an 8-byte "
+          "fragment", 16)
+
+
+@scenario("flood_bacnet_reflection", "attack", "BACnet reflection: 80 BACnet/IP devices send 6 000 "
+          "ReadPropertyMultiple answers/s (480 bytes) from port 47808 to one victim for 2 s",
+          [E("reflection", "destination", destination="198.51.100.80")], max_episodes=1)
+def _(c, rng):
+    devices = [public_ip(rng) for _ in range(80)]
+    bvlc = b"\x81\x0a\x01\xe8"  # BVLC original-unicast-NPDU, length 488
+    for t in flood_times(rng, 6000, 2):
+        c.udp(t, rng.choice(devices), "198.51.100.80", 47808, 47808, bvlc + b"\x01\x00\x30" + data(rng, 477),
+              ttl=rng.randint(45, 60))
+    where = {"dst": "198.51.100.80", "proto": 17, "sport": 47808}
+    return {"reflectors": 80, "rate_pps": 6000, "seconds": 2}, [
+        ("answers", where, "packets"), ("distinct reflectors", where, "distinct:src")]
+
+
+# --------------------------------------------------------------------------------------------
 # Floods (issue 12).
 
 WEB = "198.51.100.80"
@@ -1070,8 +1285,8 @@ def _(c, rng):
                                                     rng.randint(1, 65535), data(rng, 64)), 64, rng.getrandbits(16))
         c.raw_ip(t, public_ip(rng), WEB, 47, b"\x00\x00\x08\x00" + inner, ttl=rng.randint(40, 60))
     return {"rate_pps": 30000, "seconds": 2}, [
-        ("GRE packets", {"dst": WEB, "proto": 47}, "packets"),
-        ("distinct sources", {"dst": WEB, "proto": 47}, "distinct:src")]
+        ("GRE packets", {"layer": "outer", "dst": WEB, "proto": 47}, "packets"),
+        ("distinct sources", {"layer": "outer", "dst": WEB, "proto": 47}, "distinct:src")]
 
 
 # --------------------------------------------------------------------------------------------

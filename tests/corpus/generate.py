@@ -486,7 +486,11 @@ WIN_SYN = tcp_opts([("MSS", 1460), ("NOP", None), ("WScale", 8), ("NOP", None), 
                     ("SAckOK", b"")])
 NMAP_SYN = tcp_opts([("MSS", 1460)])
 # nmap's SCTP INIT: init tag, a_rwnd 0x8000 (32768), 10 outbound and 2048 inbound streams, TSN.
-NTP_CLIENT = bytes(NTP(version=4, mode=3))
+# NTP timestamps are given explicitly: scapy's defaults are the current time.
+NTP_SENT = 3_973_939_200.25  # 2025-12-06 in NTP time
+NTP_CLIENT = bytes(NTP(version=4, mode=3, ref=0, orig=0, recv=0, sent=NTP_SENT))
+NTP_SERVER = bytes(NTP(version=4, mode=4, stratum=2, ref=NTP_SENT - 64, orig=NTP_SENT, recv=NTP_SENT + 0.01,
+                       sent=NTP_SENT + 0.0101))
 DNS_STATUS = bytes(DNS(id=0, opcode=2, rd=0))  # nmap's UDP payload for port 53
 
 
@@ -845,7 +849,6 @@ def _(c, rng):
 
 
 SWEEP_NET = "198.51.100."
-LIVE_HOSTS = None
 
 
 def live_hosts(rng):
@@ -904,7 +907,7 @@ def udp_scan(c, rng, sport):
         if p == 53:
             c.udp(tr, VICTIM, SCANNER, 53, sport, DNS_STATUS[:2] + b"\x90\x04" + DNS_STATUS[4:])
         elif p == 123:
-            c.udp(tr, VICTIM, SCANNER, 123, sport, bytes(NTP(version=4, mode=4, stratum=2)))
+            c.udp(tr, VICTIM, SCANNER, 123, sport, NTP_SERVER)
         elif tokens >= 1.0:
             tokens -= 1.0
             c.icmp_error(tr, VICTIM, SCANNER, 3, 3, probe)
@@ -1319,7 +1322,6 @@ def tcp_session(c, rng, t, cli, srv, cport, sport, exchange, rtt, near="srv", cl
         seq[who] += len(payload) + (1 if ("S" in flags or "F" in flags) else 0)
 
     send(t, "c", "S", opts=cli_syn, w=64240)
-    seq["s"] = seq["s"]
     t += d("s")
     send(t, "s", "SA", opts=LINUX_SYNACK, w=65160)
     t += d("c")
@@ -1378,12 +1380,10 @@ HTTP_200 = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 612\
 def _(c, rng):
     clients = [(public_ip(rng), rng.choice((64, 128)) - rng.randint(8, 20), rng.uniform(0.01, 0.12))
                for _ in range(30000)]
-    n = 0
     for t in flood_times(rng, 2400, 20):
         ip, ttl, rtt = rng.choice(clients)
         tcp_session(c, rng, t, ip, WEB, rng.randint(32768, 60999), 80, [("c", HTTP_GET), ("s", HTTP_200)],
                     rtt, cli_ttl=ttl, cli_syn=LINUX_SYN if ttl < 64 else WIN_SYN)
-        n += 1
     where = {"dst": WEB, "proto": 6, "flags": 0x02}
     return {"connections_per_s": 2400, "seconds": 20, "clients": 30000}, [
         ("SYNs", where, "packets"), ("SYN-ACKs", {"src": WEB, "flags": 0x12}, "packets"),

@@ -48,6 +48,11 @@ const TEST_PACKAGES: &[&str] = &[
 /// Kubernetes JSON schemas, so validation itself works offline).
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
 
+/// Python packages the detection corpus (`cargo xtask corpus`) needs in [`test_venv`]: scapy
+/// writes the captures, dpkt recounts them independently. Pinned, so the captures stay
+/// byte-for-byte reproducible.
+const CORPUS_PACKAGES: &[&str] = &["scapy==2.8.0", "dpkt==1.9.8"];
+
 /// Where Debian's `llvm-22-dev` lives; bpf-linker's build needs it as `LLVM_PREFIX`.
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
@@ -89,6 +94,7 @@ pub fn ensure(needs: Needs) -> Result<()> {
     if needs == Needs::Test {
         cargo_fuzz()?;
         kubernetes_validate()?;
+        corpus_tools()?;
     }
     Ok(())
 }
@@ -119,6 +125,42 @@ fn kubernetes_validate() -> Result<()> {
     util::run(cmd(venv.join("bin").join("pip")).args(["install", "--quiet", KUBERNETES_VALIDATE]))?;
     if !works(&tool) {
         bail!("{} was installed but does not run", tool.display());
+    }
+    Ok(())
+}
+
+/// scapy and dpkt in [`test_venv`], for the detection corpus.
+pub fn corpus_tools() -> Result<()> {
+    let venv = test_venv();
+    let python = venv.join("bin").join("python");
+    let works = || {
+        Command::new(&python)
+            .args(["-c", "import scapy, dpkt"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if works() {
+        println!("ok: scapy and dpkt present ({})", venv.display());
+        return Ok(());
+    }
+    println!(
+        "installing {} into {}",
+        CORPUS_PACKAGES.join(" "),
+        venv.display()
+    );
+    util::run(cmd("python3").args(["-m", "venv"]).arg(&venv))?;
+    util::run(
+        cmd(venv.join("bin").join("pip"))
+            .args(["install", "--quiet"])
+            .args(CORPUS_PACKAGES),
+    )?;
+    if !works() {
+        bail!(
+            "scapy and dpkt were installed but `{} -c 'import scapy, dpkt'` fails",
+            python.display()
+        );
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod analyzebench;
 mod bench;
 mod bootstrap;
 mod build;
+mod corpus;
 mod fuzz;
 mod image;
 mod install;
@@ -49,6 +50,9 @@ enum Command {
     Image(image::Options),
     /// Install the release `picket`, its systemd unit and the default configuration.
     Install(install::Options),
+    /// Generate the labelled detection corpus, check its counts, run `picket analyze` on it
+    /// and print recall and false alarms.
+    Corpus(corpus::Options),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Soak(opts) => soak::main(&opts),
         Command::Image(opts) => image::main(&opts),
         Command::Install(opts) => install::main(&opts),
+        Command::Corpus(opts) => corpus::main(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,10 @@
 //! The L2–L4 packet classifier shared by the BPF programs, the live agent's tests and
 //! `picket analyze`.
 //!
-//! It handles Ethernet II with up to two 802.1Q/802.1ad tags, IPv4 with options and
-//! fragments, IPv6 with a bounded chain of extension headers, and TCP, UDP, ICMP and
-//! ICMPv6. Everything is `#[inline(always)]` and every loop has a constant bound so that
+//! It handles Ethernet II with up to [`MAX_VLAN_TAGS`] VLAN tags (802.1Q, 802.1ad and the
+//! older 0x9100/0x9200 QinQ TPIDs), IPv4 with options and fragments, IPv6 with a chain of up
+//! to [`MAX_EXT_HDRS`] extension headers, and TCP, UDP, ICMP and ICMPv6, whose headers must
+//! lie within the IP payload (Ethernet padding after it is never read as L4). Everything is `#[inline(always)]` and every loop has a constant bound so that
 //! the verifier accepts the same code that the host tests exercise.
 
 use crate::packet::Packet;
@@ -18,6 +19,10 @@ pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_8021Q: u16 = 0x8100;
 /// EtherType of an 802.1ad (QinQ) service tag.
 pub const ETH_P_8021AD: u16 = 0x88a8;
+/// TPID of pre-standard QinQ service tags (Cisco and others).
+pub const ETH_P_QINQ1: u16 = 0x9100;
+/// TPID of pre-standard QinQ service tags, second variant.
+pub const ETH_P_QINQ2: u16 = 0x9200;
 
 /// IP protocol number of ICMP.
 pub const IPPROTO_ICMP: u8 = 1;
@@ -28,10 +33,12 @@ pub const IPPROTO_UDP: u8 = 17;
 /// IP protocol number of ICMPv6.
 pub const IPPROTO_ICMPV6: u8 = 58;
 
-/// Most VLAN tags parsed (802.1ad outer + 802.1Q inner).
-pub const MAX_VLAN_TAGS: usize = 2;
-/// Most IPv6 extension headers walked before the packet counts as malformed.
-pub const MAX_EXT_HDRS: usize = 6;
+/// Most VLAN tags parsed; a frame with more is [`ParseError::TooManyVlanTags`]. Provider
+/// networks stack two or three (802.1ad + 802.1Q, sometimes a customer tag again).
+pub const MAX_VLAN_TAGS: usize = 4;
+/// Most IPv6 extension headers walked before the packet counts as malformed. RFC 8200 puts
+/// no limit; real traffic carries one to three, evasion tests use long chains.
+pub const MAX_EXT_HDRS: usize = 8;
 
 /// TCP flag FIN.
 pub const TCP_FIN: u16 = 0x001;
@@ -58,6 +65,11 @@ pub const FRAG_NONE: u8 = 0;
 pub const FRAG_FIRST: u8 = 1;
 /// [`Summary::fragment`]: a later fragment; it carries no L4 header and no ports.
 pub const FRAG_LATER: u8 = 2;
+/// [`Summary::fragment`]: a first fragment whose IP payload is too short for its L4 header
+/// (the header is split over fragments, as `nmap -f` does to slip past filters). Ports are
+/// set when the payload holds them (4 bytes), TCP flags when it holds them (14 bytes); no
+/// L4 header is parsed.
+pub const FRAG_TINY: u8 = 3;
 
 /// Why a packet could not be classified. Each kind has its own parse-error counter.
 #[repr(u8)]
@@ -71,7 +83,7 @@ pub enum ParseError {
     TooManyVlanTags = 3,
     /// More than [`MAX_EXT_HDRS`] IPv6 extension headers, or one that ends past the packet.
     BadExtHeaders = 4,
-    /// The packet ends inside the TCP, UDP or ICMP header.
+    /// The packet, or its IP payload, ends inside the TCP, UDP or ICMP header.
     L4Truncated = 5,
     /// A TCP header whose data offset is below 5.
     BadL4Header = 6,
@@ -136,7 +148,7 @@ pub struct Summary {
     pub icmp_type: u8,
     /// ICMP/ICMPv6 code.
     pub icmp_code: u8,
-    /// `FRAG_NONE`, `FRAG_FIRST` or `FRAG_LATER`.
+    /// `FRAG_NONE`, `FRAG_FIRST`, `FRAG_LATER` or `FRAG_TINY`.
     pub fragment: u8,
     /// Number of VLAN tags.
     pub vlan_depth: u8,
@@ -330,6 +342,20 @@ fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
 
+/// Length of the Ethernet II header.
+const ETH_HLEN: usize = core::mem::size_of::<EthHdr>();
+/// Length of one VLAN tag.
+const VLAN_HLEN: usize = core::mem::size_of::<VlanTag>();
+
+/// True for the EtherTypes that announce a VLAN tag.
+#[inline(always)]
+fn is_vlan_tpid(ethertype: u16) -> bool {
+    matches!(
+        ethertype,
+        ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ1 | ETH_P_QINQ2
+    )
+}
+
 /// Classifies a frame that starts with an Ethernet II header.
 #[inline(always)]
 pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
@@ -339,7 +365,7 @@ pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
     let mut depth = 0u8;
     let mut i = 0;
     while i < MAX_VLAN_TAGS {
-        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+        if !is_vlan_tpid(ethertype) {
             break;
         }
         let tag: VlanTag = p.load(off).ok_or(ParseError::Truncated)?;
@@ -348,11 +374,17 @@ pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
         depth += 1;
         i += 1;
     }
-    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+    if is_vlan_tpid(ethertype) {
         return Err(ParseError::TooManyVlanTags);
     }
+    let _ = depth;
+    // One path from here on whatever the number of tags (see `Packet::merge_offset`).
+    let off = p.merge_offset(off);
+    if off > ETH_HLEN + VLAN_HLEN * MAX_VLAN_TAGS {
+        return Err(ParseError::Truncated);
+    }
     let mut s = classify_l3(p, ethertype, off)?;
-    s.vlan_depth = depth;
+    s.vlan_depth = ((off - ETH_HLEN) / VLAN_HLEN) as u8;
     Ok(s)
 }
 
@@ -395,7 +427,8 @@ fn parse_ipv4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<
         return Err(ParseError::BadIpHeader);
     }
     let hdr_len = ((ip.ver_ihl & 0x0f) as usize) * 4;
-    if hdr_len < 20 || (be16(ip.tot_len) as usize) < hdr_len {
+    let tot_len = be16(ip.tot_len) as usize;
+    if hdr_len < 20 || tot_len < hdr_len {
         return Err(ParseError::BadIpHeader);
     }
     if off + hdr_len > p.len() {
@@ -418,7 +451,7 @@ fn parse_ipv4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<
     if frag & 0x2000 != 0 {
         s.fragment = FRAG_FIRST;
     }
-    parse_l4(p, off + hdr_len, s)
+    parse_l4(p, off + hdr_len, off + tot_len, s)
 }
 
 #[inline(always)]
@@ -427,6 +460,12 @@ fn parse_ipv6<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<
     if ip.ver_tc_fl[0] >> 4 != 6 {
         return Err(ParseError::BadIpHeader);
     }
+    // End of the IP payload; a payload length of 0 (a jumbogram, RFC 2675) runs to the end
+    // of the packet.
+    let end = match be16(ip._payload_len) as usize {
+        0 => p.wire_len(),
+        n => off + core::mem::size_of::<Ipv6Hdr>() + n,
+    };
     s.family = 6;
     s.ttl = ip.hop_limit;
     s.src = ip.src;
@@ -475,14 +514,53 @@ fn parse_ipv6<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<
         return Err(ParseError::BadExtHeaders);
     }
     s.proto = nh;
-    if off > p.len() {
+    if off > p.len() || off > end {
         return Err(ParseError::BadExtHeaders);
     }
-    parse_l4(p, off, s)
+    parse_l4(p, off, end, s)
 }
 
+/// A first fragment whose IP payload (`end - off` bytes from `off`) cannot hold the L4
+/// header: take what it does hold ([`FRAG_TINY`]).
 #[inline(always)]
-fn parse_l4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<(), ParseError> {
+fn tiny_fragment<P: Packet + ?Sized>(p: &P, off: usize, end: usize, s: &mut Summary) {
+    s.fragment = FRAG_TINY;
+    if off + 4 <= end
+        && let Some(ports) = p.load::<[u8; 4]>(off)
+    {
+        s.src_port = be16([ports[0], ports[1]]);
+        s.dst_port = be16([ports[2], ports[3]]);
+    }
+    if s.proto == IPPROTO_TCP
+        && off + 14 <= end
+        && let Some(tcp) = p.load::<TcpHdr>(off)
+    {
+        s.tcp_flags = u16::from(tcp.flags) | (u16::from(tcp.doff_ns & 1) << 8);
+    }
+}
+
+/// Parses the L4 header at `off`; the IP payload ends at `end` (bytes after it, such as
+/// Ethernet padding, are not the packet's).
+#[inline(always)]
+fn parse_l4<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    end: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
+    let fixed = match s.proto {
+        IPPROTO_TCP => core::mem::size_of::<TcpHdr>() + 6,
+        IPPROTO_UDP => core::mem::size_of::<UdpHdr>(),
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => core::mem::size_of::<IcmpHdr>(),
+        _ => return Ok(()),
+    };
+    if off + fixed > end {
+        if s.fragment == FRAG_FIRST {
+            tiny_fragment(p, off, end, s);
+            return Ok(());
+        }
+        return Err(ParseError::L4Truncated);
+    }
     match s.proto {
         IPPROTO_TCP => {
             let tcp: TcpHdr = p.load(off).ok_or(ParseError::L4Truncated)?;
@@ -490,9 +568,16 @@ fn parse_l4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<()
             if doff < 20 {
                 return Err(ParseError::BadL4Header);
             }
-            // The header (with its options) must be in the packet: `TcpHdr` covers only
-            // its first 14 bytes.
+            // The header (with its options) must be in the packet and in the IP payload:
+            // `TcpHdr` covers only its first 14 bytes.
             if off + doff > p.len() {
+                return Err(ParseError::L4Truncated);
+            }
+            if off + doff > end {
+                if s.fragment == FRAG_FIRST {
+                    tiny_fragment(p, off, end, s);
+                    return Ok(());
+                }
                 return Err(ParseError::L4Truncated);
             }
             s.src_port = be16(tcp.src_port);

@@ -29,6 +29,15 @@ pub trait Packet {
     /// `T` must be plain old data made of `u8`/`[u8; N]` fields (alignment 1, every bit
     /// pattern valid).
     fn load<T: Copy>(&self, off: usize) -> Option<T>;
+
+    /// Returns `off` unchanged. The BPF programs pass it through memory the verifier does
+    /// not track, so that parse paths that differ only in a header offset (one per VLAN
+    /// depth, say) continue as one path and are verified once; the classifier bounds the
+    /// result again right after.
+    #[inline(always)]
+    fn merge_offset(&self, off: usize) -> usize {
+        off
+    }
 }
 
 impl Packet for [u8] {

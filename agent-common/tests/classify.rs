@@ -4,9 +4,10 @@
 use agent_common::{
     ParseError, Summary,
     classify::{
-        ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, FRAG_FIRST, FRAG_LATER, FRAG_NONE,
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN,
-        TCP_NS, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, classify_l3,
+        ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6, ETH_P_QINQ1, ETH_P_QINQ2, FRAG_FIRST,
+        FRAG_LATER, FRAG_NONE, FRAG_TINY, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+        TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_NS, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
+        classify_l3,
     },
     classify_eth, classify_ip,
     packet::{Packet, Snapshot},
@@ -393,23 +394,59 @@ fn vlan_qinq_8021ad_then_8021q() {
 }
 
 #[test]
-fn vlan_three_tags_is_an_error() {
+fn vlan_three_and_four_tags_and_old_qinq_tpids() {
+    let qinq = |tpid: u16, vid: u16| (tpid, vid);
     for tags in [
-        [dot1ad(1), dot1q(2), dot1q(3)],
-        [dot1q(1), dot1q(2), dot1q(3)],
-        [dot1ad(1), dot1ad(2), dot1ad(3)],
+        vec![dot1ad(1), dot1q(2), dot1q(3)],
+        vec![qinq(ETH_P_QINQ1, 1), dot1q(2)],
+        vec![
+            qinq(ETH_P_QINQ2, 1),
+            qinq(ETH_P_QINQ1, 2),
+            dot1ad(3),
+            dot1q(4),
+        ],
+    ] {
+        let p = eth_tagged(&tags, &Ipv4::new(A, B).build(&tcp(5, 6, TCP_SYN)));
+        let n = tags.len();
+        let want = Summary {
+            proto: IPPROTO_TCP,
+            src_port: 5,
+            dst_port: 6,
+            tcp_flags: TCP_SYN,
+            l3_off: (14 + 4 * n) as u16,
+            l4_off: (34 + 4 * n) as u16,
+            payload_off: (54 + 4 * n) as u16,
+            vlan_depth: n as u8,
+            ..v4_base(54 + 4 * n)
+        };
+        check(&p, want);
+    }
+}
+
+#[test]
+fn vlan_five_tags_is_an_error() {
+    for tags in [
+        [dot1ad(1), dot1q(2), dot1q(3), dot1q(4), dot1q(5)],
+        [dot1q(1), dot1q(2), dot1q(3), dot1q(4), dot1q(5)],
+        [
+            dot1ad(1),
+            dot1ad(2),
+            dot1ad(3),
+            (ETH_P_QINQ1, 4),
+            (ETH_P_QINQ2, 5),
+        ],
     ] {
         let p = eth_tagged(&tags, &Ipv4::new(A, B).build(&udp(1, 2)));
         assert_eq!(
             classify_eth(p.bytes.as_slice()),
             Err(ParseError::TooManyVlanTags)
         );
-        // Even when the third tag itself is cut off: the second tag announces a third.
+        // Even when the fifth tag itself is cut off: the fourth tag announces a fifth.
         assert_eq!(
-            classify_eth(&p.bytes[..22]),
+            classify_eth(&p.bytes[..30]),
             Err(ParseError::TooManyVlanTags)
         );
-        for k in 0..22 {
+        for k in 0..30 {
             assert_eq!(
                 classify_eth(&p.bytes[..k]),
                 Err(ParseError::Truncated),
@@ -610,9 +647,9 @@ fn ipv6_later_fragment() {
 }
 
 #[test]
-fn ipv6_six_extension_headers_ok_seven_rejected() {
+fn ipv6_eight_extension_headers_ok_nine_rejected() {
     let mut ip = Ipv6::new(v6a(), v6b());
-    for _ in 0..6 {
+    for _ in 0..8 {
         ip = ip.ext(Ext::DestOpts(0));
     }
     let p = eth(&ip.build(&udp(7, 8)));
@@ -620,10 +657,10 @@ fn ipv6_six_extension_headers_ok_seven_rejected() {
         proto: IPPROTO_UDP,
         src_port: 7,
         dst_port: 8,
-        l4_off: 54 + 48,
-        payload_off: 54 + 56,
-        ext_hdrs: 6,
-        ..v6_base(54 + 56)
+        l4_off: 54 + 64,
+        payload_off: 54 + 72,
+        ext_hdrs: 8,
+        ..v6_base(54 + 72)
     };
     check(&p, want);
 
@@ -634,13 +671,15 @@ fn ipv6_six_extension_headers_ok_seven_rejected() {
         Err(ParseError::BadExtHeaders)
     );
 
-    // Seven of mixed kinds, including a fragment header.
+    // Nine of mixed kinds, including a fragment header.
     let ip = Ipv6::new(v6a(), v6b())
         .ext(Ext::HopByHop(0))
         .ext(Ext::DestOpts(0))
         .ext(Ext::Routing(0))
         .ext(Ext::Fragment(0, true))
         .ext(Ext::Ah(4))
+        .ext(Ext::DestOpts(0))
+        .ext(Ext::Routing(0))
         .ext(Ext::DestOpts(0))
         .ext(Ext::DestOpts(0));
     let p = eth(&ip.build(&tcp(1, 2, TCP_SYN)));
@@ -884,9 +923,106 @@ fn ipv4_tot_len_below_header() {
         classify_eth(p.bytes.as_slice()),
         Err(ParseError::BadIpHeader)
     );
-    // Exactly the header: fine (then the L4 header is looked for in the frame anyway).
+    // Exactly the header: the UDP header in the frame lies outside the IP payload, so it is
+    // not read.
     let p = eth(&Ipv4::new(A, B).tot_len(20).build(&udp(1, 2)));
-    assert_eq!(classify_eth(p.bytes.as_slice()).map(|s| s.dst_port), Ok(2));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::L4Truncated)
+    );
+}
+
+#[test]
+fn l4_header_must_lie_within_the_ip_payload() {
+    // Ethernet pads a frame to 60 bytes: an IPv4 packet of 20 + 8 bytes whose "TCP header"
+    // would run into the padding is cut, not a TCP packet with padding for flags.
+    let tcp_hdr = tcp(4000, 80, TCP_SYN).bytes();
+    for cut in [0usize, 4, 8, 13, 19] {
+        let mut p = eth(&Ipv4::new(A, B).build(&raw(IPPROTO_TCP, &tcp_hdr[..cut])));
+        p.bytes.resize(60, 0);
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::L4Truncated),
+            "{cut} bytes of TCP"
+        );
+    }
+    // TCP options past the IP payload.
+    let l4 = tcp(1, 2, TCP_SYN).with_tcp_opts(&[1; 20]);
+    let ip = Ipv4::new(A, B).tot_len(20 + 24);
+    let p = eth(&ip.build(&l4));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::L4Truncated)
+    );
+    // UDP and ICMP likewise; IPv6 by its payload length.
+    for l4 in [udp(1, 2), icmp(8, 0)] {
+        let mut p = eth(&Ipv4::new(A, B).tot_len(24).build(&l4));
+        p.bytes.resize(60, 0);
+        assert_eq!(
+            classify_eth(p.bytes.as_slice()),
+            Err(ParseError::L4Truncated)
+        );
+    }
+    let mut p = eth(&Ipv6::new(v6a(), v6b()).build(&raw(IPPROTO_UDP, &[0, 1, 0, 2])));
+    p.bytes.extend_from_slice(&[0; 8]);
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::L4Truncated)
+    );
+    // A payload length of 0 (jumbogram) runs to the end of the packet.
+    let mut p = eth(&Ipv6::new(v6a(), v6b()).build(&udp(5, 6)));
+    p.bytes[18..20].copy_from_slice(&[0, 0]);
+    assert_eq!(classify_eth(p.bytes.as_slice()).map(|s| s.dst_port), Ok(6));
+}
+
+#[test]
+fn tiny_first_fragments_keep_what_they_hold() {
+    // `nmap -f`: 8 bytes of TCP in the first fragment (ports and sequence number, no flags),
+    // padded to 60 bytes on the wire; `--mtu 16`: 16 bytes (flags included).
+    let tcp_hdr = tcp(40000, 22, TCP_SYN).bytes();
+    for (cut, flags) in [(2usize, None), (8, None), (13, None), (16, Some(TCP_SYN))] {
+        let ip = Ipv4::new(A, B).frag(0, true);
+        let mut p = eth(&ip.build(&raw(IPPROTO_TCP, &tcp_hdr[..cut])));
+        p.bytes.resize(p.bytes.len().max(60), 0);
+        let s = classify_eth(p.bytes.as_slice()).unwrap();
+        assert_eq!(s.fragment, FRAG_TINY, "{cut}");
+        assert_eq!(
+            (s.src_port, s.dst_port),
+            if cut >= 4 { (40000, 22) } else { (0, 0) },
+            "{cut}"
+        );
+        assert_eq!(s.tcp_flags, flags.unwrap_or(0), "{cut}");
+        assert!(!s.has_l4() && !s.is_probe() && !s.is_syn());
+        assert_eq!((s.src, s.dst, s.proto), (mapped(A), mapped(B), IPPROTO_TCP));
+    }
+    // A whole header in the first fragment is an ordinary first fragment.
+    let ip = Ipv4::new(A, B).frag(0, true);
+    let s = classify_eth(eth(&ip.build(&tcp(1, 2, TCP_SYN))).bytes.as_slice()).unwrap();
+    assert_eq!((s.fragment, s.l4_off), (FRAG_FIRST, 34));
+    // UDP split after its ports, and IPv6.
+    let udp_hdr = udp(53, 4444).bytes();
+    let ip = Ipv4::new(A, B).frag(0, true);
+    let s = classify_eth(
+        eth(&ip.build(&raw(IPPROTO_UDP, &udp_hdr[..4])))
+            .bytes
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!((s.fragment, s.src_port, s.dst_port), (FRAG_TINY, 53, 4444));
+    let ip = Ipv6::new(v6a(), v6b()).ext(Ext::Fragment(0, true));
+    let s = classify_eth(
+        eth(&ip.build(&raw(IPPROTO_TCP, &tcp_hdr[..8])))
+            .bytes
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!((s.fragment, s.dst_port, s.ext_hdrs), (FRAG_TINY, 22, 1));
+    // Not a first fragment: a cut header is an error as before.
+    let p = eth(&Ipv4::new(A, B).build(&raw(IPPROTO_TCP, &tcp_hdr[..8])));
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()),
+        Err(ParseError::L4Truncated)
+    );
 }
 
 #[test]

@@ -51,6 +51,17 @@ static KNOWN: Array<KnownSources> = Array::with_max_entries(1, 0);
 #[map(name = "SRC_SCRATCH")]
 static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per-CPU copy of the packet's summary. The state updates read the summary from here, not
+/// from the stack: the verifier does not track what a map value holds, so every parse path
+/// (each VLAN depth, extension-header chain and fragment kind) reaches the updates in the
+/// same state and they are verified once instead of once per path.
+#[map(name = "SUMMARY")]
+static SUMMARY: PerCpuArray<Summary> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU slot through which `Direct::merge_offset` passes header offsets.
+#[map(name = "OFFSET")]
+static OFFSET: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Per-CPU scratch space to build a new per-destination entry.
 #[map(name = "DST_SCRATCH")]
 static DST_SCRATCH: PerCpuArray<DstState> = PerCpuArray::with_max_entries(1, 0);
@@ -90,6 +101,18 @@ impl Packet for Direct {
         } else {
             // SAFETY: bounds checked just above; T is an alignment-1 POD header type.
             Some(unsafe { ((self.start + off) as *const T).read_unaligned() })
+        }
+    }
+
+    #[inline(always)]
+    fn merge_offset(&self, off: usize) -> usize {
+        match OFFSET.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot, used only here, between a write and the read after it.
+            Some(slot) => unsafe {
+                core::ptr::write_volatile(slot, off as u64);
+                core::ptr::read_volatile(slot) as usize
+            },
+            None => off,
         }
     }
 }
@@ -186,9 +209,9 @@ pub fn picket_tc_egress(ctx: TcContext) -> i32 {
     TC_ACT_OK
 }
 
-/// Bytes of headers the classifier may need: Ethernet + 2 VLAN tags + IPv6 + 6 extension
+/// Bytes of headers the classifier may need: Ethernet + 4 VLAN tags + IPv6 + 8 extension
 /// headers of common sizes + TCP. Pulled into the linear area when the skb is non-linear.
-const TC_PULL_LEN: u32 = 192;
+const TC_PULL_LEN: u32 = 256;
 
 #[inline(always)]
 fn tc_account(ctx: &TcContext, dir: u32) {
@@ -305,14 +328,22 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
     };
     // SAFETY: per-CPU slot, only this program on this CPU touches it.
     let g = unsafe { &mut *g };
-    let s = match classify_eth(pkt) {
+    let parsed = match classify_eth(pkt) {
         Ok(s) => s,
         Err(e) => {
             g.observe_error(e, pkt.wire_len as u64);
             return;
         }
     };
-    g.observe(&s);
+    let Some(slot) = SUMMARY.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only this program on this CPU touches it, and only here.
+    let s = unsafe {
+        *slot = parsed;
+        &*slot
+    };
+    g.observe(s);
     if !s.is_ip() {
         return;
     }
@@ -320,12 +351,12 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if dir == DIR_INGRESS {
-        update_source(g, &s, now, epoch, flags);
+        update_source(g, s, now, epoch, flags);
     }
     if flags & CONFIG_TRACK_DESTS != 0 {
-        match dst_update(&s, dir) {
-            DstUpdate::SynIn => update_dest(g, AddrKey { addr: s.dst }, &s, now, epoch, true),
-            DstUpdate::ReplyOut => update_dest(g, AddrKey { addr: s.src }, &s, now, epoch, false),
+        match dst_update(s, dir) {
+            DstUpdate::SynIn => update_dest(g, AddrKey { addr: s.dst }, s, now, epoch, true),
+            DstUpdate::ReplyOut => update_dest(g, AddrKey { addr: s.src }, s, now, epoch, false),
             DstUpdate::None => {}
         }
     }

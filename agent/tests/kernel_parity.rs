@@ -130,10 +130,29 @@ fn crafted() -> Vec<(Vec<u8>, u32)> {
     qinq.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]);
     qinq.extend_from_slice(&base[12..]);
     f.push(qinq.clone());
-    let mut three = base[..12].to_vec();
-    three.extend_from_slice(&[0x88, 0xa8, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3]);
-    three.extend_from_slice(&base[12..]);
-    f.push(three);
+    // Three, four (one with the old 0x9100 TPID) and five tags (too many).
+    for tags in [
+        &[0x88, 0xa8, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3][..],
+        &[
+            0x91, 0x00, 0, 1, 0x88, 0xa8, 0, 2, 0x81, 0, 0, 3, 0x81, 0, 0, 4,
+        ][..],
+        &[0x92, 0x00, 0, 1, 0x81, 0, 0, 2][..],
+        &[
+            0x81, 0, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3, 0x81, 0, 0, 4, 0x81, 0, 0, 5,
+        ][..],
+    ] {
+        let mut tagged = base[..12].to_vec();
+        tagged.extend_from_slice(tags);
+        tagged.extend_from_slice(&base[12..]);
+        f.push(tagged);
+    }
+    // Ethernet padding after a packet whose TCP header would run into it, and tiny first
+    // fragments (`nmap -f`: 8 bytes of TCP; `--mtu 16`: flags included), padded to 60 bytes.
+    for (frag, cut) in [(0u16, 8usize), (0x2000, 8), (0x2000, 16), (0x2000, 2)] {
+        let mut tiny = frames::ipv4(v4(0, 11), v4(0, 2), IPPROTO_TCP, frag, &syn[..cut]);
+        tiny.resize(60, 0);
+        f.push(tiny);
+    }
     // ARP and another non-IP EtherType.
     let mut arp = vec![0xff; 6];
     arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
@@ -158,14 +177,16 @@ fn crafted() -> Vec<(Vec<u8>, u32)> {
         IPPROTO_UDP,
         &[0; 24],
     ));
-    let seven = [Ext::DestOpts(0); 7];
-    f.push(frames::ipv6(
-        v6(6),
-        v6(2),
-        &seven,
-        IPPROTO_UDP,
-        &frames::udp(1000, 2000, &[]),
-    ));
+    // Chains of seven, eight and nine (too many) extension headers.
+    for n in [7, 8, 9] {
+        f.push(frames::ipv6(
+            v6(6),
+            v6(2),
+            &vec![Ext::DestOpts(0); n],
+            IPPROTO_UDP,
+            &frames::udp(1000, 2000, &[]),
+        ));
+    }
     // Malformed: truncated IPv4, bad IHL, bad version, TCP data offset < 5, cut L4.
     let good = frames::ipv4(v4(0, 10), v4(0, 2), IPPROTO_TCP, 0, &syn);
     f.push(good[..20].to_vec());

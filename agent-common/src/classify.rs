@@ -61,7 +61,7 @@ pub const FRAG_LATER: u8 = 2;
 
 /// Why a packet could not be classified. Each kind has its own parse-error counter.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ParseError {
     /// The packet ends inside the Ethernet, VLAN or IP header.
     Truncated = 1,

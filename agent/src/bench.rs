@@ -36,18 +36,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(iface) = &args.hold_baseline {
         return hold_baseline(iface);
     }
+    // Its diagnostics read `picket bench: …`.
+    let _bench = tracing::info_span!("bench").entered();
     if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
     {
-        eprintln!("picket bench: warning: kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");
+        tracing::warn!("kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");
     }
     let sizes = MapSizes {
         sources: args.sources.max(1024),
         dests: 1024,
     };
-    eprintln!(
-        "picket bench: loading with a {}-entry per-source map",
-        sizes.sources
-    );
+    tracing::info!("loading with a {}-entry per-source map", sizes.sources);
     let mut ebpf = loader::load(sizes)?;
     {
         let pass: &mut Xdp = ebpf
@@ -108,7 +107,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     // Many sources: one run per packet, a new source address each time.
     let n = args.sources;
-    eprintln!("picket bench: {n} distinct sources, one BPF_PROG_TEST_RUN each (x2 with baseline)");
+    tracing::info!("{n} distinct sources, one BPF_PROG_TEST_RUN each (x2 with baseline)");
     let (b, p) = distinct_sources(&mut ebpf, &cases[0].frame, 0x0a00_0000, n)?;
     print_many_row(&format!("IPv4 SYN, {n} distinct sources (new)"), b, p);
     // The same with the map full and admission on second sighting on, as under a spoofed
@@ -195,7 +194,7 @@ fn hold_baseline(iface: &str) -> Result<()> {
         prog.attach(iface, aya::programs::XdpMode::Skb)
             .with_context(|| format!("cannot attach the baseline to {iface}"))?;
     }
-    eprintln!("picket: watching {iface} with the XDP_PASS baseline only; Ctrl-C to stop");
+    tracing::info!("watching {iface} with the XDP_PASS baseline only; Ctrl-C to stop");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

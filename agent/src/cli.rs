@@ -28,6 +28,8 @@ pub struct Cli {
     /// Live agent options.
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub verbosity: crate::logging::Verbosity,
 }
 
 /// Subcommands.

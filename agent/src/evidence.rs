@@ -182,7 +182,7 @@ impl PcapRotator {
                     w.write_all(&pcap_file_header())
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     if self.verbose {
-                        eprintln!("picket: writing evidence to {}", path.display());
+                        tracing::info!("writing evidence to {}", path.display());
                     }
                     self.files.push_back((path, PCAP_FILE_HEADER));
                     self.total += PCAP_FILE_HEADER;
@@ -341,7 +341,7 @@ impl Evidence {
                 }
                 Err(e) => {
                     if self.not_flagged == 0 {
-                        eprintln!("picket: cannot capture evidence for {}: {e}", key.ip());
+                        tracing::warn!("cannot capture evidence for {}: {e}", key.ip());
                     }
                     self.not_flagged += 1;
                 }

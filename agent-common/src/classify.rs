@@ -497,7 +497,7 @@ fn parse_l4<P: Packet + ?Sized>(p: &P, off: usize, s: &mut Summary) -> Result<()
             }
             s.src_port = be16(tcp.src_port);
             s.dst_port = be16(tcp.dst_port);
-            s.tcp_flags = tcp.flags as u16 | (((tcp.doff_ns & 1) as u16) << 8);
+            s.tcp_flags = u16::from(tcp.flags) | (u16::from(tcp.doff_ns & 1) << 8);
             s.payload_off = (off + doff) as u16;
         }
         IPPROTO_UDP => {

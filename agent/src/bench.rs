@@ -144,9 +144,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!(
         "per-source map memory: {} B/entry (kernel htab element), {:.0} MiB at capacity",
         elem,
-        (elem as f64 * snap.src_capacity as f64
-            + 16.0 * snap.src_capacity.next_power_of_two() as f64)
-            / (1 << 20) as f64
+        (elem as f64 * f64::from(snap.src_capacity)
+            + 16.0 * f64::from(snap.src_capacity.next_power_of_two()))
+            / f64::from(1 << 20)
     );
     maps.next_epoch()?;
     Ok(())
@@ -162,7 +162,7 @@ fn distinct_sources(ebpf: &mut aya::Ebpf, frame: &[u8], first: u32, n: u32) -> R
         base_sum += time(ebpf, PROG_PASS, &frame, 1)?;
         prog_sum += time(ebpf, PROG_XDP, &frame, 1)?;
     }
-    Ok((base_sum / n as f64, prog_sum / n as f64))
+    Ok((base_sum / f64::from(n), prog_sum / f64::from(n)))
 }
 
 /// One row of the many-sources cases, against the foundation issue's target.

@@ -28,6 +28,7 @@ pub struct Cli {
     /// Live agent options.
     #[command(flatten)]
     pub run: RunArgs,
+    /// -v/-q: how much to say on standard error.
     #[command(flatten)]
     pub verbosity: crate::logging::Verbosity,
 }

@@ -295,7 +295,8 @@ impl Evidence {
             .map_err(|e| anyhow!("cannot poll the evidence ring buffer: {}", e.into_parts().1))?;
         let mut writer = PcapRotator::new(&cfg.dir, cfg.file_bytes, cfg.max_bytes)?;
         writer.verbose = true;
-        let clock_offset = crate::maps::wall_ns() as i128 - crate::maps::monotonic_ns() as i128;
+        let clock_offset =
+            i128::from(crate::maps::wall_ns()) - i128::from(crate::maps::monotonic_ns());
         Ok(Evidence {
             ring,
             flagged,
@@ -371,7 +372,7 @@ impl Evidence {
                 unsafe { std::ptr::read_unaligned(item.as_ptr() as *const EvidenceRecord) };
             drop(item);
             let cap = (rec.hdr.cap_len as usize).min(EVIDENCE_SNAP);
-            let wall = (rec.hdr.ts_ns as i128 + self.clock_offset).max(0) as u64;
+            let wall = (i128::from(rec.hdr.ts_ns) + self.clock_offset).max(0) as u64;
             self.writer
                 .write(wall, rec.hdr.wire_len, &rec.data[..cap])?;
         }
@@ -441,7 +442,7 @@ mod tests {
         let mut off = 24;
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
         while off < b.len() {
-            let ts = u32_at(off) as u64 * 1_000_000_000 + u32_at(off + 4) as u64;
+            let ts = u64::from(u32_at(off)) * 1_000_000_000 + u64::from(u32_at(off + 4));
             let incl = u32_at(off + 8);
             let orig = u32_at(off + 12);
             let data = b[off + 16..off + 16 + incl as usize].to_vec();

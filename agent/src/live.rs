@@ -172,7 +172,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 }
                 continue;
             }
-            _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u32::MAX as u64))), if deadline.is_some() => break,
+            _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u64::from(u32::MAX)))), if deadline.is_some() => break,
         }
         // Interfaces may go down and up (programs stay attached); one that is deleted takes
         // its programs with it: end the episodes, detach the rest and exit non-zero.

@@ -309,7 +309,7 @@ fn permission_hint() -> &'static str {
 
 fn explain_load_error(e: EbpfError) -> anyhow::Error {
     match errno_of(&e) {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
+        Some(libc::EPERM | libc::EACCES) => {
             anyhow!("permission denied loading BPF maps: {}", permission_hint())
         }
         Some(libc::ENOMEM) => {
@@ -330,13 +330,13 @@ fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
             Some(libc::EACCES) if !verifier_log.to_string().trim().is_empty() => {
                 anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}")
             }
-            Some(libc::EPERM) | Some(libc::EACCES) => {
+            Some(libc::EPERM | libc::EACCES) => {
                 anyhow!("permission denied loading {name}: {}", permission_hint())
             }
             _ => anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}"),
         },
         other => match errno_of(&other) {
-            Some(libc::EPERM) | Some(libc::EACCES) => {
+            Some(libc::EPERM | libc::EACCES) => {
                 anyhow!("permission denied loading {name}: {}", permission_hint())
             }
             _ => anyhow!("cannot load {name}: {other}"),
@@ -349,17 +349,17 @@ fn explain_attach_error(iface: &str, what: HookPoint, e: ProgramError) -> anyhow
         return anyhow!("unknown interface {name:?} (see `ip link`)");
     }
     match errno_of(&e) {
-        Some(libc::EBUSY) | Some(libc::EEXIST) => anyhow!(
+        Some(libc::EBUSY | libc::EEXIST) => anyhow!(
             "another {what} program is already attached to {iface}; detach it first \
              (e.g. `ip link set dev {iface} xdp off`) or use --hook tc"
         ),
-        Some(libc::EPERM) | Some(libc::EACCES) => {
+        Some(libc::EPERM | libc::EACCES) => {
             anyhow!(
                 "permission denied attaching {what} to {iface}: {}",
                 permission_hint()
             )
         }
-        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) if what == HookPoint::Xdp => anyhow!(
+        Some(libc::EOPNOTSUPP | libc::EINVAL) if what == HookPoint::Xdp => anyhow!(
             "{iface} does not support XDP in the requested mode ({e}); try --xdp-mode skb or --hook tc"
         ),
         Some(libc::ENODEV) => anyhow!("unknown interface {iface:?} (see `ip link`)"),

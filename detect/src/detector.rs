@@ -397,7 +397,7 @@ impl Detector {
                 .get(key)
                 .filter(|p| same_entry(p.first_seen_ns, st));
             let d = |cur: u64, f: fn(&Prev) -> u64, skipped_count: u64| {
-                let delta = cur.saturating_sub(base.map(f).unwrap_or(0));
+                let delta = cur.saturating_sub(base.map_or(0, f));
                 skipped.rate(delta, dt, skipped_count)
             };
             let r = Rates {
@@ -488,8 +488,8 @@ fn scan_findings(
         scope: Scope::Source,
         source: Some(key.ip()),
         destination: Some(AddrKey { addr: c.last_dst }.ip()),
-        value: d.value as f64,
-        threshold: threshold as f64,
+        value: f64::from(d.value),
+        threshold: f64::from(threshold),
         unit,
         window_s,
         estimated: !d.exact,
@@ -650,7 +650,7 @@ mod tests {
                 let f = &f[0];
                 assert_eq!(f.source, Some(SCANNER.into()));
                 assert_eq!(f.destination, Some(VICTIM.into()));
-                assert_eq!(f.value, ports as f64);
+                assert_eq!(f.value, f64::from(ports));
                 assert!(!f.estimated);
                 assert_eq!(f.details.ports.len(), ports as usize);
             }

@@ -66,7 +66,7 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, ext: &[(u8, Vec<u8>)], proto: u8, l4: 
     let mut f = eth(0x86dd);
     let mut chain = Vec::new();
     for (i, (_, body)) in ext.iter().enumerate() {
-        let next = ext.get(i + 1).map(|(t, _)| *t).unwrap_or(proto);
+        let next = ext.get(i + 1).map_or(proto, |(t, _)| *t);
         if ext[i].0 == 44 {
             chain.push(next);
             chain.extend_from_slice(body);
@@ -76,7 +76,7 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, ext: &[(u8, Vec<u8>)], proto: u8, l4: 
             chain.extend_from_slice(body);
         }
     }
-    let first = ext.first().map(|(t, _)| *t).unwrap_or(proto);
+    let first = ext.first().map_or(proto, |(t, _)| *t);
     f.extend_from_slice(&[0x60, 0, 0, 0]);
     f.extend_from_slice(&((chain.len() + l4.len()) as u16).to_be_bytes());
     f.extend_from_slice(&[first, 64]);

@@ -71,9 +71,10 @@ pub fn require_tool(tool: &str) {
 /// Path of the picket binary: `$PICKET_BIN`, else `<workspace>/target/release/picket`.
 /// Panics if it does not exist.
 pub fn picket_bin() -> PathBuf {
-    let path = std::env::var_os("PICKET_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/picket"));
+    let path = std::env::var_os("PICKET_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/picket"),
+        PathBuf::from,
+    );
     assert!(
         path.is_file(),
         "picket binary not found at {} (set PICKET_BIN, or build it with \
@@ -378,8 +379,8 @@ impl VethPair {
             victim_if: format!("{base}v0"),
             attacker_v4: Ipv4Addr::new(10, 250, subnet, 1),
             victim_v4: Ipv4Addr::new(10, 250, subnet, 2),
-            attacker_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, subnet as u16, 1),
-            victim_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, subnet as u16, 2),
+            attacker_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, u16::from(subnet), 1),
+            victim_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, u16::from(subnet), 2),
         };
         assert!(pair.victim_if.len() <= 15, "{} too long", pair.victim_if);
         attacker.ip(&[

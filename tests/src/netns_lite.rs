@@ -48,9 +48,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// `$PICKET_BIN`, else `<workspace>/target/release/picket`; panics if it does not exist.
 pub fn picket_bin() -> PathBuf {
-    let path = std::env::var_os("PICKET_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release/picket"));
+    let path = std::env::var_os("PICKET_BIN").map_or_else(
+        || workspace_root().join("target/release/picket"),
+        PathBuf::from,
+    );
     assert!(
         path.is_file(),
         "picket not found at {} (set PICKET_BIN or run `cargo build --release -p agent`)",

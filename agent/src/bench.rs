@@ -36,8 +36,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(iface) = &args.hold_baseline {
         return hold_baseline(iface);
     }
-    // Its diagnostics read `picket bench: …`.
-    let _bench = tracing::info_span!("bench").entered();
+    // Its diagnostics read `picket bench: …` (an error-level span, so that it is enabled
+    // whenever anything is shown).
+    let _bench = tracing::error_span!("bench").entered();
     if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
     {
         tracing::warn!("kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");

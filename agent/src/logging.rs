@@ -6,8 +6,8 @@
 //! (warn), `picket: error: <message>` (error), and `picket: debug: …` / `picket: trace: …`
 //! with `-v` / `-vv`. The names of the spans an event is in follow `picket`
 //! (`picket bench: …`). The level is info by default, chosen with `-v`/`-q`, and `RUST_LOG`
-//! (tracing's env-filter syntax, e.g. `RUST_LOG=debug` or `RUST_LOG=agent=trace`) replaces
-//! that choice when set.
+//! (tracing's env-filter syntax) refines that choice: a level there (`RUST_LOG=debug`)
+//! replaces it, a target's (`RUST_LOG=agent::live=trace`) applies to that target only.
 
 use std::fmt;
 
@@ -21,7 +21,7 @@ use tracing_subscriber::{
 /// How much to say on standard error: global flags of every command.
 #[derive(clap::Args, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Verbosity {
-    /// More diagnostics on standard error: -v debug, -vv trace (RUST_LOG, when set, wins)
+    /// More diagnostics on standard error: -v debug, -vv trace (a level in RUST_LOG wins)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Fewer diagnostics on standard error: -q warnings and errors, -qq errors only
@@ -51,15 +51,20 @@ impl Verbosity {
 /// Installs the subscriber that writes diagnostics to standard error. Call once, first
 /// thing in `main`.
 pub fn init(v: Verbosity) {
-    let filter = EnvFilter::builder()
-        .with_default_directive(v.level().into())
-        .from_env_lossy();
+    // The flags' level first, then RUST_LOG's directives: a level there replaces the flags'
+    // one, a target's (`agent=trace`) refines it.
+    let env = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_default();
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(v, &env))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .event_format(Lines)
         .init();
+}
+
+/// The filter for the flags `v` and the directives `env` (`RUST_LOG`).
+fn filter(v: Verbosity, env: &str) -> EnvFilter {
+    EnvFilter::builder().parse_lossy(format!("{},{env}", v.level()))
 }
 
 /// `picket[ span…]: [level: ]message fields`, one line per event.
@@ -145,7 +150,7 @@ mod tests {
             tracing::warn!("more sources than the map holds");
             tracing::error!("interface eth0 disappeared");
             tracing::debug!("not shown");
-            let _bench = tracing::info_span!("bench").entered();
+            let _bench = tracing::error_span!("bench").entered();
             tracing::warn!("kernel.bpf_stats_enabled=1");
         });
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
@@ -156,6 +161,39 @@ mod tests {
              picket: error: interface eth0 disappeared\n\
              picket bench: warning: kernel.bpf_stats_enabled=1\n"
         );
+    }
+
+    /// What `filter(v, env)` lets through of an info, a warning and a debug event from
+    /// this module.
+    fn shown(v: Verbosity, env: &str) -> String {
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter(v, env))
+            .with_writer(buf.clone())
+            .with_ansi(false)
+            .event_format(Lines)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("i");
+            tracing::warn!("w");
+            tracing::debug!("d");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        out.lines().map(|l| l.rsplit(' ').next().unwrap()).collect()
+    }
+
+    #[test]
+    fn rust_log_refines_the_flags() {
+        let quiet = Verbosity {
+            verbose: 0,
+            quiet: 1,
+        };
+        assert_eq!(shown(Verbosity::default(), ""), "iw");
+        assert_eq!(shown(quiet, ""), "w");
+        assert_eq!(shown(Verbosity::default(), "debug"), "iwd");
+        assert_eq!(shown(Verbosity::default(), "error"), "");
+        assert_eq!(shown(quiet, "agent::logging=debug"), "iwd");
+        assert_eq!(shown(Verbosity::default(), "other_crate=trace"), "iw");
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! Alert and summary documents: readable text lines or JSON documents with ECS-style field
 //! names, the same live and in `picket analyze`.
+//!
+//! The JSON documents are types: [`AlertDocument`] and [`SummaryDocument`], each field
+//! documented with its dotted name. Their fields are declared in alphabetical order, at every
+//! level, so that the serialized keys come sorted as they always have; optional fields
+//! (`source`, `destination`, `host`, `observer.name`, most of `picket.details`) are left out
+//! when absent. The exact JSON is pinned by the tests at the end of this file.
 
 use std::net::IpAddr;
 

@@ -73,7 +73,7 @@ pub const FRAG_TINY: u8 = 3;
 
 /// Why a packet could not be classified. Each kind has its own parse-error counter.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ParseError {
     /// The packet ends inside the Ethernet, VLAN or IP header.
     Truncated = 1,
@@ -349,7 +349,7 @@ const VLAN_HLEN: usize = core::mem::size_of::<VlanTag>();
 
 /// True for the EtherTypes that announce a VLAN tag.
 #[inline(always)]
-fn is_vlan_tpid(ethertype: u16) -> bool {
+pub fn is_vlan_tpid(ethertype: u16) -> bool {
     matches!(
         ethertype,
         ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ1 | ETH_P_QINQ2
@@ -582,7 +582,7 @@ fn parse_l4<P: Packet + ?Sized>(
             }
             s.src_port = be16(tcp.src_port);
             s.dst_port = be16(tcp.dst_port);
-            s.tcp_flags = tcp.flags as u16 | (((tcp.doff_ns & 1) as u16) << 8);
+            s.tcp_flags = u16::from(tcp.flags) | (u16::from(tcp.doff_ns & 1) << 8);
             s.payload_off = (off + doff) as u16;
         }
         IPPROTO_UDP => {

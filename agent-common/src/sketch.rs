@@ -32,7 +32,7 @@ pub fn fmix32(mut h: u32) -> u32 {
 /// Hash of a port number.
 #[inline(always)]
 pub fn port_hash(port: u16) -> u32 {
-    fmix32(port as u32 ^ 0x9e37_79b9)
+    fmix32(u32::from(port) ^ 0x9e37_79b9)
 }
 
 /// Hash of a 16-byte address.
@@ -155,7 +155,7 @@ pub fn linear_count(bits: &[u64; BITMAP_WORDS]) -> Distinct {
             saturated: true,
         };
     }
-    let n = -m * std::primitive::f64::ln(zero as f64 / m);
+    let n = -m * std::primitive::f64::ln(f64::from(zero) / m);
     Distinct {
         value: n.round() as u32,
         exact: false,

@@ -143,7 +143,7 @@ impl SrcState {
     #[inline(always)]
     pub fn observe<A: Adder>(&mut self, s: &Summary, now_ns: u64, epoch: u64) {
         A::add(&mut self.packets, 1);
-        A::add(&mut self.bytes, s.wire_len as u64);
+        A::add(&mut self.bytes, u64::from(s.wire_len));
         if !s.has_l4() {
             A::add(&mut self.other, 1);
         } else {
@@ -345,7 +345,7 @@ impl Globals {
     #[inline(always)]
     pub fn observe(&mut self, s: &Summary) {
         self.packets += 1;
-        self.bytes += s.wire_len as u64;
+        self.bytes += u64::from(s.wire_len);
         match s.family {
             4 => self.ipv4 += 1,
             6 => self.ipv6 += 1,

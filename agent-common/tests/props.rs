@@ -530,7 +530,7 @@ mod state {
             let n = ports.len() as f64;
             prop_assert!(d.value >= 64);
             // ±10 % is about 4 standard errors here; leave room for random sets.
-            prop_assert!((d.value as f64 - n).abs() <= 0.15 * n, "{:?} for {}", d, n);
+            prop_assert!((f64::from(d.value) - n).abs() <= 0.15 * n, "{:?} for {}", d, n);
         }
 
         #[test]
@@ -573,8 +573,8 @@ mod state {
             prop_assert_eq!(src.fragments, g.fragments);
             prop_assert_eq!(dst.syn_in, g.syn);
             prop_assert_eq!(dst.synack_out, g.syn_ack);
-            prop_assert!(src.distinct_ports().value as u64 <= src.probes);
-            prop_assert!(src.distinct_hosts().value as u64 <= src.probes);
+            prop_assert!(u64::from(src.distinct_ports().value) <= src.probes);
+            prop_assert!(u64::from(src.distinct_hosts().value) <= src.probes);
 
             let mut twice = g;
             twice.merge(&g);

@@ -59,7 +59,7 @@ fn fresh() -> SrcState {
 
 #[track_caller]
 fn within_10pct(est: u32, n: u32, what: &str) {
-    let err = (est as f64 - n as f64).abs() / n as f64;
+    let err = (f64::from(est) - f64::from(n)).abs() / f64::from(n);
     assert!(
         err <= 0.10,
         "{what}: estimate {est} for {n} distinct values ({:.1} %)",
@@ -110,7 +110,7 @@ fn src_counters_per_protocol() {
     let mut bytes = 0;
     for s in &all {
         now += 10;
-        bytes += s.wire_len as u64;
+        bytes += u64::from(s.wire_len);
         st.observe::<PlainAdd>(s, now, 1);
         assert_eq!(st.last_seen_ns, now);
     }
@@ -161,9 +161,13 @@ fn syn_flags(flags: u16) -> Summary {
 fn src_non_probes_leave_sets_alone() {
     let mut st = fresh();
     for port in 1..=100u16 {
-        st.observe::<PlainAdd>(&v4_to(host4(port as u32), tcp(40000, port, TCP_ACK)), 1, 1);
-        st.observe::<PlainAdd>(&v4_to(host4(port as u32), udp(53, port)), 1, 1);
-        st.observe::<PlainAdd>(&v4_to(host4(port as u32), icmp(0, 0)), 1, 1);
+        st.observe::<PlainAdd>(
+            &v4_to(host4(u32::from(port)), tcp(40000, port, TCP_ACK)),
+            1,
+            1,
+        );
+        st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), udp(53, port)), 1, 1);
+        st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), icmp(0, 0)), 1, 1);
     }
     assert_eq!(st.packets, 300);
     assert_eq!(st.probes, 0);
@@ -210,10 +214,10 @@ fn distinct_ports_exact_up_to_64() {
             st.observe::<PlainAdd>(&v4_to([10, 0, 0, 1], udp(2000, port)), 1, 1);
         }
         let d = st.distinct_ports();
-        assert_eq!(d.value, n as u32, "{n} ports");
+        assert_eq!(d.value, u32::from(n), "{n} ports");
         assert!(d.exact, "{n} ports");
         assert!(!d.saturated);
-        assert_eq!(st.probes, 3 * n as u64);
+        assert_eq!(st.probes, 3 * u64::from(n));
         assert_eq!(st.distinct_hosts().value, 1);
     }
 }
@@ -342,7 +346,11 @@ fn distinct_saturates_as_lower_bound() {
 fn epoch_change_clears_sets_not_counters() {
     let mut st = fresh();
     for port in 1..=200u16 {
-        st.observe::<PlainAdd>(&v4_to(host4(port as u32), tcp(40000, port, TCP_SYN)), 5, 1);
+        st.observe::<PlainAdd>(
+            &v4_to(host4(u32::from(port)), tcp(40000, port, TCP_SYN)),
+            5,
+            1,
+        );
     }
     let before = st;
     assert!(st.distinct_ports().value > 150);
@@ -442,7 +450,7 @@ fn dst_distinct_sources_estimates() {
             d4.observe_syn::<PlainAdd>(&s4, 1, 1);
             d6.observe_syn::<PlainAdd>(&s6, 1, 1);
         }
-        assert_eq!(d4.syn_in, 2 * n as u64);
+        assert_eq!(d4.syn_in, 2 * u64::from(n));
         for (d, fam) in [(&d4, "v4"), (&d6, "v6")] {
             let e = d.distinct_sources();
             assert!(!e.exact && !e.saturated);
@@ -564,7 +572,7 @@ fn globals_observe() {
     let mut bytes = 0;
     for s in &pkts {
         g.observe(s);
-        bytes += s.wire_len as u64;
+        bytes += u64::from(s.wire_len);
     }
     let want = Globals {
         packets: 16,

@@ -4,6 +4,9 @@
 #![no_std]
 #![no_main]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+// aya's #[xdp]/#[classifier] generate the exported, undocumented entry points (the programs
+// are documented on the functions they wrap), and LICENSE is the kernel's license section.
+#![allow(missing_docs)]
 
 use agent_common::{
     Packet, Summary, classify_eth,
@@ -315,7 +318,7 @@ fn capture(pkt: &Direct, load: impl FnOnce(u32, *mut core::ffi::c_void, u32) -> 
     if ok {
         rec.submit(0);
         AtomicAdd::add(&mut f.captured, 1);
-        AtomicAdd::add(&mut f.budget, (len as u64).wrapping_neg());
+        AtomicAdd::add(&mut f.budget, u64::from(len).wrapping_neg());
     } else {
         rec.discard(0);
     }
@@ -399,7 +402,7 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, flags: u64)
     let st = unsafe { &mut *scratch };
     st.init(now, epoch);
     st.observe::<PlainAdd>(s, now, epoch);
-    match SOURCES.insert(&key, &*st, BPF_NOEXIST as u64) {
+    match SOURCES.insert(&key, &*st, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
             g.src_inserts += 1;
             mark_known(&s.src);
@@ -443,7 +446,7 @@ fn update_dest(g: &mut Globals, key: AddrKey, s: &Summary, now: u64, epoch: u64,
     } else {
         st.observe_reply::<PlainAdd>(s, now);
     }
-    match DESTS.insert(&key, &*st, BPF_NOEXIST as u64) {
+    match DESTS.insert(&key, &*st, u64::from(BPF_NOEXIST)) {
         Ok(()) => g.dst_inserts += 1,
         Err(_) => match DESTS.get_ptr_mut(key) {
             Some(v) => {

@@ -14,7 +14,7 @@ use crate::{cli::AnalyzeArgs, kernel_check};
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     let report = analyze(&args.files, &args.options()?)?;
     for w in &report.warnings {
-        eprintln!("picket: warning: {w}");
+        tracing::warn!("{w}");
     }
     if let Some(path) = &args.html {
         let page = html::render(&report)?;

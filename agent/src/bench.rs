@@ -42,18 +42,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(iface) = &args.hold_baseline {
         return hold_baseline(iface);
     }
+    // Its diagnostics read `picket bench: …` (an error-level span, so that it is enabled
+    // whenever anything is shown).
+    let _bench = tracing::error_span!("bench").entered();
     if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
     {
-        eprintln!("picket bench: warning: kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");
+        tracing::warn!("kernel.bpf_stats_enabled=1 adds ~20-70 ns per run");
     }
     let sizes = MapSizes {
         sources: args.sources.max(1024),
         dests: 1024,
     };
-    eprintln!(
-        "picket bench: loading with a {}-entry per-source map",
-        sizes.sources
-    );
+    tracing::info!("loading with a {}-entry per-source map", sizes.sources);
     let mut ebpf = loader::load(sizes)?;
     {
         let pass: &mut Xdp = ebpf
@@ -140,7 +140,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     // Many sources: one run per packet, a new source address each time.
     let n = args.sources;
-    eprintln!("picket bench: {n} distinct sources, one BPF_PROG_TEST_RUN each (x2 with baseline)");
+    tracing::info!("{n} distinct sources, one BPF_PROG_TEST_RUN each (x2 with baseline)");
     let (b, p) = distinct_sources(&mut ebpf, &cases[0].frame, 0x0a00_0000, n)?;
     print_many_row(&format!("IPv4 SYN, {n} distinct sources (new)"), b, p);
     // The same with the map full and admission on second sighting on, as under a spoofed
@@ -177,9 +177,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     println!(
         "per-source map memory: {} B/entry (kernel htab element), {:.0} MiB at capacity",
         elem,
-        (elem as f64 * snap.src_capacity as f64
-            + 16.0 * snap.src_capacity.next_power_of_two() as f64)
-            / (1 << 20) as f64
+        (elem as f64 * f64::from(snap.src_capacity)
+            + 16.0 * f64::from(snap.src_capacity.next_power_of_two()))
+            / f64::from(1 << 20)
     );
     maps.next_epoch()?;
     Ok(())
@@ -195,7 +195,7 @@ fn distinct_sources(ebpf: &mut aya::Ebpf, frame: &[u8], first: u32, n: u32) -> R
         base_sum += time(ebpf, PROG_PASS, &frame, 1)?;
         prog_sum += time(ebpf, PROG_XDP, &frame, 1)?;
     }
-    Ok((base_sum / n as f64, prog_sum / n as f64))
+    Ok((base_sum / f64::from(n), prog_sum / f64::from(n)))
 }
 
 /// One row of the many-sources cases, against the line-rate issue's target.
@@ -254,7 +254,7 @@ fn cycles_per_run(
     let run = time(ebpf, name, frame, repeat);
     counter.disable()?;
     run?;
-    Ok(counter.read()? as f64 / repeat as f64)
+    Ok(counter.read()? as f64 / f64::from(repeat))
 }
 
 /// Rates of one program alone and on two CPUs at once.
@@ -382,7 +382,7 @@ fn hold_baseline(iface: &str) -> Result<()> {
         prog.attach(iface, aya::programs::XdpMode::Skb)
             .with_context(|| format!("cannot attach the baseline to {iface}"))?;
     }
-    eprintln!("picket: watching {iface} with the XDP_PASS baseline only; Ctrl-C to stop");
+    tracing::info!("watching {iface} with the XDP_PASS baseline only; Ctrl-C to stop");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

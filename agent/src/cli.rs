@@ -24,6 +24,9 @@ pub struct Cli {
     /// Live agent options.
     #[command(flatten)]
     pub run: RunArgs,
+    /// -v/-q: how much to say on standard error.
+    #[command(flatten)]
+    pub verbosity: crate::logging::Verbosity,
 }
 
 /// Subcommands.

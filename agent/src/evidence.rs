@@ -177,7 +177,7 @@ impl PcapRotator {
                     let w = pcap_writer(f)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     if self.verbose {
-                        eprintln!("picket: writing evidence to {}", path.display());
+                        tracing::info!("writing evidence to {}", path.display());
                     }
                     self.files.push_back((path, PCAP_FILE_HEADER));
                     self.total += PCAP_FILE_HEADER;
@@ -284,7 +284,8 @@ impl Evidence {
             .map_err(|e| anyhow!("cannot poll the evidence ring buffer: {}", e.into_parts().1))?;
         let mut writer = PcapRotator::new(&cfg.dir, cfg.file_bytes, cfg.max_bytes)?;
         writer.verbose = true;
-        let clock_offset = crate::maps::wall_ns() as i128 - crate::maps::monotonic_ns() as i128;
+        let clock_offset =
+            i128::from(crate::maps::wall_ns()) - i128::from(crate::maps::monotonic_ns());
         Ok(Evidence {
             ring,
             flagged,
@@ -330,7 +331,7 @@ impl Evidence {
                 }
                 Err(e) => {
                     if self.not_flagged == 0 {
-                        eprintln!("picket: cannot capture evidence for {}: {e}", key.ip());
+                        tracing::warn!("cannot capture evidence for {}: {e}", key.ip());
                     }
                     self.not_flagged += 1;
                 }
@@ -360,7 +361,7 @@ impl Evidence {
                 unsafe { std::ptr::read_unaligned(item.as_ptr() as *const EvidenceRecord) };
             drop(item);
             let cap = (rec.hdr.cap_len as usize).min(EVIDENCE_SNAP);
-            let wall = (rec.hdr.ts_ns as i128 + self.clock_offset).max(0) as u64;
+            let wall = (i128::from(rec.hdr.ts_ns) + self.clock_offset).max(0) as u64;
             self.writer
                 .write(wall, rec.hdr.wire_len, &rec.data[..cap])?;
         }

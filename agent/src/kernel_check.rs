@@ -79,8 +79,8 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
 /// Prints the outcome and fails when the kernel and the host disagree.
 pub fn report(c: &KernelCheck) -> Result<()> {
     let r = &c.report;
-    eprintln!(
-        "picket: kernel parity: {} packets through BPF_PROG_TEST_RUN and the host model, {} refused by the kernel's test harness, {} of other link types, {} sources: {}",
+    tracing::info!(
+        "kernel parity: {} packets through BPF_PROG_TEST_RUN and the host model, {} refused by the kernel's test harness, {} of other link types, {} sources: {}",
         r.compared,
         r.refused,
         c.skipped,
@@ -92,12 +92,12 @@ pub fn report(c: &KernelCheck) -> Result<()> {
         }
     );
     if c.sources as u64 >= u64::from(SOURCES) {
-        eprintln!(
-            "picket: warning: more sources than the kernel map holds ({SOURCES}): LRU evictions make the kernel differ"
+        tracing::warn!(
+            "more sources than the kernel map holds ({SOURCES}): LRU evictions make the kernel differ"
         );
     }
     for d in &r.diffs {
-        eprintln!("picket: kernel parity: {d}");
+        tracing::info!("kernel parity: {d}");
     }
     if !r.diffs.is_empty() {
         bail!(

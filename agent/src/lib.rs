@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod kernel_check;
 pub mod live;
 pub mod loader;
+pub mod logging;
 pub mod maps;
 pub mod metrics;
 pub mod output;

@@ -35,13 +35,14 @@ fn apply_admission(maps: &mut KernelMaps, change: Option<AdmissionChange>) -> Re
     let Some(c) = change else { return Ok(()) };
     maps.set_admit_on_second(c.on)?;
     if c.on {
-        eprintln!(
-            "picket: {:.0} packets/s from unknown sources (budget {:.0}/s, spoofed flood?): \
+        tracing::warn!(
+            "{:.0} packets/s from unknown sources (budget {:.0}/s, spoofed flood?): \
              admitting new sources at their second packet",
-            c.unknown_per_s, c.budget_per_s
+            c.unknown_per_s,
+            c.budget_per_s
         );
     } else {
-        eprintln!("picket: unknown sources back to normal: admitting new sources at once");
+        tracing::info!("unknown sources back to normal: admitting new sources at once");
     }
     Ok(())
 }
@@ -50,7 +51,7 @@ fn apply_admission(maps: &mut KernelMaps, change: Option<AdmissionChange>) -> Re
 /// reported and does not stop detection.
 fn drain(ev: &mut Evidence) {
     if let Err(e) = ev.drain() {
-        eprintln!("picket: evidence: {e:#}");
+        tracing::warn!("evidence: {e:#}");
     }
 }
 
@@ -72,7 +73,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut metrics = Metrics::new(s.metrics.top_k, s.poll_interval);
     if let Some(addr) = s.metrics.addr {
         let bound = metrics.serve(addr).await?;
-        eprintln!("picket: metrics on http://{bound}/metrics (/healthz, /readyz)");
+        tracing::info!("metrics on http://{bound}/metrics (/healthz, /readyz)");
     }
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
@@ -94,7 +95,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut attached = 0;
     for iface in &ifaces {
         for a in loader::attach(&mut ebpf, iface, s.hook, s.xdp_mode, s.egress)? {
-            eprintln!("picket: attached {} to {}", a.what, a.iface);
+            tracing::info!("attached {} to {}", a.what, a.iface);
             attached += 1;
         }
     }
@@ -122,8 +123,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut next_window = start + s.window;
     let mut summary_base: Option<Snapshot> = None;
     let mut next_summary = start + s.summary_interval;
-    eprintln!(
-        "picket: watching {} (poll {:?}, window {:?}); Ctrl-C to stop",
+    tracing::info!(
+        "watching {} (poll {:?}, window {:?}); Ctrl-C to stop",
         ifaces.join(", "),
         s.poll_interval,
         s.window
@@ -171,7 +172,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 }
                 continue;
             }
-            _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u32::MAX as u64))), if deadline.is_some() => break,
+            _ = sleep_until(deadline.unwrap_or(start + Duration::from_secs(u64::from(u32::MAX)))), if deadline.is_some() => break,
         }
         // Interfaces may go down and up (programs stay attached); one that is deleted takes
         // its programs with it: end the episodes, detach the rest and exit non-zero.
@@ -225,11 +226,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(ev) = evidence.as_mut() {
         match ev.finish(&mut maps) {
-            Ok(line) => eprintln!("picket: {line}"),
-            Err(e) => eprintln!("picket: evidence: {e:#}"),
+            Ok(line) => tracing::info!("{line}"),
+            Err(e) => tracing::warn!("evidence: {e:#}"),
         }
     }
-    eprintln!("picket: detaching");
+    tracing::info!("detaching");
     drop(ebpf);
     drop(locks);
     failure.map_or(Ok(()), Err)

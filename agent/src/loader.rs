@@ -78,13 +78,61 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
     Ok(ebpf)
 }
 
+/// A hook a program attaches to; displayed as in error messages ("XDP", "TC ingress").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::Display)]
+pub enum HookPoint {
+    /// The XDP hook, in whichever mode.
+    #[strum(serialize = "XDP")]
+    Xdp,
+    /// TC clsact ingress.
+    #[strum(serialize = "TC ingress")]
+    TcIngress,
+    /// TC clsact egress.
+    #[strum(serialize = "TC egress")]
+    TcEgress,
+}
+
+/// The XDP mode a program got attached in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum AttachedXdpMode {
+    /// Driver (native) mode.
+    Driver,
+    /// Generic skb mode.
+    Skb,
+}
+
+impl AttachedXdpMode {
+    fn flags(self) -> XdpMode {
+        match self {
+            AttachedXdpMode::Driver => XdpMode::Driver,
+            AttachedXdpMode::Skb => XdpMode::Skb,
+        }
+    }
+}
+
+/// What got attached; displayed as in the "attached" lines: "xdp (driver)", "tc ingress",
+/// "tc egress".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::Display)]
+pub enum Attached {
+    /// The XDP program, in this mode.
+    #[strum(to_string = "xdp ({0})")]
+    Xdp(AttachedXdpMode),
+    /// The TC ingress program.
+    #[strum(to_string = "tc ingress")]
+    TcIngress,
+    /// The TC egress program.
+    #[strum(to_string = "tc egress")]
+    TcEgress,
+}
+
 /// One attached program, for messages.
 #[derive(Clone, Debug)]
 pub struct Attachment {
     /// Interface name.
     pub iface: String,
-    /// What is attached, e.g. "xdp (driver)", "tc ingress", "tc egress".
-    pub what: String,
+    /// What is attached.
+    pub what: Attached,
 }
 
 /// Holds a per-interface lock so that two agents never watch the same interface; the lock
@@ -161,18 +209,18 @@ pub fn attach(
     match hook {
         Hook::Xdp => {
             let prog: &mut Xdp = program(ebpf, PROG_XDP)?;
-            let tries: &[(XdpMode, &str)] = match mode {
-                XdpModeArg::Auto => &[(XdpMode::Driver, "driver"), (XdpMode::Skb, "skb")],
-                XdpModeArg::Driver => &[(XdpMode::Driver, "driver")],
-                XdpModeArg::Skb => &[(XdpMode::Skb, "skb")],
+            let tries: &[AttachedXdpMode] = match mode {
+                XdpModeArg::Auto => &[AttachedXdpMode::Driver, AttachedXdpMode::Skb],
+                XdpModeArg::Driver => &[AttachedXdpMode::Driver],
+                XdpModeArg::Skb => &[AttachedXdpMode::Skb],
             };
             let mut last = None;
-            for (m, label) in tries {
-                match prog.attach(iface, *m) {
+            for m in tries {
+                match prog.attach(iface, m.flags()) {
                     Ok(_) => {
                         out.push(Attachment {
                             iface: iface.into(),
-                            what: format!("xdp ({label})"),
+                            what: Attached::Xdp(*m),
                         });
                         last = None;
                         break;
@@ -181,17 +229,17 @@ pub fn attach(
                 }
             }
             if let Some(e) = last {
-                return Err(explain_attach_error(iface, "XDP", e));
+                return Err(explain_attach_error(iface, HookPoint::Xdp, e));
             }
         }
         Hook::Tc => {
             add_clsact(iface)?;
             let prog: &mut SchedClassifier = program(ebpf, PROG_TC_INGRESS)?;
             prog.attach(iface, TcAttachType::Ingress)
-                .map_err(|e| explain_attach_error(iface, "TC ingress", e))?;
+                .map_err(|e| explain_attach_error(iface, HookPoint::TcIngress, e))?;
             out.push(Attachment {
                 iface: iface.into(),
-                what: "tc ingress".into(),
+                what: Attached::TcIngress,
             });
         }
     }
@@ -199,10 +247,10 @@ pub fn attach(
         add_clsact(iface)?;
         let prog: &mut SchedClassifier = program(ebpf, PROG_TC_EGRESS)?;
         prog.attach(iface, TcAttachType::Egress)
-            .map_err(|e| explain_attach_error(iface, "TC egress", e))?;
+            .map_err(|e| explain_attach_error(iface, HookPoint::TcEgress, e))?;
         out.push(Attachment {
             iface: iface.into(),
-            what: "tc egress".into(),
+            what: Attached::TcEgress,
         });
     }
     Ok(out)
@@ -261,7 +309,7 @@ fn permission_hint() -> &'static str {
 
 fn explain_load_error(e: EbpfError) -> anyhow::Error {
     match errno_of(&e) {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
+        Some(libc::EPERM | libc::EACCES) => {
             anyhow!("permission denied loading BPF maps: {}", permission_hint())
         }
         Some(libc::ENOMEM) => {
@@ -282,13 +330,13 @@ fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
             Some(libc::EACCES) if !verifier_log.to_string().trim().is_empty() => {
                 anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}")
             }
-            Some(libc::EPERM) | Some(libc::EACCES) => {
+            Some(libc::EPERM | libc::EACCES) => {
                 anyhow!("permission denied loading {name}: {}", permission_hint())
             }
             _ => anyhow!("the kernel rejected {name}: {io_error}\n{verifier_log}"),
         },
         other => match errno_of(&other) {
-            Some(libc::EPERM) | Some(libc::EACCES) => {
+            Some(libc::EPERM | libc::EACCES) => {
                 anyhow!("permission denied loading {name}: {}", permission_hint())
             }
             _ => anyhow!("cannot load {name}: {other}"),
@@ -296,25 +344,43 @@ fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
     }
 }
 
-fn explain_attach_error(iface: &str, what: &str, e: ProgramError) -> anyhow::Error {
+fn explain_attach_error(iface: &str, what: HookPoint, e: ProgramError) -> anyhow::Error {
     if let ProgramError::UnknownInterface { name } = &e {
         return anyhow!("unknown interface {name:?} (see `ip link`)");
     }
     match errno_of(&e) {
-        Some(libc::EBUSY) | Some(libc::EEXIST) => anyhow!(
+        Some(libc::EBUSY | libc::EEXIST) => anyhow!(
             "another {what} program is already attached to {iface}; detach it first \
              (e.g. `ip link set dev {iface} xdp off`) or use --hook tc"
         ),
-        Some(libc::EPERM) | Some(libc::EACCES) => {
+        Some(libc::EPERM | libc::EACCES) => {
             anyhow!(
                 "permission denied attaching {what} to {iface}: {}",
                 permission_hint()
             )
         }
-        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) if what == "XDP" => anyhow!(
+        Some(libc::EOPNOTSUPP | libc::EINVAL) if what == HookPoint::Xdp => anyhow!(
             "{iface} does not support XDP in the requested mode ({e}); try --xdp-mode skb or --hook tc"
         ),
         Some(libc::ENODEV) => anyhow!("unknown interface {iface:?} (see `ip link`)"),
         _ => anyhow!("cannot attach {what} to {iface}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachments_and_hooks_read_as_before() {
+        assert_eq!(
+            Attached::Xdp(AttachedXdpMode::Driver).to_string(),
+            "xdp (driver)"
+        );
+        assert_eq!(Attached::Xdp(AttachedXdpMode::Skb).to_string(), "xdp (skb)");
+        assert_eq!(Attached::TcIngress.to_string(), "tc ingress");
+        assert_eq!(Attached::TcEgress.to_string(), "tc egress");
+        assert_eq!(HookPoint::Xdp.to_string(), "XDP");
+        assert_eq!(HookPoint::TcEgress.to_string(), "TC egress");
     }
 }

@@ -4,6 +4,7 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let cli = agent::cli::Cli::parse();
+    agent::logging::init(cli.verbosity);
     let result = match cli.command {
         Some(agent::cli::Command::Bench(args)) => agent::bench::run(&args),
         #[cfg(feature = "analyze")]
@@ -18,7 +19,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("picket: error: {e:#}");
+            tracing::error!("{e:#}");
             std::process::ExitCode::FAILURE
         }
     }

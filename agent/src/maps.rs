@@ -165,8 +165,7 @@ pub fn monotonic_ns() -> u64 {
 pub fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;

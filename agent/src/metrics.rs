@@ -24,7 +24,10 @@ use axum::{
     routing::get,
 };
 use prometheus_client::{
-    encoding::text::{encode_eof, encode_registry},
+    encoding::{
+        EncodeLabelSet, EncodeLabelValue, LabelValueEncoder,
+        text::{encode_eof, encode_registry},
+    },
     metrics::{
         counter::Counter,
         family::Family,
@@ -48,13 +51,142 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 /// `/readyz` fails when the last poll is older than this many poll intervals.
 pub const READY_POLLS: u32 = 3;
 
-const DIRECTIONS: [&str; 2] = ["ingress", "egress"];
-const MAPS: [&str; 2] = ["sources", "destinations"];
-
-type Labels1 = [(&'static str, &'static str); 1];
-type Labels2 = [(&'static str, &'static str); 2];
-type OffenderLabels = [(&'static str, String); 2];
 type Ratio = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Label values that are one of a fixed set of names: encoded as their name.
+macro_rules! named_label_value {
+    ($($t:ty),* $(,)?) => {$(
+        impl EncodeLabelValue for $t {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+                EncodeLabelValue::encode(&<&'static str>::from(*self), encoder)
+            }
+        }
+    )*};
+}
+
+/// `direction`: which way the packets went, the slot of the kernel's global counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    /// In the order of the kernel's global counters.
+    const ALL: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+}
+
+/// `map`: the per-source or the per-destination map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum MapName {
+    Sources,
+    Destinations,
+}
+
+/// `protocol` of `picket_l3_packets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum L3Protocol {
+    Arp,
+    Ipv4,
+    Ipv6,
+    Other,
+}
+
+/// `protocol` of `picket_l4_packets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum L4Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    Other,
+}
+
+/// `flag` of `picket_tcp_flag_packets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+enum TcpFlag {
+    Syn,
+    SynAck,
+    Rst,
+}
+
+named_label_value!(Direction, MapName, L3Protocol, L4Protocol, TcpFlag);
+
+/// `rule`: a detection rule, by [`Rule::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct RuleName(Rule);
+
+impl EncodeLabelValue for RuleName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.0.name(), encoder)
+    }
+}
+
+/// `kind` of `picket_parse_errors`, by [`ParseError::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ParseErrorKind(ParseError);
+
+impl EncodeLabelValue for ParseErrorKind {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.0.name(), encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: Direction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct L3Labels {
+    direction: Direction,
+    protocol: L3Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct L4Labels {
+    direction: Direction,
+    protocol: L4Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FlagLabels {
+    direction: Direction,
+    flag: TcpFlag,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ParseErrorLabels {
+    direction: Direction,
+    kind: ParseErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MapLabels {
+    map: MapName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RuleLabels {
+    rule: RuleName,
+}
+
+/// Only with `--metrics-top-k`: at most K series.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OffenderLabels {
+    rule: RuleName,
+    ip: String,
+}
 
 /// What `/readyz` looks at.
 #[derive(Debug)]
@@ -75,21 +207,21 @@ struct Shared {
 /// The agent's metrics.
 pub struct Metrics {
     shared: Arc<Shared>,
-    packets: Family<Labels1, Counter>,
-    bytes: Family<Labels1, Counter>,
-    l3_packets: Family<Labels2, Counter>,
-    l4_packets: Family<Labels2, Counter>,
-    tcp_flags: Family<Labels2, Counter>,
-    fragments: Family<Labels1, Counter>,
-    parse_errors: Family<Labels2, Counter>,
-    map_entries: Family<Labels1, Gauge>,
-    map_capacity: Family<Labels1, Gauge>,
-    map_inserts: Family<Labels1, Counter>,
-    map_failures: Family<Labels1, Counter>,
+    packets: Family<DirectionLabels, Counter>,
+    bytes: Family<DirectionLabels, Counter>,
+    l3_packets: Family<L3Labels, Counter>,
+    l4_packets: Family<L4Labels, Counter>,
+    tcp_flags: Family<FlagLabels, Counter>,
+    fragments: Family<DirectionLabels, Counter>,
+    parse_errors: Family<ParseErrorLabels, Counter>,
+    map_entries: Family<MapLabels, Gauge>,
+    map_capacity: Family<MapLabels, Gauge>,
+    map_inserts: Family<MapLabels, Counter>,
+    map_failures: Family<MapLabels, Counter>,
     deferred: Counter,
     admission: Gauge,
-    alerts: Family<Labels1, Counter>,
-    active: Family<Labels1, Gauge>,
+    alerts: Family<RuleLabels, Counter>,
+    active: Family<RuleLabels, Gauge>,
     offenders: Family<OffenderLabels, Ratio>,
     poll_duration: Histogram,
     last_poll: Ratio,
@@ -138,7 +270,9 @@ impl Metrics {
         r.register(
             "build",
             "Picket build information",
-            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
         );
         r.register(
             "packets",
@@ -241,8 +375,11 @@ impl Metrics {
         );
         for rule in Rule::ALL {
             // Every rule's series exists from the start, so increase() sees the first alert.
-            m.alerts.get_or_create(&[("rule", rule.name())]).inc_by(0);
-            m.active.get_or_create(&[("rule", rule.name())]).set(0);
+            let l = RuleLabels {
+                rule: RuleName(rule),
+            };
+            m.alerts.get_or_create(&l).inc_by(0);
+            m.active.get_or_create(&l).set(0);
         }
         let mut m = m;
         m.count(&[Globals::default(); 2]);
@@ -266,7 +403,7 @@ impl Metrics {
             .with_state(self.shared.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("picket: metrics endpoint stopped: {e}");
+                tracing::error!("metrics endpoint stopped: {e}");
             }
         });
         Ok(bound)
@@ -296,11 +433,11 @@ impl Metrics {
     ) {
         self.count(&snap.globals);
         let maps = [
-            (MAPS[0], snap.sources.len(), snap.src_capacity),
-            (MAPS[1], snap.dests.len(), snap.dst_capacity),
+            (MapName::Sources, snap.sources.len(), snap.src_capacity),
+            (MapName::Destinations, snap.dests.len(), snap.dst_capacity),
         ];
         for (map, entries, capacity) in maps {
-            let l = [("map", map)];
+            let l = MapLabels { map };
             // A reading of the global counters only leaves the last entry counts in place.
             if snap.maps_read {
                 self.map_entries.get_or_create(&l).set(entries as i64);
@@ -311,14 +448,18 @@ impl Metrics {
 
         for e in events.iter().filter(|e| e.phase == Phase::Start) {
             self.alerts
-                .get_or_create(&[("rule", e.finding.rule.name())])
+                .get_or_create(&RuleLabels {
+                    rule: RuleName(e.finding.rule),
+                })
                 .inc();
         }
         let open = episodes.active_by_rule();
         for rule in Rule::ALL {
             let n = open.get(&rule).copied().unwrap_or(0);
             self.active
-                .get_or_create(&[("rule", rule.name())])
+                .get_or_create(&RuleLabels {
+                    rule: RuleName(rule),
+                })
                 .set(n as i64);
         }
         if self.top_k > 0 {
@@ -338,7 +479,10 @@ impl Metrics {
             self.offenders.clear();
             for (rule, ip, ratio) in top {
                 self.offenders
-                    .get_or_create(&[("rule", rule.name().to_string()), ("ip", ip)])
+                    .get_or_create(&OffenderLabels {
+                        rule: RuleName(rule),
+                        ip,
+                    })
                     .set(ratio);
             }
         }
@@ -351,59 +495,60 @@ impl Metrics {
     /// Advances the counters that mirror the kernel's global counters to `globals` (which
     /// only grow while the maps live). With zeros, creates every series at 0.
     fn count(&mut self, globals: &[Globals; 2]) {
-        for (d, (cur, last)) in globals.iter().zip(self.last).enumerate() {
-            let dir = DIRECTIONS[d];
+        for ((direction, cur), last) in Direction::ALL.into_iter().zip(globals).zip(self.last) {
+            let dir = DirectionLabels { direction };
             let add = |c: &Counter, cur: u64, last: u64| {
                 c.inc_by(cur.saturating_sub(last));
             };
+            add(&self.packets.get_or_create(&dir), cur.packets, last.packets);
+            add(&self.bytes.get_or_create(&dir), cur.bytes, last.bytes);
             add(
-                &self.packets.get_or_create(&[("direction", dir)]),
-                cur.packets,
-                last.packets,
-            );
-            add(
-                &self.bytes.get_or_create(&[("direction", dir)]),
-                cur.bytes,
-                last.bytes,
-            );
-            add(
-                &self.fragments.get_or_create(&[("direction", dir)]),
+                &self.fragments.get_or_create(&dir),
                 cur.fragments,
                 last.fragments,
             );
             let l3 = [
-                ("arp", cur.arp, last.arp),
-                ("ipv4", cur.ipv4, last.ipv4),
-                ("ipv6", cur.ipv6, last.ipv6),
-                ("other", cur.non_ip, last.non_ip),
+                (L3Protocol::Arp, cur.arp, last.arp),
+                (L3Protocol::Ipv4, cur.ipv4, last.ipv4),
+                (L3Protocol::Ipv6, cur.ipv6, last.ipv6),
+                (L3Protocol::Other, cur.non_ip, last.non_ip),
             ];
-            for (proto, c, l) in l3 {
-                let labels = [("direction", dir), ("protocol", proto)];
+            for (protocol, c, l) in l3 {
+                let labels = L3Labels {
+                    direction,
+                    protocol,
+                };
                 add(&self.l3_packets.get_or_create(&labels), c, l);
             }
             let l4 = [
-                ("tcp", cur.tcp, last.tcp),
-                ("udp", cur.udp, last.udp),
-                ("icmp", cur.icmp, last.icmp),
-                ("icmpv6", cur.icmpv6, last.icmpv6),
-                ("other", cur.other_l4, last.other_l4),
+                (L4Protocol::Tcp, cur.tcp, last.tcp),
+                (L4Protocol::Udp, cur.udp, last.udp),
+                (L4Protocol::Icmp, cur.icmp, last.icmp),
+                (L4Protocol::Icmpv6, cur.icmpv6, last.icmpv6),
+                (L4Protocol::Other, cur.other_l4, last.other_l4),
             ];
-            for (proto, c, l) in l4 {
-                let labels = [("direction", dir), ("protocol", proto)];
+            for (protocol, c, l) in l4 {
+                let labels = L4Labels {
+                    direction,
+                    protocol,
+                };
                 add(&self.l4_packets.get_or_create(&labels), c, l);
             }
             let flags = [
-                ("syn", cur.syn, last.syn),
-                ("syn_ack", cur.syn_ack, last.syn_ack),
-                ("rst", cur.rst, last.rst),
+                (TcpFlag::Syn, cur.syn, last.syn),
+                (TcpFlag::SynAck, cur.syn_ack, last.syn_ack),
+                (TcpFlag::Rst, cur.rst, last.rst),
             ];
             for (flag, c, l) in flags {
-                let labels = [("direction", dir), ("flag", flag)];
+                let labels = FlagLabels { direction, flag };
                 add(&self.tcp_flags.get_or_create(&labels), c, l);
             }
             for kind in ParseError::ALL {
                 let slot = kind as usize;
-                let labels = [("direction", dir), ("kind", kind.name())];
+                let labels = ParseErrorLabels {
+                    direction,
+                    kind: ParseErrorKind(kind),
+                };
                 add(
                     &self.parse_errors.get_or_create(&labels),
                     cur.parse_errors[slot],
@@ -417,18 +562,18 @@ impl Metrics {
         last.merge(&self.last[1]);
         let maps = [
             (
-                MAPS[0],
+                MapName::Sources,
                 (both.src_inserts, last.src_inserts),
                 (both.src_failures, last.src_failures),
             ),
             (
-                MAPS[1],
+                MapName::Destinations,
                 (both.dst_inserts, last.dst_inserts),
                 (both.dst_failures, last.dst_failures),
             ),
         ];
         for (map, inserts, failures) in maps {
-            let l = [("map", map)];
+            let l = MapLabels { map };
             self.map_inserts
                 .get_or_create(&l)
                 .inc_by(inserts.0.saturating_sub(inserts.1));

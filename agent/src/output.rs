@@ -2,10 +2,10 @@
 
 use std::io::{self, Write};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use picket_detect::{
-    document::{SummaryLine, alert_json, alert_text, summary_json, summary_text},
+    document::{AlertDocument, SummaryDocument, SummaryLine, alert_text, summary_text},
     episodes::AlertEvent,
 };
 
@@ -55,19 +55,33 @@ impl Printer {
         }
     }
 
-    /// Adds the node name to a JSON line.
-    fn with_node(&self, mut v: Value) -> Value {
-        if let Some(node) = &self.node {
-            v["observer"]["name"] = json!(node);
-            v["host"] = json!({ "name": node });
+    /// One JSON line.
+    fn json_line(doc: &impl Serialize) -> io::Result<String> {
+        serde_json::to_string(doc).map_err(io::Error::other)
+    }
+
+    /// The JSON document of an alert event, with the node name when known.
+    fn alert_document(&self, e: &AlertEvent) -> AlertDocument {
+        let doc = AlertDocument::new(e, &self.hostname);
+        match &self.node {
+            Some(node) => doc.on_node(node),
+            None => doc,
         }
-        v
+    }
+
+    /// The JSON document of a summary, with the node name when known.
+    fn summary_document(&self, s: &SummaryLine) -> SummaryDocument {
+        let doc = SummaryDocument::new(s, &self.hostname);
+        match &self.node {
+            Some(node) => doc.on_node(node),
+            None => doc,
+        }
     }
 
     /// Prints one alert event.
     pub fn alert(&self, e: &AlertEvent) -> io::Result<()> {
         let line = if self.json {
-            self.with_node(alert_json(e, &self.hostname)).to_string()
+            Self::json_line(&self.alert_document(e))?
         } else {
             alert_text(e)
         };
@@ -77,7 +91,7 @@ impl Printer {
     /// Prints a summary.
     pub fn summary(&self, s: &SummaryLine) -> io::Result<()> {
         let line = if self.json {
-            self.with_node(summary_json(s, &self.hostname)).to_string()
+            Self::json_line(&self.summary_document(s))?
         } else {
             summary_text(s)
         };
@@ -116,12 +130,12 @@ mod tests {
             hostname: "vm".into(),
             node: Some("node-a".into()),
         };
-        let v = p.with_node(summary_json(&s, &p.hostname));
+        let v = serde_json::to_value(p.summary_document(&s)).unwrap();
         assert_eq!(v["observer"]["name"], "node-a");
         assert_eq!(v["observer"]["hostname"], "vm");
         assert_eq!(v["host"]["name"], "node-a");
         p.node = None;
-        let v = p.with_node(summary_json(&s, &p.hostname));
+        let v = serde_json::to_value(p.summary_document(&s)).unwrap();
         assert!(v.get("host").is_none() && v["observer"].get("name").is_none());
     }
 }

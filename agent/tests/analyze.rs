@@ -111,9 +111,11 @@ fn l4_class(proto: &str, frag_off: &str, ipv6_nxt: &str) -> &'static str {
     }
 }
 
-fn alerts<'a>(r: &'a Report, rule: &str) -> Vec<&'a Value> {
+/// The alert documents of `rule`, as JSON.
+fn alerts(r: &Report, rule: &str) -> Vec<Value> {
     r.alerts
         .iter()
+        .map(|a| serde_json::to_value(a).unwrap())
         .filter(|a| a["rule"]["name"] == rule)
         .collect()
 }

@@ -289,7 +289,7 @@ impl Aggregator {
             alerts: det
                 .events
                 .iter()
-                .map(|e| output::alert_json(e, ""))
+                .map(|e| output::AlertDocument::new(e, ""))
                 .collect(),
             alert_lines: det.events.iter().map(output::alert_text).collect(),
             timeline: self.timeline.finish(),

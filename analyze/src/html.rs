@@ -89,18 +89,14 @@ fn table(out: &mut String, t: &Table) {
         out.push_str(&format!("<caption>{}</caption>\n", escape(&t.caption)));
     }
     out.push_str("<tr>");
-    for h in &t.headers {
-        out.push_str(&format!("<th>{}</th>", escape(h)));
+    for c in &t.columns {
+        out.push_str(&format!("<th>{}</th>", escape(c.header)));
     }
     out.push_str("</tr>\n");
     for row in &t.rows {
         out.push_str("<tr>");
         for (i, cell) in row.iter().enumerate() {
-            let class = if t.numeric.get(i).copied().unwrap_or(false) {
-                " class=\"n\""
-            } else {
-                ""
-            };
+            let class = if t.is_numeric(i) { " class=\"n\"" } else { "" };
             out.push_str(&format!("<td{class}>{}</td>", escape(cell)));
         }
         out.push_str("</tr>\n");

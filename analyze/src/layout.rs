@@ -8,49 +8,66 @@ use super::report::{Flow, ProtoCount, Report};
 pub struct Table {
     /// Caption above the table (may be empty).
     pub caption: String,
-    /// Column headers.
-    pub headers: Vec<&'static str>,
-    /// Rows, each as long as `headers`.
+    /// Columns: header and kind.
+    pub columns: Vec<Column>,
+    /// Rows, each as long as `columns`.
     pub rows: Vec<Vec<String>>,
-    /// Which columns hold numbers.
-    pub numeric: Vec<bool>,
+}
+
+/// What a column holds, which decides its alignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Text, left-aligned.
+    Text,
+    /// Numbers, right-aligned.
+    Number,
+}
+
+/// A column of a [`Table`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// Header.
+    pub header: &'static str,
+    /// What its cells hold.
+    pub kind: ColumnKind,
+}
+
+/// A column of text.
+const fn text(header: &'static str) -> Column {
+    Column {
+        header,
+        kind: ColumnKind::Text,
+    }
+}
+
+/// A column of numbers.
+const fn num(header: &'static str) -> Column {
+    Column {
+        header,
+        kind: ColumnKind::Number,
+    }
 }
 
 impl Table {
-    fn new(caption: impl Into<String>, headers: &[&'static str]) -> Self {
-        let numeric = headers.iter().map(|h| NUMERIC.contains(h)).collect();
+    fn new(caption: impl Into<String>, columns: &[Column]) -> Self {
         Table {
             caption: caption.into(),
-            headers: headers.to_vec(),
+            columns: columns.to_vec(),
             rows: Vec::new(),
-            numeric,
         }
+    }
+
+    /// Whether column `i` holds numbers.
+    pub fn is_numeric(&self, i: usize) -> bool {
+        self.columns
+            .get(i)
+            .is_some_and(|c| c.kind == ColumnKind::Number)
     }
 
     fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 }
-
-/// Column headers whose cells are numbers.
-const NUMERIC: [&str; 16] = [
-    "sections",
-    "interfaces",
-    "packets",
-    "bytes",
-    "% packets",
-    "% bytes",
-    "count",
-    "queries",
-    "responses",
-    "duration s",
-    "type",
-    "code",
-    "connections",
-    "port",
-    "number",
-    "packets read",
-];
 
 /// A titled part of the report.
 #[derive(Clone, Debug)]
@@ -115,10 +132,17 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
-fn mix(caption: &str, first: &'static str, rows: &[ProtoCount], total: (u64, u64)) -> Table {
+fn mix(caption: &str, first: Column, rows: &[ProtoCount], total: (u64, u64)) -> Table {
     let mut t = Table::new(
         caption,
-        &[first, "name", "packets", "% packets", "bytes", "% bytes"],
+        &[
+            first,
+            text("name"),
+            num("packets"),
+            num("% packets"),
+            num("bytes"),
+            num("% bytes"),
+        ],
     );
     for r in rows {
         t.row(vec![
@@ -145,13 +169,13 @@ pub fn sections(r: &Report) -> Vec<Section> {
     let mut t = Table::new(
         "",
         &[
-            "file",
-            "format",
-            "byte order",
-            "sections",
-            "interfaces",
-            "packets read",
-            "status",
+            text("file"),
+            text("format"),
+            text("byte order"),
+            num("sections"),
+            num("interfaces"),
+            num("packets read"),
+            text("status"),
         ],
     );
     for i in &r.inputs {
@@ -204,7 +228,16 @@ pub fn sections(r: &Report) -> Vec<Section> {
     out.push(s);
 
     let mut s = Section::new("link-types", "Link types");
-    let mut t = Table::new("", &["link type", "number", "decoded", "packets", "bytes"]);
+    let mut t = Table::new(
+        "",
+        &[
+            text("link type"),
+            num("number"),
+            text("decoded"),
+            num("packets"),
+            num("bytes"),
+        ],
+    );
     for l in &r.link_types {
         let decoded = if l.supported { "yes" } else { "no" };
         t.row(vec![
@@ -226,17 +259,22 @@ pub fn sections(r: &Report) -> Vec<Section> {
     let mut s = Section::new("protocols", "Protocol mix");
     s.table(mix(
         "By EtherType",
-        "ethertype",
+        text("ethertype"),
         &r.protocols.ethertypes,
         decoded,
     ));
     s.table(mix(
         "By IP protocol",
-        "number",
+        num("number"),
         &r.protocols.ip_protocols,
         decoded,
     ));
-    s.table(mix("By transport", "transport", &r.protocols.l4, decoded));
+    s.table(mix(
+        "By transport",
+        text("transport"),
+        &r.protocols.l4,
+        decoded,
+    ));
     out.push(s);
 
     let tt = &r.top_talkers;
@@ -248,7 +286,13 @@ pub fn sections(r: &Report) -> Vec<Section> {
     for (caption, list) in [("Sources", &tt.sources), ("Destinations", &tt.destinations)] {
         let mut t = Table::new(
             caption,
-            &["address", "packets", "% packets", "bytes", "% bytes"],
+            &[
+                text("address"),
+                num("packets"),
+                num("% packets"),
+                num("bytes"),
+                num("% bytes"),
+            ],
         );
         for x in list {
             t.row(vec![
@@ -263,7 +307,12 @@ pub fn sections(r: &Report) -> Vec<Section> {
     }
     let mut t = Table::new(
         "Conversations (both directions)",
-        &["address A", "address B", "packets", "bytes"],
+        &[
+            text("address A"),
+            text("address B"),
+            num("packets"),
+            num("bytes"),
+        ],
     );
     for c in &tt.conversations {
         t.row(vec![
@@ -286,14 +335,14 @@ pub fn sections(r: &Report) -> Vec<Section> {
     let mut t = Table::new(
         "Flows by bytes",
         &[
-            "client",
-            "server",
-            "packets",
-            "bytes",
-            "duration s",
-            "flags",
-            "handshake",
-            "outcome",
+            text("client"),
+            text("server"),
+            num("packets"),
+            num("bytes"),
+            num("duration s"),
+            text("flags"),
+            text("handshake"),
+            text("outcome"),
         ],
     );
     for f in &tcp.flows {
@@ -322,7 +371,7 @@ pub fn sections(r: &Report) -> Vec<Section> {
     } else {
         "Connections started per minute".into()
     };
-    let mut t = Table::new(caption, &["minute", "connections"]);
+    let mut t = Table::new(caption, &[text("minute"), num("connections")]);
     for m in busiest {
         t.row(vec![m.minute.clone(), m.connections.to_string()]);
     }
@@ -333,7 +382,13 @@ pub fn sections(r: &Report) -> Vec<Section> {
     s.lines.push(format!("{} flows", r.udp.flows_total));
     let mut t = Table::new(
         "Flows by bytes",
-        &["client", "server", "packets", "bytes", "duration s"],
+        &[
+            text("client"),
+            text("server"),
+            num("packets"),
+            num("bytes"),
+            num("duration s"),
+        ],
     );
     for f in &r.udp.flows {
         t.row(flow_cells(f));
@@ -344,7 +399,14 @@ pub fn sections(r: &Report) -> Vec<Section> {
     let mut s = Section::new("icmp", "ICMP");
     let mut t = Table::new(
         "",
-        &["version", "type", "code", "message", "packets", "bytes"],
+        &[
+            text("version"),
+            num("type"),
+            num("code"),
+            text("message"),
+            num("packets"),
+            num("bytes"),
+        ],
     );
     for m in &r.icmp {
         t.row(vec![
@@ -365,7 +427,7 @@ pub fn sections(r: &Report) -> Vec<Section> {
     out.push(application(r));
 
     let mut s = Section::new("errors", "Parse errors");
-    let mut t = Table::new("", &["kind", "packets"]);
+    let mut t = Table::new("", &[text("kind"), num("packets")]);
     for e in &r.parse_errors {
         t.row(vec![e.kind.into(), e.packets.to_string()]);
     }
@@ -424,7 +486,10 @@ fn application(r: &Report) -> Section {
         a.tls_client_hellos,
         a.tls_sni_distinct
     ));
-    let mut t = Table::new("HTTP requests", &["count", "method", "host", "url"]);
+    let mut t = Table::new(
+        "HTTP requests",
+        &[num("count"), text("method"), text("host"), text("url")],
+    );
     for h in &a.http {
         t.row(vec![
             h.count.to_string(),
@@ -438,13 +503,21 @@ fn application(r: &Report) -> Section {
         ("URLs seen in cleartext payloads", &a.urls),
         ("TLS server names (SNI)", &a.tls_sni),
     ] {
-        let mut t = Table::new(caption, &["count", "name"]);
+        let mut t = Table::new(caption, &[num("count"), text("name")]);
         for n in list {
             t.row(vec![n.count.to_string(), n.name.clone()]);
         }
         s.table(t);
     }
-    let mut t = Table::new("DNS questions", &["name", "qtype", "queries", "responses"]);
+    let mut t = Table::new(
+        "DNS questions",
+        &[
+            text("name"),
+            text("qtype"),
+            num("queries"),
+            num("responses"),
+        ],
+    );
     for n in &a.dns.names {
         t.row(vec![
             n.name.clone(),
@@ -454,7 +527,7 @@ fn application(r: &Report) -> Section {
         ]);
     }
     s.table(t);
-    let mut t = Table::new("DNS response codes", &["rcode", "count"]);
+    let mut t = Table::new("DNS response codes", &[text("rcode"), num("count")]);
     for n in &a.dns.rcodes {
         t.row(vec![n.name.clone(), n.count.to_string()]);
     }

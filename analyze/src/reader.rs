@@ -19,7 +19,7 @@ pub fn read_path(
         return read_capture(&name, std::io::stdin(), &mut |_| {}, on_frame);
     }
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let size = file.metadata().map_or(0, |m| m.len());
     let bar = progress_min
         .filter(|min| size >= *min && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .map(|_| progress_bar(size, &name));

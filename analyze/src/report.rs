@@ -22,7 +22,7 @@
 //! | `application` | `http_requests`, `http_distinct`, `http[]` (`method`, `host`, `url`, `count`, `first_seen`); `urls_distinct`, `urls[]` (`name`, `count`: http/https URLs in cleartext payloads); `dns` (`queries`, `responses`, `malformed`, `rcodes[]` (`name`, `count`), `names_distinct`, `names[]` (`name`, `qtype`, `queries`, `responses`)); `tls_client_hellos`, `tls_sni_distinct`, `tls_sni[]` (`name`, `count`); `entries_not_kept` |
 //! | `parse_errors[]` | `kind` (`agent_common::ParseError::name`), `packets` |
 //! | `detection` | `thresholds` (as in the config file), `window_s`, `poll_interval_s`, `readings`, `map_reads` (readings that needed the per-source state), `admission_changes` and `sources_deferred` (admission at the second sighting under a spoofed flood, as live), `alerts_by_rule` (episodes started per rule), `globals_packets` (packets in the detectors' state model) |
-//! | `alerts[]` | the live agent's alert documents (`output::alert_json`: `@timestamp`, `event`, `rule`, `source`, `destination`, `picket`), timed by packet timestamps; `observer.hostname` is empty |
+//! | `alerts[]` | the live agent's alert documents (`picket_detect::document::AlertDocument`: `@timestamp`, `event`, `rule`, `source`, `destination`, `picket`), timed by packet timestamps; `observer.hostname` is empty |
 //! | `timeline` | `bucket_s`, `buckets[]` (`t_s` after the first packet, `packets`, `bytes` `[tcp, udp, icmp, other]`, `size_min`, `size_max`) |
 //! | `packet_sizes[]` | `range` (`"40-79"`, …, `"5120+"`), `packets` |
 //! | `warnings[]` | truncated or corrupt inputs, tables that overflowed, timestamps going backwards |
@@ -68,7 +68,7 @@ pub struct Report {
     /// Detector settings and counts.
     pub detection: DetectionSummary,
     /// Alert documents, as the live agent prints them.
-    pub alerts: Vec<serde_json::Value>,
+    pub alerts: Vec<picket_detect::document::AlertDocument>,
     /// Alert lines in the live agent's text format (not in the JSON).
     #[serde(skip)]
     pub alert_lines: Vec<String>,

@@ -29,7 +29,7 @@ fn table(out: &mut String, t: &Table) {
     if !t.caption.is_empty() {
         out.push_str(&format!("  {}:\n", t.caption));
     }
-    let mut widths: Vec<usize> = t.headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = t.columns.iter().map(|c| c.header.chars().count()).collect();
     for row in &t.rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -40,7 +40,7 @@ fn table(out: &mut String, t: &Table) {
         for (i, (cell, w)) in cells.zip(&widths).enumerate() {
             let pad = w.saturating_sub(cell.chars().count());
             l.push(' ');
-            if t.numeric.get(i).copied().unwrap_or(false) {
+            if t.is_numeric(i) {
                 l.push_str(&" ".repeat(pad));
                 l.push_str(cell);
             } else {
@@ -53,7 +53,7 @@ fn table(out: &mut String, t: &Table) {
         l.push('\n');
         l
     };
-    out.push_str(&line(&mut t.headers.iter().copied()));
+    out.push_str(&line(&mut t.columns.iter().map(|c| c.header)));
     for row in &t.rows {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
     }

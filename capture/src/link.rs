@@ -3,9 +3,7 @@
 
 use agent_common::{
     Packet as _, ParseError, Summary,
-    classify::{
-        ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, MAX_VLAN_TAGS, classify_eth, classify_l3,
-    },
+    classify::{ETH_P_IPV4, ETH_P_IPV6, MAX_VLAN_TAGS, classify_eth, classify_l3, is_vlan_tpid},
     packet::Snapshot,
 };
 
@@ -151,7 +149,7 @@ fn be16(p: &Snapshot<'_>, off: usize) -> Option<u16> {
 fn classify_at(p: &Snapshot<'_>, n: Network) -> Result<Summary, ParseError> {
     let (mut ethertype, mut off) = (n.ethertype, n.offset);
     let mut depth = 0u8;
-    while ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+    while is_vlan_tpid(ethertype) {
         if usize::from(depth) == MAX_VLAN_TAGS {
             return Err(ParseError::TooManyVlanTags);
         }
@@ -320,7 +318,16 @@ mod tests {
             ),
             (
                 LINKTYPE_LINUX_SLL,
-                cat(&[sll_hdr, &q, &tci(q), &tci(q), &tci(v4), &ip4]),
+                cat(&[
+                    sll_hdr,
+                    &q,
+                    &tci(q),
+                    &tci(q),
+                    &tci(q),
+                    &tci(q),
+                    &tci(v4),
+                    &ip4,
+                ]),
                 Err(ParseError::TooManyVlanTags),
             ),
             (
@@ -412,7 +419,10 @@ mod tests {
         assert_eq!(s.family, 0);
         assert!(classify(105, &snap(&[0; 40])).is_none());
         let mut deep = vec![0u8; 14];
-        deep.extend_from_slice(&[0x81, 0, 0, 1, 0x81, 0, 0, 1, 0x81, 0, 0, 1, 0x08, 0]);
+        for _ in 0..=MAX_VLAN_TAGS {
+            deep.extend_from_slice(&[0x81, 0, 0, 1]);
+        }
+        deep.extend_from_slice(&[0x08, 0]);
         deep.extend_from_slice(&[0; 40]);
         assert_eq!(
             classify(LINKTYPE_LINUX_SLL, &snap(&deep)),

@@ -28,7 +28,7 @@ impl Admission {
     /// For a per-source map of `capacity` entries and windows of `window_s` seconds.
     pub fn new(capacity: u32, window_s: f64) -> Self {
         Admission {
-            budget: capacity as f64 / (KEEP_WINDOWS * window_s),
+            budget: f64::from(capacity) / (KEEP_WINDOWS * window_s),
             on: false,
             calm: 0,
         }

@@ -1,7 +1,7 @@
 //! Detectors: turn successive [`Snapshot`]s into findings, one per offender and rule, each
 //! time the state is read. Thresholds and windows live here, not in the kernel.
 
-use std::{collections::HashMap, fmt, net::IpAddr, str::FromStr};
+use std::{collections::HashMap, net::IpAddr};
 
 use agent_common::{
     sketch::Distinct,
@@ -11,9 +11,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::snapshot::{Snapshot, same_entry};
 
-/// A detection rule. Its `name()` is the stable `rule.name` of alerts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A detection rule. Its `name()` (`port_scan`, …) is the stable `rule.name` of alerts, the
+/// `rule` label of the metrics and what `FromStr` parses; serde uses it too.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+)]
+#[serde(into = "&'static str")]
+#[strum(serialize_all = "snake_case")]
 pub enum Rule {
     /// One source probing many destination ports.
     PortScan,
@@ -39,30 +54,25 @@ impl Rule {
 
     /// Stable snake_case name.
     pub fn name(self) -> &'static str {
-        match self {
-            Rule::PortScan => "port_scan",
-            Rule::HostSweep => "host_sweep",
-            Rule::SynFlood => "syn_flood",
-            Rule::UdpFlood => "udp_flood",
-            Rule::IcmpFlood => "icmp_flood",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Rule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Rule::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown rule {s:?}"))
-    }
+/// Unit of a finding's value and threshold (`picket.unit` of alerts).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr, strum::Display,
+)]
+#[serde(into = "&'static str")]
+pub enum Unit {
+    /// Distinct destination ports.
+    #[strum(serialize = "ports")]
+    Ports,
+    /// Distinct destination hosts.
+    #[strum(serialize = "hosts")]
+    Hosts,
+    /// Packets per second.
+    #[strum(serialize = "packets/s")]
+    PacketsPerSecond,
 }
 
 /// Whom a finding is about.
@@ -143,7 +153,7 @@ pub struct Finding {
     /// Threshold it crossed.
     pub threshold: f64,
     /// Unit of `value`.
-    pub unit: &'static str,
+    pub unit: Unit,
     /// Window the value was measured over, in seconds.
     pub window_s: f64,
     /// True when `value` is an estimate rather than an exact count.
@@ -165,18 +175,22 @@ impl Finding {
 /// Rule-specific context of a finding.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Details {
-    /// Probed ports (exact set, first 64), for scans.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<u16>,
-    /// Distinct ports probed in the window.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub distinct_ports: Option<u32>,
+    // Declared in alphabetical order: the JSON documents list keys sorted.
     /// Distinct hosts probed in the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_hosts: Option<u32>,
+    /// Distinct ports probed in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_ports: Option<u32>,
     /// Distinct sources (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_sources: Option<u32>,
+    /// Packets from the source since its entry was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+    /// Probed ports (exact set, first 64), for scans.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// True when a distinct count reached the estimator's capacity (about 7000): the
     /// count is then a lower bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -184,9 +198,6 @@ pub struct Details {
     /// SYN-ACKs sent per SYN received (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
-    /// Packets from the source since its entry was created.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub packets: Option<u64>,
 }
 
 /// Counters remembered from the previous reading to turn totals into rates.
@@ -386,7 +397,7 @@ impl Detector {
                 .get(key)
                 .filter(|p| same_entry(p.first_seen_ns, st));
             let d = |cur: u64, f: fn(&Prev) -> u64, skipped_count: u64| {
-                let delta = cur.saturating_sub(base.map(f).unwrap_or(0));
+                let delta = cur.saturating_sub(base.map_or(0, f));
                 skipped.rate(delta, dt, skipped_count)
             };
             let r = Rates {
@@ -477,8 +488,8 @@ fn scan_findings(
         scope: Scope::Source,
         source: Some(key.ip()),
         destination: Some(AddrKey { addr: c.last_dst }.ip()),
-        value: d.value as f64,
-        threshold: threshold as f64,
+        value: f64::from(d.value),
+        threshold: f64::from(threshold),
         unit,
         window_s,
         estimated: !d.exact,
@@ -496,11 +507,11 @@ fn scan_findings(
             c,
             c.ports,
             t.port_scan_ports,
-            "ports",
+            Unit::Ports,
         ));
     }
     if let Some(c) = pick(|c| c.hosts.value).filter(|c| c.hosts.value >= t.host_sweep_hosts) {
-        let mut f = finding(Rule::HostSweep, c, c.hosts, t.host_sweep_hosts, "hosts");
+        let mut f = finding(Rule::HostSweep, c, c.hosts, t.host_sweep_hosts, Unit::Hosts);
         f.destination = None;
         f.details.ports.clear();
         out.push(f);
@@ -529,7 +540,7 @@ fn flood_findings(
         destination: (st.last_dst != [0; 16]).then(|| AddrKey { addr: st.last_dst }.ip()),
         value: rate.round(),
         threshold,
-        unit: "packets/s",
+        unit: Unit::PacketsPerSecond,
         window_s: dt,
         estimated: false,
         details: Details {
@@ -567,7 +578,7 @@ fn dst_flood_finding(
         destination: Some(key.ip()),
         value: rate.round(),
         threshold: t.syn_flood_dst_pps,
-        unit: "packets/s",
+        unit: Unit::PacketsPerSecond,
         window_s: dt,
         estimated: false,
         details: Details {
@@ -639,7 +650,7 @@ mod tests {
                 let f = &f[0];
                 assert_eq!(f.source, Some(SCANNER.into()));
                 assert_eq!(f.destination, Some(VICTIM.into()));
-                assert_eq!(f.value, ports as f64);
+                assert_eq!(f.value, f64::from(ports));
                 assert!(!f.estimated);
                 assert_eq!(f.details.ports.len(), ports as usize);
             }
@@ -893,5 +904,15 @@ mod tests {
             assert_eq!(r.name().parse::<Rule>(), Ok(r));
         }
         assert!("nope".parse::<Rule>().is_err());
+        assert_eq!(Rule::HostSweep.to_string(), "host_sweep");
+        assert_eq!(
+            serde_json::to_string(&Rule::IcmpFlood).unwrap(),
+            "\"icmp_flood\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Unit::PacketsPerSecond).unwrap(),
+            "\"packets/s\""
+        );
+        assert_eq!(Unit::Hosts.to_string(), "hosts");
     }
 }

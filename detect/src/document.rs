@@ -1,10 +1,18 @@
 //! Alert and summary documents: readable text lines or JSON documents with ECS-style field
 //! names, the same live and in `picket analyze`.
+//!
+//! The JSON documents are types: [`AlertDocument`] and [`SummaryDocument`], each field
+//! documented with its dotted name. Their fields are declared in alphabetical order, at every
+//! level, so that the serialized keys come sorted as they always have; optional fields
+//! (`source`, `destination`, `host`, `observer.name`, most of `picket.details`) are left out
+//! when absent. The exact JSON is pinned by the tests at the end of this file.
 
-use serde_json::{Value, json};
+use std::net::IpAddr;
+
+use serde::Serialize;
 
 use crate::{
-    detector::{Rates, Rule, Scope},
+    detector::{Details, Rates, Rule, Scope, Unit},
     episodes::{AlertEvent, Phase},
     snapshot::{Snapshot, same_entry},
 };
@@ -95,45 +103,168 @@ impl SummaryLine {
     }
 }
 
-/// The JSON document of an alert event.
-pub fn alert_json(e: &AlertEvent, hostname: &str) -> Value {
-    let f = &e.finding;
-    let mut v = json!({
-        "@timestamp": rfc3339(e.at_ns),
-        "event": {
-            "kind": "alert",
-            "action": e.phase,
-            "id": e.episode,
-            "start": rfc3339(e.started_ns),
-            "duration": e.at_ns.saturating_sub(e.started_ns),
-        },
-        "rule": { "name": f.rule.name() },
-        "observer": { "hostname": hostname, "product": "picket" },
-        "picket": {
-            "scope": f.scope,
-            "value": f.value,
-            "peak": e.peak,
-            "threshold": f.threshold,
-            "unit": f.unit,
-            "window_s": f.window_s,
-            "estimated": f.estimated,
-            "details": f.details,
-        },
-    });
-    if let Some(ip) = f.source {
-        v["source"] = json!({ "ip": ip });
+/// `event.kind`: what a document is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An alert event ([`AlertDocument`]).
+    Alert,
+    /// A periodic traffic summary ([`SummaryDocument`]).
+    Summary,
+}
+
+/// `observer`: the machine that saw the traffic.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Observer {
+    /// `observer.hostname`: the kernel's host name (empty in `picket analyze`).
+    pub hostname: String,
+    /// `observer.name`: the node name from `NODE_NAME`, absent when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `observer.product`: always `picket`.
+    pub product: &'static str,
+}
+
+impl Observer {
+    fn new(hostname: &str) -> Self {
+        Observer {
+            hostname: hostname.to_string(),
+            name: None,
+            product: "picket",
+        }
     }
-    if let Some(ip) = f.destination {
-        v["destination"] = json!({ "ip": ip });
+}
+
+/// `host`: the node the agent runs on (only with `NODE_NAME`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Host {
+    /// `host.name`: the node name.
+    pub name: String,
+}
+
+/// `source` or `destination`: one address.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Endpoint {
+    /// `source.ip` / `destination.ip`.
+    pub ip: IpAddr,
+}
+
+/// `event` of an alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertEventFields {
+    /// `event.action`: `start`, `update` or `end`.
+    pub action: Phase,
+    /// `event.duration`: nanoseconds since the episode started.
+    pub duration: u64,
+    /// `event.id`: the episode, shared by all its events.
+    pub id: u64,
+    /// `event.kind`: `alert`.
+    pub kind: EventKind,
+    /// `event.start`: when the episode started (RFC 3339).
+    pub start: String,
+}
+
+/// `rule` of an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RuleField {
+    /// `rule.name`: the rule's snake_case name (`port_scan`, …).
+    pub name: Rule,
+}
+
+/// `picket` of an alert: what crossed which bar.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertFields {
+    /// `picket.details`: rule-specific context.
+    pub details: Details,
+    /// `picket.estimated`: true when `value` is a sketch's estimate, not an exact count.
+    pub estimated: bool,
+    /// `picket.peak`: the highest value of the episode so far.
+    pub peak: f64,
+    /// `picket.scope`: `source` or `destination`, the offender's side.
+    pub scope: Scope,
+    /// `picket.threshold`: the bar `value` crossed.
+    pub threshold: f64,
+    /// `picket.unit`: unit of `value`, `peak` and `threshold`.
+    pub unit: Unit,
+    /// `picket.value`: the observed value (distinct count, or rate per second).
+    pub value: f64,
+    /// `picket.window_s`: seconds `value` was measured over.
+    pub window_s: f64,
+}
+
+/// The JSON document of an alert event, one line of `--output json` and one entry of the
+/// `alerts` of `picket analyze --json`. Fields are declared, and so serialized, in
+/// alphabetical order; absent ones are left out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertDocument {
+    /// `@timestamp`: when the event happened (RFC 3339, UTC, milliseconds).
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    /// `destination`: the probed host or the flood's target; absent for host sweeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Endpoint>,
+    /// `event`: kind, phase, episode and timing.
+    pub event: AlertEventFields,
+    /// `host`: the node, with `NODE_NAME` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// `observer`: the machine that saw the traffic.
+    pub observer: Observer,
+    /// `picket`: value, threshold and details.
+    pub picket: AlertFields,
+    /// `rule`: which rule matched.
+    pub rule: RuleField,
+    /// `source`: the offender; absent for destination-scoped floods (spoofed sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Endpoint>,
+}
+
+impl AlertDocument {
+    /// The document of `e`, observed on `hostname`.
+    pub fn new(e: &AlertEvent, hostname: &str) -> Self {
+        let f = &e.finding;
+        AlertDocument {
+            timestamp: rfc3339(e.at_ns),
+            destination: f.destination.map(|ip| Endpoint { ip }),
+            event: AlertEventFields {
+                action: e.phase,
+                duration: e.at_ns.saturating_sub(e.started_ns),
+                id: e.episode,
+                kind: EventKind::Alert,
+                start: rfc3339(e.started_ns),
+            },
+            host: None,
+            observer: Observer::new(hostname),
+            picket: AlertFields {
+                details: f.details.clone(),
+                estimated: f.estimated,
+                peak: e.peak,
+                scope: f.scope,
+                threshold: f.threshold,
+                unit: f.unit,
+                value: f.value,
+                window_s: f.window_s,
+            },
+            rule: RuleField { name: f.rule },
+            source: f.source.map(|ip| Endpoint { ip }),
+        }
     }
-    v
+
+    /// Adds the node name as `observer.name` and `host.name`.
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.observer.name = Some(node.to_string());
+        self.host = Some(Host {
+            name: node.to_string(),
+        });
+        self
+    }
 }
 
 /// The text line of an alert event.
 pub fn alert_text(e: &AlertEvent) -> String {
     let f = &e.finding;
     let who = match (f.scope, f.source, f.destination) {
-        (Scope::Source, Some(s), Some(d)) if f.rule.name() != "host_sweep" => format!("{s} -> {d}"),
+        (Scope::Source, Some(s), Some(d)) if f.rule != Rule::HostSweep => format!("{s} -> {d}"),
         (Scope::Source, Some(s), _) => s.to_string(),
         (Scope::Destination, _, Some(d)) => format!("many sources -> {d}"),
         _ => "?".into(),
@@ -182,28 +313,126 @@ pub fn alert_text(e: &AlertEvent) -> String {
     )
 }
 
-/// The JSON document of a summary.
-pub fn summary_json(s: &SummaryLine, hostname: &str) -> Value {
-    json!({
-        "@timestamp": rfc3339(s.at_ns),
-        "event": { "kind": "summary" },
-        "observer": { "hostname": hostname, "product": "picket" },
-        "picket": {
-            "interval_s": (s.interval_s * 1000.0).round() / 1000.0,
-            "packets_per_s": s.packets_per_s.round(),
-            "bytes_per_s": s.bytes_per_s.round(),
-            "egress_packets_per_s": s.egress_packets_per_s.round(),
-            "parse_errors": s.parse_errors,
-            "fragments": s.fragments,
-            "map_failures": s.map_failures,
-            "sources_deferred": s.deferred,
-            "sources": { "entries": s.sources.0, "capacity": s.sources.1 },
-            "destinations": { "entries": s.dests.0, "capacity": s.dests.1 },
-            "top_sources": s.top.iter().map(|(ip, r)| json!({
-                "ip": ip, "packets_per_s": r.packets.round(), "bytes_per_s": r.bytes.round()
-            })).collect::<Vec<_>>(),
-        },
-    })
+/// `event` of a summary.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SummaryEventFields {
+    /// `event.kind`: `summary`.
+    pub kind: EventKind,
+}
+
+/// Entries in use and capacity of one kernel map.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct MapUse {
+    /// Capacity (LRU: entries are evicted beyond it).
+    pub capacity: u32,
+    /// Entries in use.
+    pub entries: usize,
+}
+
+/// One of `picket.top_sources`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TopSource {
+    /// Bytes per second, rounded.
+    pub bytes_per_s: f64,
+    /// The source address.
+    pub ip: IpAddr,
+    /// Packets per second, rounded.
+    pub packets_per_s: f64,
+}
+
+/// `picket` of a summary: traffic and map use over the interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryFields {
+    /// `picket.bytes_per_s`: ingress bytes per second, rounded.
+    pub bytes_per_s: f64,
+    /// `picket.destinations`: the per-destination map.
+    pub destinations: MapUse,
+    /// `picket.egress_packets_per_s`: egress packets per second, rounded.
+    pub egress_packets_per_s: f64,
+    /// `picket.fragments`: IP fragments in the interval.
+    pub fragments: u64,
+    /// `picket.interval_s`: seconds covered, to the millisecond.
+    pub interval_s: f64,
+    /// `picket.map_failures`: failed map updates in the interval.
+    pub map_failures: u64,
+    /// `picket.packets_per_s`: ingress packets per second, rounded.
+    pub packets_per_s: f64,
+    /// `picket.parse_errors`: packets the classifier rejected in the interval.
+    pub parse_errors: u64,
+    /// `picket.sources`: the per-source map.
+    pub sources: MapUse,
+    /// `picket.sources_deferred`: packets of unknown sources not admitted (admission control).
+    pub sources_deferred: u64,
+    /// `picket.top_sources`: the sources with the highest packet rates, at most five.
+    pub top_sources: Vec<TopSource>,
+}
+
+/// The JSON document of a periodic summary, one line of `--output json`. Fields are declared,
+/// and so serialized, in alphabetical order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryDocument {
+    /// `@timestamp`: end of the interval (RFC 3339, UTC, milliseconds).
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    /// `event`: `kind` only.
+    pub event: SummaryEventFields,
+    /// `host`: the node, with `NODE_NAME` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// `observer`: the machine that saw the traffic.
+    pub observer: Observer,
+    /// `picket`: the numbers.
+    pub picket: SummaryFields,
+}
+
+impl SummaryDocument {
+    /// The document of `s`, observed on `hostname`.
+    pub fn new(s: &SummaryLine, hostname: &str) -> Self {
+        SummaryDocument {
+            timestamp: rfc3339(s.at_ns),
+            event: SummaryEventFields {
+                kind: EventKind::Summary,
+            },
+            host: None,
+            observer: Observer::new(hostname),
+            picket: SummaryFields {
+                bytes_per_s: s.bytes_per_s.round(),
+                destinations: MapUse {
+                    capacity: s.dests.1,
+                    entries: s.dests.0,
+                },
+                egress_packets_per_s: s.egress_packets_per_s.round(),
+                fragments: s.fragments,
+                interval_s: (s.interval_s * 1000.0).round() / 1000.0,
+                map_failures: s.map_failures,
+                packets_per_s: s.packets_per_s.round(),
+                parse_errors: s.parse_errors,
+                sources: MapUse {
+                    capacity: s.sources.1,
+                    entries: s.sources.0,
+                },
+                sources_deferred: s.deferred,
+                top_sources: s
+                    .top
+                    .iter()
+                    .map(|(ip, r)| TopSource {
+                        bytes_per_s: r.bytes.round(),
+                        ip: *ip,
+                        packets_per_s: r.packets.round(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// Adds the node name as `observer.name` and `host.name`.
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.observer.name = Some(node.to_string());
+        self.host = Some(Host {
+            name: node.to_string(),
+        });
+        self
+    }
 }
 
 /// The text line of a summary.
@@ -238,4 +467,149 @@ pub fn summary_text(s: &SummaryLine) -> String {
             format!(" | top {}", top.join(", "))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::Finding;
+
+    fn events() -> Vec<AlertEvent> {
+        let scan = Finding {
+            rule: Rule::PortScan,
+            scope: Scope::Source,
+            source: Some("10.77.0.1".parse().unwrap()),
+            destination: Some("10.77.0.2".parse().unwrap()),
+            value: 102.0,
+            threshold: 30.0,
+            unit: Unit::Ports,
+            window_s: 10.0,
+            estimated: true,
+            details: Details {
+                ports: vec![22, 80, 443],
+                distinct_ports: Some(102),
+                distinct_hosts: Some(1),
+                packets: Some(100),
+                ..Details::default()
+            },
+        };
+        let sweep = Finding {
+            rule: Rule::HostSweep,
+            destination: None,
+            unit: Unit::Hosts,
+            value: 254.0,
+            threshold: 64.0,
+            details: Details {
+                distinct_hosts: Some(254),
+                ..Details::default()
+            },
+            ..scan.clone()
+        };
+        let spoofed = Finding {
+            rule: Rule::SynFlood,
+            scope: Scope::Destination,
+            source: None,
+            destination: Some("2001:db8::7".parse().unwrap()),
+            value: 41230.0,
+            threshold: 2000.0,
+            unit: Unit::PacketsPerSecond,
+            window_s: 0.25,
+            estimated: false,
+            details: Details {
+                distinct_sources: Some(7000),
+                saturated: true,
+                synack_ratio: Some(0.013),
+                ..Details::default()
+            },
+        };
+        let udp = Finding {
+            rule: Rule::UdpFlood,
+            destination: None,
+            value: f64::NAN,
+            details: Details::default(),
+            ..spoofed.clone()
+        };
+        let event = |phase, episode, finding, peak| AlertEvent {
+            phase,
+            episode,
+            finding,
+            peak,
+            started_ns: 1_795_427_628_412_000_000,
+            at_ns: 1_795_427_631_413_500_000,
+        };
+        vec![
+            event(Phase::Start, 1, scan.clone(), 102.0),
+            event(Phase::Update, 1, scan, 140.5),
+            event(Phase::Start, 2, sweep, 254.0),
+            event(Phase::End, 3, spoofed, 50_000.0),
+            event(Phase::Update, 4, udp, f64::INFINITY),
+        ]
+    }
+
+    fn summaries() -> Vec<SummaryLine> {
+        let quiet = SummaryLine {
+            at_ns: 1_795_427_631_413_000_000,
+            interval_s: 5.00213,
+            packets_per_s: 21.2,
+            bytes_per_s: 1240.4,
+            egress_packets_per_s: 22.0,
+            parse_errors: 0,
+            fragments: 0,
+            sources: (2, 65536),
+            dests: (1, 16384),
+            map_failures: 0,
+            deferred: 0,
+            top: vec![(
+                "fe80::e0d7:5bff:fec5:f474".parse().unwrap(),
+                Rates {
+                    packets: 1.2,
+                    bytes: 70.4,
+                    ..Rates::default()
+                },
+            )],
+        };
+        let busy = SummaryLine {
+            parse_errors: 3,
+            fragments: 7,
+            map_failures: 11,
+            deferred: 123_456,
+            top: Vec::new(),
+            ..quiet.clone()
+        };
+        vec![quiet, busy]
+    }
+
+    fn json(doc: &impl Serialize) -> String {
+        serde_json::to_string(doc).unwrap()
+    }
+
+    #[test]
+    fn alert_documents_are_exact() {
+        let e = events();
+        assert_eq!(
+            json(&AlertDocument::new(&e[0], "vm")),
+            r#"{"@timestamp":"2026-11-23T09:53:51.413Z","destination":{"ip":"10.77.0.2"},"event":{"action":"start","duration":3001500000,"id":1,"kind":"alert","start":"2026-11-23T09:53:48.412Z"},"observer":{"hostname":"vm","product":"picket"},"picket":{"details":{"distinct_hosts":1,"distinct_ports":102,"packets":100,"ports":[22,80,443]},"estimated":true,"peak":102.0,"scope":"source","threshold":30.0,"unit":"ports","value":102.0,"window_s":10.0},"rule":{"name":"port_scan"},"source":{"ip":"10.77.0.1"}}"#
+        );
+        // No source (spoofed flood), details of a destination, node name.
+        assert_eq!(
+            json(&AlertDocument::new(&e[3], "vm").on_node("node-a")),
+            r#"{"@timestamp":"2026-11-23T09:53:51.413Z","destination":{"ip":"2001:db8::7"},"event":{"action":"end","duration":3001500000,"id":3,"kind":"alert","start":"2026-11-23T09:53:48.412Z"},"host":{"name":"node-a"},"observer":{"hostname":"vm","name":"node-a","product":"picket"},"picket":{"details":{"distinct_sources":7000,"saturated":true,"synack_ratio":0.013},"estimated":false,"peak":50000.0,"scope":"destination","threshold":2000.0,"unit":"packets/s","value":41230.0,"window_s":0.25},"rule":{"name":"syn_flood"}}"#
+        );
+        // No destination (host sweep); not-a-number values as null, as json! had them.
+        assert!(!json(&AlertDocument::new(&e[2], "")).contains("destination"));
+        assert!(json(&AlertDocument::new(&e[4], "")).contains(r#""peak":null"#));
+    }
+
+    #[test]
+    fn summary_documents_are_exact() {
+        let s = summaries();
+        assert_eq!(
+            json(&SummaryDocument::new(&s[0], "vm")),
+            r#"{"@timestamp":"2026-11-23T09:53:51.413Z","event":{"kind":"summary"},"observer":{"hostname":"vm","product":"picket"},"picket":{"bytes_per_s":1240.0,"destinations":{"capacity":16384,"entries":1},"egress_packets_per_s":22.0,"fragments":0,"interval_s":5.002,"map_failures":0,"packets_per_s":21.0,"parse_errors":0,"sources":{"capacity":65536,"entries":2},"sources_deferred":0,"top_sources":[{"bytes_per_s":70.0,"ip":"fe80::e0d7:5bff:fec5:f474","packets_per_s":1.0}]}}"#
+        );
+        assert_eq!(
+            json(&SummaryDocument::new(&s[1], "vm").on_node("node-a")),
+            r#"{"@timestamp":"2026-11-23T09:53:51.413Z","event":{"kind":"summary"},"host":{"name":"node-a"},"observer":{"hostname":"vm","name":"node-a","product":"picket"},"picket":{"bytes_per_s":1240.0,"destinations":{"capacity":16384,"entries":1},"egress_packets_per_s":22.0,"fragments":7,"interval_s":5.002,"map_failures":11,"packets_per_s":21.0,"parse_errors":3,"sources":{"capacity":65536,"entries":2},"sources_deferred":123456,"top_sources":[]}}"#
+        );
+    }
 }

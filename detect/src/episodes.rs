@@ -223,7 +223,7 @@ pub mod testing {
             destination: Some("192.0.2.1".parse().unwrap()),
             value,
             threshold: 30.0,
-            unit: "ports",
+            unit: crate::detector::Unit::Ports,
             window_s: 10.0,
             estimated: false,
             details: Details::default(),

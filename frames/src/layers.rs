@@ -486,7 +486,7 @@ impl Ext {
                 b[3] = (self.len() - 4) as u8;
             }
             Ext::Fragment(off, m) => {
-                let v = (off << 3) | (*m as u16);
+                let v = (off << 3) | u16::from(*m);
                 b[2..4].copy_from_slice(&v.to_be_bytes());
                 b[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
             }

@@ -50,9 +50,10 @@ pub fn workspace_root() -> PathBuf {
 /// Path of the picket binary: `$PICKET_BIN`, else `<workspace>/target/release/picket`.
 /// Panics if it does not exist.
 pub fn picket_bin() -> PathBuf {
-    let path = std::env::var_os("PICKET_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release/picket"));
+    let path = std::env::var_os("PICKET_BIN").map_or_else(
+        || workspace_root().join("target/release/picket"),
+        PathBuf::from,
+    );
     assert!(
         path.is_file(),
         "picket binary not found at {} (set PICKET_BIN, or build it with \

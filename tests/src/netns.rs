@@ -165,8 +165,8 @@ impl VethPair {
             victim_if: format!("{base}v0"),
             attacker_v4: Ipv4Addr::new(10, 250, subnet, 1),
             victim_v4: Ipv4Addr::new(10, 250, subnet, 2),
-            attacker_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, subnet as u16, 1),
-            victim_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, subnet as u16, 2),
+            attacker_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, u16::from(subnet), 1),
+            victim_v6: Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, u16::from(subnet), 2),
         };
         assert!(pair.victim_if.len() <= 15, "{} too long", pair.victim_if);
         attacker.ip(&[

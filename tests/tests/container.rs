@@ -506,11 +506,9 @@ fn non_root_with_the_units_ambient_capabilities_detects() {
     assert_eq!(uid, "65534");
     let suffix = format!("-{}.lock", lab.veth.victim_if);
     assert!(
-        std::fs::read_dir(&runtime)
-            .map(|d| d
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with(&suffix)))
-            .unwrap_or(false),
+        std::fs::read_dir(&runtime).is_ok_and(|d| d
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(&suffix))),
         "expected picket's interface lock in {}",
         runtime.display()
     );

@@ -110,7 +110,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     let mut cycles = cycle_counter();
     if let Err(e) = &cycles {
-        eprintln!("picket bench: no cycle counts ({e}): this machine has no usable hardware PMU");
+        tracing::warn!("no cycle counts ({e}): this machine has no usable hardware PMU");
     }
     println!(
         "{:<38} {:>14} {:>14} {:>14} {:>12} {:>10}",

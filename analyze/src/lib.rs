@@ -24,7 +24,10 @@ use std::{io::Read, path::PathBuf, time::Duration};
 
 use anyhow::{Result, bail};
 use ipnet::IpNet;
-use picket_detect::detector::Thresholds;
+use picket_detect::{
+    detector::Thresholds,
+    pipeline::{DEFAULT_POLL_INTERVAL, DEFAULT_WINDOW},
+};
 
 pub use picket_capture::link;
 pub use report::Report;
@@ -51,8 +54,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             thresholds: Thresholds::default(),
-            poll_interval: Duration::from_secs(1),
-            window: Duration::from_secs(10),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            window: DEFAULT_WINDOW,
             allow: Vec::new(),
             top: 10,
             progress_min: None,

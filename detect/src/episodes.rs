@@ -1,7 +1,7 @@
 //! Alert episodes: one event when a detection starts, rate-limited updates while it lasts,
 //! one event when it ends — never a line per reading. Also the allowlist.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -17,11 +17,17 @@ pub struct EpisodeTiming {
     pub end_after_s: f64,
 }
 
+/// Default of the live `update_interval` setting: at most one update line per episode per
+/// this interval.
+pub const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_secs(10);
+/// Default of the live `end_after` setting: an episode ends after this long without a match.
+pub const DEFAULT_END_AFTER: Duration = Duration::from_secs(5);
+
 impl Default for EpisodeTiming {
     fn default() -> Self {
         EpisodeTiming {
-            update_every_s: 10.0,
-            end_after_s: 5.0,
+            update_every_s: DEFAULT_UPDATE_INTERVAL.as_secs_f64(),
+            end_after_s: DEFAULT_END_AFTER.as_secs_f64(),
         }
     }
 }

@@ -19,6 +19,11 @@ use crate::{
     snapshot::Snapshot,
 };
 
+/// Default of the `poll_interval` setting, live and offline: how often the state is read.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default of the `window` setting, live and offline: the window of the distinct counts.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+
 /// Admission control was turned on or off by a reading.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdmissionChange {

@@ -68,13 +68,13 @@ pub(super) fn table_of(s: &Settings) -> BTreeMap<String, toml::Value> {
 /// allowlist are meant to be applied; the line says which other changes need a restart.
 pub fn reload(config: Option<&Path>, flags: &Flags, current: &Settings) -> Option<Settings> {
     let Some(path) = config else {
-        eprintln!("picket: SIGHUP: nothing to reload (no --config file)");
+        tracing::info!("SIGHUP: nothing to reload (no --config file)");
         return None;
     };
     match Settings::load(Some(path), flags) {
         Ok(new) => {
-            eprintln!(
-                "picket: reloaded {}: {}",
+            tracing::info!(
+                "reloaded {}: {}",
                 path.display(),
                 current.describe_reload(&new)
             );
@@ -82,8 +82,8 @@ pub fn reload(config: Option<&Path>, flags: &Flags, current: &Settings) -> Optio
         }
         Err(e) => {
             let e = format!("{e:#}").replace('\n', "; ");
-            eprintln!(
-                "picket: reload of {} failed, keeping the current settings: {e}",
+            tracing::warn!(
+                "reload of {} failed, keeping the current settings: {e}",
                 path.display()
             );
             None

@@ -16,7 +16,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
-use picket_detect::detector::Thresholds;
+use picket_detect::{detector::Thresholds, episodes, pipeline};
 use toml::de::{DeTable, DeValue};
 
 use super::{
@@ -67,14 +67,14 @@ declare! {
                    of floods.",
         }
         poll_interval: Duration {
-            default: Duration::from_secs(1),
+            default: pipeline::DEFAULT_POLL_INTERVAL,
             flag: set(Duration) "poll-interval",
             check: Check::Positive,
             in: [Live, Analyze],
             help: "How often the maps are read (offline: in capture time): 500ms, 1s, 2m, ...",
         }
         window: Duration {
-            default: Duration::from_secs(10),
+            default: pipeline::DEFAULT_WINDOW,
             flag: set(Duration) "window",
             check: Check::Any,
             in: [Live, Analyze],
@@ -88,14 +88,14 @@ declare! {
             help: "How often a summary line is printed (0s: never).",
         }
         update_interval: Duration {
-            default: Duration::from_secs(10),
+            default: episodes::DEFAULT_UPDATE_INTERVAL,
             flag: set(Duration) "update-interval",
             check: Check::Any,
             in: [Live],
             help: "At most one update line per alert episode per this interval.",
         }
         end_after: Duration {
-            default: Duration::from_secs(5),
+            default: episodes::DEFAULT_END_AFTER,
             flag: set(Duration) "end-after",
             check: Check::Any,
             in: [Live],

@@ -54,13 +54,6 @@ static KNOWN: Array<KnownSources> = Array::with_max_entries(1, 0);
 #[map(name = "SRC_SCRATCH")]
 static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per-CPU copy of the packet's summary. The state updates read the summary from here, not
-/// from the stack: the verifier does not track what a map value holds, so every parse path
-/// (each VLAN depth, extension-header chain and fragment kind) reaches the updates in the
-/// same state and they are verified once instead of once per path.
-#[map(name = "SUMMARY")]
-static SUMMARY: PerCpuArray<Summary> = PerCpuArray::with_max_entries(1, 0);
-
 /// Per-CPU slot through which `Direct::merge_offset` passes header offsets.
 #[map(name = "OFFSET")]
 static OFFSET: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -338,13 +331,16 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
             return;
         }
     };
-    let Some(slot) = SUMMARY.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU slot, only this program on this CPU touches it, and only here.
-    let s = unsafe {
-        *slot = parsed;
-        &*slot
+    // The state updates use none of the header offsets, which differ on every parse path
+    // (VLAN depth, extension-header chain, options): dropping them lets the verifier treat
+    // the paths as one from here, and so verify the updates once rather than once per path.
+    let s = &Summary {
+        l3_off: 0,
+        l4_off: u16::from(parsed.has_l4()),
+        payload_off: 0,
+        vlan_depth: 0,
+        ext_hdrs: 0,
+        ..parsed
     };
     g.observe(s);
     if !s.is_ip() {

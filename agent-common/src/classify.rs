@@ -349,7 +349,7 @@ const VLAN_HLEN: usize = core::mem::size_of::<VlanTag>();
 
 /// True for the EtherTypes that announce a VLAN tag.
 #[inline(always)]
-pub fn is_vlan_tpid(ethertype: u16) -> bool {
+fn is_vlan_tpid(ethertype: u16) -> bool {
     matches!(
         ethertype,
         ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ1 | ETH_P_QINQ2
@@ -360,9 +360,19 @@ pub fn is_vlan_tpid(ethertype: u16) -> bool {
 #[inline(always)]
 pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
     let eth: EthHdr = p.load(0).ok_or(ParseError::Truncated)?;
-    let mut ethertype = be16(eth.ethertype);
-    let mut off = core::mem::size_of::<EthHdr>();
-    let mut depth = 0u8;
+    classify_tagged(p, be16(eth.ethertype), ETH_HLEN)
+}
+
+/// Classifies from the EtherType `ethertype` whose payload starts at `start`: skips up to
+/// [`MAX_VLAN_TAGS`] VLAN tags, then classifies the L3 header (Ethernet frames, and the
+/// cooked link layers whose headers carry an EtherType).
+#[inline(always)]
+pub fn classify_tagged<P: Packet + ?Sized>(
+    p: &P,
+    mut ethertype: u16,
+    start: usize,
+) -> Result<Summary, ParseError> {
+    let mut off = start;
     let mut i = 0;
     while i < MAX_VLAN_TAGS {
         if !is_vlan_tpid(ethertype) {
@@ -370,21 +380,19 @@ pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
         }
         let tag: VlanTag = p.load(off).ok_or(ParseError::Truncated)?;
         ethertype = be16(tag.ethertype);
-        off += core::mem::size_of::<VlanTag>();
-        depth += 1;
+        off += VLAN_HLEN;
         i += 1;
     }
     if is_vlan_tpid(ethertype) {
         return Err(ParseError::TooManyVlanTags);
     }
-    let _ = depth;
     // One path from here on whatever the number of tags (see `Packet::merge_offset`).
     let off = p.merge_offset(off);
-    if off > ETH_HLEN + VLAN_HLEN * MAX_VLAN_TAGS {
+    if off < start || off > start + VLAN_HLEN * MAX_VLAN_TAGS {
         return Err(ParseError::Truncated);
     }
     let mut s = classify_l3(p, ethertype, off)?;
-    s.vlan_depth = ((off - ETH_HLEN) / VLAN_HLEN) as u8;
+    s.vlan_depth = ((off - start) / VLAN_HLEN) as u8;
     Ok(s)
 }
 

@@ -2,8 +2,8 @@
 //! link type; everything after that is `agent_common`'s classifier.
 
 use agent_common::{
-    Packet as _, ParseError, Summary,
-    classify::{ETH_P_IPV4, ETH_P_IPV6, MAX_VLAN_TAGS, classify_eth, classify_l3, is_vlan_tpid},
+    ParseError, Summary,
+    classify::{ETH_P_IPV4, ETH_P_IPV6, classify_eth, classify_tagged},
     packet::Snapshot,
 };
 
@@ -137,29 +137,7 @@ pub fn classify(linktype: u32, p: &Snapshot<'_>) -> Option<Result<Summary, Parse
         // The kernel's own entry point: the same EtherType and offset as [`network`].
         return Some(classify_eth(p));
     }
-    Some(network(linktype, p.data)?.and_then(|n| classify_at(p, n)))
-}
-
-fn be16(p: &Snapshot<'_>, off: usize) -> Option<u16> {
-    p.load::<[u8; 2]>(off).map(u16::from_be_bytes)
-}
-
-/// Classifies from the network layer `n`, skipping VLAN tags like the Ethernet classifier
-/// does.
-fn classify_at(p: &Snapshot<'_>, n: Network) -> Result<Summary, ParseError> {
-    let (mut ethertype, mut off) = (n.ethertype, n.offset);
-    let mut depth = 0u8;
-    while is_vlan_tpid(ethertype) {
-        if usize::from(depth) == MAX_VLAN_TAGS {
-            return Err(ParseError::TooManyVlanTags);
-        }
-        ethertype = be16(p, off + 2).ok_or(ParseError::Truncated)?;
-        off += 4;
-        depth += 1;
-    }
-    let mut s = classify_l3(p, ethertype, off)?;
-    s.vlan_depth = depth;
-    Ok(s)
+    Some(network(linktype, p.data)?.and_then(|n| classify_tagged(p, n.ethertype, n.offset)))
 }
 
 /// Source and destination MACs of the synthetic Ethernet header [`ethernet`] writes.
@@ -186,6 +164,7 @@ pub fn ethernet<'a>(linktype: u32, data: &'a [u8], buf: &'a mut Vec<u8>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent_common::classify::MAX_VLAN_TAGS;
 
     fn snap(data: &[u8]) -> Snapshot<'_> {
         Snapshot {

@@ -24,8 +24,16 @@ pub struct Netns {
 impl Netns {
     /// Creates namespace `name` (after deleting a stale one of that name, left by an aborted
     /// run) and brings its loopback up. Panics unless root.
+    ///
+    /// `PICKET_NETNS_PREFIX`, when set, is put before the name, so that two checkouts can run
+    /// their suites on one machine at once without deleting each other's namespaces.
     pub fn new(name: &str) -> Netns {
         require_root();
+        let name = format!(
+            "{}{name}",
+            std::env::var("PICKET_NETNS_PREFIX").unwrap_or_default()
+        );
+        let name = name.as_str();
         let _ = output(Command::new("ip").args(["netns", "del", name]));
         run_ok(Command::new("ip").args(["netns", "add", name]));
         let ns = Netns { name: name.into() };

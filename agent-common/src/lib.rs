@@ -3,6 +3,7 @@
 //! * [`packet`]: how bytes are read — the only part that differs between kernel and host.
 //! * [`classify`]: the one L2–L4 packet classifier.
 //! * [`state`]: map keys and values and the per-packet state updates applied to them.
+//! * [`slots`]: the per-CPU first stage: what each address sent and received per tick.
 //! * [`sketch`]: the hashes and distinct-count structures used inside the state.
 #![no_std]
 #![deny(missing_docs)]
@@ -13,6 +14,7 @@ extern crate std;
 pub mod classify;
 pub mod packet;
 pub mod sketch;
+pub mod slots;
 pub mod state;
 
 pub use classify::{ParseError, Summary, classify_eth, classify_ip};

@@ -144,9 +144,16 @@ pub fn distinct_set<T: Copy>(
 /// Linear-counting estimate of the distinct values that set bits in `bits`.
 #[cfg(feature = "std")]
 pub fn linear_count(bits: &[u64; BITMAP_WORDS]) -> Distinct {
+    linear_count_bits(bits)
+}
+
+/// Linear-counting estimate over a bitmap of any number of words.
+#[cfg(feature = "std")]
+pub fn linear_count_bits(bits: &[u64]) -> Distinct {
     let set: u32 = bits.iter().map(|w| w.count_ones()).sum();
-    let m = BITMAP_BITS as f64;
-    let zero = BITMAP_BITS as u32 - set;
+    let total = bits.len() as u32 * 64;
+    let m = f64::from(total);
+    let zero = total - set;
     if zero == 0 {
         // Saturated: report the bitmap's capacity as a lower bound.
         return Distinct {

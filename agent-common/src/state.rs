@@ -444,6 +444,14 @@ pub struct Config {
     pub epoch: u64,
     /// `CONFIG_*` bits.
     pub flags: u64,
+    /// Current tick of the slot tables (`crate::slots`): bumped by the agent at every poll.
+    pub tick: u32,
+    /// Seed of the slot tables' hashes, random per agent start.
+    pub seed: u32,
+    /// `SRC` slots per CPU and bank (a power of two).
+    pub src_per_cpu: u32,
+    /// `DST` slots per CPU and bank (a power of two).
+    pub dst_per_cpu: u32,
 }
 
 /// [`Config::flags`]: keep per-destination SYN state.

@@ -10,6 +10,9 @@
 
 use agent_common::{
     Packet, Summary, classify_eth,
+    slots::{
+        DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
+    },
     state::{
         Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config,
         DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate,
@@ -18,8 +21,11 @@ use agent_common::{
     },
 };
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, TC_ACT_OK, xdp_action},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_load_bytes},
+    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST, TC_ACT_OK, xdp_action},
+    helpers::{
+        bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes,
+        bpf_xdp_load_bytes,
+    },
     macros::{classifier, map, xdp},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
@@ -32,6 +38,15 @@ static SOURCES: LruHashMap<AddrKey, SrcState> = LruHashMap::with_max_entries(DEF
 /// Per-destination SYN state (LRU). Resized at load time.
 #[map(name = "DESTS")]
 static DESTS: LruHashMap<AddrKey, DstState> = LruHashMap::with_max_entries(DEFAULT_DESTS, 0);
+
+/// What each address sent per tick: per-CPU partitions of 2-way sets (`agent_common::slots`),
+/// mmapped by the agent. Resized at load time.
+#[map(name = "SRC")]
+static SRC: Array<SrcSlot> = Array::with_max_entries(2 * DEFAULT_SRC_SLOTS, BPF_F_MMAPABLE);
+
+/// What each address received per tick, laid out as `SRC`.
+#[map(name = "DST")]
+static DST: Array<DstSlot> = Array::with_max_entries(2 * DEFAULT_DST_SLOTS, BPF_F_MMAPABLE);
 
 /// Global counters, per CPU, one slot per direction.
 #[map(name = "GLOBALS")]
@@ -240,7 +255,7 @@ fn tc_account(ctx: &TcContext, dir: u32) {
 fn config() -> Config {
     match CONFIG.get(0) {
         Some(c) => *c,
-        None => Config { epoch: 0, flags: 0 },
+        None => Config::default(),
     }
 }
 
@@ -346,6 +361,7 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
     if !s.is_ip() {
         return;
     }
+    account_slots(s, &cfg);
     let (epoch, flags) = (cfg.epoch, cfg.flags);
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
@@ -358,6 +374,25 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
             DstUpdate::ReplyOut => update_dest(g, AddrKey { addr: s.src }, s, now, epoch, false),
             DstUpdate::None => {}
         }
+    }
+}
+
+/// The first stage: the sender's `SRC` slot and the receiver's `DST` slot on this CPU.
+#[inline(always)]
+fn account_slots(s: &Summary, cfg: &Config) {
+    let geo = Geometry::of(cfg);
+    // SAFETY: helper without arguments (inlined by the verifier on x86-64).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let i = geo.src_set(cpu, s);
+    if let (Some(w0), Some(w1)) = (SRC.get_ptr_mut(i), SRC.get_ptr_mut(i | 1)) {
+        // SAFETY: two different entries (i is even) of this CPU's partition, written only
+        // by programs on this CPU, which do not nest.
+        unsafe { account_src(&mut *w0, &mut *w1, geo.tick, s) };
+    }
+    let i = geo.dst_set(cpu, s);
+    if let (Some(w0), Some(w1)) = (DST.get_ptr_mut(i), DST.get_ptr_mut(i | 1)) {
+        // SAFETY: as above.
+        unsafe { account_dst(&mut *w0, &mut *w1, geo.tick, s) };
     }
 }
 

@@ -52,6 +52,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let sizes = MapSizes {
         sources: args.sources.max(1024),
         dests: 1024,
+        src_slots: agent_common::slots::DEFAULT_SRC_SLOTS,
+        dst_slots: agent_common::slots::DEFAULT_DST_SLOTS,
     };
     tracing::info!("loading with a {}-entry per-source map", sizes.sources);
     let mut ebpf = loader::load(sizes)?;

@@ -45,6 +45,8 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
     let mut runner = KernelRunner::load(MapSizes {
         sources: SOURCES,
         dests: 1 << 16,
+        src_slots: 1 << 16,
+        dst_slots: 1 << 14,
     })?;
     let mut cmp = Comparison::new(&mut runner);
     let mut skipped = 0u64;

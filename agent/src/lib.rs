@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod output;
 pub mod parity;
 pub mod parse;
+pub mod slot_tables;
 pub mod system;

@@ -78,6 +78,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
         dests: s.dst_map_entries,
+        src_slots: s.src_slots,
+        dst_slots: s.dst_slots,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
     let mut evidence = match &s.capture_dir {
@@ -183,9 +185,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let polled = std::time::Instant::now();
         // The per-source map is read only when a finding may have changed, or for a summary.
         let summary_due = !s.summary_interval.is_zero() && Instant::now() >= next_summary;
-        let quick = maps.read_globals()?;
+        let quick = maps.read_poll()?;
         let snap = if summary_due || pipeline.needs_maps(&quick.globals, quick.mono_ns) {
-            maps.read()?
+            maps.read_with(quick)?
         } else {
             quick
         };

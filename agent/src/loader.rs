@@ -3,7 +3,10 @@
 
 use std::{ffi::CString, fs::File, os::fd::AsRawFd, path::PathBuf};
 
-use agent_common::state::{MAP_DESTS, MAP_SOURCES};
+use agent_common::{
+    slots::{MAP_DST, MAP_SRC, slots_per_cpu, table_entries},
+    state::{MAP_DESTS, MAP_SOURCES},
+};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -54,14 +57,29 @@ pub struct MapSizes {
     pub sources: u32,
     /// Per-destination entries.
     pub dests: u32,
+    /// Slots of the sender table per bank, over all CPUs.
+    pub src_slots: u32,
+    /// Slots of the receiver table per bank, over all CPUs.
+    pub dst_slots: u32,
+}
+
+/// CPUs the kernel may run programs on (`/sys/devices/system/cpu/possible`): the number of
+/// partitions of the slot tables.
+pub fn possible_cpus() -> Result<u32> {
+    let n = aya::util::nr_cpus().map_err(|(what, e)| anyhow!("cannot read {what}: {e}"))?;
+    u32::try_from(n.max(1)).context("too many possible CPUs")
 }
 
 /// Loads the object with the given map sizes and loads (verifies) every program.
 pub fn load(sizes: MapSizes) -> Result<Ebpf> {
     raise_memlock();
+    let cpus = possible_cpus()?;
+    let table = |total| table_entries(slots_per_cpu(total, cpus), cpus);
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(MAP_SOURCES, sizes.sources)
         .map_max_entries(MAP_DESTS, sizes.dests)
+        .map_max_entries(MAP_SRC, table(sizes.src_slots))
+        .map_max_entries(MAP_DST, table(sizes.dst_slots))
         .load(BPF_OBJECT)
         .map_err(explain_load_error)?;
     for name in [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS] {

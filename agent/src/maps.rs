@@ -7,6 +7,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use agent_common::slots::{DstSlot, MAP_DST, MAP_SRC, SrcSlot};
 use agent_common::state::{
     AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config, DIR_EGRESS,
     DIR_INGRESS, DstState, Globals, KnownSources, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_KNOWN,
@@ -18,7 +19,13 @@ use aya::{
     maps::{Array, HashMap, IterableMap, MapData, PerCpuArray},
 };
 
-use picket_detect::snapshot::Snapshot;
+use picket_detect::snapshot::{Snapshot, TickCounts};
+
+use crate::slot_tables::SlotTable;
+
+/// How long the agent waits after bumping the tick before it reads the bank of the tick that
+/// ended: programs that read the old tick just before the bump finish within microseconds.
+const TICK_SETTLE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The agent's handles on the kernel maps.
 pub struct KernelMaps {
@@ -27,6 +34,10 @@ pub struct KernelMaps {
     globals: PerCpuArray<MapData, Globals>,
     config: Array<MapData, Config>,
     known: Array<MapData, KnownSources>,
+    src: SlotTable<SrcSlot>,
+    dst: SlotTable<DstSlot>,
+    /// Monotonic time the current tick started.
+    tick_start_ns: u64,
     current: Config,
     src_capacity: u32,
     dst_capacity: u32,
@@ -44,6 +55,9 @@ impl KernelMaps {
         let globals: PerCpuArray<MapData, Globals> = take(MAP_GLOBALS)?.try_into()?;
         let config: Array<MapData, Config> = take(MAP_CONFIG)?.try_into()?;
         let known: Array<MapData, KnownSources> = take(MAP_KNOWN)?.try_into()?;
+        let cpus = crate::loader::possible_cpus()?;
+        let src = SlotTable::new(take(MAP_SRC)?, MAP_SRC, cpus)?;
+        let dst = SlotTable::new(take(MAP_DST)?, MAP_DST, cpus)?;
         let src_capacity = sources.map().info()?.max_entries();
         let dst_capacity = dests.map().info()?.max_entries();
         let mut maps = KernelMaps {
@@ -55,7 +69,14 @@ impl KernelMaps {
             current: Config {
                 epoch: 1,
                 flags: if track_dests { CONFIG_TRACK_DESTS } else { 0 },
+                tick: 1,
+                seed: random_seed(),
+                src_per_cpu: src.per_cpu,
+                dst_per_cpu: dst.per_cpu,
             },
+            src,
+            dst,
+            tick_start_ns: monotonic_ns(),
             src_capacity,
             dst_capacity,
         };
@@ -104,9 +125,62 @@ impl KernelMaps {
             .context("cannot write the CONFIG map")
     }
 
-    /// Reads every map.
-    pub fn read(&mut self) -> Result<Snapshot> {
+    /// Sets the slot tables' hash seed (the parity check uses the host model's).
+    pub fn set_seed(&mut self, seed: u32) -> Result<()> {
+        self.current.seed = seed;
+        self.write_config()
+    }
+
+    /// The current tick.
+    pub fn tick(&self) -> u32 {
+        self.current.tick
+    }
+
+    /// The slot tables' per-CPU sizes: `(SRC, DST)` slots per CPU and bank.
+    pub fn slots_per_cpu(&self) -> (u32, u32) {
+        (self.src.per_cpu, self.dst.per_cpu)
+    }
+
+    /// Both banks of `cpu`'s partitions of the slot tables, as they are now.
+    pub fn slot_partitions(&self, cpu: u32) -> (Vec<SrcSlot>, Vec<DstSlot>) {
+        (self.src.partition(cpu), self.dst.partition(cpu))
+    }
+
+    /// Ends the current tick and reads what it counted: the reading of every poll.
+    pub fn end_tick(&mut self) -> Result<TickCounts> {
+        let tick = self.current.tick;
+        self.current.tick = tick.wrapping_add(1);
+        self.write_config()?;
+        let now = monotonic_ns();
+        let secs = now.saturating_sub(self.tick_start_ns) as f64 / 1e9;
+        self.tick_start_ns = now;
+        std::thread::sleep(TICK_SETTLE);
+        let (src, dst) = TickCounts::sum(tick, &self.src.bank(tick), &self.dst.bank(tick));
+        Ok(TickCounts {
+            tick,
+            secs,
+            src,
+            dst,
+            src_slots: self.src.slots(),
+            dst_slots: self.dst.slots(),
+        })
+    }
+
+    /// The reading of a poll: the global counters and the tick that has just ended.
+    pub fn read_poll(&mut self) -> Result<Snapshot> {
         let mut snap = self.read_globals()?;
+        snap.tick = self.end_tick()?;
+        Ok(snap)
+    }
+
+    /// Reads every map: a poll's reading and the per-source and per-destination maps.
+    pub fn read(&mut self) -> Result<Snapshot> {
+        let snap = self.read_poll()?;
+        self.read_with(snap)
+    }
+
+    /// Adds the per-source and per-destination maps to a poll's reading.
+    pub fn read_with(&mut self, mut snap: Snapshot) -> Result<Snapshot> {
         snap.sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
             .context("cannot read the SOURCES map")?;
         self.rebuild_known(&snap.sources)?;
@@ -146,7 +220,20 @@ impl KernelMaps {
             globals,
             src_capacity: self.src_capacity,
             dst_capacity: self.dst_capacity,
+            tick: TickCounts::default(),
         })
+    }
+}
+
+/// A random 32-bit seed for the slot tables' hashes (the time, should getrandom fail).
+fn random_seed() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: writes at most 4 bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 4 {
+        u32::from_ne_bytes(b)
+    } else {
+        monotonic_ns() as u32 ^ std::process::id()
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use agent_common::{
     classify_eth,
+    slots::Slot,
     state::{AddrKey, DIR_INGRESS, DstState, Flagged, MAP_FLAGGED, SrcState},
 };
 use anyhow::{Context as _, Result, bail};
@@ -14,7 +15,10 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 
-use picket_detect::{model::HostMaps, snapshot::Snapshot};
+use picket_detect::{
+    model::{HOST_SEED, HostMaps},
+    snapshot::Snapshot,
+};
 
 use crate::{
     loader::{self, MapSizes, PROG_TC_EGRESS, PROG_XDP},
@@ -28,24 +32,46 @@ pub const MIN_FRAME: usize = 14;
 /// so comparing them with the host would compare different bytes.
 pub const MAX_XDP_FRAME: usize = 4096 - 256 - 320;
 
+/// The CPU the runner's thread is pinned to while it runs frames, so that every frame lands
+/// in the same partition of the per-CPU slot tables (the host model has one).
+pub const PARITY_CPU: u32 = 0;
+
 /// The loaded programs and maps, ready to run frames.
 pub struct KernelRunner {
     ebpf: Ebpf,
     maps: KernelMaps,
     admit_on_second: bool,
     flagged: Option<HashMap<MapData, AddrKey, Flagged>>,
+    pinned: Option<std::thread::ThreadId>,
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: u32) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it; 0 is this thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot pin the parity thread to CPU {cpu}"));
+    }
+    Ok(())
 }
 
 impl KernelRunner {
     /// Loads the BPF object (needs root or CAP_BPF+CAP_PERFMON) with the given map sizes.
     pub fn load(sizes: MapSizes) -> Result<Self> {
         let mut ebpf = loader::load(sizes)?;
-        let maps = KernelMaps::take(&mut ebpf, true)?;
+        let mut maps = KernelMaps::take(&mut ebpf, true)?;
+        maps.set_seed(HOST_SEED)?;
         Ok(KernelRunner {
             ebpf,
             maps,
             admit_on_second: false,
             flagged: None,
+            pinned: None,
         })
     }
 
@@ -86,6 +112,11 @@ impl KernelRunner {
     /// the kernel's test harness refuses the input itself (EINVAL: e.g. the skb harness
     /// wants a whole IP header), in which case the program did not run.
     pub fn run(&mut self, frame: &[u8], dir: u32) -> Result<bool> {
+        let me = std::thread::current().id();
+        if self.pinned != Some(me) {
+            pin_to(PARITY_CPU)?;
+            self.pinned = Some(me);
+        }
         let opts = TestRunOptions {
             data_in: Some(frame),
             repeat: 1,
@@ -149,7 +180,9 @@ pub struct Comparison<'a> {
 impl<'a> Comparison<'a> {
     /// Starts a comparison on freshly loaded programs and maps.
     pub fn new(runner: &'a mut KernelRunner) -> Self {
-        let mut host = HostMaps::new();
+        let (src, dst) = runner.maps.slots_per_cpu();
+        let mut host = HostMaps::with_slots(src, dst, HOST_SEED);
+        host.geometry.tick = runner.maps.tick();
         host.admit_on_second = runner.admit_on_second;
         Comparison {
             runner,
@@ -186,8 +219,26 @@ impl<'a> Comparison<'a> {
 
     /// Reads the kernel maps and compares them with the host model.
     pub fn finish(mut self) -> Result<ParityReport> {
+        let tick = self.host.geometry.tick;
+        let (src, dst) = self.runner.maps.slot_partitions(PARITY_CPU);
+        diff_slots(
+            "sender slot",
+            tick,
+            &src,
+            &self.host.src,
+            &mut self.report.diffs,
+        );
+        diff_slots(
+            "receiver slot",
+            tick,
+            &dst,
+            &self.host.dst,
+            &mut self.report.diffs,
+        );
         let kernel = self.runner.read()?;
-        self.report.diffs = diff(&kernel, &self.host.snapshot(0, 0));
+        self.report
+            .diffs
+            .extend(diff(&kernel, &self.host.snapshot(0, 0)));
         Ok(self.report)
     }
 }
@@ -261,5 +312,40 @@ fn diff_maps<V: PartialEq + std::fmt::Debug>(
     }
     for addr in k.keys().filter(|a| !h.contains_key(*a)) {
         out.push(format!("{what} {} only in the kernel map", addr.ip()));
+    }
+}
+
+/// Differences between the kernel's and the host's slots of `tick`, slot by slot (slots of
+/// other ticks are stale on both sides: an earlier comparison's, or never used).
+fn diff_slots<T: Slot + PartialEq + std::fmt::Debug>(
+    what: &str,
+    tick: u32,
+    kernel: &[T],
+    host: &[T],
+    out: &mut Vec<String>,
+) {
+    if kernel.len() != host.len() {
+        out.push(format!(
+            "{what} tables differ in size: kernel {}, host {}",
+            kernel.len(),
+            host.len()
+        ));
+        return;
+    }
+    let live = |s: &T| s.head().tick == tick;
+    let differing: Vec<usize> = (0..host.len())
+        .filter(|&i| {
+            let (k, h) = (&kernel[i], &host[i]);
+            (live(k) || live(h)) && !(live(k) && live(h) && k == h)
+        })
+        .collect();
+    for &i in differing.iter().take(3) {
+        out.push(format!(
+            "{what} {i} differs:\n  kernel {:?}\n  host   {:?}",
+            kernel[i], host[i]
+        ));
+    }
+    if differing.len() > 3 {
+        out.push(format!("{what}s: {} more differ", differing.len() - 3));
     }
 }

@@ -36,6 +36,8 @@ fn runner() -> Option<KernelRunner> {
         KernelRunner::load(MapSizes {
             sources: 1 << 18,
             dests: 1 << 14,
+            src_slots: 1 << 12,
+            dst_slots: 1 << 10,
         })
         .expect("load the BPF object"),
     )

@@ -6,13 +6,19 @@ use std::collections::HashMap;
 
 use agent_common::{
     ParseError, Summary,
+    slots::{
+        DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
+    },
     state::{
         AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PENDING_SLOTS, PlainAdd, SrcState,
         admit_on_second, dst_update, pending_slot,
     },
 };
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, TickCounts};
+
+/// Hash seed of the host model's slot tables: fixed, so that reports are reproducible.
+pub const HOST_SEED: u32 = 0x5eed_0001;
 
 /// Host-side per-source, per-destination and global state.
 #[derive(Clone, Debug)]
@@ -29,6 +35,28 @@ pub struct HostMaps {
     pub admit_on_second: bool,
     /// The pending array used while `admit_on_second` is on.
     pub pending: Vec<u32>,
+    /// Tick, seed and sizes of the slot tables.
+    pub geometry: Geometry,
+    /// The sender table: one CPU's partition, both banks (`agent_common::slots`).
+    pub src: Vec<SrcSlot>,
+    /// The receiver table, laid out as `src`.
+    pub dst: Vec<DstSlot>,
+}
+
+/// The first stage, as `account_slots` in the BPF programs, on partition 0.
+fn account_slots(src: &mut [SrcSlot], dst: &mut [DstSlot], geo: Geometry, s: &Summary) {
+    if let Some([w0, w1]) = ways(src, geo.src_set(0, s)) {
+        account_src(w0, w1, geo.tick, s);
+    }
+    if let Some([w0, w1]) = ways(dst, geo.dst_set(0, s)) {
+        account_dst(w0, w1, geo.tick, s);
+    }
+}
+
+/// The two ways of the set at `i`.
+fn ways<T>(table: &mut [T], i: u32) -> Option<&mut [T; 2]> {
+    let i = i as usize;
+    table.get_mut(i..i.checked_add(2)?)?.try_into().ok()
 }
 
 impl Default for HostMaps {
@@ -38,9 +66,24 @@ impl Default for HostMaps {
 }
 
 impl HostMaps {
-    /// Empty maps in window 1 (the agent's first window too).
+    /// Empty maps in window 1 (the agent's first window too), with slot tables of the live
+    /// agent's default total size in one partition.
     pub fn new() -> Self {
+        Self::with_slots(DEFAULT_SRC_SLOTS, DEFAULT_DST_SLOTS, HOST_SEED)
+    }
+
+    /// Empty maps whose slot tables have `src_per_cpu` and `dst_per_cpu` slots per bank
+    /// (powers of two, at least 2), hashed with `seed`, at tick 1.
+    pub fn with_slots(src_per_cpu: u32, dst_per_cpu: u32, seed: u32) -> Self {
         HostMaps {
+            geometry: Geometry {
+                tick: 1,
+                seed,
+                src_per_cpu,
+                dst_per_cpu,
+            },
+            src: vec![SrcSlot::default(); 2 * src_per_cpu as usize],
+            dst: vec![DstSlot::default(); 2 * dst_per_cpu as usize],
             sources: HashMap::new(),
             dests: HashMap::new(),
             globals: [Globals::default(), Globals::default()],
@@ -71,6 +114,7 @@ impl HostMaps {
         if !s.is_ip() {
             return;
         }
+        account_slots(&mut self.src, &mut self.dst, self.geometry, s);
         if dir == DIR_INGRESS {
             let key = AddrKey { addr: s.src };
             if self.admit_on_second && !self.sources.contains_key(&key) {
@@ -89,6 +133,30 @@ impl HostMaps {
             st.observe::<PlainAdd>(s, now_ns, self.epoch);
         }
         self.account_dest(s, dir, now_ns);
+    }
+
+    /// Ends the current tick, as the agent does at every poll: returns its counts (lasting
+    /// `secs`), and packets from now on count in the next tick.
+    pub fn next_tick(&mut self, secs: f64) -> TickCounts {
+        let tick = self.geometry.tick;
+        self.geometry.tick = tick.wrapping_add(1);
+        let bank = |per: u32| {
+            let per = per as usize;
+            (tick as usize & 1) * per..((tick as usize & 1) + 1) * per
+        };
+        let (src, dst) = TickCounts::sum(
+            tick,
+            &self.src[bank(self.geometry.src_per_cpu)],
+            &self.dst[bank(self.geometry.dst_per_cpu)],
+        );
+        TickCounts {
+            tick,
+            secs,
+            src,
+            dst,
+            src_slots: self.geometry.src_per_cpu,
+            dst_slots: self.geometry.dst_per_cpu,
+        }
     }
 
     fn account_dest(&mut self, s: &Summary, dir: u32, now_ns: u64) {
@@ -128,6 +196,7 @@ impl HostMaps {
             globals: self.globals,
             src_capacity: self.sources.len() as u32,
             dst_capacity: self.dests.len() as u32,
+            tick: TickCounts::default(),
         }
     }
 }

@@ -1,7 +1,12 @@
 //! One reading of Picket's state, whether from the kernel maps or from `picket analyze`'s
 //! host-side copy of them.
 
-use agent_common::state::{AddrKey, DstState, Globals, SrcState};
+use std::collections::HashMap;
+
+use agent_common::{
+    slots::{DstSlot, SrcSlot},
+    state::{AddrKey, DstState, Globals, SrcState},
+};
 
 /// Everything the detectors look at, read at one instant.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +31,57 @@ pub struct Snapshot {
     pub src_capacity: u32,
     /// Capacity of the per-destination map.
     pub dst_capacity: u32,
+    /// What every address sent and received in the tick that has just ended.
+    pub tick: TickCounts,
+}
+
+/// The slot tables' counts of one completed tick, summed over CPUs by address.
+#[derive(Clone, Debug, Default)]
+pub struct TickCounts {
+    /// The tick.
+    pub tick: u32,
+    /// Its length in seconds (0 for the first reading, which has no complete tick).
+    pub secs: f64,
+    /// What each address sent (one entry per address).
+    pub src: Vec<SrcSlot>,
+    /// What each address received (one entry per address).
+    pub dst: Vec<DstSlot>,
+    /// Slots of the sender table per bank, over all CPUs.
+    pub src_slots: u32,
+    /// Slots of the receiver table per bank, over all CPUs.
+    pub dst_slots: u32,
+}
+
+impl TickCounts {
+    /// Sums slots of `tick` by address; slots of any other tick are stale and left out.
+    pub fn sum<'a>(
+        tick: u32,
+        src: impl IntoIterator<Item = &'a SrcSlot>,
+        dst: impl IntoIterator<Item = &'a DstSlot>,
+    ) -> (Vec<SrcSlot>, Vec<DstSlot>) {
+        fn by_addr<'a, T: Copy + 'a>(
+            tick: u32,
+            slots: impl IntoIterator<Item = &'a T>,
+            head: fn(&T) -> (u32, [u64; 2]),
+            merge: fn(&mut T, &T),
+        ) -> Vec<T> {
+            let mut out: HashMap<[u64; 2], T> = HashMap::new();
+            for s in slots {
+                let (t, addr) = head(s);
+                if t != tick {
+                    continue;
+                }
+                out.entry(addr)
+                    .and_modify(|acc| merge(acc, s))
+                    .or_insert(*s);
+            }
+            out.into_values().collect()
+        }
+        (
+            by_addr(tick, src, |s| (s.head.tick, s.head.addr), SrcSlot::merge),
+            by_addr(tick, dst, |s| (s.head.tick, s.head.addr), DstSlot::merge),
+        )
+    }
 }
 
 /// Whether an entry read now is the one an earlier reading saw, so that the difference of

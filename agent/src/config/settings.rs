@@ -131,6 +131,22 @@ declare! {
             in: [Live],
             help: "Capacity of the per-destination LRU map.",
         }
+        src_slots: u32 {
+            default: agent_common::slots::DEFAULT_SRC_SLOTS,
+            flag: set(u32) "src-slots",
+            check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
+            in: [Live],
+            help: "Slots of the per-CPU table of what each address sent per poll, over all \
+                   CPUs (rounded down to a power of two per CPU; 64 bytes each, two banks).",
+        }
+        dst_slots: u32 {
+            default: agent_common::slots::DEFAULT_DST_SLOTS,
+            flag: set(u32) "dst-slots",
+            check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
+            in: [Live],
+            help: "Slots of the per-CPU table of what each address received per poll, over \
+                   all CPUs (rounded down to a power of two per CPU; 128 bytes each, two banks).",
+        }
         capture_dir: Option<PathBuf> {
             default: None,
             flag: some(PathBuf) "capture-dir" value "DIR",

@@ -1,0 +1,504 @@
+//! The first stage of Picket's kernel state: per-CPU, direct-mapped, 2-way slot tables of
+//! what each address sent ([`SrcSlot`]) and received ([`DstSlot`]) in one *tick* (one poll
+//! interval), updated with plain stores and no helper calls (docs/detection-state-design.md
+//! §1).
+//!
+//! * **Layout.** A table is one `BPF_MAP_TYPE_ARRAY` (mmapable), partitioned by CPU and by
+//!   bank: entry `cpu · 2S + bank · S + set · 2 + way`, with `S` slots per CPU and bank (a
+//!   power of two, in [`Config`]). Only the CPU that owns a partition writes it, so there is
+//!   no shared cache line and no atomic.
+//! * **Ticks and banks.** The agent bumps [`Config::tick`] at every poll; packets write bank
+//!   `tick & 1`, and the agent reads the bank of the tick that has just ended. A slot whose
+//!   tick is not the current one is stale and is reset by the first packet that claims it,
+//!   so nothing ever clears a table.
+//! * **Space-Saving in each 2-way set.** A packet updates the way that holds its address;
+//!   else claims a stale way; else replaces the way with fewer packets, starting at that
+//!   count (`pkts = err = min`). `pkts − err` is then a lower bound and `pkts` an upper bound
+//!   of the address's packets in the tick, and every class counter counts only packets seen
+//!   since the claim: a lower bound too. Rules use lower bounds, so a replacement can hide a
+//!   light hitter but never invent a flood; an address with more than half of its set's
+//!   packets always keeps its way.
+//! * **Seeded hashes**, so that a sender cannot aim at one set.
+//!
+//! The same functions run in the BPF programs and in the host model (`picket_detect`'s
+//! `HostMaps`, one partition), which the kernel-parity check compares byte for byte.
+
+use crate::{
+    Summary,
+    classify::{FRAG_NONE, FRAG_TINY, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+    sketch::fmix32,
+    state::Config,
+};
+
+/// Name of the per-CPU table of what addresses sent.
+pub const MAP_SRC: &str = "SRC";
+/// Name of the per-CPU table of what addresses received.
+pub const MAP_DST: &str = "DST";
+
+/// Default total of [`MAP_SRC`] slots per bank, over all CPUs.
+pub const DEFAULT_SRC_SLOTS: u32 = 65_536;
+/// Default total of [`MAP_DST`] slots per bank, over all CPUs.
+pub const DEFAULT_DST_SLOTS: u32 = 8_192;
+/// Fewest slots per CPU and bank (one set of each table at least).
+pub const MIN_SLOTS_PER_CPU: u32 = 2;
+
+/// Slots per CPU and bank for a total of `total` over `cpus` CPUs: the largest power of two
+/// not above `total / cpus`, at least [`MIN_SLOTS_PER_CPU`].
+pub const fn slots_per_cpu(total: u32, cpus: u32) -> u32 {
+    let per = if cpus == 0 { total } else { total / cpus };
+    if per <= MIN_SLOTS_PER_CPU {
+        MIN_SLOTS_PER_CPU
+    } else {
+        1 << (31 - per.leading_zeros())
+    }
+}
+
+/// Entries of a table with `per_cpu` slots per CPU and bank over `cpus` possible CPUs.
+pub const fn table_entries(per_cpu: u32, cpus: u32) -> u32 {
+    per_cpu * 2 * cpus
+}
+
+/// What every slot starts with: whose it is, when, and the Space-Saving counts.
+///
+/// Layout (32 bytes): `addr` at 0 (two native-endian words of the 16 address bytes),
+/// `tick` at 16, `err` at 20, `pkts` at 24, `bytes` at 28.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotHead {
+    /// The address (IPv4-mapped for IPv4), as [`Summary::src_words`] gives it.
+    pub addr: [u64; 2],
+    /// Tick the slot belongs to; any other value means the slot is free.
+    pub tick: u32,
+    /// Space-Saving overestimate: packets counted in `pkts` that may be another address's.
+    pub err: u32,
+    /// Packets, overestimated by at most `err`.
+    pub pkts: u32,
+    /// Bytes on the wire since the claim (saturating).
+    pub bytes: u32,
+}
+
+/// What one address sent in one tick, on one CPU.
+///
+/// Layout (64 bytes): `head` at 0, `syn` at 32, `tcp_other` at 36, `udp` at 40, `synack` at
+/// 44, `rst` at 46, `icmp_req` at 48, `icmp_other` at 50, `other` at 52, `frags` at 54,
+/// `tiny_frag` at 56, `_pad` at 58. The u16 counters saturate.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SrcSlot {
+    /// Address, tick and counts.
+    pub head: SlotHead,
+    /// TCP SYNs without ACK.
+    pub syn: u32,
+    /// TCP without SYN and without RST (ACK, FIN, PSH, … and later TCP fragments).
+    pub tcp_other: u32,
+    /// UDP packets (later UDP fragments included).
+    pub udp: u32,
+    /// TCP SYN-ACKs.
+    pub synack: u16,
+    /// TCP RSTs.
+    pub rst: u16,
+    /// ICMP/ICMPv6 requests (echo, timestamp, address mask).
+    pub icmp_req: u16,
+    /// Other ICMP/ICMPv6 (replies and errors).
+    pub icmp_other: u16,
+    /// Packets of other IP protocols.
+    pub other: u16,
+    /// IP fragments (first and later).
+    pub frags: u16,
+    /// First fragments too short to hold the L4 header (`FRAG_TINY`, an evasion).
+    pub tiny_frag: u16,
+    /// Padding, always zero.
+    pub _pad: [u8; 6],
+}
+
+/// What one address received in one tick, on one CPU.
+///
+/// Layout (128 bytes): `head` at 0, then u32 counters from 32 to 96, `src_bits` at 96,
+/// `_pad` at 112. `*_p` count packets and `*_b` bytes on the wire (saturating).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DstSlot {
+    /// Address, tick and counts.
+    pub head: SlotHead,
+    /// TCP SYNs without ACK: packets.
+    pub syn_p: u32,
+    /// TCP SYNs without ACK: bytes.
+    pub syn_b: u32,
+    /// Other TCP: packets.
+    pub tcp_p: u32,
+    /// Other TCP: bytes.
+    pub tcp_b: u32,
+    /// UDP: packets.
+    pub udp_p: u32,
+    /// UDP: bytes.
+    pub udp_b: u32,
+    /// ICMP/ICMPv6 requests: packets.
+    pub icmp_req_p: u32,
+    /// Other ICMP/ICMPv6: packets.
+    pub icmp_other_p: u32,
+    /// ICMP/ICMPv6 of both kinds: bytes.
+    pub icmp_b: u32,
+    /// Other IP protocols: packets.
+    pub other_p: u32,
+    /// Other IP protocols: bytes.
+    pub other_b: u32,
+    /// IP fragments: packets.
+    pub frag_p: u32,
+    /// IP fragments: bytes.
+    pub frag_b: u32,
+    /// TCP SYN-ACKs received (the address is a client, or the target of a reflection).
+    pub synack_p: u32,
+    /// TCP RSTs received.
+    pub rst_p: u32,
+    /// Reserved, always zero.
+    pub _r: u32,
+    /// 128-bit linear-counting bitmap of the senders.
+    pub src_bits: [u64; 2],
+    /// Padding, always zero.
+    pub _pad: [u64; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<SlotHead>() == 32);
+const _: () = assert!(core::mem::size_of::<SrcSlot>() == 64);
+const _: () = assert!(core::mem::size_of::<DstSlot>() == 128);
+
+/// A slot type: what the 2-way set logic needs of it.
+pub trait Slot: Copy {
+    /// The head.
+    fn head(&self) -> &SlotHead;
+    /// A slot of `addr` in `tick` whose counts start at `base` (every other field zero).
+    fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self;
+}
+
+impl Slot for SrcSlot {
+    #[inline(always)]
+    fn head(&self) -> &SlotHead {
+        &self.head
+    }
+
+    #[inline(always)]
+    fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self {
+        SrcSlot {
+            head: SlotHead {
+                addr,
+                tick,
+                err: base,
+                pkts: base,
+                bytes: 0,
+            },
+            ..SrcSlot::default()
+        }
+    }
+}
+
+impl Slot for DstSlot {
+    #[inline(always)]
+    fn head(&self) -> &SlotHead {
+        &self.head
+    }
+
+    #[inline(always)]
+    fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self {
+        DstSlot {
+            head: SlotHead {
+                addr,
+                tick,
+                err: base,
+                pkts: base,
+                bytes: 0,
+            },
+            ..DstSlot::default()
+        }
+    }
+}
+
+/// Seeded hash of an address (as words) choosing its set.
+#[inline(always)]
+pub fn slot_hash(addr: &[u64; 2], seed: u32) -> u32 {
+    let x = addr[0] ^ addr[1].rotate_left(29);
+    fmix32((x as u32) ^ ((x >> 32) as u32).rotate_left(13) ^ seed)
+}
+
+/// Index of way 0 of `addr`'s set in a table with `per_cpu` slots per CPU and bank (a power
+/// of two): way 1 is the next entry.
+#[inline(always)]
+pub fn set_index(cpu: u32, tick: u32, per_cpu: u32, hash: u32) -> u32 {
+    let mask = per_cpu.wrapping_sub(1) & !1;
+    cpu.wrapping_mul(per_cpu.wrapping_mul(2))
+        .wrapping_add((tick & 1).wrapping_mul(per_cpu))
+        .wrapping_add(hash & mask)
+}
+
+/// The way `addr` is to be counted in, after making it `addr`'s: the way holding it, else a
+/// stale way (reset), else the way with fewer packets (replaced, Space-Saving).
+#[inline(always)]
+pub fn pick<'a, S: Slot>(w0: &'a mut S, w1: &'a mut S, addr: [u64; 2], tick: u32) -> &'a mut S {
+    let (h0, h1) = (w0.head(), w1.head());
+    if h0.tick == tick && h0.addr == addr {
+        return w0;
+    }
+    if h1.tick == tick && h1.addr == addr {
+        return w1;
+    }
+    let (way, base) = if h0.tick != tick {
+        (w0, 0)
+    } else if h1.tick != tick {
+        (w1, 0)
+    } else if h1.pkts < h0.pkts {
+        let base = h1.pkts;
+        (w1, base)
+    } else {
+        let base = h0.pkts;
+        (w0, base)
+    };
+    *way = S::claimed(addr, tick, base);
+    way
+}
+
+#[inline(always)]
+fn sat16(v: &mut u16) {
+    *v = v.saturating_add(1);
+}
+
+#[inline(always)]
+fn count(p: &mut u32, b: &mut u32, len: u32) {
+    *p = p.wrapping_add(1);
+    *b = b.saturating_add(len);
+}
+
+#[inline(always)]
+fn head_count(h: &mut SlotHead, len: u32) {
+    h.pkts = h.pkts.wrapping_add(1);
+    h.bytes = h.bytes.saturating_add(len);
+}
+
+/// TCP flag classes of a packet with a parsed TCP header.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TcpClass {
+    Syn,
+    SynAck,
+    Rst,
+    Other,
+}
+
+#[inline(always)]
+fn tcp_class(s: &Summary) -> TcpClass {
+    use crate::classify::{TCP_ACK, TCP_RST, TCP_SYN};
+    if !s.has_l4() {
+        TcpClass::Other
+    } else if s.tcp_flags & TCP_RST != 0 {
+        TcpClass::Rst
+    } else if s.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+        TcpClass::Syn
+    } else if s.tcp_flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK) {
+        TcpClass::SynAck
+    } else {
+        TcpClass::Other
+    }
+}
+
+/// ICMP/ICMPv6 requests: echo, timestamp and address mask (v4), echo (v6).
+#[inline(always)]
+fn icmp_request(s: &Summary) -> bool {
+    s.has_l4()
+        && match s.proto {
+            IPPROTO_ICMP => matches!(s.icmp_type, 8 | 13 | 17),
+            _ => s.icmp_type == 128,
+        }
+}
+
+impl SrcSlot {
+    /// Accounts one IP packet sent by this slot's address.
+    #[inline(always)]
+    pub fn observe_sent(&mut self, s: &Summary) {
+        head_count(&mut self.head, s.wire_len);
+        match s.proto {
+            IPPROTO_TCP => match tcp_class(s) {
+                TcpClass::Syn => self.syn = self.syn.wrapping_add(1),
+                TcpClass::SynAck => sat16(&mut self.synack),
+                TcpClass::Rst => sat16(&mut self.rst),
+                TcpClass::Other => self.tcp_other = self.tcp_other.wrapping_add(1),
+            },
+            IPPROTO_UDP => self.udp = self.udp.wrapping_add(1),
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+                if icmp_request(s) {
+                    sat16(&mut self.icmp_req);
+                } else {
+                    sat16(&mut self.icmp_other);
+                }
+            }
+            _ => sat16(&mut self.other),
+        }
+        if s.fragment != FRAG_NONE {
+            sat16(&mut self.frags);
+            if s.fragment == FRAG_TINY {
+                sat16(&mut self.tiny_frag);
+            }
+        }
+    }
+}
+
+impl DstSlot {
+    /// Accounts one IP packet received by this slot's address.
+    #[inline(always)]
+    pub fn observe_recv(&mut self, s: &Summary) {
+        let len = s.wire_len;
+        head_count(&mut self.head, len);
+        match s.proto {
+            IPPROTO_TCP => match tcp_class(s) {
+                TcpClass::Syn => count(&mut self.syn_p, &mut self.syn_b, len),
+                c => {
+                    count(&mut self.tcp_p, &mut self.tcp_b, len);
+                    if c == TcpClass::SynAck {
+                        self.synack_p = self.synack_p.wrapping_add(1);
+                    } else if c == TcpClass::Rst {
+                        self.rst_p = self.rst_p.wrapping_add(1);
+                    }
+                }
+            },
+            IPPROTO_UDP => count(&mut self.udp_p, &mut self.udp_b, len),
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+                if icmp_request(s) {
+                    self.icmp_req_p = self.icmp_req_p.wrapping_add(1);
+                } else {
+                    self.icmp_other_p = self.icmp_other_p.wrapping_add(1);
+                }
+                self.icmp_b = self.icmp_b.saturating_add(len);
+            }
+            _ => count(&mut self.other_p, &mut self.other_b, len),
+        }
+        if s.fragment != FRAG_NONE {
+            count(&mut self.frag_p, &mut self.frag_b, len);
+        }
+        // The sender's bit; written only when new, so a hot flow leaves the line clean.
+        let h = fmix32(s.src_words()[0] as u32 ^ (s.src_words()[1] >> 32) as u32);
+        let word = ((h >> 6) & 1) as usize;
+        let bit = 1u64 << (h & 63);
+        if self.src_bits[word] & bit == 0 {
+            self.src_bits[word] |= bit;
+        }
+    }
+}
+
+/// The per-CPU table geometry and clock a packet is accounted with, from [`Config`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Current tick.
+    pub tick: u32,
+    /// Hash seed.
+    pub seed: u32,
+    /// [`MAP_SRC`] slots per CPU and bank.
+    pub src_per_cpu: u32,
+    /// [`MAP_DST`] slots per CPU and bank.
+    pub dst_per_cpu: u32,
+}
+
+impl Geometry {
+    /// The geometry in force.
+    #[inline(always)]
+    pub fn of(c: &Config) -> Self {
+        Geometry {
+            tick: c.tick,
+            seed: c.seed,
+            src_per_cpu: c.src_per_cpu,
+            dst_per_cpu: c.dst_per_cpu,
+        }
+    }
+
+    /// Index of way 0 of the sender's set in [`MAP_SRC`] on `cpu`.
+    #[inline(always)]
+    pub fn src_set(&self, cpu: u32, s: &Summary) -> u32 {
+        let a = s.src_words();
+        set_index(cpu, self.tick, self.src_per_cpu, slot_hash(&a, self.seed))
+    }
+
+    /// Index of way 0 of the receiver's set in [`MAP_DST`] on `cpu`.
+    #[inline(always)]
+    pub fn dst_set(&self, cpu: u32, s: &Summary) -> u32 {
+        let a = s.dst_words();
+        set_index(cpu, self.tick, self.dst_per_cpu, slot_hash(&a, self.seed))
+    }
+}
+
+/// Accounts a packet in its sender's set (`w0`, `w1`: the two ways).
+#[inline(always)]
+pub fn account_src(w0: &mut SrcSlot, w1: &mut SrcSlot, tick: u32, s: &Summary) {
+    pick(w0, w1, s.src_words(), tick).observe_sent(s);
+}
+
+/// Accounts a packet in its receiver's set (`w0`, `w1`: the two ways).
+#[inline(always)]
+pub fn account_dst(w0: &mut DstSlot, w1: &mut DstSlot, tick: u32, s: &Summary) {
+    pick(w0, w1, s.dst_words(), tick).observe_recv(s);
+}
+
+#[cfg(feature = "aya")]
+mod pod {
+    // SAFETY: #[repr(C)] structs of integers with no implicit padding (size asserts above).
+    unsafe impl aya::Pod for super::SrcSlot {}
+    unsafe impl aya::Pod for super::DstSlot {}
+}
+
+#[cfg(feature = "std")]
+impl SlotHead {
+    /// The address as 16 bytes (IPv4-mapped for IPv4).
+    pub fn addr_bytes(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.addr[0].to_ne_bytes());
+        out[8..].copy_from_slice(&self.addr[1].to_ne_bytes());
+        out
+    }
+
+    /// Packets certainly this address's (the Space-Saving lower bound).
+    pub fn pkts_lower(&self) -> u32 {
+        self.pkts.saturating_sub(self.err)
+    }
+}
+
+#[cfg(feature = "std")]
+impl SlotHead {
+    fn merge(&mut self, o: &SlotHead) {
+        self.err = self.err.saturating_add(o.err);
+        self.pkts = self.pkts.saturating_add(o.pkts);
+        self.bytes = self.bytes.saturating_add(o.bytes);
+    }
+}
+
+/// Adds another CPU's slot of the same address and tick (saturating).
+#[cfg(feature = "std")]
+macro_rules! merge_fields {
+    ($self:ident, $o:ident; $($f:ident),*) => {
+        $self.head.merge(&$o.head);
+        $( $self.$f = $self.$f.saturating_add($o.$f); )*
+    };
+}
+
+#[cfg(feature = "std")]
+impl SrcSlot {
+    /// Adds another CPU's slot of the same address and tick.
+    pub fn merge(&mut self, o: &SrcSlot) {
+        merge_fields!(self, o; syn, tcp_other, udp, synack, rst, icmp_req, icmp_other, other,
+            frags, tiny_frag);
+    }
+
+    /// ICMP and ICMPv6 packets of every kind.
+    pub fn icmp(&self) -> u32 {
+        u32::from(self.icmp_req) + u32::from(self.icmp_other)
+    }
+}
+
+#[cfg(feature = "std")]
+impl DstSlot {
+    /// Adds another CPU's slot of the same address and tick.
+    pub fn merge(&mut self, o: &DstSlot) {
+        merge_fields!(self, o; syn_p, syn_b, tcp_p, tcp_b, udp_p, udp_b, icmp_req_p,
+            icmp_other_p, icmp_b, other_p, other_b, frag_p, frag_b, synack_p, rst_p);
+        self.src_bits[0] |= o.src_bits[0];
+        self.src_bits[1] |= o.src_bits[1];
+    }
+
+    /// Estimated distinct senders (128-bit linear counting; saturates near 620).
+    pub fn distinct_sources(&self) -> crate::sketch::Distinct {
+        crate::sketch::linear_count_bits(&self.src_bits)
+    }
+}

@@ -45,7 +45,10 @@ pub const MIN_SLOTS_PER_CPU: u32 = 2;
 /// Slots per CPU and bank for a total of `total` over `cpus` CPUs: the largest power of two
 /// not above `total / cpus`, at least [`MIN_SLOTS_PER_CPU`].
 pub const fn slots_per_cpu(total: u32, cpus: u32) -> u32 {
-    let per = if cpus == 0 { total } else { total / cpus };
+    let per = match total.checked_div(cpus) {
+        Some(per) => per,
+        None => total,
+    };
     if per <= MIN_SLOTS_PER_CPU {
         MIN_SLOTS_PER_CPU
     } else {

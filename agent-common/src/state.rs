@@ -15,8 +15,6 @@ use crate::{
 
 /// Name of the per-source LRU hash map.
 pub const MAP_SOURCES: &str = "SOURCES";
-/// Name of the per-destination LRU hash map.
-pub const MAP_DESTS: &str = "DESTS";
 /// Name of the per-CPU global counters array.
 pub const MAP_GLOBALS: &str = "GLOBALS";
 /// Name of the one-entry configuration array.
@@ -24,8 +22,6 @@ pub const MAP_CONFIG: &str = "CONFIG";
 
 /// Default capacity of [`MAP_SOURCES`].
 pub const DEFAULT_SOURCES: u32 = 65_536;
-/// Default capacity of [`MAP_DESTS`].
-pub const DEFAULT_DESTS: u32 = 16_384;
 
 /// Index of the ingress slot in [`MAP_GLOBALS`].
 pub const DIR_INGRESS: u32 = 0;
@@ -57,35 +53,20 @@ pub struct AddrKey {
     pub addr: [u8; 16],
 }
 
-/// Per-source state: what one source sent to the monitored interfaces (ingress).
+/// Per-source scan state: the probes ([`Summary::is_probe`]) one source sent to the monitored
+/// interfaces (ingress). Rates and every other per-source count come from the slot tables
+/// (`crate::slots`), so only probes reach this map.
 ///
-/// Counters are cumulative since the entry was created; the agent turns them into rates.
 /// The distinct-port and distinct-host sets belong to the window `epoch` and are cleared
-/// by the first packet of a new window.
+/// by the first probe of a new window.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SrcState {
-    /// Packets.
-    pub packets: u64,
-    /// Bytes on the wire.
-    pub bytes: u64,
-    /// TCP packets.
-    pub tcp: u64,
-    /// UDP packets.
-    pub udp: u64,
-    /// ICMP and ICMPv6 packets.
-    pub icmp: u64,
-    /// Other IP packets (other protocols and later fragments).
-    pub other: u64,
-    /// TCP SYNs without ACK.
-    pub syn: u64,
-    /// Probe packets ([`Summary::is_probe`]).
+    /// Probes since the entry was created.
     pub probes: u64,
-    /// IP fragments.
-    pub fragments: u64,
-    /// Kernel monotonic time (ns) of the first packet.
+    /// Kernel monotonic time (ns) of the first probe.
     pub first_seen_ns: u64,
-    /// Kernel monotonic time (ns) of the latest packet.
+    /// Kernel monotonic time (ns) of the latest probe.
     pub last_seen_ns: u64,
     /// Window the sets below belong to.
     pub epoch: u64,
@@ -105,20 +86,12 @@ pub struct SrcState {
     pub host_slots: [u32; SET_SLOTS],
 }
 
-const _: () = assert!(core::mem::size_of::<SrcState>() == 14 * 8 + 16 + 2 * 128 + 128 + 256);
+const _: () = assert!(core::mem::size_of::<SrcState>() == 6 * 8 + 16 + 2 * 128 + 128 + 256);
 
 impl SrcState {
     /// An all-zero state.
     pub const ZERO: SrcState = SrcState {
-        packets: 0,
-        bytes: 0,
-        tcp: 0,
-        udp: 0,
-        icmp: 0,
-        other: 0,
-        syn: 0,
         probes: 0,
-        fragments: 0,
         first_seen_ns: 0,
         last_seen_ns: 0,
         epoch: 0,
@@ -139,34 +112,16 @@ impl SrcState {
         self.epoch = epoch;
     }
 
-    /// Accounts one ingress IP packet from this source.
+    /// Accounts one ingress probe from this source (other packets are ignored).
     #[inline(always)]
     pub fn observe<A: Adder>(&mut self, s: &Summary, now_ns: u64, epoch: u64) {
-        A::add(&mut self.packets, 1);
-        A::add(&mut self.bytes, u64::from(s.wire_len));
-        if !s.has_l4() {
-            A::add(&mut self.other, 1);
-        } else {
-            match s.proto {
-                IPPROTO_TCP => A::add(&mut self.tcp, 1),
-                IPPROTO_UDP => A::add(&mut self.udp, 1),
-                IPPROTO_ICMP | IPPROTO_ICMPV6 => A::add(&mut self.icmp, 1),
-                _ => A::add(&mut self.other, 1),
-            }
-        }
-        if s.fragment != 0 {
-            A::add(&mut self.fragments, 1);
-        }
-        if s.is_syn() {
-            A::add(&mut self.syn, 1);
-        }
-        if self.last_seen_ns != now_ns {
-            self.last_seen_ns = now_ns;
-        }
         if !s.is_probe() {
             return;
         }
         A::add(&mut self.probes, 1);
+        if self.last_seen_ns != now_ns {
+            self.last_seen_ns = now_ns;
+        }
         self.last_dst = s.dst;
         if self.epoch != epoch {
             self.clear_sets();
@@ -188,104 +143,6 @@ impl SrcState {
         self.host_used = 0;
         self.port_bits = [0; BITMAP_WORDS];
         self.host_bits = [0; BITMAP_WORDS];
-    }
-}
-
-/// Per-destination state: TCP handshake activity towards one of the monitored hosts, so that
-/// a flood from spoofed random sources is seen at its target.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DstState {
-    /// SYNs (without ACK) received.
-    pub syn_in: u64,
-    /// SYN-ACKs sent back (egress).
-    pub synack_out: u64,
-    /// RSTs sent back (egress).
-    pub rst_out: u64,
-    /// Kernel monotonic time (ns) of the first SYN.
-    pub first_seen_ns: u64,
-    /// Kernel monotonic time (ns) of the latest update.
-    pub last_seen_ns: u64,
-    /// Window `src_bits` belongs to.
-    pub epoch: u64,
-    /// Linear-counting bitmap of the SYN sources in the window.
-    pub src_bits: [u64; BITMAP_WORDS],
-}
-
-const _: () = assert!(core::mem::size_of::<DstState>() == 6 * 8 + 128);
-
-impl DstState {
-    /// An all-zero state.
-    pub const ZERO: DstState = DstState {
-        syn_in: 0,
-        synack_out: 0,
-        rst_out: 0,
-        first_seen_ns: 0,
-        last_seen_ns: 0,
-        epoch: 0,
-        src_bits: [0; BITMAP_WORDS],
-    };
-
-    /// Prepares a new entry created at `now_ns` in window `epoch`.
-    #[inline(always)]
-    pub fn init(&mut self, now_ns: u64, epoch: u64) {
-        *self = Self::ZERO;
-        self.first_seen_ns = now_ns;
-        self.epoch = epoch;
-    }
-
-    /// Accounts an ingress SYN towards this destination.
-    #[inline(always)]
-    pub fn observe_syn<A: Adder>(&mut self, s: &Summary, now_ns: u64, epoch: u64) {
-        A::add(&mut self.syn_in, 1);
-        if self.last_seen_ns != now_ns {
-            self.last_seen_ns = now_ns;
-        }
-        if self.epoch != epoch {
-            self.src_bits = [0; BITMAP_WORDS];
-            self.epoch = epoch;
-        }
-        bitmap_insert(&mut self.src_bits, addr_hash(&s.src));
-    }
-
-    /// Accounts an egress SYN-ACK or RST sent by this destination.
-    #[inline(always)]
-    pub fn observe_reply<A: Adder>(&mut self, s: &Summary, now_ns: u64) {
-        if s.is_syn_ack() {
-            A::add(&mut self.synack_out, 1);
-        } else if s.is_rst() {
-            A::add(&mut self.rst_out, 1);
-        }
-        if self.last_seen_ns != now_ns {
-            self.last_seen_ns = now_ns;
-        }
-    }
-}
-
-/// Which per-destination update, if any, a packet calls for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DstUpdate {
-    /// No update.
-    None,
-    /// An ingress SYN: key is the packet's destination.
-    SynIn,
-    /// An egress SYN-ACK or RST: key is the packet's source (the monitored host).
-    ReplyOut,
-}
-
-/// Decides the per-destination update for a packet seen in direction `dir`.
-#[inline(always)]
-pub fn dst_update(s: &Summary, dir: u32) -> DstUpdate {
-    if dir == DIR_INGRESS {
-        if s.is_syn() {
-            DstUpdate::SynIn
-        } else {
-            DstUpdate::None
-        }
-    } else if s.is_syn_ack() || s.is_rst() {
-        DstUpdate::ReplyOut
-    } else {
-        DstUpdate::None
     }
 }
 
@@ -334,10 +191,6 @@ pub struct Globals {
     /// Packets from unknown sources not admitted to the per-source map (first sighting
     /// while [`CONFIG_ADMIT_ON_SECOND`] is on).
     pub src_deferred: u64,
-    /// Per-destination entries created.
-    pub dst_inserts: u64,
-    /// Per-destination updates that failed.
-    pub dst_failures: u64,
 }
 
 impl Globals {
@@ -424,9 +277,7 @@ impl Globals {
             probes,
             src_inserts,
             src_failures,
-            src_deferred,
-            dst_inserts,
-            dst_failures
+            src_deferred
         );
         for (a, b) in self.parse_errors.iter_mut().zip(o.parse_errors.iter()) {
             *a += b;
@@ -454,8 +305,6 @@ pub struct Config {
     pub dst_per_cpu: u32,
 }
 
-/// [`Config::flags`]: keep per-destination SYN state.
-pub const CONFIG_TRACK_DESTS: u64 = 1;
 /// [`Config::flags`]: admit a source to the per-source map only at its second sighting.
 ///
 /// The agent sets it while new sources arrive faster than the map can keep them (a flood
@@ -615,7 +464,6 @@ mod pod {
     // padding (checked by the size assertions above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::AddrKey {}
     unsafe impl aya::Pod for super::SrcState {}
-    unsafe impl aya::Pod for super::DstState {}
     unsafe impl aya::Pod for super::Globals {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Flagged {}
@@ -635,14 +483,6 @@ impl SrcState {
     /// Distinct destination hosts probed in the current window.
     pub fn distinct_hosts(&self) -> crate::sketch::Distinct {
         crate::sketch::distinct_set(&self.host_slots, self.host_used, &self.host_bits, |h| h)
-    }
-}
-
-#[cfg(feature = "std")]
-impl DstState {
-    /// Estimated distinct SYN sources in the current window.
-    pub fn distinct_sources(&self) -> crate::sketch::Distinct {
-        crate::sketch::linear_count(&self.src_bits)
     }
 }
 

@@ -455,7 +455,10 @@ proptest! {
 #[cfg(feature = "std")]
 mod state {
     use super::*;
-    use agent_common::state::{DstState, Globals, PlainAdd, SrcState};
+    use agent_common::{
+        slots::{DstSlot, SrcSlot},
+        state::{Globals, PlainAdd, SrcState},
+    };
 
     fn syn_to(dst: [u8; 4], port: u16) -> Summary {
         classify_eth(
@@ -542,8 +545,9 @@ mod state {
             let mut g = Globals::default();
             let mut src = SrcState::ZERO;
             src.init(0, 0);
-            let mut dst = DstState::ZERO;
-            dst.init(0, 0);
+            // Every packet into one sender and one receiver slot: the class sums must add up.
+            let mut sent = SrcSlot::default();
+            let mut recv = DstSlot::default();
             let frames = pkts.into_iter().chain(valid.iter().map(|(t, l3, l4)| build(t, l3, l4).bytes));
             let mut ok_ip = 0u64;
             for (i, b) in frames.enumerate() {
@@ -553,10 +557,8 @@ mod state {
                         if s.is_ip() {
                             ok_ip += 1;
                             src.observe::<PlainAdd>(&s, i as u64, epochs[i]);
-                            if s.is_syn() {
-                                dst.observe_syn::<PlainAdd>(&s, i as u64, epochs[i]);
-                            }
-                            dst.observe_reply::<PlainAdd>(&s, i as u64);
+                            sent.observe_sent(&s);
+                            recv.observe_recv(&s);
                         }
                     }
                     Err(e) => g.observe_error(e, b.len() as u64),
@@ -566,13 +568,21 @@ mod state {
             prop_assert_eq!(g.ipv4 + g.ipv6, g.tcp + g.udp + g.icmp + g.icmpv6 + g.other_l4);
             prop_assert!(g.syn + g.syn_ack <= g.tcp && g.rst <= g.tcp);
             prop_assert_eq!(g.parse_errors[0], 0);
-            prop_assert_eq!(src.packets, ok_ip);
-            prop_assert_eq!(src.packets, src.tcp + src.udp + src.icmp + src.other);
-            prop_assert!(src.syn <= src.tcp && src.probes <= src.packets);
-            prop_assert_eq!(src.syn, g.syn);
-            prop_assert_eq!(src.fragments, g.fragments);
-            prop_assert_eq!(dst.syn_in, g.syn);
-            prop_assert_eq!(dst.synack_out, g.syn_ack);
+            prop_assert_eq!(src.probes, g.probes);
+            prop_assert_eq!(u64::from(sent.head.pkts), ok_ip);
+            let classes = sent.syn + sent.tcp_other + sent.udp
+                + u32::from(sent.synack) + u32::from(sent.rst) + sent.icmp()
+                + u32::from(sent.other);
+            prop_assert_eq!(u64::from(classes), ok_ip);
+            prop_assert!(u64::from(sent.syn) <= g.syn && u64::from(sent.synack) <= g.syn_ack);
+            prop_assert_eq!(u64::from(sent.rst), g.rst);
+            prop_assert_eq!(u64::from(sent.frags), g.fragments);
+            prop_assert_eq!(u64::from(recv.head.pkts), ok_ip);
+            prop_assert_eq!(
+                (recv.syn_p, recv.synack_p, recv.rst_p, recv.udp_p),
+                (sent.syn, u32::from(sent.synack), u32::from(sent.rst), sent.udp)
+            );
+            prop_assert_eq!(u64::from(recv.frag_p), g.fragments);
             prop_assert!(u64::from(src.distinct_ports().value) <= src.probes);
             prop_assert!(u64::from(src.distinct_hosts().value) <= src.probes);
 

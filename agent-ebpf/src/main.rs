@@ -14,10 +14,10 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
     state::{
-        Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config,
-        DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, DstState, DstUpdate,
-        EVIDENCE_RING_BYTES, EVIDENCE_SNAP, EvidenceRecord, FLAGGED_ENTRIES, Flagged, Globals,
-        KnownSources, PENDING_SLOTS, PlainAdd, SrcState, admit_on_second, dst_update, pending_slot,
+        Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DEFAULT_SOURCES,
+        DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES, EVIDENCE_SNAP, EvidenceRecord,
+        FLAGGED_ENTRIES, Flagged, Globals, KnownSources, PENDING_SLOTS, PlainAdd, SrcState,
+        admit_on_second, pending_slot,
     },
 };
 use aya_ebpf::{
@@ -31,13 +31,10 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 
-/// Per-source state (LRU: a flood of new sources evicts the oldest). Resized at load time.
+/// Per-source scan state of the sources that probe (LRU: a flood of new sources evicts the
+/// oldest). Resized at load time.
 #[map(name = "SOURCES")]
 static SOURCES: LruHashMap<AddrKey, SrcState> = LruHashMap::with_max_entries(DEFAULT_SOURCES, 0);
-
-/// Per-destination SYN state (LRU). Resized at load time.
-#[map(name = "DESTS")]
-static DESTS: LruHashMap<AddrKey, DstState> = LruHashMap::with_max_entries(DEFAULT_DESTS, 0);
 
 /// What each address sent per tick: per-CPU partitions of 2-way sets (`agent_common::slots`),
 /// mmapped by the agent. Resized at load time.
@@ -72,10 +69,6 @@ static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
 /// Per-CPU slot through which `Direct::merge_offset` passes header offsets.
 #[map(name = "OFFSET")]
 static OFFSET: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per-CPU scratch space to build a new per-destination entry.
-#[map(name = "DST_SCRATCH")]
-static DST_SCRATCH: PerCpuArray<DstState> = PerCpuArray::with_max_entries(1, 0);
 
 /// Sources flagged by the agent for evidence capture, with their remaining byte budget.
 /// Looked up only while the agent sets `CONFIG_EVIDENCE`.
@@ -362,18 +355,10 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
         return;
     }
     account_slots(s, &cfg);
-    let (epoch, flags) = (cfg.epoch, cfg.flags);
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if dir == DIR_INGRESS {
-        update_source(g, s, now, epoch, flags);
-    }
-    if flags & CONFIG_TRACK_DESTS != 0 {
-        match dst_update(s, dir) {
-            DstUpdate::SynIn => update_dest(g, AddrKey { addr: s.dst }, s, now, epoch, true),
-            DstUpdate::ReplyOut => update_dest(g, AddrKey { addr: s.src }, s, now, epoch, false),
-            DstUpdate::None => {}
-        }
+    if dir == DIR_INGRESS && s.is_probe() {
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_coarse_ns() };
+        update_source(g, s, now, cfg.epoch, cfg.flags);
     }
 }
 
@@ -449,47 +434,6 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, flags: u64)
                 None => g.src_failures += 1,
             }
         }
-    }
-}
-
-// Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
-#[allow(clippy::needless_borrows_for_generic_args)]
-#[inline(always)]
-fn update_dest(g: &mut Globals, key: AddrKey, s: &Summary, now: u64, epoch: u64, syn_in: bool) {
-    if let Some(v) = DESTS.get_ptr_mut(key) {
-        // SAFETY: as for SOURCES.
-        let v = unsafe { &mut *v };
-        if syn_in {
-            v.observe_syn::<AtomicAdd>(s, now, epoch);
-        } else {
-            v.observe_reply::<AtomicAdd>(s, now);
-        }
-        return;
-    }
-    let Some(scratch) = DST_SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU scratch slot owned by this program invocation.
-    let st = unsafe { &mut *scratch };
-    st.init(now, epoch);
-    if syn_in {
-        st.observe_syn::<PlainAdd>(s, now, epoch);
-    } else {
-        st.observe_reply::<PlainAdd>(s, now);
-    }
-    match DESTS.insert(&key, &*st, u64::from(BPF_NOEXIST)) {
-        Ok(()) => g.dst_inserts += 1,
-        Err(_) => match DESTS.get_ptr_mut(key) {
-            Some(v) => {
-                let v = unsafe { &mut *v };
-                if syn_in {
-                    v.observe_syn::<AtomicAdd>(s, now, epoch);
-                } else {
-                    v.observe_reply::<AtomicAdd>(s, now);
-                }
-            }
-            None => g.dst_failures += 1,
-        },
     }
 }
 

@@ -33,7 +33,6 @@ struct Case {
     name: &'static str,
     frame: Vec<u8>,
     target: Option<f64>,
-    track_dests: bool,
 }
 
 /// Runs the benchmark and prints a table.
@@ -51,7 +50,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let sizes = MapSizes {
         sources: args.sources.max(1024),
-        dests: 1024,
         src_slots: agent_common::slots::DEFAULT_SRC_SLOTS,
         dst_slots: agent_common::slots::DEFAULT_DST_SLOTS,
     };
@@ -64,7 +62,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .try_into()?;
         pass.load()?;
     }
-    let mut maps = KernelMaps::take(&mut ebpf, true)?;
+    let mut maps = KernelMaps::take(&mut ebpf)?;
     let src = Ipv4Addr::new(198, 51, 100, 7);
     let dst = Ipv4Addr::new(192, 0, 2, 1);
     let cases = [
@@ -72,37 +70,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             name: "IPv4 TCP SYN, one hot source",
             frame: frames::ipv4(src, dst, IPPROTO_TCP, 0, &frames::tcp(40000, 80, TCP_SYN)),
             target: Some(TARGET_HOT_NS),
-            track_dests: true,
-        },
-        Case {
-            name: "  same, destination tracking off",
-            frame: frames::ipv4(src, dst, IPPROTO_TCP, 0, &frames::tcp(40000, 80, TCP_SYN)),
-            target: None,
-            track_dests: false,
         },
         Case {
             name: "IPv4 TCP ACK (established), hot",
             frame: frames::ipv4(src, dst, IPPROTO_TCP, 0, &frames::tcp(40000, 80, TCP_ACK)),
             target: Some(TARGET_HOT_NS),
-            track_dests: true,
         },
         Case {
             name: "IPv4 UDP (64-byte payload), hot",
             frame: frames::ipv4(src, dst, IPPROTO_UDP, 0, &frames::udp(40000, 443, &[0; 64])),
             target: Some(TARGET_HOT_NS),
-            track_dests: true,
         },
         Case {
             name: "IPv6 HBH+DstOpt+Frag TCP SYN, hot",
             frame: frames::ipv6_ext_syn("2001:db8::7".parse()?, "2001:db8::1".parse()?),
             target: Some(TARGET_HOT_NS),
-            track_dests: true,
         },
         Case {
             name: "VXLAN: IPv4 TCP SYN inside, hot",
             frame: vxlan_syn(src, dst),
             target: Some(TARGET_HOT_NS),
-            track_dests: true,
         },
     ];
     println!(
@@ -119,7 +106,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "case", "baseline", "picket", "delta", "delta cycles", "target"
     );
     for case in &cases {
-        maps.set_track_dests(case.track_dests)?;
         let mut base = Vec::new();
         let mut prog = Vec::new();
         for _ in 0..args.rounds {
@@ -137,7 +123,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         };
         print_row(case.name, &base, &prog, &delta, extra_cycles, case.target);
     }
-    maps.set_track_dests(true)?;
     print_scaling(&ebpf, &cases[0].frame, args.repeat)?;
 
     // Many sources: one run per packet, a new source address each time.

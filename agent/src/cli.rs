@@ -326,7 +326,8 @@ mod tests {
             ("--end-after", dur(d.end_after)),
             ("--output", "auto".into()),
             ("--src-map-entries", d.src_map_entries.to_string()),
-            ("--dst-map-entries", d.dst_map_entries.to_string()),
+            ("--src-slots", d.src_slots.to_string()),
+            ("--dst-slots", d.dst_slots.to_string()),
             ("--metrics-top-k", d.metrics.top_k.to_string()),
             (
                 "--capture-bytes-per-alert",

@@ -44,7 +44,6 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
     crate::system::check_capabilities()?;
     let mut runner = KernelRunner::load(MapSizes {
         sources: SOURCES,
-        dests: 1 << 16,
         src_slots: 1 << 16,
         dst_slots: 1 << 14,
     })?;

@@ -77,11 +77,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
-        dests: s.dst_map_entries,
         src_slots: s.src_slots,
         dst_slots: s.dst_slots,
     })?;
-    let mut maps = KernelMaps::take(&mut ebpf, true)?;
+    let mut maps = KernelMaps::take(&mut ebpf)?;
     let mut evidence = match &s.capture_dir {
         Some(dir) => Some(Evidence::new(
             &mut ebpf,

@@ -5,7 +5,7 @@ use std::{ffi::CString, fs::File, os::fd::AsRawFd, path::PathBuf};
 
 use agent_common::{
     slots::{MAP_DST, MAP_SRC, slots_per_cpu, table_entries},
-    state::{MAP_DESTS, MAP_SOURCES},
+    state::MAP_SOURCES,
 };
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
@@ -53,10 +53,8 @@ pub enum XdpModeArg {
 /// Map sizes.
 #[derive(Clone, Copy, Debug)]
 pub struct MapSizes {
-    /// Per-source entries.
+    /// Per-source (scan state) entries.
     pub sources: u32,
-    /// Per-destination entries.
-    pub dests: u32,
     /// Slots of the sender table per bank, over all CPUs.
     pub src_slots: u32,
     /// Slots of the receiver table per bank, over all CPUs.
@@ -77,7 +75,6 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
     let table = |total| table_entries(slots_per_cpu(total, cpus), cpus);
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(MAP_SOURCES, sizes.sources)
-        .map_max_entries(MAP_DESTS, sizes.dests)
         .map_max_entries(MAP_SRC, table(sizes.src_slots))
         .map_max_entries(MAP_DST, table(sizes.dst_slots))
         .load(BPF_OBJECT)

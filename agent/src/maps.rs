@@ -9,9 +9,8 @@ use std::{
 
 use agent_common::slots::{DstSlot, MAP_DST, MAP_SRC, SrcSlot};
 use agent_common::state::{
-    AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, CONFIG_TRACK_DESTS, Config, DIR_EGRESS,
-    DIR_INGRESS, DstState, Globals, KnownSources, MAP_CONFIG, MAP_DESTS, MAP_GLOBALS, MAP_KNOWN,
-    MAP_SOURCES, SrcState,
+    AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DIR_EGRESS, DIR_INGRESS, Globals,
+    KnownSources, MAP_CONFIG, MAP_GLOBALS, MAP_KNOWN, MAP_SOURCES, SrcState,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -30,7 +29,6 @@ const TICK_SETTLE: std::time::Duration = std::time::Duration::from_millis(1);
 /// The agent's handles on the kernel maps.
 pub struct KernelMaps {
     sources: HashMap<MapData, AddrKey, SrcState>,
-    dests: HashMap<MapData, AddrKey, DstState>,
     globals: PerCpuArray<MapData, Globals>,
     config: Array<MapData, Config>,
     known: Array<MapData, KnownSources>,
@@ -40,18 +38,16 @@ pub struct KernelMaps {
     tick_start_ns: u64,
     current: Config,
     src_capacity: u32,
-    dst_capacity: u32,
 }
 
 impl KernelMaps {
     /// Takes the maps out of the loaded object and writes the initial configuration.
-    pub fn take(ebpf: &mut Ebpf, track_dests: bool) -> Result<Self> {
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self> {
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| anyhow!("map {name} missing"))
         };
         let sources: HashMap<MapData, AddrKey, SrcState> = take(MAP_SOURCES)?.try_into()?;
-        let dests: HashMap<MapData, AddrKey, DstState> = take(MAP_DESTS)?.try_into()?;
         let globals: PerCpuArray<MapData, Globals> = take(MAP_GLOBALS)?.try_into()?;
         let config: Array<MapData, Config> = take(MAP_CONFIG)?.try_into()?;
         let known: Array<MapData, KnownSources> = take(MAP_KNOWN)?.try_into()?;
@@ -59,16 +55,14 @@ impl KernelMaps {
         let src = SlotTable::new(take(MAP_SRC)?, MAP_SRC, cpus)?;
         let dst = SlotTable::new(take(MAP_DST)?, MAP_DST, cpus)?;
         let src_capacity = sources.map().info()?.max_entries();
-        let dst_capacity = dests.map().info()?.max_entries();
         let mut maps = KernelMaps {
             sources,
-            dests,
             globals,
             config,
             known,
             current: Config {
                 epoch: 1,
-                flags: if track_dests { CONFIG_TRACK_DESTS } else { 0 },
+                flags: 0,
                 tick: 1,
                 seed: random_seed(),
                 src_per_cpu: src.per_cpu,
@@ -78,7 +72,6 @@ impl KernelMaps {
             dst,
             tick_start_ns: monotonic_ns(),
             src_capacity,
-            dst_capacity,
         };
         maps.write_config()?;
         Ok(maps)
@@ -94,11 +87,6 @@ impl KernelMaps {
     /// Turns admission of new sources on second sighting on or off.
     pub fn set_admit_on_second(&mut self, on: bool) -> Result<()> {
         self.set_flag(CONFIG_ADMIT_ON_SECOND, on)
-    }
-
-    /// Turns per-destination SYN tracking on or off.
-    pub fn set_track_dests(&mut self, on: bool) -> Result<()> {
-        self.set_flag(CONFIG_TRACK_DESTS, on)
     }
 
     /// Turns evidence capture (lookups of flagged sources) on or off.
@@ -173,19 +161,17 @@ impl KernelMaps {
         Ok(snap)
     }
 
-    /// Reads every map: a poll's reading and the per-source and per-destination maps.
+    /// Reads every map: a poll's reading and the per-source map.
     pub fn read(&mut self) -> Result<Snapshot> {
         let snap = self.read_poll()?;
         self.read_with(snap)
     }
 
-    /// Adds the per-source and per-destination maps to a poll's reading.
+    /// Adds the per-source map to a poll's reading.
     pub fn read_with(&mut self, mut snap: Snapshot) -> Result<Snapshot> {
         snap.sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
             .context("cannot read the SOURCES map")?;
         self.rebuild_known(&snap.sources)?;
-        snap.dests = read_hash(self.dests.map().fd().as_fd(), self.dst_capacity as usize)
-            .context("cannot read the DESTS map")?;
         snap.maps_read = true;
         Ok(snap)
     }
@@ -216,10 +202,8 @@ impl KernelMaps {
             epoch: self.current.epoch,
             maps_read: false,
             sources: Vec::new(),
-            dests: Vec::new(),
             globals,
             src_capacity: self.src_capacity,
-            dst_capacity: self.dst_capacity,
             tick: TickCounts::default(),
         })
     }

@@ -77,7 +77,7 @@ impl Direction {
     const ALL: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 }
 
-/// `map`: the per-source or the per-destination map.
+/// `map`: the per-source map, or the per-CPU receiver slot table (`destinations`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 enum MapName {
@@ -434,12 +434,17 @@ impl Metrics {
         self.count(&snap.globals);
         let maps = [
             (MapName::Sources, snap.sources.len(), snap.src_capacity),
-            (MapName::Destinations, snap.dests.len(), snap.dst_capacity),
+            (
+                MapName::Destinations,
+                snap.tick.dst.len(),
+                snap.tick.dst_slots,
+            ),
         ];
         for (map, entries, capacity) in maps {
             let l = MapLabels { map };
-            // A reading of the global counters only leaves the last entry counts in place.
-            if snap.maps_read {
+            // A reading without the per-source map leaves its last entry count in place (the
+            // receiver slots are read at every poll).
+            if snap.maps_read || map == MapName::Destinations {
                 self.map_entries.get_or_create(&l).set(entries as i64);
             }
             self.map_capacity.get_or_create(&l).set(i64::from(capacity));
@@ -560,18 +565,11 @@ impl Metrics {
         both.merge(&globals[1]);
         let mut last = self.last[0];
         last.merge(&self.last[1]);
-        let maps = [
-            (
-                MapName::Sources,
-                (both.src_inserts, last.src_inserts),
-                (both.src_failures, last.src_failures),
-            ),
-            (
-                MapName::Destinations,
-                (both.dst_inserts, last.dst_inserts),
-                (both.dst_failures, last.dst_failures),
-            ),
-        ];
+        let maps = [(
+            MapName::Sources,
+            (both.src_inserts, last.src_inserts),
+            (both.src_failures, last.src_failures),
+        )];
         for (map, inserts, failures) in maps {
             let l = MapLabels { map };
             self.map_inserts
@@ -747,7 +745,10 @@ mod tests {
                 SrcState::ZERO,
             )],
             src_capacity: 65_536,
-            dst_capacity: 16_384,
+            tick: picket_detect::snapshot::TickCounts {
+                dst_slots: 16_384,
+                ..Default::default()
+            },
             ..Snapshot::default()
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use agent_common::{
     classify_eth,
     slots::Slot,
-    state::{AddrKey, DIR_INGRESS, DstState, Flagged, MAP_FLAGGED, SrcState},
+    state::{AddrKey, DIR_INGRESS, Flagged, MAP_FLAGGED, SrcState},
 };
 use anyhow::{Context as _, Result, bail};
 use aya::{
@@ -64,7 +64,7 @@ impl KernelRunner {
     /// Loads the BPF object (needs root or CAP_BPF+CAP_PERFMON) with the given map sizes.
     pub fn load(sizes: MapSizes) -> Result<Self> {
         let mut ebpf = loader::load(sizes)?;
-        let mut maps = KernelMaps::take(&mut ebpf, true)?;
+        let mut maps = KernelMaps::take(&mut ebpf)?;
         maps.set_seed(HOST_SEED)?;
         Ok(KernelRunner {
             ebpf,
@@ -269,23 +269,11 @@ pub fn diff(kernel: &Snapshot, host: &Snapshot) -> Vec<String> {
         last_seen_ns: 0,
         ..*s
     };
-    let strip_dst = |s: &DstState| DstState {
-        first_seen_ns: 0,
-        last_seen_ns: 0,
-        ..*s
-    };
     diff_maps(
         "source",
         &kernel.sources,
         &host.sources,
         strip_src,
-        &mut out,
-    );
-    diff_maps(
-        "destination",
-        &kernel.dests,
-        &host.dests,
-        strip_dst,
         &mut out,
     );
     out

@@ -545,10 +545,11 @@ fn udp_reflection_captures_raise_udp_flood_for_the_busiest_reflectors() {
         let quiet = report(&f, &Options::default());
         assert!(quiet.alerts.is_empty(), "{rel}: {:?}", quiet.alert_lines);
         let t0 = first_ns(&f);
-        // UDP headers (unfragmented datagrams and first fragments), as the rule counts them.
+        // UDP packets, later fragments included (they carry the protocol number, not the
+        // header), as the rule counts them.
         let rows = tshark(
             &f,
-            "udp && !icmp && !gre",
+            "(ip.proto == 17 || ipv6.nxt == 17 || ipv6.fraghdr.nxt == 17) && !icmp && !gre",
             &[],
             &["frame.time_epoch", "ip.src", "ipv6.src"],
         );

@@ -35,7 +35,6 @@ fn runner() -> Option<KernelRunner> {
     Some(
         KernelRunner::load(MapSizes {
             sources: 1 << 18,
-            dests: 1 << 14,
             src_slots: 1 << 12,
             dst_slots: 1 << 10,
         })

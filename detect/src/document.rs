@@ -9,12 +9,13 @@
 
 use std::net::IpAddr;
 
+use agent_common::state::AddrKey;
 use serde::Serialize;
 
 use crate::{
-    detector::{Details, Rates, Rule, Scope, Unit},
+    detector::{Details, Rule, Scope, Unit},
     episodes::{AlertEvent, Phase},
-    snapshot::{Snapshot, same_entry},
+    snapshot::Snapshot,
 };
 
 /// RFC 3339 UTC time with milliseconds.
@@ -42,14 +43,14 @@ pub struct SummaryLine {
     pub fragments: u64,
     /// Per-source entries in use and capacity.
     pub sources: (usize, u32),
-    /// Per-destination entries in use and capacity.
+    /// Addresses that received packets in the last poll, and the receiver slots per bank.
     pub dests: (usize, u32),
     /// Failed map updates in the interval.
     pub map_failures: u64,
     /// Packets from unknown sources not admitted (admission control under a flood).
     pub deferred: u64,
-    /// Top sources by packet rate.
-    pub top: Vec<(std::net::IpAddr, Rates)>,
+    /// Top sources by packet rate in the last poll (unrounded).
+    pub top: Vec<TopSource>,
 }
 
 impl SummaryLine {
@@ -58,33 +59,24 @@ impl SummaryLine {
         let dt = (cur.mono_ns.saturating_sub(prev.mono_ns) as f64 / 1e9).max(1e-9);
         let (ci, pi) = (&cur.globals[0], &prev.globals[0]);
         let (ce, pe) = (&cur.globals[1], &prev.globals[1]);
-        let before: std::collections::HashMap<_, _> = prev
-            .sources
+        let secs = cur.tick.secs.max(1e-9);
+        let mut top: Vec<TopSource> = cur
+            .tick
+            .src
             .iter()
-            .map(|(k, v)| (*k, (v.first_seen_ns, v.packets, v.bytes)))
-            .collect();
-        let mut top: Vec<_> = cur
-            .sources
-            .iter()
-            .filter(|(_, v)| v.last_seen_ns >= prev.mono_ns)
-            .map(|(k, v)| {
-                // The same entry as before (not evicted and recreated): count the difference.
-                let (p, b) = match before.get(k) {
-                    Some((first, p, b)) if same_entry(*first, v) => (*p, *b),
-                    _ => (0, 0),
-                };
-                let rates = Rates {
-                    packets: v.packets.saturating_sub(p) as f64 / dt,
-                    bytes: v.bytes.saturating_sub(b) as f64 / dt,
-                    ..Rates::default()
-                };
-                (k.ip(), rates)
+            .filter(|s| s.head.pkts_lower() > 0)
+            .map(|s| TopSource {
+                bytes_per_s: f64::from(s.head.bytes) / secs,
+                ip: AddrKey {
+                    addr: s.head.addr_bytes(),
+                }
+                .ip(),
+                packets_per_s: f64::from(s.head.pkts_lower()) / secs,
             })
-            .filter(|(_, r)| r.packets > 0.0)
             .collect();
-        top.sort_by(|a, b| b.1.packets.total_cmp(&a.1.packets));
+        top.sort_by(|a, b| b.packets_per_s.total_cmp(&a.packets_per_s));
         top.truncate(5);
-        let failures = |g: &agent_common::state::Globals| g.src_failures + g.dst_failures;
+        let failures = |g: &agent_common::state::Globals| g.src_failures;
         SummaryLine {
             at_ns: cur.wall_ns,
             interval_s: dt,
@@ -95,7 +87,7 @@ impl SummaryLine {
                 .saturating_sub(pi.parse_error_total() + pe.parse_error_total()),
             fragments: ci.fragments.saturating_sub(pi.fragments),
             sources: (cur.sources.len(), cur.src_capacity),
-            dests: (cur.dests.len(), cur.dst_capacity),
+            dests: (cur.tick.dst.len(), cur.tick.dst_slots),
             map_failures: (failures(ci) + failures(ce)).saturating_sub(failures(pi) + failures(pe)),
             deferred: ci.src_deferred.saturating_sub(pi.src_deferred),
             top,
@@ -345,7 +337,8 @@ pub struct TopSource {
 pub struct SummaryFields {
     /// `picket.bytes_per_s`: ingress bytes per second, rounded.
     pub bytes_per_s: f64,
-    /// `picket.destinations`: the per-destination map.
+    /// `picket.destinations`: addresses that received packets in the last poll (`entries`),
+    /// and the slots of the per-CPU receiver table per bank (`capacity`).
     pub destinations: MapUse,
     /// `picket.egress_packets_per_s`: egress packets per second, rounded.
     pub egress_packets_per_s: f64,
@@ -363,7 +356,8 @@ pub struct SummaryFields {
     pub sources: MapUse,
     /// `picket.sources_deferred`: packets of unknown sources not admitted (admission control).
     pub sources_deferred: u64,
-    /// `picket.top_sources`: the sources with the highest packet rates, at most five.
+    /// `picket.top_sources`: the sources with the highest packet rates in the last poll (lower
+    /// bounds), at most five.
     pub top_sources: Vec<TopSource>,
 }
 
@@ -415,10 +409,10 @@ impl SummaryDocument {
                 top_sources: s
                     .top
                     .iter()
-                    .map(|(ip, r)| TopSource {
-                        bytes_per_s: r.bytes.round(),
-                        ip: *ip,
-                        packets_per_s: r.packets.round(),
+                    .map(|t| TopSource {
+                        bytes_per_s: t.bytes_per_s.round(),
+                        packets_per_s: t.packets_per_s.round(),
+                        ..*t
                     })
                     .collect(),
             },
@@ -440,9 +434,9 @@ pub fn summary_text(s: &SummaryLine) -> String {
     let top: Vec<String> = s
         .top
         .iter()
-        .map(|(ip, r)| match r.packets {
-            p if p < 10.0 => format!("{ip} {p:.1} pkt/s"),
-            p => format!("{ip} {p:.0} pkt/s"),
+        .map(|t| match t.packets_per_s {
+            p if p < 10.0 => format!("{} {p:.1} pkt/s", t.ip),
+            p => format!("{} {p:.0} pkt/s", t.ip),
         })
         .collect();
     format!(
@@ -559,14 +553,11 @@ mod tests {
             dests: (1, 16384),
             map_failures: 0,
             deferred: 0,
-            top: vec![(
-                "fe80::e0d7:5bff:fec5:f474".parse().unwrap(),
-                Rates {
-                    packets: 1.2,
-                    bytes: 70.4,
-                    ..Rates::default()
-                },
-            )],
+            top: vec![TopSource {
+                ip: "fe80::e0d7:5bff:fec5:f474".parse().unwrap(),
+                packets_per_s: 1.2,
+                bytes_per_s: 70.4,
+            }],
         };
         let busy = SummaryLine {
             parse_errors: 3,

@@ -10,8 +10,8 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
     state::{
-        AddrKey, DIR_INGRESS, DstState, DstUpdate, Globals, PENDING_SLOTS, PlainAdd, SrcState,
-        admit_on_second, dst_update, pending_slot,
+        AddrKey, DIR_INGRESS, Globals, PENDING_SLOTS, PlainAdd, SrcState, admit_on_second,
+        pending_slot,
     },
 };
 
@@ -25,8 +25,6 @@ pub const HOST_SEED: u32 = 0x5eed_0001;
 pub struct HostMaps {
     /// Per-source entries.
     pub sources: HashMap<AddrKey, SrcState>,
-    /// Per-destination entries.
-    pub dests: HashMap<AddrKey, DstState>,
     /// Global counters: `[ingress, egress]`.
     pub globals: [Globals; 2],
     /// Current window.
@@ -85,7 +83,6 @@ impl HostMaps {
             src: vec![SrcSlot::default(); 2 * src_per_cpu as usize],
             dst: vec![DstSlot::default(); 2 * dst_per_cpu as usize],
             sources: HashMap::new(),
-            dests: HashMap::new(),
             globals: [Globals::default(), Globals::default()],
             epoch: 1,
             admit_on_second: false,
@@ -115,24 +112,24 @@ impl HostMaps {
             return;
         }
         account_slots(&mut self.src, &mut self.dst, self.geometry, s);
-        if dir == DIR_INGRESS {
-            let key = AddrKey { addr: s.src };
-            if self.admit_on_second && !self.sources.contains_key(&key) {
-                let (idx, tag) = pending_slot(&s.src);
-                if !admit_on_second(&mut self.pending[idx as usize], tag) {
-                    g.src_deferred += 1;
-                    return self.account_dest(s, dir, now_ns);
-                }
-            }
-            let st = self.sources.entry(key).or_insert_with(|| {
-                g.src_inserts += 1;
-                let mut st = SrcState::ZERO;
-                st.init(now_ns, self.epoch);
-                st
-            });
-            st.observe::<PlainAdd>(s, now_ns, self.epoch);
+        if dir != DIR_INGRESS || !s.is_probe() {
+            return;
         }
-        self.account_dest(s, dir, now_ns);
+        let key = AddrKey { addr: s.src };
+        if self.admit_on_second && !self.sources.contains_key(&key) {
+            let (idx, tag) = pending_slot(&s.src);
+            if !admit_on_second(&mut self.pending[idx as usize], tag) {
+                g.src_deferred += 1;
+                return;
+            }
+        }
+        let st = self.sources.entry(key).or_insert_with(|| {
+            g.src_inserts += 1;
+            let mut st = SrcState::ZERO;
+            st.init(now_ns, self.epoch);
+            st
+        });
+        st.observe::<PlainAdd>(s, now_ns, self.epoch);
     }
 
     /// Ends the current tick, as the agent does at every poll: returns its counts (lasting
@@ -159,26 +156,6 @@ impl HostMaps {
         }
     }
 
-    fn account_dest(&mut self, s: &Summary, dir: u32, now_ns: u64) {
-        let g = &mut self.globals[(dir & 1) as usize];
-        let (key, syn_in) = match dst_update(s, dir) {
-            DstUpdate::SynIn => (AddrKey { addr: s.dst }, true),
-            DstUpdate::ReplyOut => (AddrKey { addr: s.src }, false),
-            DstUpdate::None => return,
-        };
-        let st = self.dests.entry(key).or_insert_with(|| {
-            g.dst_inserts += 1;
-            let mut st = DstState::ZERO;
-            st.init(now_ns, self.epoch);
-            st
-        });
-        if syn_in {
-            st.observe_syn::<PlainAdd>(s, now_ns, self.epoch);
-        } else {
-            st.observe_reply::<PlainAdd>(s, now_ns);
-        }
-    }
-
     /// Starts a new window.
     pub fn next_epoch(&mut self) {
         self.epoch += 1;
@@ -192,10 +169,8 @@ impl HostMaps {
             epoch: self.epoch,
             maps_read: true,
             sources: self.sources.iter().map(|(k, v)| (*k, *v)).collect(),
-            dests: self.dests.iter().map(|(k, v)| (*k, *v)).collect(),
             globals: self.globals,
             src_capacity: self.sources.len() as u32,
-            dst_capacity: self.dests.len() as u32,
             tick: TickCounts::default(),
         }
     }

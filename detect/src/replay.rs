@@ -3,23 +3,21 @@
 //! per-source and per-destination maps only when [`Detector::needs_maps`] says a finding may
 //! have changed, as live), and a new window starts every window of packet time.
 //!
-//! Like the live maps, the per-source and per-destination state holds at most
-//! [`DEFAULT_SOURCES`] and [`DEFAULT_DESTS`] entries (least recently seen evicted, trimmed at
-//! each reading), and admission at the second sighting turns on and off with the live
+//! Like the live maps, the per-source scan state holds at most [`DEFAULT_SOURCES`] entries
+//! (least recently seen evicted, trimmed at each reading), the slot tables end a tick at
+//! every reading, and admission at the second sighting turns on and off with the live
 //! agent's [`Admission`] rule, so a spoofed flood neither exhausts memory nor hides a scanner.
 //!
 //! Direction: offline there is no ingress/egress; every packet is accounted once as ingress
-//! (so `globals[0]` counts every classified packet, and every sender gets a per-source
-//! entry). SYN-ACK and RST packets are *also* accounted as egress replies of their sender,
-//! which only updates the per-destination state (the `synack_ratio` of destination-scoped
-//! `syn_flood` alerts) and `globals[1]`, which therefore counts those replies and nothing
-//! else.
+//! (so `globals[0]` counts every classified packet, and every prober gets a per-source
+//! entry). The slot tables do not depend on direction: a SYN-ACK updates its sender's slot
+//! either way, which is what the `synack_ratio` of destination-scoped `syn_flood` alerts uses.
 
 use std::{collections::HashMap, hash::Hash, time::Duration};
 
 use agent_common::{
     ParseError, Summary,
-    state::{DEFAULT_DESTS, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, Globals},
+    state::{DEFAULT_SOURCES, DIR_INGRESS, Globals},
 };
 
 use ipnet::IpNet;
@@ -56,6 +54,8 @@ pub struct Detection {
     clock: Option<Clock>,
     /// Packets accounted since the last reading.
     fresh: u64,
+    /// Packet time of the last reading, where the current tick began.
+    last_reading: Option<u64>,
     /// The last reading found something.
     findings: bool,
     events: Vec<AlertEvent>,
@@ -86,6 +86,7 @@ impl Detection {
             window_ns: window.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
             clock: None,
             fresh: 0,
+            last_reading: None,
             findings: false,
             events: Vec::new(),
             readings: 0,
@@ -101,6 +102,7 @@ impl Detection {
             None => {
                 // Baseline reading of the empty state, as the live agent does at start.
                 self.pipeline.baseline(&self.maps.snapshot(ts_ns, ts_ns));
+                self.last_reading = Some(ts_ns);
                 self.clock = Some(Clock {
                     now: ts_ns,
                     next_poll: ts_ns + self.poll_ns,
@@ -112,9 +114,6 @@ impl Detection {
         };
         self.advance(now);
         self.maps.account(parsed, wire_len, DIR_INGRESS, now);
-        if parsed.as_ref().is_ok_and(|s| s.is_syn_ack() || s.is_rst()) {
-            self.maps.account(parsed, wire_len, DIR_EGRESS, now);
-        }
         self.fresh += 1;
     }
 
@@ -151,8 +150,7 @@ impl Detection {
     /// One reading at `t`, in the live agent's order: admission, findings, episodes, window.
     fn reading(&mut self, t: u64) {
         trim(&mut self.maps.sources, DEFAULT_SOURCES, |s| s.last_seen_ns);
-        trim(&mut self.maps.dests, DEFAULT_DESTS, |d| d.last_seen_ns);
-        let snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
+        let mut snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
             self.map_reads += 1;
             self.maps.snapshot(t, t)
         } else {
@@ -162,10 +160,12 @@ impl Detection {
                 epoch: self.maps.epoch,
                 globals: self.maps.globals,
                 src_capacity: DEFAULT_SOURCES,
-                dst_capacity: DEFAULT_DESTS,
                 ..Snapshot::default()
             }
         };
+        let secs = t.saturating_sub(self.last_reading.unwrap_or(t)) as f64 / 1e9;
+        self.last_reading = Some(t);
+        snap.tick = self.maps.next_tick(secs);
         let step = self.pipeline.step(&snap);
         if let Some(change) = step.admission {
             self.maps.admit_on_second = change.on;
@@ -222,6 +222,7 @@ pub struct DetectionResult {
     pub map_reads: u64,
     /// Times admission at the second sighting turned on or off.
     pub admission_changes: u64,
-    /// The state model's global counters: `[every packet, SYN-ACK/RST replies]`.
+    /// The state model's global counters: `[every packet, nothing]` (offline, every packet
+    /// counts as ingress).
     pub globals: [Globals; 2],
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use agent_common::{
     slots::{DstSlot, SrcSlot},
-    state::{AddrKey, DstState, Globals, SrcState},
+    state::{AddrKey, Globals, SrcState},
 };
 
 /// Everything the detectors look at, read at one instant.
@@ -18,19 +18,15 @@ pub struct Snapshot {
     pub wall_ns: u64,
     /// Current window.
     pub epoch: u64,
-    /// True when `sources` and `dests` were read; false for a reading of the global
-    /// counters only (see `Detector::needs_maps`), where they are empty.
+    /// True when `sources` was read; false for a reading of the global counters and the
+    /// tick only (see `Detector::needs_maps`), where it is empty.
     pub maps_read: bool,
-    /// Per-source entries.
+    /// Per-source scan entries.
     pub sources: Vec<(AddrKey, SrcState)>,
-    /// Per-destination entries.
-    pub dests: Vec<(AddrKey, DstState)>,
     /// Global counters summed over CPUs: `[ingress, egress]`.
     pub globals: [Globals; 2],
     /// Capacity of the per-source map.
     pub src_capacity: u32,
-    /// Capacity of the per-destination map.
-    pub dst_capacity: u32,
     /// What every address sent and received in the tick that has just ended.
     pub tick: TickCounts,
 }
@@ -82,11 +78,4 @@ impl TickCounts {
             by_addr(tick, dst, |s| (s.head.tick, s.head.addr), DstSlot::merge),
         )
     }
-}
-
-/// Whether an entry read now is the one an earlier reading saw, so that the difference of
-/// their totals is what arrived in between. An entry evicted and created again has a new
-/// `first_seen_ns`: then everything it holds is new.
-pub fn same_entry(earlier_first_seen_ns: u64, now: &SrcState) -> bool {
-    earlier_first_seen_ns == now.first_seen_ns
 }

@@ -3,7 +3,8 @@
 
 use agent_common::{
     classify_eth, classify_ip,
-    state::{DIR_INGRESS, DstState, Globals, PlainAdd, SrcState, dst_update},
+    slots::{DstSlot, SrcSlot, account_dst, account_src},
+    state::{Globals, PlainAdd, SrcState},
 };
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -32,13 +33,17 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         st.init(1, 1);
         st.observe::<PlainAdd>(&s, 2, 1);
         st.observe::<PlainAdd>(&s, 3, 2);
-        assert_eq!(st.packets, 2);
+        assert_eq!(st.probes, if s.is_probe() { 2 } else { 0 });
         let ports = st.distinct_ports();
         assert!(ports.exact && ports.value <= 1);
-        let _ = dst_update(&s, DIR_INGRESS);
-        let mut d = DstState::ZERO;
-        d.observe_syn::<PlainAdd>(&s, 1, 1);
-        d.observe_reply::<PlainAdd>(&s, 2);
-        assert!(d.distinct_sources().value <= 1);
+        let (mut a, mut b) = (SrcSlot::default(), SrcSlot::default());
+        let (mut c, mut d) = (DstSlot::default(), DstSlot::default());
+        for tick in [1, 1, 2] {
+            account_src(&mut a, &mut b, tick, &s);
+            account_dst(&mut c, &mut d, tick, &s);
+        }
+        assert_eq!((a.head.pkts, a.head.tick, b.head.tick), (1, 2, 0));
+        assert_eq!((c.head.pkts, c.head.err), (1, 0));
+        assert!(c.distinct_sources().value <= 1);
     }
 });

@@ -154,7 +154,6 @@ mod tests {
             ],
             output: Format::Json,
             src_map_entries: 1024,
-            dst_map_entries: 512,
             src_slots: 2048,
             dst_slots: 256,
             thresholds: Thresholds {

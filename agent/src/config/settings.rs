@@ -122,14 +122,8 @@ declare! {
             flag: set(u32) "src-map-entries",
             check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
             in: [Live],
-            help: "Capacity of the per-source LRU map (832 bytes per entry in the kernel).",
-        }
-        dst_map_entries: u32 {
-            default: agent_common::state::DEFAULT_DESTS,
-            flag: set(u32) "dst-map-entries",
-            check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
-            in: [Live],
-            help: "Capacity of the per-destination LRU map.",
+            help: "Capacity of the per-source LRU map of probing sources' scan state (704 bytes \
+                   per entry in the kernel).",
         }
         src_slots: u32 {
             default: agent_common::slots::DEFAULT_SRC_SLOTS,

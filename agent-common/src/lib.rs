@@ -3,6 +3,7 @@
 //! * [`packet`]: how bytes are read — the only part that differs between kernel and host.
 //! * [`classify`]: the one L2–L4 packet classifier.
 //! * [`state`]: map keys and values and the per-packet state updates applied to them.
+//! * [`conv`]: the shared conversation table: a probe's conversation, once per tick.
 //! * [`slots`]: the per-CPU first stage: what each address sent and received per tick.
 //! * [`sketch`]: the hashes and distinct-count structures used inside the state.
 #![no_std]
@@ -12,6 +13,7 @@
 extern crate std;
 
 pub mod classify;
+pub mod conv;
 pub mod packet;
 pub mod sketch;
 pub mod slots;

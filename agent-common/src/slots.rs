@@ -394,6 +394,8 @@ pub struct Geometry {
     pub src_per_cpu: u32,
     /// [`MAP_DST`] slots per CPU and bank.
     pub dst_per_cpu: u32,
+    /// `CONV` records per bank (`crate::conv`).
+    pub conv_per_bank: u32,
 }
 
 impl Geometry {
@@ -405,6 +407,7 @@ impl Geometry {
             seed: c.seed,
             src_per_cpu: c.src_per_cpu,
             dst_per_cpu: c.dst_per_cpu,
+            conv_per_bank: c.conv_per_bank,
         }
     }
 
@@ -423,10 +426,13 @@ impl Geometry {
     }
 }
 
-/// Accounts a packet in its sender's set (`w0`, `w1`: the two ways).
+/// Accounts a packet in its sender's set (`w0`, `w1`: the two ways). Returns the sender's
+/// packets in this tick on this CPU, this one included (the lower bound).
 #[inline(always)]
-pub fn account_src(w0: &mut SrcSlot, w1: &mut SrcSlot, tick: u32, s: &Summary) {
-    pick(w0, w1, s.src_words(), tick).observe_sent(s);
+pub fn account_src(w0: &mut SrcSlot, w1: &mut SrcSlot, tick: u32, s: &Summary) -> u32 {
+    let w = pick(w0, w1, s.src_words(), tick);
+    w.observe_sent(s);
+    w.head.pkts.wrapping_sub(w.head.err)
 }
 
 /// Accounts a packet in its receiver's set (`w0`, `w1`: the two ways).

@@ -303,43 +303,27 @@ pub struct Config {
     pub src_per_cpu: u32,
     /// `DST` slots per CPU and bank (a power of two).
     pub dst_per_cpu: u32,
+    /// `CONV` records per bank (a power of two).
+    pub conv_per_bank: u32,
+    /// Padding, always zero.
+    pub _pad: u32,
 }
 
 /// [`Config::flags`]: admit a source to the per-source map only at its second sighting.
 ///
 /// The agent sets it while new sources arrive faster than the map can keep them (a flood
 /// from spoofed random sources), so that the flood cannot churn out the entries of real
-/// scanners. The first packet of an unknown source only leaves a tag in the
-/// [`PENDING_SLOTS`]-slot pending array; the source gets an entry when a later packet finds
-/// its tag. A random spoofed source sends one packet and never gets in; a scanner gets in at
-/// its second probe and only its first probe goes uncounted.
+/// scanners. A probe from an untracked source is then admitted only when its sender slot
+/// (`crate::slots`) already counts an earlier packet of the source in this tick on this CPU.
+/// A random spoofed source sends one packet and never gets in (nor claims a conversation
+/// record); a scanner gets in at its second probe and only its first probe goes uncounted.
 pub const CONFIG_ADMIT_ON_SECOND: u64 = 2;
 
-/// Name of the pending array (see [`CONFIG_ADMIT_ON_SECOND`]).
-pub const MAP_PENDING: &str = "PENDING";
-/// Slots of the pending array.
-pub const PENDING_SLOTS: u32 = 65_536;
-
-/// Pending-array slot and tag (never 0) of a source address.
+/// Whether a probe from a source the per-source map does not hold is admitted, given the
+/// sender slot's packets in this tick (this one included).
 #[inline(always)]
-pub fn pending_slot(addr: &[u8; 16]) -> (u32, u32) {
-    let h = addr_hash(addr);
-    (
-        h & (PENDING_SLOTS - 1),
-        crate::sketch::fmix32(h ^ 0x5bd1_e995) | 1,
-    )
-}
-
-/// Decides whether an unknown source is admitted now, updating its pending slot.
-#[inline(always)]
-pub fn admit_on_second(slot: &mut u32, tag: u32) -> bool {
-    if *slot == tag {
-        *slot = 0;
-        true
-    } else {
-        *slot = tag;
-        false
-    }
+pub fn admitted(admit_on_second: bool, tick_packets: u32) -> bool {
+    !admit_on_second || tick_packets >= 2
 }
 
 /// Name of the one-entry array holding the [`KnownSources`] filter.

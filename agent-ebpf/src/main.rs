@@ -10,14 +10,14 @@
 
 use agent_common::{
     Packet, Summary, classify_eth,
+    conv::{ConvKey, ConvRec, DEFAULT_CONV_SLOTS, conv_set, touch_opening},
     slots::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
     state::{
         Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DEFAULT_SOURCES,
         DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES, EVIDENCE_SNAP, EvidenceRecord,
-        FLAGGED_ENTRIES, Flagged, Globals, KnownSources, PENDING_SLOTS, PlainAdd, SrcState,
-        admit_on_second, pending_slot,
+        FLAGGED_ENTRIES, Flagged, Globals, KnownSources, PlainAdd, SrcState, admitted,
     },
 };
 use aya_ebpf::{
@@ -53,9 +53,9 @@ static GLOBALS: PerCpuArray<Globals> = PerCpuArray::with_max_entries(2, 0);
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// Tags of unknown sources seen once, while admission on second sighting is on.
-#[map(name = "PENDING")]
-static PENDING: Array<u32> = Array::with_max_entries(PENDING_SLOTS, 0);
+/// Conversations (`agent_common::conv`), shared by all CPUs, two banks. Resized at load.
+#[map(name = "CONV")]
+static CONV: Array<ConvRec> = Array::with_max_entries(2 * DEFAULT_CONV_SLOTS, BPF_F_MMAPABLE);
 
 /// Sources that may have a per-source entry (see `KnownSources`): lets the deferred
 /// sources of a spoofed flood skip the per-source lookup.
@@ -354,62 +354,82 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
     if !s.is_ip() {
         return;
     }
-    account_slots(s, &cfg);
-    if dir == DIR_INGRESS && s.is_probe() {
-        // SAFETY: helper without arguments.
-        let now = unsafe { bpf_ktime_get_coarse_ns() };
-        update_source(g, s, now, cfg.epoch, cfg.flags);
+    let tick_packets = account_slots(s, &cfg);
+    if dir != DIR_INGRESS || !s.is_probe() {
+        return;
+    }
+    let admission_on = cfg.flags & CONFIG_ADMIT_ON_SECOND != 0;
+    // Under a flood of new sources, a clear bit in the filter proves there is no entry.
+    let maybe_known = !admission_on
+        || match KNOWN.get(0) {
+            Some(k) => k.may_contain(&s.src),
+            None => true,
+        };
+    if !admitted(admission_on, tick_packets)
+        && !(maybe_known && SOURCES.get_ptr_mut(AddrKey { addr: s.src }).is_some())
+    {
+        g.src_deferred += 1;
+        return;
+    }
+    // A probe of a conversation already seen in this tick changes no scan state.
+    if !opens_conversation(s, &cfg) {
+        return;
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    update_source(g, s, now, cfg.epoch, maybe_known);
+}
+
+/// Records the probe's conversation in `CONV`; true when it is new in this tick.
+#[inline(always)]
+fn opens_conversation(s: &Summary, cfg: &Config) -> bool {
+    let key = ConvKey::opening(s);
+    let fp = key.hash(cfg.seed);
+    let i = conv_set(cfg.tick, cfg.conv_per_bank, fp);
+    match (CONV.get_ptr_mut(i), CONV.get_ptr_mut(i | 1)) {
+        // SAFETY: two different records (i is even). The table is shared: a race between
+        // CPUs on one record can at worst count a conversation twice or merge flag bits.
+        (Some(w0), Some(w1)) => unsafe {
+            touch_opening(&mut *w0, &mut *w1, &key, fp, cfg.tick, s.tcp_flags)
+        },
+        _ => true,
     }
 }
 
 /// The first stage: the sender's `SRC` slot and the receiver's `DST` slot on this CPU.
+/// Returns the sender's packets in this tick on this CPU (0 if its slot was out of reach).
 #[inline(always)]
-fn account_slots(s: &Summary, cfg: &Config) {
+fn account_slots(s: &Summary, cfg: &Config) -> u32 {
     let geo = Geometry::of(cfg);
     // SAFETY: helper without arguments (inlined by the verifier on x86-64).
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let i = geo.src_set(cpu, s);
-    if let (Some(w0), Some(w1)) = (SRC.get_ptr_mut(i), SRC.get_ptr_mut(i | 1)) {
+    let sent = match (SRC.get_ptr_mut(i), SRC.get_ptr_mut(i | 1)) {
         // SAFETY: two different entries (i is even) of this CPU's partition, written only
         // by programs on this CPU, which do not nest.
-        unsafe { account_src(&mut *w0, &mut *w1, geo.tick, s) };
-    }
+        (Some(w0), Some(w1)) => unsafe { account_src(&mut *w0, &mut *w1, geo.tick, s) },
+        _ => 0,
+    };
     let i = geo.dst_set(cpu, s);
     if let (Some(w0), Some(w1)) = (DST.get_ptr_mut(i), DST.get_ptr_mut(i | 1)) {
         // SAFETY: as above.
         unsafe { account_dst(&mut *w0, &mut *w1, geo.tick, s) };
     }
+    sent
 }
 
 // Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
 #[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
-fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, flags: u64) {
+fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, maybe_known: bool) {
     let key = AddrKey { addr: s.src };
-    let admission_on = flags & CONFIG_ADMIT_ON_SECOND != 0;
     // Under a flood of new sources, a clear bit in the filter proves there is no entry:
     // skip the lookup of a cold hash bucket.
-    let certainly_new = admission_on
-        && match KNOWN.get(0) {
-            Some(k) => !k.may_contain(&s.src),
-            None => false,
-        };
-    if !certainly_new && let Some(v) = SOURCES.get_ptr_mut(key) {
+    if maybe_known && let Some(v) = SOURCES.get_ptr_mut(key) {
         // SAFETY: LRU values are preallocated; concurrent updates are tolerated (counters
         // are atomic, the sets may at worst miss a value).
         unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
         return;
-    }
-    // Under a flood of new sources, admit only at the second sighting.
-    if admission_on {
-        let (idx, tag) = pending_slot(&s.src);
-        if let Some(slot) = PENDING.get_ptr_mut(idx) {
-            // SAFETY: array slot; races only cost an extra deferral or admission.
-            if !admit_on_second(unsafe { &mut *slot }, tag) {
-                g.src_deferred += 1;
-                return;
-            }
-        }
     }
     let Some(scratch) = SRC_SCRATCH.get_ptr_mut(0) else {
         return;

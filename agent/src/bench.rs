@@ -52,6 +52,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         sources: args.sources.max(1024),
         src_slots: agent_common::slots::DEFAULT_SRC_SLOTS,
         dst_slots: agent_common::slots::DEFAULT_DST_SLOTS,
+        conv_slots: agent_common::conv::DEFAULT_CONV_SLOTS,
     };
     tracing::info!("loading with a {}-entry per-source map", sizes.sources);
     let mut ebpf = loader::load(sizes)?;

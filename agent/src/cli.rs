@@ -328,6 +328,7 @@ mod tests {
             ("--src-map-entries", d.src_map_entries.to_string()),
             ("--src-slots", d.src_slots.to_string()),
             ("--dst-slots", d.dst_slots.to_string()),
+            ("--conv-slots", d.conv_slots.to_string()),
             ("--metrics-top-k", d.metrics.top_k.to_string()),
             (
                 "--capture-bytes-per-alert",

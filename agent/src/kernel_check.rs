@@ -46,6 +46,7 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
         sources: SOURCES,
         src_slots: 1 << 16,
         dst_slots: 1 << 14,
+        conv_slots: 1 << 16,
     })?;
     let mut cmp = Comparison::new(&mut runner);
     let mut skipped = 0u64;

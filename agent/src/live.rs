@@ -79,6 +79,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         sources: s.src_map_entries,
         src_slots: s.src_slots,
         dst_slots: s.dst_slots,
+        conv_slots: s.conv_slots,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf)?;
     let mut evidence = match &s.capture_dir {

@@ -7,10 +7,13 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use agent_common::slots::{DstSlot, MAP_DST, MAP_SRC, SrcSlot};
 use agent_common::state::{
     AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DIR_EGRESS, DIR_INGRESS, Globals,
     KnownSources, MAP_CONFIG, MAP_GLOBALS, MAP_KNOWN, MAP_SOURCES, SrcState,
+};
+use agent_common::{
+    conv::{ConvRec, MAP_CONV},
+    slots::{DstSlot, MAP_DST, MAP_SRC, SrcSlot},
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -34,6 +37,7 @@ pub struct KernelMaps {
     known: Array<MapData, KnownSources>,
     src: SlotTable<SrcSlot>,
     dst: SlotTable<DstSlot>,
+    conv: SlotTable<ConvRec>,
     /// Monotonic time the current tick started.
     tick_start_ns: u64,
     current: Config,
@@ -54,6 +58,8 @@ impl KernelMaps {
         let cpus = crate::loader::possible_cpus()?;
         let src = SlotTable::new(take(MAP_SRC)?, MAP_SRC, cpus)?;
         let dst = SlotTable::new(take(MAP_DST)?, MAP_DST, cpus)?;
+        // Shared by every CPU: one partition.
+        let conv = SlotTable::new(take(MAP_CONV)?, MAP_CONV, 1)?;
         let src_capacity = sources.map().info()?.max_entries();
         let mut maps = KernelMaps {
             sources,
@@ -67,9 +73,12 @@ impl KernelMaps {
                 seed: random_seed(),
                 src_per_cpu: src.per_cpu,
                 dst_per_cpu: dst.per_cpu,
+                conv_per_bank: conv.per_cpu,
+                _pad: 0,
             },
             src,
             dst,
+            conv,
             tick_start_ns: monotonic_ns(),
             src_capacity,
         };
@@ -124,14 +133,23 @@ impl KernelMaps {
         self.current.tick
     }
 
-    /// The slot tables' per-CPU sizes: `(SRC, DST)` slots per CPU and bank.
-    pub fn slots_per_cpu(&self) -> (u32, u32) {
-        (self.src.per_cpu, self.dst.per_cpu)
+    /// The tables' sizes: `(SRC, DST)` slots per CPU and bank, and `CONV` records per bank.
+    pub fn table_sizes(&self) -> (u32, u32, u32) {
+        (
+            self.src.per_cpu,
+            self.dst.per_cpu,
+            self.current.conv_per_bank,
+        )
     }
 
     /// Both banks of `cpu`'s partitions of the slot tables, as they are now.
     pub fn slot_partitions(&self, cpu: u32) -> (Vec<SrcSlot>, Vec<DstSlot>) {
         (self.src.partition(cpu), self.dst.partition(cpu))
+    }
+
+    /// Both banks of the conversation table, as they are now.
+    pub fn conversations(&self) -> Vec<ConvRec> {
+        self.conv.partition(0)
     }
 
     /// Ends the current tick and reads what it counted: the reading of every poll.

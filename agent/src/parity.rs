@@ -180,8 +180,8 @@ pub struct Comparison<'a> {
 impl<'a> Comparison<'a> {
     /// Starts a comparison on freshly loaded programs and maps.
     pub fn new(runner: &'a mut KernelRunner) -> Self {
-        let (src, dst) = runner.maps.slots_per_cpu();
-        let mut host = HostMaps::with_slots(src, dst, HOST_SEED);
+        let (src, dst, conv) = runner.maps.table_sizes();
+        let mut host = HostMaps::with_slots(src, dst, conv, HOST_SEED);
         host.geometry.tick = runner.maps.tick();
         host.admit_on_second = runner.admit_on_second;
         Comparison {
@@ -221,20 +221,25 @@ impl<'a> Comparison<'a> {
     pub fn finish(mut self) -> Result<ParityReport> {
         let tick = self.host.geometry.tick;
         let (src, dst) = self.runner.maps.slot_partitions(PARITY_CPU);
+        let conv = self.runner.maps.conversations();
+        let d = &mut self.report.diffs;
         diff_slots(
             "sender slot",
             tick,
             &src,
             &self.host.src,
-            &mut self.report.diffs,
+            |s| s.head().tick,
+            d,
         );
         diff_slots(
             "receiver slot",
             tick,
             &dst,
             &self.host.dst,
-            &mut self.report.diffs,
+            |s| s.head().tick,
+            d,
         );
+        diff_slots("conversation", tick, &conv, &self.host.conv, |r| r.tick, d);
         let kernel = self.runner.read()?;
         self.report
             .diffs
@@ -305,11 +310,12 @@ fn diff_maps<V: PartialEq + std::fmt::Debug>(
 
 /// Differences between the kernel's and the host's slots of `tick`, slot by slot (slots of
 /// other ticks are stale on both sides: an earlier comparison's, or never used).
-fn diff_slots<T: Slot + PartialEq + std::fmt::Debug>(
+fn diff_slots<T: PartialEq + std::fmt::Debug>(
     what: &str,
     tick: u32,
     kernel: &[T],
     host: &[T],
+    tick_of: fn(&T) -> u32,
     out: &mut Vec<String>,
 ) {
     if kernel.len() != host.len() {
@@ -320,7 +326,7 @@ fn diff_slots<T: Slot + PartialEq + std::fmt::Debug>(
         ));
         return;
     }
-    let live = |s: &T| s.head().tick == tick;
+    let live = |s: &T| tick_of(s) == tick;
     let differing: Vec<usize> = (0..host.len())
         .filter(|&i| {
             let (k, h) = (&kernel[i], &host[i]);

@@ -10,7 +10,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::{Map, MapData};
 
-/// One `BPF_F_MMAPABLE` array of slots `T`, partitioned by CPU and bank.
+/// One `BPF_F_MMAPABLE` array of slots `T`, partitioned by CPU and bank (a shared table is
+/// one partition).
 pub struct SlotTable<T: aya::Pod> {
     /// Keeps the map (and so the mapping's file) alive.
     _map: MapData,

@@ -37,6 +37,7 @@ fn runner() -> Option<KernelRunner> {
             sources: 1 << 18,
             src_slots: 1 << 12,
             dst_slots: 1 << 10,
+            conv_slots: 1 << 12,
         })
         .expect("load the BPF object"),
     )

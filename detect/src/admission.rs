@@ -6,10 +6,10 @@
 //! the map can keep them for [`KEEP_WINDOWS`] windows, the agent turns on admission at the
 //! second sighting (`CONFIG_ADMIT_ON_SECOND`): a random spoofed source, seen once, never
 //! gets an entry, while a scanner gets one at its second probe. Sources that already have an
-//! entry, and the per-destination SYN state that reports the flood itself, are unaffected.
+//! entry, and the receiver slots that report the flood itself, are unaffected.
 //! The trade-off: while it is on, each new source's first packet goes uncounted in its own
-//! entry (it is still in the global counters), and a source sending less often than the
-//! pending array turns over (65 536 slots / unknown-source rate) is not admitted.
+//! entry (it is still in the global counters and its sender slot), and a source sending at
+//! most one probe per tick on a CPU is not admitted.
 
 /// The map should keep an entry for at least this many detection windows.
 pub const KEEP_WINDOWS: f64 = 2.0;

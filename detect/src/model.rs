@@ -6,13 +6,11 @@ use std::collections::HashMap;
 
 use agent_common::{
     ParseError, Summary,
+    conv::{ConvKey, ConvRec, DEFAULT_CONV_SLOTS, conv_set, touch_opening},
     slots::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
-    state::{
-        AddrKey, DIR_INGRESS, Globals, PENDING_SLOTS, PlainAdd, SrcState, admit_on_second,
-        pending_slot,
-    },
+    state::{AddrKey, DIR_INGRESS, Globals, PlainAdd, SrcState, admitted},
 };
 
 use crate::snapshot::{Snapshot, TickCounts};
@@ -31,23 +29,35 @@ pub struct HostMaps {
     pub epoch: u64,
     /// Admission of new sources at their second sighting (`CONFIG_ADMIT_ON_SECOND`).
     pub admit_on_second: bool,
-    /// The pending array used while `admit_on_second` is on.
-    pub pending: Vec<u32>,
     /// Tick, seed and sizes of the slot tables.
     pub geometry: Geometry,
     /// The sender table: one CPU's partition, both banks (`agent_common::slots`).
     pub src: Vec<SrcSlot>,
     /// The receiver table, laid out as `src`.
     pub dst: Vec<DstSlot>,
+    /// The conversation table, both banks (`agent_common::conv`).
+    pub conv: Vec<ConvRec>,
 }
 
 /// The first stage, as `account_slots` in the BPF programs, on partition 0.
-fn account_slots(src: &mut [SrcSlot], dst: &mut [DstSlot], geo: Geometry, s: &Summary) {
-    if let Some([w0, w1]) = ways(src, geo.src_set(0, s)) {
-        account_src(w0, w1, geo.tick, s);
-    }
+fn account_slots(src: &mut [SrcSlot], dst: &mut [DstSlot], geo: Geometry, s: &Summary) -> u32 {
+    let sent = match ways(src, geo.src_set(0, s)) {
+        Some([w0, w1]) => account_src(w0, w1, geo.tick, s),
+        None => 0,
+    };
     if let Some([w0, w1]) = ways(dst, geo.dst_set(0, s)) {
         account_dst(w0, w1, geo.tick, s);
+    }
+    sent
+}
+
+/// The probe's conversation, as `opens_conversation` in the BPF programs.
+fn opens_conversation(conv: &mut [ConvRec], geo: Geometry, s: &Summary) -> bool {
+    let key = ConvKey::opening(s);
+    let fp = key.hash(geo.seed);
+    match ways(conv, conv_set(geo.tick, geo.conv_per_bank, fp)) {
+        Some([w0, w1]) => touch_opening(w0, w1, &key, fp, geo.tick, s.tcp_flags),
+        None => true,
     }
 }
 
@@ -67,26 +77,33 @@ impl HostMaps {
     /// Empty maps in window 1 (the agent's first window too), with slot tables of the live
     /// agent's default total size in one partition.
     pub fn new() -> Self {
-        Self::with_slots(DEFAULT_SRC_SLOTS, DEFAULT_DST_SLOTS, HOST_SEED)
+        Self::with_slots(
+            DEFAULT_SRC_SLOTS,
+            DEFAULT_DST_SLOTS,
+            DEFAULT_CONV_SLOTS,
+            HOST_SEED,
+        )
     }
 
-    /// Empty maps whose slot tables have `src_per_cpu` and `dst_per_cpu` slots per bank
-    /// (powers of two, at least 2), hashed with `seed`, at tick 1.
-    pub fn with_slots(src_per_cpu: u32, dst_per_cpu: u32, seed: u32) -> Self {
+    /// Empty maps whose slot tables have `src_per_cpu` and `dst_per_cpu` slots per bank and
+    /// whose conversation table has `conv_per_bank` records per bank (powers of two, at least
+    /// 2), hashed with `seed`, at tick 1.
+    pub fn with_slots(src_per_cpu: u32, dst_per_cpu: u32, conv_per_bank: u32, seed: u32) -> Self {
         HostMaps {
             geometry: Geometry {
                 tick: 1,
                 seed,
                 src_per_cpu,
                 dst_per_cpu,
+                conv_per_bank,
             },
             src: vec![SrcSlot::default(); 2 * src_per_cpu as usize],
             dst: vec![DstSlot::default(); 2 * dst_per_cpu as usize],
+            conv: vec![ConvRec::default(); 2 * conv_per_bank as usize],
             sources: HashMap::new(),
             globals: [Globals::default(), Globals::default()],
             epoch: 1,
             admit_on_second: false,
-            pending: vec![0; PENDING_SLOTS as usize],
         }
     }
 
@@ -111,17 +128,17 @@ impl HostMaps {
         if !s.is_ip() {
             return;
         }
-        account_slots(&mut self.src, &mut self.dst, self.geometry, s);
+        let tick_packets = account_slots(&mut self.src, &mut self.dst, self.geometry, s);
         if dir != DIR_INGRESS || !s.is_probe() {
             return;
         }
         let key = AddrKey { addr: s.src };
-        if self.admit_on_second && !self.sources.contains_key(&key) {
-            let (idx, tag) = pending_slot(&s.src);
-            if !admit_on_second(&mut self.pending[idx as usize], tag) {
-                g.src_deferred += 1;
-                return;
-            }
+        if !admitted(self.admit_on_second, tick_packets) && !self.sources.contains_key(&key) {
+            g.src_deferred += 1;
+            return;
+        }
+        if !opens_conversation(&mut self.conv, self.geometry, s) {
+            return;
         }
         let st = self.sources.entry(key).or_insert_with(|| {
             g.src_inserts += 1;

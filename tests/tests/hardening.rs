@@ -126,9 +126,8 @@ fn kill_9_leaves_nothing_behind_and_a_restart_works_at_once() {
         })
         .unwrap_or_default();
     assert!(
-        !pinned
-            .iter()
-            .any(|n| n.to_lowercase().contains("picket") || ["SOURCES", "SRC", "DST"].contains(&n.as_str())),
+        !pinned.iter().any(|n| n.to_lowercase().contains("picket")
+            || ["SOURCES", "SRC", "DST"].contains(&n.as_str())),
         "expected no pinned picket objects in /sys/fs/bpf, found {pinned:?}"
     );
     // The interface lock went with the process: a new picket starts at once and works.

@@ -156,6 +156,7 @@ mod tests {
             src_map_entries: 1024,
             src_slots: 2048,
             dst_slots: 256,
+            conv_slots: 4096,
             thresholds: Thresholds {
                 port_scan_ports: 3,
                 host_sweep_hosts: 4,

@@ -141,6 +141,14 @@ declare! {
             help: "Slots of the per-CPU table of what each address received per poll, over \
                    all CPUs (rounded down to a power of two per CPU; 128 bytes each, two banks).",
         }
+        conv_slots: u32 {
+            default: agent_common::conv::DEFAULT_CONV_SLOTS,
+            flag: set(u32) "conv-slots",
+            check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
+            in: [Live],
+            help: "Records of the table of conversations opened per poll, shared by all CPUs \
+                   (rounded down to a power of two; 64 bytes each, two banks).",
+        }
         capture_dir: Option<PathBuf> {
             default: None,
             flag: some(PathBuf) "capture-dir" value "DIR",

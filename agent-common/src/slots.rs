@@ -84,7 +84,7 @@ pub struct SlotHead {
 ///
 /// Layout (64 bytes): `head` at 0, `syn` at 32, `tcp_other` at 36, `udp` at 40, `synack` at
 /// 44, `rst` at 46, `icmp_req` at 48, `icmp_other` at 50, `other` at 52, `frags` at 54,
-/// `tiny_frag` at 56, `_pad` at 58. The u16 counters saturate.
+/// `tiny_frag` at 56, `refl_req` at 58, `_pad` at 60. The u16 counters saturate.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SrcSlot {
@@ -110,14 +110,16 @@ pub struct SrcSlot {
     pub frags: u16,
     /// First fragments too short to hold the L4 header (`FRAG_TINY`, an evasion).
     pub tiny_frag: u16,
+    /// UDP datagrams to a reflector port ([`reflector_port`]): requests, e.g. a resolver's.
+    pub refl_req: u16,
     /// Padding, always zero.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 4],
 }
 
 /// What one address received in one tick, on one CPU.
 ///
 /// Layout (128 bytes): `head` at 0, then u32 counters from 32 to 96, `src_bits` at 96,
-/// `_pad` at 112. `*_p` count packets and `*_b` bytes on the wire (saturating).
+/// `refl_b` at 112, `udp_later_p` at 116, `refl_src_bits` at 120. `*_p` count packets and `*_b` bytes on the wire (saturating).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DstSlot {
@@ -153,12 +155,44 @@ pub struct DstSlot {
     pub synack_p: u32,
     /// TCP RSTs received.
     pub rst_p: u32,
-    /// Reserved, always zero.
-    pub _r: u32,
+    /// UDP from a reflector port ([`reflector_port`]): packets (answers, or a reflection).
+    pub refl_p: u32,
     /// 128-bit linear-counting bitmap of the senders.
     pub src_bits: [u64; 2],
-    /// Padding, always zero.
-    pub _pad: [u64; 2],
+    /// UDP from a reflector port: bytes.
+    pub refl_b: u32,
+    /// Later fragments of UDP datagrams (no UDP header, so no port): packets.
+    pub udp_later_p: u32,
+    /// 64-bit linear-counting bitmap of the senders from reflector ports.
+    pub refl_src_bits: u64,
+}
+
+/// UDP ports of services that answer a small request with a large reply, which attackers
+/// use as reflectors (US-CERT TA14-017A and later advisories): echo, chargen, DNS, portmap,
+/// NTP, NetBIOS, SNMP, CLDAP, SSDP, ARD, WS-Discovery, mDNS, CoAP, Ubiquiti discovery,
+/// memcached, DVR discovery, BACnet.
+#[inline(always)]
+pub fn reflector_port(port: u16) -> bool {
+    matches!(
+        port,
+        7 | 17
+            | 19
+            | 53
+            | 111
+            | 123
+            | 137
+            | 161
+            | 389
+            | 1900
+            | 3283
+            | 3702
+            | 5353
+            | 5683
+            | 10001
+            | 11211
+            | 37810
+            | 47808
+    )
 }
 
 const _: () = assert!(core::mem::size_of::<SlotHead>() == 32);
@@ -322,7 +356,12 @@ impl SrcSlot {
                 TcpClass::Rst => sat16(&mut self.rst),
                 TcpClass::Other => self.tcp_other = self.tcp_other.wrapping_add(1),
             },
-            IPPROTO_UDP => self.udp = self.udp.wrapping_add(1),
+            IPPROTO_UDP => {
+                self.udp = self.udp.wrapping_add(1);
+                if s.has_l4() && reflector_port(s.dst_port) {
+                    sat16(&mut self.refl_req);
+                }
+            }
             IPPROTO_ICMP | IPPROTO_ICMPV6 => {
                 if icmp_request(s) {
                     sat16(&mut self.icmp_req);
@@ -339,6 +378,14 @@ impl SrcSlot {
             }
         }
     }
+}
+
+/// Hash of a packet's sender for the distinct-sender bitmaps (the IPv4 address of a mapped
+/// address, bytes 0–3 and 12–15 of an IPv6 one).
+#[inline(always)]
+fn sender_hash(s: &Summary) -> u32 {
+    let a = s.src_words();
+    fmix32(a[0] as u32 ^ (a[1] >> 32) as u32)
 }
 
 impl DstSlot {
@@ -359,7 +406,18 @@ impl DstSlot {
                     }
                 }
             },
-            IPPROTO_UDP => count(&mut self.udp_p, &mut self.udp_b, len),
+            IPPROTO_UDP => {
+                count(&mut self.udp_p, &mut self.udp_b, len);
+                if !s.has_l4() {
+                    self.udp_later_p = self.udp_later_p.wrapping_add(1);
+                } else if reflector_port(s.src_port) {
+                    count(&mut self.refl_p, &mut self.refl_b, len);
+                    let bit = 1u64 << (sender_hash(s) & 63);
+                    if self.refl_src_bits & bit == 0 {
+                        self.refl_src_bits |= bit;
+                    }
+                }
+            }
             IPPROTO_ICMP | IPPROTO_ICMPV6 => {
                 if icmp_request(s) {
                     self.icmp_req_p = self.icmp_req_p.wrapping_add(1);
@@ -374,7 +432,7 @@ impl DstSlot {
             count(&mut self.frag_p, &mut self.frag_b, len);
         }
         // The sender's bit; written only when new, so a hot flow leaves the line clean.
-        let h = fmix32(s.src_words()[0] as u32 ^ (s.src_words()[1] >> 32) as u32);
+        let h = sender_hash(s);
         let word = ((h >> 6) & 1) as usize;
         let bit = 1u64 << (h & 63);
         if self.src_bits[word] & bit == 0 {
@@ -487,7 +545,7 @@ impl SrcSlot {
     /// Adds another CPU's slot of the same address and tick.
     pub fn merge(&mut self, o: &SrcSlot) {
         merge_fields!(self, o; syn, tcp_other, udp, synack, rst, icmp_req, icmp_other, other,
-            frags, tiny_frag);
+            frags, tiny_frag, refl_req);
     }
 
     /// ICMP and ICMPv6 packets of every kind.
@@ -501,9 +559,17 @@ impl DstSlot {
     /// Adds another CPU's slot of the same address and tick.
     pub fn merge(&mut self, o: &DstSlot) {
         merge_fields!(self, o; syn_p, syn_b, tcp_p, tcp_b, udp_p, udp_b, icmp_req_p,
-            icmp_other_p, icmp_b, other_p, other_b, frag_p, frag_b, synack_p, rst_p);
+            icmp_other_p, icmp_b, other_p, other_b, frag_p, frag_b, synack_p, rst_p, refl_p,
+            refl_b, udp_later_p);
         self.src_bits[0] |= o.src_bits[0];
         self.src_bits[1] |= o.src_bits[1];
+        self.refl_src_bits |= o.refl_src_bits;
+    }
+
+    /// Estimated distinct senders from reflector ports (64-bit linear counting; saturates
+    /// near 260).
+    pub fn distinct_reflectors(&self) -> crate::sketch::Distinct {
+        crate::sketch::linear_count_bits(&[self.refl_src_bits])
     }
 
     /// Estimated distinct senders (128-bit linear counting; saturates near 620).

@@ -350,11 +350,13 @@ mod tests {
                 d.thresholds.syn_flood_dst_pps.to_string(),
             ),
             (
-                "--syn-flood-dst-sources",
-                d.thresholds.syn_flood_dst_sources.to_string(),
+                "--syn-flood-dst-ack-ratio",
+                d.thresholds.syn_flood_dst_ack_ratio.to_string(),
             ),
             ("--udp-flood-pps", d.thresholds.udp_flood_pps.to_string()),
             ("--icmp-flood-pps", d.thresholds.icmp_flood_pps.to_string()),
+            ("--tcp-flood-pps", d.thresholds.tcp_flood_pps.to_string()),
+            ("--reflection-pps", d.thresholds.reflection_pps.to_string()),
         ] {
             let at = help
                 .find(&format!("{flag} "))

@@ -511,7 +511,6 @@ fn syn_flood_capture_raises_destination_syn_flood() {
     let opts = Options {
         thresholds: Thresholds {
             syn_flood_dst_pps: max as f64,
-            syn_flood_dst_sources: 1,
             ..Thresholds::default()
         },
         ..Options::default()

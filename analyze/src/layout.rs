@@ -441,16 +441,24 @@ pub fn sections(r: &Report) -> Vec<Section> {
     let th = &d.thresholds;
     let mut s = Section::new("alerts", "Alerts");
     s.lines.push(format!(
-        "detectors read every {} s of capture time, window {} s; thresholds: port_scan {} ports, host_sweep {} hosts, syn_flood {}/s (destination {}/s from {} sources), udp_flood {}/s, icmp_flood {}/s",
+        "detectors read every {} s of capture time, window {} s; thresholds: port_scan {} ports, host_sweep {} hosts; from one source: syn_flood {}/s, udp_flood {}/s, icmp_flood {}/s; at one destination: syn_flood {}/s (ACKs under {} per SYN), udp_flood {}/s or {} Mbit/s, icmp_flood {}/s, tcp_flood {}/s, frag_flood {}/s, proto_flood {}/s, reflection {}/s or {} Mbit/s",
         d.poll_interval_s,
         d.window_s,
         th.port_scan_ports,
         th.host_sweep_hosts,
         th.syn_flood_pps,
-        th.syn_flood_dst_pps,
-        th.syn_flood_dst_sources,
         th.udp_flood_pps,
-        th.icmp_flood_pps
+        th.icmp_flood_pps,
+        th.syn_flood_dst_pps,
+        th.syn_flood_dst_ack_ratio,
+        th.udp_flood_dst_pps,
+        th.udp_flood_dst_bps / 1e6,
+        th.icmp_flood_dst_pps,
+        th.tcp_flood_pps,
+        th.frag_flood_pps,
+        th.proto_flood_pps,
+        th.reflection_pps,
+        th.reflection_bps / 1e6,
     ));
     if d.admission_changes > 0 {
         s.lines.push(format!(

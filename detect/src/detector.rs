@@ -35,22 +35,34 @@ pub enum Rule {
     PortScan,
     /// One source probing many destination hosts.
     HostSweep,
-    /// SYN rate from one source, or towards one destination from many (spoofed) sources.
+    /// SYN rate from one source, or towards one destination that does not complete them.
     SynFlood,
-    /// UDP packet rate from one source.
+    /// UDP rate from one source, or towards one destination that does not answer.
     UdpFlood,
-    /// ICMP/ICMPv6 packet rate from one source.
+    /// ICMP/ICMPv6 rate from one source, or towards one destination.
     IcmpFlood,
+    /// TCP without SYN (ACK, RST, FIN, …) towards one destination that does not answer.
+    TcpFlood,
+    /// IP fragments towards one destination that does not answer.
+    FragFlood,
+    /// Other IP protocols (GRE, ESP, …) towards one destination that does not answer.
+    ProtoFlood,
+    /// Answers from reflector ports (DNS, NTP, …) towards one destination that did not ask.
+    Reflection,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 9] = [
         Rule::PortScan,
         Rule::HostSweep,
         Rule::SynFlood,
         Rule::UdpFlood,
         Rule::IcmpFlood,
+        Rule::TcpFlood,
+        Rule::FragFlood,
+        Rule::ProtoFlood,
+        Rule::Reflection,
     ];
 
     /// Stable snake_case name.
@@ -74,6 +86,9 @@ pub enum Unit {
     /// Packets per second.
     #[strum(serialize = "packets/s")]
     PacketsPerSecond,
+    /// Bits per second (on the wire).
+    #[strum(serialize = "bits/s")]
+    BitsPerSecond,
 }
 
 /// Whom a finding is about.
@@ -98,12 +113,31 @@ pub struct Thresholds {
     pub syn_flood_pps: f64,
     /// `syn_flood` (destination): SYNs per second towards one destination...
     pub syn_flood_dst_pps: f64,
-    /// ...from at least this many distinct sources in the window.
-    pub syn_flood_dst_sources: u32,
+    /// ...followed by fewer ACK-class packets to it than this fraction of the SYNs.
+    pub syn_flood_dst_ack_ratio: f64,
     /// `udp_flood`: UDP packets per second from one source.
     pub udp_flood_pps: f64,
+    /// `udp_flood` (destination): UDP packets per second towards one destination...
+    pub udp_flood_dst_pps: f64,
+    /// ...or UDP bits per second towards it.
+    pub udp_flood_dst_bps: f64,
     /// `icmp_flood`: ICMP/ICMPv6 packets per second from one source.
     pub icmp_flood_pps: f64,
+    /// `icmp_flood` (destination): ICMP/ICMPv6 requests, or unsolicited replies and errors,
+    /// per second towards one destination.
+    pub icmp_flood_dst_pps: f64,
+    /// `tcp_flood` (destination): TCP packets without SYN per second towards one destination.
+    pub tcp_flood_pps: f64,
+    /// `frag_flood` (destination): IP fragments per second towards one destination.
+    pub frag_flood_pps: f64,
+    /// `proto_flood` (destination): packets of other IP protocols per second towards one
+    /// destination.
+    pub proto_flood_pps: f64,
+    /// `reflection` (destination): UDP packets per second from reflector ports towards one
+    /// destination...
+    pub reflection_pps: f64,
+    /// ...or bits per second.
+    pub reflection_bps: f64,
 }
 
 impl Default for Thresholds {
@@ -120,20 +154,46 @@ impl Default for Thresholds {
     /// * `syn_flood_pps = 1000`: `hping3 --flood` sends tens of thousands of SYNs per second;
     ///   default-speed `nmap -sS` stays in the hundreds, and a legitimate client rarely opens
     ///   a thousand connections per second to one host.
-    /// * `syn_flood_dst_pps = 2000` from `syn_flood_dst_sources = 64` distinct sources: a
-    ///   spoofed flood spreads over thousands of sources, each below every per-source bar.
+    /// * `syn_flood_dst_pps = 2000` with `syn_flood_dst_ack_ratio = 0.2`: a spoofed or
+    ///   botnet flood spreads over many sources, each below every per-source bar, and its
+    ///   SYNs are never followed by the handshake's ACK (spoofed sources never see the
+    ///   SYN-ACK; real bots answer it with RST). A busy server at 2 400 connections/s gets at
+    ///   least one ACK-class packet per SYN (the handshake's last ACK, then data and FIN), so
+    ///   its ratio is ≥ 1. SYN cookies do not change this: they answer every SYN.
     /// * `udp_flood_pps = 20000`: above a fast QUIC or media stream from one peer (~10 k
     ///   packets/s at 100 Mbit/s), far below a flood tool's rate.
+    /// * `udp_flood_dst_pps = 50000` or `udp_flood_dst_bps = 500 Mbit/s`, while the
+    ///   destination sends back under 1 % as much UDP: a QUIC download or RTP call is two-way
+    ///   (the client ACKs at ≥ 5 %), a flood is one-way.
     /// * `icmp_flood_pps = 1000`: `ping` sends 1/s, `ping -f` hundreds to thousands.
+    /// * `icmp_flood_dst_pps = 5000`: requests, or replies and errors the destination never
+    ///   asked for (it sent under 1 % as many requests); ping and mtr send 1–10 per second.
+    /// * `tcp_flood_pps = 20000`, while the destination sends back (other than RST) under 5 %
+    ///   as many TCP packets: a backup or download receiver ACKs at ≥ 30 %.
+    /// * `frag_flood_pps = 20000` and `proto_flood_pps = 20000`, while the destination sends
+    ///   back under 1 % as many packets (of that protocol): NFS over UDP, big DNS answers,
+    ///   tunnels and IPsec peers are two-way.
+    /// * `reflection_pps = 5000` or `reflection_bps = 50 Mbit/s` from ≥ 10 reflectors, while
+    ///   the destination sent under 10 % as many requests to reflector ports: a resolver asks
+    ///   about as often as it is answered; amplified answers are large (DNS ANY ≈ 3 000 B,
+    ///   NTP monlist ≈ 468 B), hence the bit rate.
     fn default() -> Self {
         Thresholds {
             port_scan_ports: 30,
             host_sweep_hosts: 64,
             syn_flood_pps: 1000.0,
             syn_flood_dst_pps: 2000.0,
-            syn_flood_dst_sources: 64,
+            syn_flood_dst_ack_ratio: 0.2,
             udp_flood_pps: 20_000.0,
+            udp_flood_dst_pps: 50_000.0,
+            udp_flood_dst_bps: 500e6,
             icmp_flood_pps: 1000.0,
+            icmp_flood_dst_pps: 5000.0,
+            tcp_flood_pps: 20_000.0,
+            frag_flood_pps: 20_000.0,
+            proto_flood_pps: 20_000.0,
+            reflection_pps: 5000.0,
+            reflection_bps: 50e6,
         }
     }
 }
@@ -177,15 +237,25 @@ impl Finding {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Details {
     // Declared in alphabetical order: the JSON documents list keys sorted.
+    /// ACK-class packets received per SYN received (destination-scoped `syn_flood`): about
+    /// 0 for a flood, 1 or more for a busy server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_ratio: Option<f64>,
+    /// Mean bytes per packet from the reflectors (`reflection`: the amplification).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_packet: Option<f64>,
     /// Distinct hosts probed in the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_hosts: Option<u32>,
     /// Distinct ports probed in the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_ports: Option<u32>,
-    /// Distinct sources (destination-scoped floods).
+    /// Distinct sources (destination-scoped floods; 128-bit estimate, saturates near 620).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_sources: Option<u32>,
+    /// Source-scoped findings folded into this destination-scoped one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub folded: u32,
     /// Packets from the source: its probes since its entry was created (scans), or its
     /// packets in the window (floods; a lower bound).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +263,9 @@ pub struct Details {
     /// Probed ports (exact set, first 64), for scans.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// Distinct reflectors (`reflection`; 64-bit estimate, saturates near 260).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflectors: Option<u32>,
     /// True when a distinct count reached the estimator's capacity (about 7000): the
     /// count is then a lower bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -201,6 +274,18 @@ pub struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Fractions the destination must send back under for a one-way flood (see
+/// [`Thresholds::default`]).
+const TCP_ANSWER_MAX: f64 = 0.05;
+const ONE_WAY_MAX: f64 = 0.01;
+const REFLECTION_ASKED_MAX: f64 = 0.10;
+/// Fewest distinct reflectors for `reflection`.
+const MIN_REFLECTORS: u32 = 10;
 
 /// Distinct counts of one source in one window.
 #[derive(Clone, Debug)]
@@ -248,6 +333,10 @@ pub struct Detector {
     window_counts: HashMap<AddrKey, ScanCounts>,
     prev_window_counts: HashMap<AddrKey, ScanCounts>,
     last_probes: Option<u64>,
+    /// Sources with a UDP flood finding, and destinations with a flood finding, and when: a
+    /// flood to random ports is not also a scan.
+    flooding: HashMap<AddrKey, u64>,
+    flooded: HashMap<IpAddr, u64>,
 }
 
 impl Detector {
@@ -261,6 +350,8 @@ impl Detector {
             window_counts: HashMap::new(),
             prev_window_counts: HashMap::new(),
             last_probes: None,
+            flooding: HashMap::new(),
+            flooded: HashMap::new(),
         }
     }
 
@@ -283,21 +374,37 @@ impl Detector {
         if snap.maps_read {
             self.read_scan_counts(snap);
         }
-        out.extend(self.flood_findings(&snap.tick));
+        out.extend(self.flood_findings(&snap.tick, snap.mono_ns));
         let t = &self.thresholds;
         let keys: std::collections::BTreeSet<&AddrKey> = self
             .window_counts
             .keys()
             .chain(self.prev_window_counts.keys())
             .collect();
+        // A source that flooded with UDP within the last window, or a destination flooded
+        // with UDP or TCP within it: the spread of ports is the flood's, not a scan's. A SYN
+        // flood hides no scan (a scan inside a spoofed SYN flood is still reported), and a
+        // fast SYN scan from one source stays a scan (it may raise syn_flood as well).
+        let recent = (self.window_s * 1e9) as u64;
+        self.flooding
+            .retain(|_, at| snap.mono_ns.saturating_sub(*at) <= recent);
+        self.flooded
+            .retain(|_, at| snap.mono_ns.saturating_sub(*at) <= recent);
         for key in keys {
-            out.extend(scan_findings(
+            let mut found = scan_findings(
                 t,
                 self.window_s,
                 key,
                 self.window_counts.get(key),
                 self.prev_window_counts.get(key),
-            ));
+            );
+            let flooded =
+                |f: &Finding| f.destination.is_some_and(|d| self.flooded.contains_key(&d));
+            if self.flooding.contains_key(key) {
+                found.retain(|f| f.rule != Rule::PortScan);
+            }
+            found.retain(|f| f.rule != Rule::PortScan || !flooded(f));
+            out.extend(found);
         }
         out
     }
@@ -322,28 +429,274 @@ impl Detector {
     }
 
     /// Floods in the tick that has just ended: per source from what it sent, per destination
-    /// from what it received. Every count is a lower bound (see `agent_common::slots`).
-    fn flood_findings(&self, tick: &TickCounts) -> Vec<Finding> {
-        let mut out = Vec::new();
+    /// from what it received and sent back. Every count is a lower bound (see
+    /// `agent_common::slots`). One attack makes one finding: a destination flood that its
+    /// flagged sources explain (half of its rate or more) is left to them; otherwise their
+    /// findings fold into it. A reflection is not also a UDP or fragment flood, nor a
+    /// fragment flood also a UDP flood.
+    fn flood_findings(&mut self, tick: &TickCounts, now_ns: u64) -> Vec<Finding> {
         if tick.secs <= 0.0 {
-            return out;
+            return Vec::new();
         }
         let t = &self.thresholds;
-        for s in &tick.src {
-            out.extend(src_flood_findings(t, tick.secs, s, &self.last_dst));
-        }
-        let synacks: HashMap<[u64; 2], u32> = tick
+        let recv: HashMap<[u64; 2], &DstSlot> = tick.dst.iter().map(|d| (d.head.addr, d)).collect();
+        let mut src: Vec<Finding> = tick
             .src
             .iter()
-            .filter(|s| s.synack > 0)
-            .map(|s| (s.head.addr, u32::from(s.synack)))
+            .flat_map(|s| {
+                let back = recv.get(&s.head.addr).copied();
+                src_flood_findings(t, tick.secs, s, back, &self.last_dst)
+            })
             .collect();
+        let sent: HashMap<[u64; 2], &SrcSlot> = tick.src.iter().map(|s| (s.head.addr, s)).collect();
+        let mut dst = Vec::new();
         for d in &tick.dst {
-            let sent = synacks.get(&d.head.addr).copied().unwrap_or(0);
-            out.extend(dst_flood_finding(t, tick.secs, d, sent));
+            let mut found = dst_flood_findings(t, tick.secs, d, sent.get(&d.head.addr).copied());
+            let has = |f: &[Finding], r: Rule| f.iter().any(|f| f.rule == r);
+            if has(&found, Rule::Reflection) {
+                found.retain(|f| !matches!(f.rule, Rule::UdpFlood | Rule::FragFlood));
+            } else if has(&found, Rule::FragFlood) {
+                found.retain(|f| f.rule != Rule::UdpFlood);
+            }
+            dst.extend(found);
         }
-        out
+        dst.retain_mut(|f| {
+            let family = |r: Rule| match r {
+                Rule::FragFlood | Rule::Reflection => Rule::UdpFlood,
+                r => r,
+            };
+            let mine = |s: &Finding| {
+                family(s.rule) == family(f.rule)
+                    && s.destination.is_none_or(|d| Some(d) == f.destination)
+            };
+            let covered: f64 = src.iter().filter(|s| mine(s)).map(|s| s.value).sum();
+            if covered >= f.value / 2.0 {
+                return false;
+            }
+            let before = src.len();
+            src.retain(|s| !mine(s));
+            f.details.folded = (before - src.len()) as u32;
+            true
+        });
+        for f in src.iter().filter(|f| f.rule == Rule::UdpFlood) {
+            if let Some(ip) = f.source {
+                self.flooding.insert(AddrKey::from_ip(ip), now_ns);
+            }
+        }
+        for f in dst
+            .iter()
+            .filter(|f| matches!(f.rule, Rule::UdpFlood | Rule::TcpFlood))
+        {
+            if let Some(ip) = f.destination {
+                self.flooded.insert(ip, now_ns);
+            }
+        }
+        src.extend(dst);
+        src
     }
+}
+
+/// Floods from the sender of `s`; `back` is what it received in the same tick.
+fn src_flood_findings(
+    t: &Thresholds,
+    secs: f64,
+    s: &SrcSlot,
+    back: Option<&DstSlot>,
+    last_dst: &HashMap<AddrKey, [u8; 16]>,
+) -> Vec<Finding> {
+    let key = AddrKey {
+        addr: s.head.addr_bytes(),
+    };
+    // UDP only counts one-way: a QUIC or media server streaming to a client is ACKed back.
+    let udp_answered = back.is_some_and(|b| f64::from(b.udp_p) >= ONE_WAY_MAX * f64::from(s.udp));
+    let udp = if udp_answered { 0 } else { s.udp };
+    [
+        (Rule::SynFlood, s.syn, t.syn_flood_pps),
+        (Rule::UdpFlood, udp, t.udp_flood_pps),
+        (Rule::IcmpFlood, s.icmp(), t.icmp_flood_pps),
+    ]
+    .into_iter()
+    .map(|(rule, n, threshold)| (rule, f64::from(n) / secs, threshold))
+    .filter(|(_, rate, threshold)| *rate >= *threshold)
+    .map(|(rule, rate, threshold)| Finding {
+        rule,
+        scope: Scope::Source,
+        source: Some(key.ip()),
+        destination: last_dst.get(&key).map(|d| AddrKey { addr: *d }.ip()),
+        value: rate.round(),
+        threshold,
+        unit: Unit::PacketsPerSecond,
+        window_s: secs,
+        estimated: false,
+        details: Details {
+            packets: Some(u64::from(s.head.pkts_lower())),
+            ..Details::default()
+        },
+    })
+    .collect()
+}
+
+/// True for multicast and broadcast destinations, which no flood rule reports: many hosts
+/// legitimately send to them and none answers.
+fn group_address(a: &[u8; 16]) -> bool {
+    match (AddrKey { addr: *a }).ip() {
+        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast() || v4.octets()[3] == 255,
+        IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+/// Floods at the destination of `d`; `back` is what it sent in the same tick.
+fn dst_flood_findings(
+    t: &Thresholds,
+    secs: f64,
+    d: &DstSlot,
+    back: Option<&SrcSlot>,
+) -> Vec<Finding> {
+    let addr = d.head.addr_bytes();
+    if group_address(&addr) {
+        return Vec::new();
+    }
+    let back = back.copied().unwrap_or_default();
+    let rate = |n: u32| f64::from(n) / secs;
+    let bits = |b: u32| f64::from(b) * 8.0 / secs;
+    let under = |sent: u32, recv: u32, max: f64| f64::from(sent) < max * f64::from(recv);
+    let mut out = Vec::new();
+    let mut push = |rule: Rule, value: f64, threshold: f64, unit: Unit, details: Details| {
+        out.push(Finding {
+            rule,
+            scope: Scope::Destination,
+            source: None,
+            destination: Some(AddrKey { addr }.ip()),
+            value: value.round(),
+            threshold,
+            unit,
+            window_s: secs,
+            estimated: false,
+            details: Details {
+                distinct_sources: Some(d.distinct_sources().value),
+                saturated: d.distinct_sources().saturated,
+                packets: Some(u64::from(d.head.pkts_lower())),
+                ..details
+            },
+        });
+    };
+    // SYNs not followed by the handshake's ACK: ACK-class packets the destination received.
+    let acks = d.tcp_p.saturating_sub(d.rst_p).saturating_sub(d.synack_p);
+    if rate(d.syn_p) >= t.syn_flood_dst_pps
+        && f64::from(acks) < t.syn_flood_dst_ack_ratio * f64::from(d.syn_p)
+    {
+        let ratio = |n: u32| (f64::from(n) / f64::from(d.syn_p.max(1)) * 1000.0).round() / 1000.0;
+        push(
+            Rule::SynFlood,
+            rate(d.syn_p),
+            t.syn_flood_dst_pps,
+            Unit::PacketsPerSecond,
+            Details {
+                synack_ratio: Some(ratio(u32::from(back.synack))),
+                ack_ratio: Some(ratio(acks)),
+                ..Details::default()
+            },
+        );
+    }
+    let tcp_back = back.tcp_other.saturating_add(u32::from(back.synack));
+    if rate(d.tcp_p) >= t.tcp_flood_pps && under(tcp_back, d.tcp_p, TCP_ANSWER_MAX) {
+        push(
+            Rule::TcpFlood,
+            rate(d.tcp_p),
+            t.tcp_flood_pps,
+            Unit::PacketsPerSecond,
+            Details::default(),
+        );
+    }
+    if under(back.udp, d.udp_p, ONE_WAY_MAX) {
+        if rate(d.udp_p) >= t.udp_flood_dst_pps {
+            push(
+                Rule::UdpFlood,
+                rate(d.udp_p),
+                t.udp_flood_dst_pps,
+                Unit::PacketsPerSecond,
+                Details::default(),
+            );
+        } else if bits(d.udp_b) >= t.udp_flood_dst_bps {
+            push(
+                Rule::UdpFlood,
+                bits(d.udp_b),
+                t.udp_flood_dst_bps,
+                Unit::BitsPerSecond,
+                Details::default(),
+            );
+        }
+    }
+    let unsolicited = under(u32::from(back.icmp_req), d.icmp_other_p, ONE_WAY_MAX);
+    let icmp = d
+        .icmp_req_p
+        .max(if unsolicited { d.icmp_other_p } else { 0 });
+    if rate(icmp) >= t.icmp_flood_dst_pps {
+        push(
+            Rule::IcmpFlood,
+            rate(icmp),
+            t.icmp_flood_dst_pps,
+            Unit::PacketsPerSecond,
+            Details::default(),
+        );
+    }
+    if rate(d.frag_p) >= t.frag_flood_pps && under(back.head.pkts, d.frag_p, ONE_WAY_MAX) {
+        push(
+            Rule::FragFlood,
+            rate(d.frag_p),
+            t.frag_flood_pps,
+            Unit::PacketsPerSecond,
+            Details::default(),
+        );
+    }
+    if rate(d.other_p) >= t.proto_flood_pps && under(u32::from(back.other), d.other_p, ONE_WAY_MAX)
+    {
+        push(
+            Rule::ProtoFlood,
+            rate(d.other_p),
+            t.proto_flood_pps,
+            Unit::PacketsPerSecond,
+            Details::default(),
+        );
+    }
+    let reflectors = d.distinct_reflectors();
+    if reflectors.value >= MIN_REFLECTORS
+        && under(u32::from(back.refl_req), d.refl_p, REFLECTION_ASKED_MAX)
+    {
+        // Amplified answers are often fragmented, and later fragments carry no port: when
+        // nearly every UDP datagram comes from a reflector port, all UDP bytes (fragments
+        // included) are the reflection's.
+        let datagrams = d.udp_p.saturating_sub(d.udp_later_p);
+        let refl_b = if f64::from(d.refl_p) >= 0.9 * f64::from(datagrams) {
+            d.refl_b.max(d.udp_b)
+        } else {
+            d.refl_b
+        };
+        let bytes_per_packet = Some(f64::from(refl_b) / f64::from(d.refl_p.max(1)));
+        let details = Details {
+            reflectors: Some(reflectors.value),
+            bytes_per_packet: bytes_per_packet.map(f64::round),
+            ..Details::default()
+        };
+        if rate(d.refl_p) >= t.reflection_pps {
+            push(
+                Rule::Reflection,
+                rate(d.refl_p),
+                t.reflection_pps,
+                Unit::PacketsPerSecond,
+                details,
+            );
+        } else if bits(refl_b) >= t.reflection_bps {
+            push(
+                Rule::Reflection,
+                bits(refl_b),
+                t.reflection_bps,
+                Unit::BitsPerSecond,
+                details,
+            );
+        }
+    }
+    out
 }
 
 fn scan_findings(
@@ -393,76 +746,6 @@ fn scan_findings(
         out.push(f);
     }
     out
-}
-
-fn src_flood_findings(
-    t: &Thresholds,
-    secs: f64,
-    s: &SrcSlot,
-    last_dst: &HashMap<AddrKey, [u8; 16]>,
-) -> Vec<Finding> {
-    let key = AddrKey {
-        addr: s.head.addr_bytes(),
-    };
-    [
-        (Rule::SynFlood, s.syn, t.syn_flood_pps),
-        (Rule::UdpFlood, s.udp, t.udp_flood_pps),
-        (Rule::IcmpFlood, s.icmp(), t.icmp_flood_pps),
-    ]
-    .into_iter()
-    .map(|(rule, n, threshold)| (rule, f64::from(n) / secs, threshold))
-    .filter(|(_, rate, threshold)| *rate >= *threshold)
-    .map(|(rule, rate, threshold)| Finding {
-        rule,
-        scope: Scope::Source,
-        source: Some(key.ip()),
-        destination: last_dst.get(&key).map(|d| AddrKey { addr: *d }.ip()),
-        value: rate.round(),
-        threshold,
-        unit: Unit::PacketsPerSecond,
-        window_s: secs,
-        estimated: false,
-        details: Details {
-            packets: Some(u64::from(s.head.pkts_lower())),
-            ..Details::default()
-        },
-    })
-    .collect()
-}
-
-/// A SYN flood at `d` from many sources; `synacks` is what `d` sent back in the tick.
-fn dst_flood_finding(t: &Thresholds, secs: f64, d: &DstSlot, synacks: u32) -> Option<Finding> {
-    let rate = f64::from(d.syn_p) / secs;
-    if rate < t.syn_flood_dst_pps {
-        return None;
-    }
-    let sources = d.distinct_sources();
-    if sources.value < t.syn_flood_dst_sources {
-        return None;
-    }
-    let ratio = f64::from(synacks) / f64::from(d.syn_p.max(1));
-    Some(Finding {
-        rule: Rule::SynFlood,
-        scope: Scope::Destination,
-        source: None,
-        destination: Some(
-            AddrKey {
-                addr: d.head.addr_bytes(),
-            }
-            .ip(),
-        ),
-        value: rate.round(),
-        threshold: t.syn_flood_dst_pps,
-        unit: Unit::PacketsPerSecond,
-        window_s: secs,
-        estimated: false,
-        details: Details {
-            distinct_sources: Some(sources.value),
-            saturated: sources.saturated,
-            synack_ratio: Some((ratio * 1000.0).round() / 1000.0),
-            ..Details::default()
-        },
-    })
 }
 
 #[cfg(test)]
@@ -691,6 +974,143 @@ mod tests {
         // Answered with SYN-ACKs (SYN cookies), the ratio says so.
         let f = spoofed_flood(TCP_SYN | TCP_ACK);
         assert_eq!(f[0].details.synack_ratio, Some(1.0));
+    }
+
+    /// Feeds `n` copies of `frame` from `src` to `dst` (and `back` answers) in one tick and
+    /// returns the findings of that tick.
+    fn one_tick(frames_in: &[(Vec<u8>, u32)]) -> Vec<(Rule, Scope)> {
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        d.evaluate(&read(&mut m, SEC));
+        for (frame, n) in frames_in {
+            for _ in 0..*n {
+                feed(&mut m, frame, DIR_INGRESS, SEC + 1);
+            }
+        }
+        let mut f = rules(&d.evaluate(&read(&mut m, 2 * SEC)));
+        f.sort();
+        f
+    }
+
+    fn from(i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0x0b00_0000 + i * 7919)
+    }
+
+    #[test]
+    fn one_way_floods_at_a_destination_for_every_protocol() {
+        let spread = |l4: &dyn Fn(u32) -> (u8, u16, Vec<u8>), n: u32| -> Vec<(Vec<u8>, u32)> {
+            (0..n)
+                .map(|i| {
+                    let (proto, frag, l4) = l4(i);
+                    (frames::ipv4(from(i % 200), VICTIM, proto, frag, &l4), 1)
+                })
+                .collect()
+        };
+        let ack = |i: u32| (IPPROTO_TCP, 0, frames::tcp(1024 + i as u16, 80, TCP_ACK));
+        assert_eq!(
+            one_tick(&spread(&ack, 25_000)),
+            vec![(Rule::TcpFlood, Scope::Destination)]
+        );
+        let gre = |_| (47, 0, vec![0u8; 8]);
+        assert_eq!(
+            one_tick(&spread(&gre, 25_000)),
+            vec![(Rule::ProtoFlood, Scope::Destination)]
+        );
+        let later = |_| (IPPROTO_UDP, 185, vec![0u8; 64]);
+        assert_eq!(
+            one_tick(&spread(&later, 25_000)),
+            vec![(Rule::FragFlood, Scope::Destination)]
+        );
+        let udp = |i: u32| (IPPROTO_UDP, 0, frames::udp(40000, i as u16, b"x"));
+        assert_eq!(
+            one_tick(&spread(&udp, 55_000)),
+            vec![(Rule::UdpFlood, Scope::Destination)]
+        );
+        let dns = |_| (IPPROTO_UDP, 0, frames::udp(53, 4444, &[0u8; 64]));
+        assert_eq!(
+            one_tick(&spread(&dns, 6_000)),
+            vec![(Rule::Reflection, Scope::Destination)]
+        );
+        let ping = |_| (IPPROTO_ICMP, 0, frames::icmp(8, 0));
+        assert_eq!(
+            one_tick(&spread(&ping, 6_000)),
+            vec![(Rule::IcmpFlood, Scope::Destination)]
+        );
+    }
+
+    #[test]
+    fn two_way_traffic_is_not_a_flood() {
+        // A download: 25 000 segments in, an ACK out for every second one.
+        let data = frames::ipv4(
+            SCANNER,
+            VICTIM,
+            IPPROTO_TCP,
+            0,
+            &frames::tcp(443, 5000, TCP_ACK),
+        );
+        let acks = frames::ipv4(
+            VICTIM,
+            SCANNER,
+            IPPROTO_TCP,
+            0,
+            &frames::tcp(5000, 443, TCP_ACK),
+        );
+        assert!(one_tick(&[(data, 25_000), (acks, 12_500)]).is_empty());
+        // A QUIC download: 30 000 datagrams in, the client's ACKs at 10 %.
+        let quic = frames::ipv4(
+            SCANNER,
+            VICTIM,
+            IPPROTO_UDP,
+            0,
+            &frames::udp(443, 5000, b"q"),
+        );
+        let back = frames::ipv4(
+            VICTIM,
+            SCANNER,
+            IPPROTO_UDP,
+            0,
+            &frames::udp(5000, 443, b"a"),
+        );
+        assert!(one_tick(&[(quic, 30_000), (back, 3_000)]).is_empty());
+        // A resolver: as many answers from port 53 as queries to it (50 servers: fewer
+        // than a host sweep).
+        let answers: Vec<(Vec<u8>, u32)> = (0..50)
+            .flat_map(|i| {
+                let a = frames::udp(53, 4000, &[0u8; 64]);
+                let q = frames::udp(4000, 53, b"q");
+                [
+                    (frames::ipv4(from(i), VICTIM, IPPROTO_UDP, 0, &a), 120),
+                    (frames::ipv4(VICTIM, from(i), IPPROTO_UDP, 0, &q), 120),
+                ]
+            })
+            .collect();
+        assert!(one_tick(&answers).is_empty());
+    }
+
+    #[test]
+    fn a_busy_server_completes_its_handshakes() {
+        // 3 000 connections in a second from 500 clients: SYN, then the handshake's ACK.
+        let mut f = Vec::new();
+        for i in 0..3000u32 {
+            let c = from(i % 500);
+            f.push((syn(c, VICTIM, 1024 + (i / 500) as u16, 80), 1));
+            let ack = frames::tcp(1024 + (i / 500) as u16, 80, TCP_ACK);
+            f.push((frames::ipv4(c, VICTIM, IPPROTO_TCP, 0, &ack), 1));
+        }
+        assert!(one_tick(&f).is_empty());
+    }
+
+    #[test]
+    fn a_flood_explained_by_its_source_is_reported_once() {
+        // One source at 5 000 SYN/s: its own finding, not also one at the destination.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        d.evaluate(&read(&mut m, SEC));
+        for i in 0..5000u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, i, 80), DIR_INGRESS, SEC + 1);
+        }
+        let f = d.evaluate(&read(&mut m, 2 * SEC));
+        assert_eq!(rules(&f), vec![(Rule::SynFlood, Scope::Source)]);
     }
 
     #[test]

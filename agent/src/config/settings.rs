@@ -214,13 +214,13 @@ declare! {
             in: [Live, Analyze, Reload],
             help: "syn_flood (destination): SYNs per second towards one destination ...",
         }
-        syn_flood_dst_sources: u32 {
-            default: Thresholds::default().syn_flood_dst_sources,
-            flag: set(u32) "syn-flood-dst-sources",
-            check: Check::Min(1),
+        syn_flood_dst_ack_ratio: f64 {
+            default: Thresholds::default().syn_flood_dst_ack_ratio,
+            flag: set(f64) "syn-flood-dst-ack-ratio",
+            check: Check::Positive,
             in: [Live, Analyze, Reload],
-            help: "syn_flood (destination): ... from at least this many distinct sources in \
-                   the window.",
+            help: "syn_flood (destination): ... while it receives fewer ACK-class packets \
+                   than this fraction of the SYNs (the handshakes are not completed).",
         }
         udp_flood_pps: f64 {
             default: Thresholds::default().udp_flood_pps,
@@ -229,12 +229,74 @@ declare! {
             in: [Live, Analyze, Reload],
             help: "udp_flood: UDP packets per second from one source.",
         }
+        udp_flood_dst_pps: f64 {
+            default: Thresholds::default().udp_flood_dst_pps,
+            flag: set(f64) "udp-flood-dst-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "udp_flood (destination): UDP packets per second towards one destination that \
+                   sends back under 1 % as much UDP ...",
+        }
+        udp_flood_dst_bps: f64 {
+            default: Thresholds::default().udp_flood_dst_bps,
+            flag: set(f64) "udp-flood-dst-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "udp_flood (destination): ... or UDP bits per second towards it.",
+        }
         icmp_flood_pps: f64 {
             default: Thresholds::default().icmp_flood_pps,
             flag: set(f64) "icmp-flood-pps",
             check: Check::Positive,
             in: [Live, Analyze, Reload],
             help: "icmp_flood: ICMP and ICMPv6 packets per second from one source.",
+        }
+        icmp_flood_dst_pps: f64 {
+            default: Thresholds::default().icmp_flood_dst_pps,
+            flag: set(f64) "icmp-flood-dst-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "icmp_flood (destination): ICMP requests, or replies and errors it did not ask \
+                   for, per second towards one destination.",
+        }
+        tcp_flood_pps: f64 {
+            default: Thresholds::default().tcp_flood_pps,
+            flag: set(f64) "tcp-flood-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "tcp_flood: TCP packets without SYN per second towards one destination that \
+                   sends back under 5 % as many.",
+        }
+        frag_flood_pps: f64 {
+            default: Thresholds::default().frag_flood_pps,
+            flag: set(f64) "frag-flood-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "frag_flood: IP fragments per second towards one destination that sends back \
+                   under 1 % as many packets.",
+        }
+        proto_flood_pps: f64 {
+            default: Thresholds::default().proto_flood_pps,
+            flag: set(f64) "proto-flood-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "proto_flood: packets of other IP protocols (GRE, ESP, ...) per second towards \
+                   one destination that sends back under 1 % as many.",
+        }
+        reflection_pps: f64 {
+            default: Thresholds::default().reflection_pps,
+            flag: set(f64) "reflection-pps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "reflection: UDP packets per second from reflector ports (DNS, NTP, ...) towards \
+                   one destination, from 10 or more reflectors, that asked under 10 % as often ...",
+        }
+        reflection_bps: f64 {
+            default: Thresholds::default().reflection_bps,
+            flag: set(f64) "reflection-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "reflection: ... or bits per second.",
         }
     }
     table metrics: new MetricsSettings ("Prometheus/OpenMetrics endpoint: /metrics, \

@@ -131,8 +131,9 @@ pub struct DstSlot {
     pub syn_b: u32,
     /// Other TCP: packets.
     pub tcp_p: u32,
-    /// Other TCP: bytes.
-    pub tcp_b: u32,
+    /// Other TCP of at most [`SMALL_SEGMENT`] bytes on the wire: bare ACKs, RSTs, FINs, the
+    /// stuff of ACK/RST/FIN floods (a download's data segments are large).
+    pub tcp_small_p: u32,
     /// UDP: packets.
     pub udp_p: u32,
     /// UDP: bytes.
@@ -166,6 +167,10 @@ pub struct DstSlot {
     /// 64-bit linear-counting bitmap of the senders from reflector ports.
     pub refl_src_bits: u64,
 }
+
+/// Largest TCP packet (bytes on the wire) counted as small: Ethernet, IPv6 and TCP with
+/// options, and a few bytes of payload.
+pub const SMALL_SEGMENT: u32 = 128;
 
 /// UDP ports of services that answer a small request with a large reply, which attackers
 /// use as reflectors (US-CERT TA14-017A and later advisories): echo, chargen, DNS, portmap,
@@ -398,7 +403,10 @@ impl DstSlot {
             IPPROTO_TCP => match tcp_class(s) {
                 TcpClass::Syn => count(&mut self.syn_p, &mut self.syn_b, len),
                 c => {
-                    count(&mut self.tcp_p, &mut self.tcp_b, len);
+                    self.tcp_p = self.tcp_p.wrapping_add(1);
+                    if len <= SMALL_SEGMENT {
+                        self.tcp_small_p = self.tcp_small_p.wrapping_add(1);
+                    }
                     if c == TcpClass::SynAck {
                         self.synack_p = self.synack_p.wrapping_add(1);
                     } else if c == TcpClass::Rst {
@@ -558,7 +566,7 @@ impl SrcSlot {
 impl DstSlot {
     /// Adds another CPU's slot of the same address and tick.
     pub fn merge(&mut self, o: &DstSlot) {
-        merge_fields!(self, o; syn_p, syn_b, tcp_p, tcp_b, udp_p, udp_b, icmp_req_p,
+        merge_fields!(self, o; syn_p, syn_b, tcp_p, tcp_small_p, udp_p, udp_b, icmp_req_p,
             icmp_other_p, icmp_b, other_p, other_b, frag_p, frag_b, synack_p, rst_p, refl_p,
             refl_b, udp_later_p);
         self.src_bits[0] |= o.src_bits[0];

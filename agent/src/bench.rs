@@ -139,6 +139,41 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     maps.set_admit_on_second(false)?;
     print_many_row(&format!("  {m} more, admission on (deferred)"), b, p);
 
+    // Ending the tick and reading the first stage, as the agent does every poll.
+    let t = Instant::now();
+    let tick = maps.end_tick()?;
+    let tick_read = t.elapsed();
+    let (src_per_cpu, dst_per_cpu, conv_per_bank) = maps.table_sizes();
+    let cpus = crate::loader::possible_cpus()?;
+    let mib = |entries: u32, size: usize| f64::from(entries) * size as f64 / f64::from(1 << 20);
+    println!(
+        "\nfirst stage: the tick's {} sender and {} receiver addresses read in {:.1} ms \
+         (mmap, completed bank of {} + {} slots on {cpus} CPUs, {:.1} ms of it waiting for \
+         programs in flight)",
+        tick.src.len(),
+        tick.dst.len(),
+        tick_read.as_secs_f64() * 1e3,
+        tick.src_slots,
+        tick.dst_slots,
+        crate::maps::TICK_SETTLE.as_secs_f64() * 1e3
+    );
+    println!(
+        "first stage memory (fixed, whatever the number of sources): SRC {:.1} MiB, DST {:.1} MiB, \
+         CONV {:.1} MiB",
+        mib(
+            2 * src_per_cpu * cpus,
+            std::mem::size_of::<agent_common::slots::SrcSlot>()
+        ),
+        mib(
+            2 * dst_per_cpu * cpus,
+            std::mem::size_of::<agent_common::slots::DstSlot>()
+        ),
+        mib(
+            2 * conv_per_bank,
+            std::mem::size_of::<agent_common::conv::ConvRec>()
+        ),
+    );
+
     // Reading the full map, as the agent does every poll.
     let t = Instant::now();
     let snap = maps.read()?;
@@ -149,7 +184,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let eval = t.elapsed();
     let g = &snap.globals[0];
     println!(
-        "\nper-source map: {} entries of {} (LRU evictions ≈ {}), failed inserts {}",
+        "per-source map: {} entries of {} (LRU evictions ≈ {}), failed inserts {}",
         snap.sources.len(),
         snap.src_capacity,
         g.src_inserts.saturating_sub(snap.sources.len() as u64),

@@ -27,7 +27,7 @@ use crate::slot_tables::SlotTable;
 
 /// How long the agent waits after bumping the tick before it reads the bank of the tick that
 /// ended: programs that read the old tick just before the bump finish within microseconds.
-const TICK_SETTLE: std::time::Duration = std::time::Duration::from_millis(1);
+pub const TICK_SETTLE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The agent's handles on the kernel maps.
 pub struct KernelMaps {

@@ -264,8 +264,8 @@ declare! {
             flag: set(f64) "tcp-flood-pps",
             check: Check::Positive,
             in: [Live, Analyze, Reload],
-            help: "tcp_flood: TCP packets without SYN per second towards one destination that \
-                   sends back under 5 % as many.",
+            help: "tcp_flood: small TCP packets without SYN (bare ACK, RST, FIN) per second \
+                   towards one destination that sends back under 1 % as many.",
         }
         frag_flood_pps: f64 {
             default: Thresholds::default().frag_flood_pps,

@@ -398,6 +398,70 @@ fn hping3_spoofed_syn_flood_is_seen_at_the_destination() {
     lab.stop_and_check_clean(&mut p);
 }
 
+/// A flood that only its destination can see: `rule` with scope destination, at the victim.
+fn destination_flood(hping3_args: &[&str], rule: &'static str) -> Value {
+    let lab = Lab::new();
+    let mut p = lab.picket(&[]);
+    let dst = lab.veth.victim_v4.to_string();
+    let only = format!("{rule}/destination");
+    let v = flood(&lab, &mut p, hping3_args, rule, &[&only], |v| {
+        str_at(v, "/picket/scope") == "destination"
+    });
+    check_alert(&p, &v, rule, "destination", None, Some(&dst));
+    lab.stop_and_check_clean(&mut p);
+    v
+}
+
+#[test]
+fn hping3_ack_flood_is_seen_at_the_destination() {
+    // Bare ACKs to a port with no connection: the victim only answers with RSTs.
+    destination_flood(&["-A", "--flood", "-p", "80"], "tcp_flood");
+}
+
+#[test]
+fn hping3_spoofed_reflection_is_seen_at_the_destination() {
+    // "Answers" from DNS servers (source port 53, kept with -k) at random addresses that the
+    // victim never asked: a reflection, not also a UDP flood.
+    let v = destination_flood(
+        &[
+            "--udp",
+            "-s",
+            "53",
+            "-k",
+            "--rand-source",
+            "--flood",
+            "-p",
+            "4444",
+            "-d",
+            "200",
+        ],
+        "reflection",
+    );
+    let reflectors = v
+        .pointer("/picket/details/reflectors")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    assert!(reflectors >= 10, "expected >= 10 reflectors in {v}");
+}
+
+#[test]
+fn hping3_spoofed_fragment_flood_is_seen_at_the_destination() {
+    // Every datagram split into fragments (-f) from random sources.
+    destination_flood(
+        &[
+            "--udp",
+            "-f",
+            "--rand-source",
+            "--flood",
+            "-p",
+            "4444",
+            "-d",
+            "200",
+        ],
+        "frag_flood",
+    );
+}
+
 #[test]
 fn hping3_udp_flood() {
     // hping3 reaches ~100 k packets/s on a veth here, far above the default 20 000/s, so the

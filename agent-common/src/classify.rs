@@ -253,9 +253,20 @@ impl Summary {
     ///   QUIC from 443) arrive at many ephemeral ports and must not look like a scan.
     /// * ICMP/ICMPv6 echo, timestamp and address-mask requests.
     ///
-    /// Later fragments carry no L4 header and never count.
+    /// Later fragments carry no L4 header and never count. A first fragment too short for
+    /// its L4 header (`nmap -f`, `--mtu 16`: an evasion) counts by the ports and flags it
+    /// holds: TCP without ACK and RST (flags it does not hold read as none), UDP from a
+    /// client port.
     #[inline(always)]
     pub fn is_probe(&self) -> bool {
+        if self.fragment == FRAG_TINY {
+            return self.dst_port != 0
+                && match self.proto {
+                    IPPROTO_TCP => self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
+                    IPPROTO_UDP => self.src_port >= 1024,
+                    _ => false,
+                };
+        }
         if !self.has_l4() {
             return false;
         }

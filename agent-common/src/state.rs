@@ -174,6 +174,8 @@ pub struct Globals {
     pub other_l4: u64,
     /// IP fragments (first and later).
     pub fragments: u64,
+    /// First fragments too short for their L4 header (`FRAG_TINY`: an evasion).
+    pub tiny_fragments: u64,
     /// TCP SYNs without ACK.
     pub syn: u64,
     /// TCP SYN-ACKs.
@@ -213,6 +215,9 @@ impl Globals {
         }
         if s.fragment != 0 {
             self.fragments += 1;
+            if s.fragment == crate::classify::FRAG_TINY {
+                self.tiny_fragments += 1;
+            }
         }
         if s.is_probe() {
             self.probes += 1;
@@ -271,6 +276,7 @@ impl Globals {
             icmpv6,
             other_l4,
             fragments,
+            tiny_fragments,
             syn,
             syn_ack,
             rst,

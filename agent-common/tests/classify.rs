@@ -992,7 +992,9 @@ fn tiny_first_fragments_keep_what_they_hold() {
             "{cut}"
         );
         assert_eq!(s.tcp_flags, flags.unwrap_or(0), "{cut}");
-        assert!(!s.has_l4() && !s.is_probe() && !s.is_syn());
+        assert!(!s.has_l4() && !s.is_syn());
+        // A probe by the ports it holds (the evasion must not hide the scan).
+        assert_eq!(s.is_probe(), cut >= 4, "{cut}");
         assert_eq!((s.src, s.dst, s.proto), (mapped(A), mapped(B), IPPROTO_TCP));
     }
     // A whole header in the first fragment is an ordinary first fragment.

@@ -213,6 +213,7 @@ pub struct Metrics {
     l4_packets: Family<L4Labels, Counter>,
     tcp_flags: Family<FlagLabels, Counter>,
     fragments: Family<DirectionLabels, Counter>,
+    tiny_fragments: Family<DirectionLabels, Counter>,
     parse_errors: Family<ParseErrorLabels, Counter>,
     map_entries: Family<MapLabels, Gauge>,
     map_capacity: Family<MapLabels, Gauge>,
@@ -251,6 +252,7 @@ impl Metrics {
             l4_packets: Family::default(),
             tcp_flags: Family::default(),
             fragments: Family::default(),
+            tiny_fragments: Family::default(),
             parse_errors: Family::default(),
             map_entries: Family::default(),
             map_capacity: Family::default(),
@@ -304,6 +306,12 @@ impl Metrics {
             "fragments",
             "IP fragments (first and later), by direction",
             m.fragments.clone(),
+        );
+        r.register(
+            "tiny_fragments",
+            "First fragments too short for their L4 header (nmap -f, --mtu 16: an evasion), by \
+             direction",
+            m.tiny_fragments.clone(),
         );
         r.register(
             "parse_errors",
@@ -511,6 +519,11 @@ impl Metrics {
                 &self.fragments.get_or_create(&dir),
                 cur.fragments,
                 last.fragments,
+            );
+            add(
+                &self.tiny_fragments.get_or_create(&dir),
+                cur.tiny_fragments,
+                last.tiny_fragments,
             );
             let l3 = [
                 (L3Protocol::Arp, cur.arp, last.arp),

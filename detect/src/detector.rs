@@ -277,6 +277,10 @@ pub struct Details {
     /// SYN-ACKs sent per SYN received (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
+    /// First fragments too short for their L4 header that the source sent in the window
+    /// (`nmap -f`, `--mtu 16`): the scan tried to slip past filters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiny_fragments: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -341,6 +345,8 @@ pub struct Detector {
     /// flood to random ports is not also a scan.
     flooding: HashMap<AddrKey, u64>,
     flooded: HashMap<IpAddr, u64>,
+    /// Tiny first fragments per source in the window, and when the latest came.
+    tiny: HashMap<AddrKey, (u64, u64)>,
 }
 
 impl Detector {
@@ -356,6 +362,7 @@ impl Detector {
             last_probes: None,
             flooding: HashMap::new(),
             flooded: HashMap::new(),
+            tiny: HashMap::new(),
         }
     }
 
@@ -394,6 +401,15 @@ impl Detector {
             .retain(|_, at| snap.mono_ns.saturating_sub(*at) <= recent);
         self.flooded
             .retain(|_, at| snap.mono_ns.saturating_sub(*at) <= recent);
+        for s in snap.tick.src.iter().filter(|s| s.tiny_frag > 0) {
+            let key = AddrKey {
+                addr: s.head.addr_bytes(),
+            };
+            let e = self.tiny.entry(key).or_insert((0, 0));
+            *e = (e.0 + u64::from(s.tiny_frag), snap.mono_ns);
+        }
+        self.tiny
+            .retain(|_, (_, at)| snap.mono_ns.saturating_sub(*at) <= recent);
         for key in keys {
             let mut found = scan_findings(
                 t,
@@ -408,6 +424,11 @@ impl Detector {
                 found.retain(|f| f.rule != Rule::PortScan);
             }
             found.retain(|f| f.rule != Rule::PortScan || !flooded(f));
+            if let Some((n, _)) = self.tiny.get(key) {
+                for f in &mut found {
+                    f.details.tiny_fragments = Some(*n);
+                }
+            }
             out.extend(found);
         }
         out

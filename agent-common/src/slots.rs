@@ -142,8 +142,9 @@ pub struct DstSlot {
     pub icmp_req_p: u32,
     /// Other ICMP/ICMPv6: packets.
     pub icmp_other_p: u32,
-    /// ICMP/ICMPv6 of both kinds: bytes.
-    pub icmp_b: u32,
+    /// ICMP/ICMPv6 errors (unreachable, time exceeded, parameter problem): packets; the rest
+    /// of `icmp_other_p` are replies.
+    pub icmp_err_p: u32,
     /// Other IP protocols: packets.
     pub other_p: u32,
     /// Other IP protocols: bytes.
@@ -349,6 +350,17 @@ fn icmp_request(s: &Summary) -> bool {
         }
 }
 
+/// ICMP errors: destination unreachable, time exceeded, parameter problem (v4 3, 11, 12;
+/// v6 1, 3, 4).
+#[inline(always)]
+fn icmp_error(s: &Summary) -> bool {
+    s.has_l4()
+        && match s.proto {
+            IPPROTO_ICMP => matches!(s.icmp_type, 3 | 11 | 12),
+            _ => matches!(s.icmp_type, 1 | 3 | 4),
+        }
+}
+
 impl SrcSlot {
     /// Accounts one IP packet sent by this slot's address.
     #[inline(always)]
@@ -431,8 +443,10 @@ impl DstSlot {
                     self.icmp_req_p = self.icmp_req_p.wrapping_add(1);
                 } else {
                     self.icmp_other_p = self.icmp_other_p.wrapping_add(1);
+                    if icmp_error(s) {
+                        self.icmp_err_p = self.icmp_err_p.wrapping_add(1);
+                    }
                 }
-                self.icmp_b = self.icmp_b.saturating_add(len);
             }
             _ => count(&mut self.other_p, &mut self.other_b, len),
         }
@@ -567,7 +581,7 @@ impl DstSlot {
     /// Adds another CPU's slot of the same address and tick.
     pub fn merge(&mut self, o: &DstSlot) {
         merge_fields!(self, o; syn_p, syn_b, tcp_p, tcp_small_p, udp_p, udp_b, icmp_req_p,
-            icmp_other_p, icmp_b, other_p, other_b, frag_p, frag_b, synack_p, rst_p, refl_p,
+            icmp_other_p, icmp_err_p, other_p, other_b, frag_p, frag_b, synack_p, rst_p, refl_p,
             refl_b, udp_later_p);
         self.src_bits[0] |= o.src_bits[0];
         self.src_bits[1] |= o.src_bits[1];

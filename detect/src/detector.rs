@@ -109,6 +109,9 @@ pub struct Thresholds {
     pub port_scan_ports: u32,
     /// `host_sweep`: distinct destination hosts probed by one source in one window.
     pub host_sweep_hosts: u32,
+    /// `port_scan` and `host_sweep`: ... while at least this share of the source's probes
+    /// (this window and the previous one) drew no answer accepting them.
+    pub scan_failure_ratio: f64,
     /// `syn_flood` (source): SYNs per second from one source.
     pub syn_flood_pps: f64,
     /// `syn_flood` (destination): SYNs per second towards one destination...
@@ -151,6 +154,13 @@ impl Default for Thresholds {
     /// * `host_sweep_hosts = 64`: a ping or SYN sweep of a /24 touches 254 hosts in seconds;
     ///   a busy client behind a gateway opens connections to dozens of hosts, so the bar sits
     ///   above that.
+    /// * `scan_failure_ratio = 0.5`: a scan or sweep counts only when at least half of the
+    ///   source's probes drew no accepting answer (SYN-ACK, UDP, ICMP reply; RSTs and ICMP
+    ///   errors are refusals). Zeek's scan policy counts failed connections only; Snort counts
+    ///   negative responses. A monitoring system, a NAT gateway or a resolver reaching many
+    ///   hosts is answered; a scanner mostly is not. *Trade-off:* a scanner that pads its
+    ///   probes with as many successful connections escapes, and with one direction in view
+    ///   every probe counts as failed. 0 turns the condition off.
     /// * `syn_flood_pps = 1000`: `hping3 --flood` sends tens of thousands of SYNs per second;
     ///   default-speed `nmap -sS` stays in the hundreds, and a legitimate client rarely opens
     ///   a thousand connections per second to one host.
@@ -185,6 +195,7 @@ impl Default for Thresholds {
         Thresholds {
             port_scan_ports: 30,
             host_sweep_hosts: 64,
+            scan_failure_ratio: 0.5,
             syn_flood_pps: 1000.0,
             syn_flood_dst_pps: 2000.0,
             syn_flood_dst_ack_ratio: 0.2,
@@ -257,6 +268,10 @@ pub struct Details {
     /// Distinct sources (destination-scoped floods; 128-bit estimate, saturates near 620).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_sources: Option<u32>,
+    /// Share of the source's probes in the window that drew no answer accepting them (scans;
+    /// see [`Thresholds::scan_failure_ratio`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_ratio: Option<f64>,
     /// Source-scoped findings folded into this destination-scoped one.
     #[serde(skip_serializing_if = "is_zero")]
     pub folded: u32,
@@ -294,6 +309,13 @@ const ONE_WAY_MAX: f64 = 0.01;
 const REFLECTION_ASKED_MAX: f64 = 0.10;
 /// Fewest distinct reflectors for `reflection`.
 const MIN_REFLECTORS: u32 = 10;
+
+/// Probes a source sent and answers accepting them it received.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outcome {
+    sent: u64,
+    accepted: u64,
+}
 
 /// Distinct counts of one source in one window.
 #[derive(Clone, Debug)]
@@ -347,6 +369,10 @@ pub struct Detector {
     flooded: HashMap<IpAddr, u64>,
     /// Tiny first fragments per source in the window, and when the latest came.
     tiny: HashMap<AddrKey, (u64, u64)>,
+    /// Probes sent and answers accepting them received, per probing source: this window's
+    /// and the previous window's.
+    outcomes: HashMap<AddrKey, Outcome>,
+    prev_outcomes: HashMap<AddrKey, Outcome>,
 }
 
 impl Detector {
@@ -363,6 +389,8 @@ impl Detector {
             flooding: HashMap::new(),
             flooded: HashMap::new(),
             tiny: HashMap::new(),
+            outcomes: HashMap::new(),
+            prev_outcomes: HashMap::new(),
         }
     }
 
@@ -379,6 +407,7 @@ impl Detector {
         let mut out = Vec::new();
         if snap.epoch != self.epoch {
             self.prev_window_counts = std::mem::take(&mut self.window_counts);
+            self.prev_outcomes = std::mem::take(&mut self.outcomes);
             self.epoch = snap.epoch;
         }
         self.last_probes = Some(snap.globals[0].probes);
@@ -386,6 +415,7 @@ impl Detector {
             self.read_scan_counts(snap);
         }
         out.extend(self.flood_findings(&snap.tick, snap.mono_ns));
+        self.count_outcomes(&snap.tick);
         let t = &self.thresholds;
         let keys: std::collections::BTreeSet<&AddrKey> = self
             .window_counts
@@ -429,6 +459,12 @@ impl Detector {
                     f.details.tiny_fragments = Some(*n);
                 }
             }
+            if let Some(failure) = self.failure_ratio(key) {
+                found.retain(|_| failure >= t.scan_failure_ratio);
+                for f in &mut found {
+                    f.details.failure_ratio = Some((failure * 1000.0).round() / 1000.0);
+                }
+            }
             out.extend(found);
         }
         out
@@ -451,6 +487,40 @@ impl Detector {
                 }
             }
         }
+    }
+
+    /// Adds the tick's probes and accepting answers of every probing source (those the last
+    /// map read found). Accepting answers are what the source received: SYN-ACKs, UDP, and
+    /// ICMP replies; RSTs and ICMP errors are refusals.
+    fn count_outcomes(&mut self, tick: &TickCounts) {
+        let recv: HashMap<[u64; 2], &DstSlot> = tick.dst.iter().map(|d| (d.head.addr, d)).collect();
+        for s in &tick.src {
+            let key = AddrKey {
+                addr: s.head.addr_bytes(),
+            };
+            if !self.last_dst.contains_key(&key) {
+                continue;
+            }
+            let sent = u64::from(s.syn) + u64::from(s.udp) + u64::from(s.icmp_req);
+            let accepted = recv.get(&s.head.addr).map_or(0, |d| {
+                u64::from(d.synack_p)
+                    + u64::from(d.udp_p)
+                    + u64::from(d.icmp_other_p.saturating_sub(d.icmp_err_p))
+            });
+            let o = self.outcomes.entry(key).or_default();
+            o.sent += sent;
+            o.accepted += accepted;
+        }
+    }
+
+    /// Share of `key`'s probes over this and the previous window that were not accepted.
+    fn failure_ratio(&self, key: &AddrKey) -> Option<f64> {
+        let mut o = self.outcomes.get(key).copied().unwrap_or_default();
+        if let Some(p) = self.prev_outcomes.get(key) {
+            o.sent += p.sent;
+            o.accepted += p.accepted;
+        }
+        (o.sent > 0).then(|| 1.0 - (o.accepted as f64 / o.sent as f64).min(1.0))
     }
 
     /// Floods in the tick that has just ended: per source from what it sent, per destination
@@ -1144,6 +1214,43 @@ mod tests {
         }
         let f = d.evaluate(&read(&mut m, 2 * SEC));
         assert_eq!(rules(&f), vec![(Rule::SynFlood, Scope::Source)]);
+    }
+
+    #[test]
+    fn answered_sweeps_are_not_scans() {
+        // A monitoring system connecting to 100 targets that all accept: quiet; the same
+        // sweep refused by RSTs: a sweep.
+        for (answer, expect) in [
+            (TCP_SYN | TCP_ACK, 0),
+            (agent_common::classify::TCP_RST | TCP_ACK, 1),
+        ] {
+            let mut m = HostMaps::new();
+            let mut d = Detector::new(Thresholds::default(), 10.0);
+            d.evaluate(&read(&mut m, SEC));
+            for h in 0..100u8 {
+                let target = Ipv4Addr::new(10, 1, 0, h);
+                feed(
+                    &mut m,
+                    &syn(SCANNER, target, 40000, 9100),
+                    DIR_INGRESS,
+                    SEC + 1,
+                );
+                let reply = frames::ipv4(
+                    target,
+                    SCANNER,
+                    IPPROTO_TCP,
+                    0,
+                    &frames::tcp(9100, 40000, answer),
+                );
+                feed(&mut m, &reply, DIR_EGRESS, SEC + 1);
+            }
+            let f = d.evaluate(&read(&mut m, 2 * SEC));
+            let sweeps: Vec<_> = f.iter().filter(|f| f.rule == Rule::HostSweep).collect();
+            assert_eq!(sweeps.len(), expect, "{f:?}");
+            if let Some(f) = sweeps.first() {
+                assert_eq!(f.details.failure_ratio, Some(1.0));
+            }
+        }
     }
 
     #[test]

@@ -160,6 +160,7 @@ mod tests {
             thresholds: Thresholds {
                 port_scan_ports: 3,
                 host_sweep_hosts: 4,
+                scan_failure_ratio: 0.25,
                 syn_flood_pps: 5.5,
                 syn_flood_dst_pps: 6.0,
                 syn_flood_dst_ack_ratio: 0.7,

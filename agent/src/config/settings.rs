@@ -200,6 +200,14 @@ declare! {
             in: [Live, Analyze, Reload],
             help: "host_sweep: distinct destination hosts probed by one source per window.",
         }
+        scan_failure_ratio: f64 {
+            default: Thresholds::default().scan_failure_ratio,
+            flag: set(f64) "scan-failure-ratio",
+            check: Check::Within(0.0, 1.0),
+            in: [Live, Analyze, Reload],
+            help: "port_scan, host_sweep: ... while at least this share of the source's probes \
+                   drew no accepting answer (0: count every probe).",
+        }
         syn_flood_pps: f64 {
             default: Thresholds::default().syn_flood_pps,
             flag: set(f64) "syn-flood-pps",

@@ -2,6 +2,7 @@
 //! pipeline (crate `picket-detect`) on them, and report; plus the tools that need the BPF
 //! object (`picket bench`, kernel parity, `picket analyze --kernel`).
 
+pub mod alertmanager;
 #[cfg(feature = "analyze")]
 pub mod analyze_cmd;
 pub mod bench;

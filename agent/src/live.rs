@@ -16,6 +16,7 @@ use picket_detect::{
 };
 
 use crate::{
+    alertmanager::{self, AlertmanagerConfig, Book, Notifier},
     cli::RunArgs,
     config::{self, Settings},
     evidence::{CaptureConfig, Evidence},
@@ -55,6 +56,29 @@ fn drain(ev: &mut Evidence) {
     }
 }
 
+/// The Alertmanager notifier, when URLs are configured.
+fn start_notifier(s: &Settings, metrics: &Metrics) -> Result<Option<Notifier>> {
+    let am = &s.alertmanager;
+    if am.urls.is_empty() {
+        return Ok(None);
+    }
+    let config = AlertmanagerConfig {
+        urls: am.urls.clone(),
+        timeout: am.timeout,
+        resend_interval: am.resend_interval,
+        authorization: alertmanager::authorization(
+            am.basic_auth_user.as_deref(),
+            am.password_file.as_deref(),
+            am.bearer_token_file.as_deref(),
+        )?,
+    };
+    let (hostname, node) = crate::output::identity();
+    let book = Book::new(&hostname, node.as_deref(), am.resend_interval);
+    let n = Notifier::start(&config, book, metrics.notifications())?;
+    tracing::info!("alerts to Alertmanager at {}", am.urls.join(", "));
+    Ok(Some(n))
+}
+
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
@@ -75,6 +99,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let bound = metrics.serve(addr).await?;
         tracing::info!("metrics on http://{bound}/metrics (/healthz, /readyz)");
     }
+    let mut notifier = start_notifier(&s, &metrics)?;
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
         dests: s.dst_map_entries,
@@ -195,6 +220,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         for e in &events {
             printer.alert(e)?;
         }
+        if let Some(n) = notifier.as_mut() {
+            n.observe(&events, snap.wall_ns);
+        }
         if let Some(ev) = evidence.as_mut() {
             drain(ev);
             ev.sync(&mut maps, &pipeline.episodes)?;
@@ -221,8 +249,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     }
     metrics.stopping();
-    for e in pipeline.finish(maps::wall_ns()) {
-        printer.alert(&e)?;
+    let ended = pipeline.finish(maps::wall_ns());
+    for e in &ended {
+        printer.alert(e)?;
+    }
+    if let Some(mut n) = notifier {
+        n.observe(&ended, maps::wall_ns());
+        n.finish(s.alertmanager.timeout);
     }
     if let Some(ev) = evidence.as_mut() {
         match ev.finish(&mut maps) {

@@ -226,6 +226,7 @@ pub struct Metrics {
     poll_duration: Histogram,
     last_poll: Ratio,
     attached: Gauge,
+    notifications: crate::alertmanager::Counters,
     last: [Globals; 2],
     top_k: usize,
 }
@@ -264,6 +265,7 @@ impl Metrics {
             poll_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             last_poll: Ratio::default(),
             attached: Gauge::default(),
+            notifications: crate::alertmanager::Counters::default(),
             last: [Globals::default(); 2],
             top_k: top_k as usize,
         };
@@ -373,6 +375,21 @@ impl Metrics {
             "BPF programs attached to interfaces",
             m.attached.clone(),
         );
+        r.register(
+            "alertmanager_alerts_sent",
+            "Alerts Alertmanager accepted, by Alertmanager URL (--alertmanager)",
+            m.notifications.sent.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_failed",
+            "Alerts in requests to Alertmanager that failed (every try counts), by URL",
+            m.notifications.failed.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_dropped",
+            "Alerts dropped from a full Alertmanager queue, by URL",
+            m.notifications.dropped.clone(),
+        );
         for rule in Rule::ALL {
             // Every rule's series exists from the start, so increase() sees the first alert.
             let l = RuleLabels {
@@ -407,6 +424,11 @@ impl Metrics {
             }
         });
         Ok(bound)
+    }
+
+    /// The Alertmanager notifier's counters (exported under `picket_alertmanager_*`).
+    pub fn notifications(&self) -> crate::alertmanager::Counters {
+        self.notifications.clone()
     }
 
     /// Records that `programs` programs are attached (ready from the next poll on).

@@ -27,6 +27,17 @@ pub enum Format {
 /// API); when set, every JSON line carries it as `observer.name` and `host.name`.
 pub const NODE_NAME_ENV: &str = "NODE_NAME";
 
+/// The kernel's host name and the node name from [`NODE_NAME_ENV`], when set.
+pub fn identity() -> (String, Option<String>) {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let node = std::env::var(NODE_NAME_ENV)
+        .ok()
+        .filter(|n| !n.trim().is_empty());
+    (hostname, node)
+}
+
 /// Writes alert and summary lines to standard output, flushing each line.
 pub struct Printer {
     json: bool,
@@ -42,12 +53,7 @@ impl Printer {
             Format::Text => false,
             Format::Json => true,
         };
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let node = std::env::var(NODE_NAME_ENV)
-            .ok()
-            .filter(|n| !n.trim().is_empty());
+        let (hostname, node) = identity();
         Printer {
             json,
             hostname,

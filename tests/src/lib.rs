@@ -19,8 +19,10 @@
 //! - [`lab`]: the two-namespace [`Lab`] and what it can tell about attached BPF programs;
 //! - [`picket`]: a running picket whose JSON lines are read as they come ([`Picket`]);
 //! - [`http`]: HTTP requests made from inside a namespace;
+//! - [`alerting`]: a real Alertmanager and the webhook receiver it notifies;
 //! - [`deploy`]: reading `deploy/` (Prometheus rules, metric names).
 
+pub mod alerting;
 pub mod deploy;
 pub mod env;
 pub mod http;
@@ -31,6 +33,7 @@ pub mod process;
 
 use std::time::Duration;
 
+pub use alerting::{ALERTMANAGER, Alerting};
 pub use deploy::{metric_names, rules_file_of_prometheus_rule};
 pub use env::{
     picket_bin, require_root, require_tools, shared_pcaps, temp_dir, unique_base, workspace_root,

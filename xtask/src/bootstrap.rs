@@ -37,6 +37,8 @@ const TEST_PACKAGES: &[&str] = &[
     // with its containerd and runc, manifest linting, the kubernetes-validate virtualenv,
     // `systemd-analyze verify` and `setpriv` for the systemd unit.
     "prometheus",
+    // Alerting tests: a real Alertmanager that picket and Prometheus push to.
+    "prometheus-alertmanager",
     "docker.io",
     "yamllint",
     "python3-venv",

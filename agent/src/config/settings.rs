@@ -241,6 +241,59 @@ declare! {
                    (0: no address labels at all).",
         }
     }
+    table alertmanager: new AlertmanagerSettings ("Alertmanager: push alert episodes to its \
+        v2 API as Prometheus does (firing at the start, re-sent while open, resolved at the \
+        end).")
+    {
+        urls: Vec<String> {
+            default: Vec::new(),
+            flag: list(String) "alertmanager" value "URL",
+            check: Check::Custom(crate::alertmanager::check_url, "an http:// or https:// URL"),
+            in: [Live],
+            help: "Alertmanager base URL (repeatable: each gets every alert). Empty: no \
+                   alerts are pushed.",
+            example: r#"["http://alertmanager.monitoring:9093"]"#,
+        }
+        timeout: Duration {
+            default: Duration::from_secs(10),
+            flag: set(Duration) "alertmanager-timeout",
+            check: Check::Positive,
+            in: [Live],
+            help: "Time for one request to an Alertmanager.",
+        }
+        resend_interval: Duration {
+            default: Duration::from_secs(60),
+            flag: set(Duration) "alertmanager-resend-interval",
+            check: Check::Positive,
+            in: [Live],
+            help: "Open alerts are re-sent this often, valid for four intervals (keep it well \
+                   under Alertmanager's resolve_timeout).",
+        }
+        basic_auth_user: Option<String> {
+            default: None,
+            flag: some(String) "alertmanager-user" value "USER",
+            check: Check::Any,
+            in: [Live],
+            help: "Basic auth user name (with password_file).",
+            example: r#""picket""#,
+        }
+        password_file: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "alertmanager-password-file" value "FILE",
+            check: Check::Any,
+            in: [Live],
+            help: "File holding the basic auth password.",
+            example: r#""/etc/picket/alertmanager-password""#,
+        }
+        bearer_token_file: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "alertmanager-bearer-token-file" value "FILE",
+            check: Check::Any,
+            in: [Live],
+            help: "File holding a bearer token (instead of basic auth).",
+            example: r#""/var/run/secrets/alertmanager/token""#,
+        }
+    }
 }
 
 /// The flag that sets a key (`allow[1]`: `allow`).

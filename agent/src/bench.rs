@@ -52,6 +52,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let sizes = MapSizes {
         sources: args.sources.max(1024),
         dests: 1024,
+        blocked: agent_common::state::DEFAULT_BLOCKED,
     };
     tracing::info!("loading with a {}-entry per-source map", sizes.sources);
     let mut ebpf = loader::load(sizes)?;

@@ -45,6 +45,7 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
     let mut runner = KernelRunner::load(MapSizes {
         sources: SOURCES,
         dests: 1 << 16,
+        blocked: agent_common::state::DEFAULT_BLOCKED,
     })?;
     let mut cmp = Comparison::new(&mut runner);
     let mut skipped = 0u64;

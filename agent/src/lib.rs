@@ -6,6 +6,7 @@ pub mod alertmanager;
 #[cfg(feature = "analyze")]
 pub mod analyze_cmd;
 pub mod bench;
+pub mod block;
 pub mod cli;
 pub mod config;
 pub mod evidence;

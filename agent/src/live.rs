@@ -9,7 +9,8 @@ use tokio::{
 };
 
 use picket_detect::{
-    document::SummaryLine,
+    blocking::BlockPolicy,
+    document::{BlockFields, SummaryLine},
     episodes::{Allowlist, EpisodeTiming},
     pipeline::{AdmissionChange, Pipeline},
     snapshot::Snapshot,
@@ -17,6 +18,7 @@ use picket_detect::{
 
 use crate::{
     alertmanager::{self, AlertmanagerConfig, Book, Notifier},
+    block::Blocker,
     cli::RunArgs,
     config::{self, Settings},
     evidence::{CaptureConfig, Evidence},
@@ -53,6 +55,56 @@ fn apply_admission(maps: &mut KernelMaps, change: Option<AdmissionChange>) -> Re
 fn drain(ev: &mut Evidence) {
     if let Err(e) = ev.drain() {
         tracing::warn!("evidence: {e:#}");
+    }
+}
+
+/// The networks `--block` never blocks: the allowlist, the host's addresses and its
+/// default gateways (loopback, link-local, … are added by the policy itself).
+fn protected_networks(s: &Settings) -> Result<Vec<ipnet::IpNet>> {
+    let mut nets = s.allow.clone();
+    let own = system::host_addresses()?;
+    nets.extend(
+        own.into_iter()
+            .chain(system::default_gateways())
+            .map(ipnet::IpNet::from),
+    );
+    Ok(nets)
+}
+
+/// The blocker, with `--block` or `--block-dry-run`.
+fn start_blocker(s: &Settings, ebpf: &mut aya::Ebpf, metrics: &Metrics) -> Result<Option<Blocker>> {
+    if !s.block.enabled && !s.block.dry_run {
+        return Ok(None);
+    }
+    if s.hook != loader::Hook::Xdp {
+        anyhow::bail!("--block and --block-dry-run need --hook xdp (XDP drops the packets)");
+    }
+    let policy = BlockPolicy {
+        rules: s.block.rules.clone(),
+        ttl: s.block.ttl,
+        max_sources: s.block.max_sources as usize,
+        protected: protected_networks(s)?,
+    };
+    let b = Blocker::new(ebpf, policy, s.block.dry_run, metrics.blocking())?;
+    tracing::info!(
+        "blocking{} the sources of {} episodes (ttl {})",
+        if s.block.dry_run { " (dry run)" } else { "" },
+        s.block
+            .rules
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        humantime::format_duration(s.block.ttl)
+    );
+    Ok(Some(b))
+}
+
+/// What every block event line says of the configuration.
+fn block_fields(s: &Settings, b: &Blocker) -> BlockFields {
+    BlockFields {
+        dry_run: b.dry_run(),
+        ttl_s: s.block.ttl.as_secs_f64(),
     }
 }
 
@@ -103,8 +155,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
         dests: s.dst_map_entries,
+        blocked: s.block.max_sources,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
+    let mut blocker = start_blocker(&s, &mut ebpf, &metrics)?;
     let mut evidence = match &s.capture_dir {
         Some(dir) => Some(Evidence::new(
             &mut ebpf,
@@ -193,6 +247,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 if let Some(new) = config::reload(args.config.as_deref(), &args.settings.flags, &s) {
                     pipeline.detector.thresholds = new.thresholds.clone();
                     pipeline.allow = Allowlist::new(new.allow.clone());
+                    if let Some(b) = blocker.as_mut() {
+                        let protected = protected_networks(&new)?;
+                        let lifted = b.list_mut().set_protected(protected, maps::wall_ns());
+                        b.apply(&mut maps, &lifted)?;
+                        let fields = block_fields(&s, b);
+                        for c in &lifted {
+                            printer.block(c, fields.clone())?;
+                        }
+                    }
                     (s.thresholds, s.allow) = (new.thresholds, new.allow);
                 }
                 continue;
@@ -222,6 +285,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
         if let Some(n) = notifier.as_mut() {
             n.observe(&events, snap.wall_ns);
+        }
+        if let Some(b) = blocker.as_mut() {
+            let fields = block_fields(&s, b);
+            for c in b.step(&mut maps, &events, snap.wall_ns)? {
+                printer.block(&c, fields.clone())?;
+            }
         }
         if let Some(ev) = evidence.as_mut() {
             drain(ev);

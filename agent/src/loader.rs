@@ -3,7 +3,7 @@
 
 use std::{ffi::CString, fs::File, os::fd::AsRawFd, path::PathBuf};
 
-use agent_common::state::{MAP_DESTS, MAP_SOURCES};
+use agent_common::state::{MAP_BLOCKED, MAP_DESTS, MAP_SOURCES};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -54,6 +54,8 @@ pub struct MapSizes {
     pub sources: u32,
     /// Per-destination entries.
     pub dests: u32,
+    /// Blocked sources (`--block`).
+    pub blocked: u32,
 }
 
 /// Loads the object with the given map sizes and loads (verifies) every program.
@@ -62,6 +64,7 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(MAP_SOURCES, sizes.sources)
         .map_max_entries(MAP_DESTS, sizes.dests)
+        .map_max_entries(MAP_BLOCKED, sizes.blocked)
         .load(BPF_OBJECT)
         .map_err(explain_load_error)?;
     for name in [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS] {

@@ -227,6 +227,7 @@ pub struct Metrics {
     last_poll: Ratio,
     attached: Gauge,
     notifications: crate::alertmanager::Counters,
+    blocking: crate::block::BlockCounters,
     last: [Globals; 2],
     top_k: usize,
 }
@@ -266,6 +267,7 @@ impl Metrics {
             last_poll: Ratio::default(),
             attached: Gauge::default(),
             notifications: crate::alertmanager::Counters::default(),
+            blocking: crate::block::BlockCounters::default(),
             last: [Globals::default(); 2],
             top_k: top_k as usize,
         };
@@ -390,6 +392,26 @@ impl Metrics {
             "Alerts dropped from a full Alertmanager queue, by URL",
             m.notifications.dropped.clone(),
         );
+        r.register(
+            "blocked_sources",
+            "Sources blocked now (--block; dry run: that would be)",
+            m.blocking.sources.clone(),
+        );
+        r.register(
+            "block_dropped_packets",
+            "Packets of blocked sources dropped by XDP (dry run: that would have been)",
+            m.blocking.packets.clone(),
+        );
+        r.register(
+            "block_dropped_bytes",
+            "Bytes of the dropped packets of blocked sources",
+            m.blocking.bytes.clone(),
+        );
+        r.register(
+            "block_evictions",
+            "Blocks lifted early because the block map was full",
+            m.blocking.evictions.clone(),
+        );
         for rule in Rule::ALL {
             // Every rule's series exists from the start, so increase() sees the first alert.
             let l = RuleLabels {
@@ -429,6 +451,11 @@ impl Metrics {
     /// The Alertmanager notifier's counters (exported under `picket_alertmanager_*`).
     pub fn notifications(&self) -> crate::alertmanager::Counters {
         self.notifications.clone()
+    }
+
+    /// The blocking counters (exported as `picket_block*`).
+    pub fn blocking(&self) -> crate::block::BlockCounters {
+        self.blocking.clone()
     }
 
     /// Records that `programs` programs are attached (ready from the next poll on).

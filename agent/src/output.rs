@@ -5,7 +5,11 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use picket_detect::{
-    document::{AlertDocument, SummaryDocument, SummaryLine, alert_text, summary_text},
+    blocking::BlockEvent,
+    document::{
+        AlertDocument, BlockDocument, BlockFields, SummaryDocument, SummaryLine, alert_text,
+        block_text, summary_text,
+    },
     episodes::AlertEvent,
 };
 
@@ -90,6 +94,21 @@ impl Printer {
             Self::json_line(&self.alert_document(e))?
         } else {
             alert_text(e)
+        };
+        emit(&line)
+    }
+
+    /// Prints one block event (`--block`).
+    pub fn block(&self, e: &BlockEvent, fields: BlockFields) -> io::Result<()> {
+        let line = if self.json {
+            let doc = BlockDocument::new(e, fields, &self.hostname);
+            let doc = match &self.node {
+                Some(node) => doc.on_node(node),
+                None => doc,
+            };
+            Self::json_line(&doc)?
+        } else {
+            block_text(e, fields.dry_run)
         };
         emit(&line)
     }

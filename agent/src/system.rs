@@ -1,4 +1,5 @@
-//! Facts about the host: privileges and the default-route interface.
+//! Facts about the host: privileges, the default-route interface, its addresses and
+//! gateways.
 
 use anyhow::{Result, anyhow, bail};
 
@@ -34,6 +35,79 @@ pub fn check_capabilities() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Every address of every interface of the host (`getifaddrs`).
+pub fn host_addresses() -> Result<Vec<std::net::IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        bail!(
+            "cannot list the host's addresses: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: a node of the list getifaddrs returned; `ifa_addr` may be null and points
+        // to a sockaddr of the family it names.
+        unsafe {
+            let a = (*cur).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*a.cast::<libc::sockaddr_in>();
+                        out.push(
+                            std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
+                        );
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*a.cast::<libc::sockaddr_in6>();
+                        out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+    }
+    // SAFETY: the list getifaddrs allocated, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// The gateways of the default routes (IPv4 and IPv6), from /proc/net.
+pub fn default_gateways() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(table) = std::fs::read_to_string("/proc/net/route") {
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 7
+                && f[1] == "00000000"
+                && f[7] == "00000000"
+                && let Ok(g) = u32::from_str_radix(f[2], 16)
+                && g != 0
+            {
+                // Little-endian hex of the address in network order.
+                out.push(std::net::Ipv4Addr::from(g.swap_bytes()).into());
+            }
+        }
+    }
+    if let Ok(table) = std::fs::read_to_string("/proc/net/ipv6_route") {
+        for line in table.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 10
+                && f[0] == "0".repeat(32)
+                && f[1] == "00"
+                && let Ok(g) = u128::from_str_radix(f[4], 16)
+                && g != 0
+            {
+                out.push(std::net::Ipv6Addr::from(g).into());
+            }
+        }
+    }
+    out
 }
 
 /// Name of the interface of the default route (IPv4, else IPv6).

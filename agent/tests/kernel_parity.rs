@@ -36,6 +36,7 @@ fn runner() -> Option<KernelRunner> {
         KernelRunner::load(MapSizes {
             sources: 1 << 18,
             dests: 1 << 14,
+            blocked: agent_common::state::DEFAULT_BLOCKED,
         })
         .expect("load the BPF object"),
     )

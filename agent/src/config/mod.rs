@@ -35,7 +35,9 @@ pub use declare::{How, Key, Section};
 pub use default_toml::default_toml;
 pub use file::{ConfigFile, FileError, FileErrors};
 pub use reload::reload;
-pub use settings::{AlertmanagerSettings, Flags, KEYS, MetricsSettings, Settings, flag_of};
+pub use settings::{
+    AlertmanagerSettings, BlockSettings, Flags, KEYS, MetricsSettings, Settings, flag_of,
+};
 
 impl Settings {
     /// Defaults, overridden by the file `config` (if any), overridden by `flags`.
@@ -86,7 +88,7 @@ pub fn check_file(file: &Path) -> Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use picket_detect::detector::Thresholds;
+    use picket_detect::detector::{Rule, Thresholds};
 
     use super::{reload::table_of, *};
     use crate::{
@@ -171,6 +173,13 @@ mod tests {
             metrics: MetricsSettings {
                 addr: Some("[::1]:9000".parse().unwrap()),
                 top_k: 10,
+            },
+            block: BlockSettings {
+                enabled: true,
+                rules: vec![Rule::UdpFlood],
+                ttl: Duration::from_secs(30),
+                dry_run: true,
+                max_sources: 10,
             },
             alertmanager: AlertmanagerSettings {
                 urls: vec!["http://127.0.0.1:9093".into(), "https://am:9093/".into()],

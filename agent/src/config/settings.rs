@@ -16,7 +16,10 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
-use picket_detect::{detector::Thresholds, episodes, pipeline};
+use picket_detect::{
+    detector::{Rule, Thresholds},
+    episodes, pipeline,
+};
 use toml::de::{DeTable, DeValue};
 
 use super::{
@@ -239,6 +242,48 @@ declare! {
             in: [Live],
             help: "Export the K offenders of open alerts with their address as an `ip` label \
                    (0: no address labels at all).",
+        }
+    }
+    table block: new BlockSettings ("Blocking (opt-in, XDP only): while a source-scoped \
+        episode of one of the rules is open, and for ttl after it ends, XDP drops the \
+        source's packets. Never blocked: allowlisted sources, the host's own addresses, its \
+        default gateways, link-local and loopback addresses.")
+    {
+        enabled: bool {
+            default: false,
+            flag: on(bool) "block",
+            check: Check::Any,
+            in: [Live],
+            help: "Drop the packets of the sources of open episodes (hook xdp only).",
+        }
+        rules: Vec<Rule> {
+            default: vec![Rule::PortScan, Rule::HostSweep, Rule::SynFlood],
+            flag: list(Rule) "block-rule" value "RULE",
+            check: Check::Any,
+            in: [Live],
+            help: "Rules whose source-scoped episodes block their source (repeatable).",
+        }
+        ttl: Duration {
+            default: Duration::from_secs(600),
+            flag: set(Duration) "block-ttl",
+            check: Check::Positive,
+            in: [Live],
+            help: "How long a source stays blocked after its last episode ended.",
+        }
+        dry_run: bool {
+            default: false,
+            flag: on(bool) "block-dry-run",
+            check: Check::Any,
+            in: [Live],
+            help: "Log and count what would be dropped, drop nothing.",
+        }
+        max_sources: u32 {
+            default: agent_common::state::DEFAULT_BLOCKED,
+            flag: set(u32) "block-max-sources",
+            check: Check::Within(1, 1 << 20),
+            in: [Live],
+            help: "Capacity of the block map; when full, the block that expires first is \
+                   lifted (counted in picket_block_evictions_total).",
         }
     }
     table alertmanager: new AlertmanagerSettings ("Alertmanager: push alert episodes to its \

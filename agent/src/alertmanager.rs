@@ -24,6 +24,7 @@ use prometheus_client::{
 };
 use serde::Serialize;
 
+use crate::{config::Settings, metrics::Metrics};
 use picket_detect::{
     detector::{Rule, Scope},
     document::{alert_text, rfc3339},
@@ -268,6 +269,29 @@ pub struct Counters {
     pub failed: Family<UrlLabels, Counter>,
     /// Alerts dropped from a full queue.
     pub dropped: Family<UrlLabels, Counter>,
+}
+
+/// The Alertmanager notifier, when URLs are configured.
+pub fn start(s: &Settings, metrics: &Metrics) -> Result<Option<Notifier>> {
+    let am = &s.alertmanager;
+    if am.urls.is_empty() {
+        return Ok(None);
+    }
+    let config = AlertmanagerConfig {
+        urls: am.urls.clone(),
+        timeout: am.timeout,
+        resend_interval: am.resend_interval,
+        authorization: authorization(
+            am.basic_auth_user.as_deref(),
+            am.password_file.as_deref(),
+            am.bearer_token_file.as_deref(),
+        )?,
+    };
+    let (hostname, node) = crate::output::identity();
+    let book = Book::new(&hostname, node.as_deref(), am.resend_interval);
+    let n = Notifier::start(&config, book, metrics.notifications())?;
+    tracing::info!("alerts to Alertmanager at {}", am.urls.join(", "));
+    Ok(Some(n))
 }
 
 /// One URL's queue.

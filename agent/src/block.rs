@@ -16,10 +16,11 @@ use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 use picket_detect::{
     blocking::{BlockAction, BlockEvent, BlockPolicy, Blocklist},
+    document::BlockFields,
     episodes::AlertEvent,
 };
 
-use crate::maps::KernelMaps;
+use crate::{config::Settings, maps::KernelMaps, metrics::Metrics};
 
 /// The blocking metrics, registered by `crate::metrics`.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +33,48 @@ pub struct BlockCounters {
     pub bytes: Counter,
     /// Blocks lifted because the map was full.
     pub evictions: Counter,
+}
+
+/// The networks `--block` never blocks: the allowlist, the host's addresses and its
+/// default gateways (loopback, link-local, … are added by the policy itself).
+pub fn protected_networks(s: &Settings) -> Result<Vec<ipnet::IpNet>> {
+    let mut nets = s.allow.clone();
+    let own = crate::system::host_addresses()?;
+    nets.extend(
+        own.into_iter()
+            .chain(crate::system::default_gateways())
+            .map(ipnet::IpNet::from),
+    );
+    Ok(nets)
+}
+
+/// The blocker, with `--block` or `--block-dry-run`.
+pub fn start(s: &Settings, ebpf: &mut Ebpf, metrics: &Metrics) -> Result<Option<Blocker>> {
+    if !s.block.enabled && !s.block.dry_run {
+        return Ok(None);
+    }
+    if s.hook != crate::loader::Hook::Xdp {
+        anyhow::bail!("--block and --block-dry-run need --hook xdp (XDP drops the packets)");
+    }
+    let policy = BlockPolicy {
+        rules: s.block.rules.clone(),
+        ttl: s.block.ttl,
+        max_sources: s.block.max_sources as usize,
+        protected: protected_networks(s)?,
+    };
+    let b = Blocker::new(ebpf, policy, s.block.dry_run, metrics.blocking())?;
+    tracing::info!(
+        "blocking{} the sources of {} episodes (ttl {})",
+        if s.block.dry_run { " (dry run)" } else { "" },
+        s.block
+            .rules
+            .iter()
+            .map(|r| r.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        humantime::format_duration(s.block.ttl)
+    );
+    Ok(Some(b))
 }
 
 /// The blocked sources, in the kernel and in the policy.
@@ -67,6 +110,14 @@ impl Blocker {
             seen: StdHashMap::new(),
             counters,
         })
+    }
+
+    /// What every block event line says of the configuration.
+    pub fn fields(&self, s: &Settings) -> BlockFields {
+        BlockFields {
+            dry_run: self.dry_run,
+            ttl_s: s.block.ttl.as_secs_f64(),
+        }
     }
 
     /// Whether nothing is dropped.

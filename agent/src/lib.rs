@@ -21,3 +21,4 @@ pub mod output;
 pub mod parity;
 pub mod parse;
 pub mod system;
+pub mod webconfig;

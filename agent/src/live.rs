@@ -9,16 +9,14 @@ use tokio::{
 };
 
 use picket_detect::{
-    blocking::BlockPolicy,
-    document::{BlockFields, SummaryLine},
+    document::SummaryLine,
     episodes::{Allowlist, EpisodeTiming},
     pipeline::{AdmissionChange, Pipeline},
     snapshot::Snapshot,
 };
 
 use crate::{
-    alertmanager::{self, AlertmanagerConfig, Book, Notifier},
-    block::Blocker,
+    alertmanager, block,
     cli::RunArgs,
     config::{self, Settings},
     evidence::{CaptureConfig, Evidence},
@@ -58,83 +56,17 @@ fn drain(ev: &mut Evidence) {
     }
 }
 
-/// The networks `--block` never blocks: the allowlist, the host's addresses and its
-/// default gateways (loopback, link-local, … are added by the policy itself).
-fn protected_networks(s: &Settings) -> Result<Vec<ipnet::IpNet>> {
-    let mut nets = s.allow.clone();
-    let own = system::host_addresses()?;
-    nets.extend(
-        own.into_iter()
-            .chain(system::default_gateways())
-            .map(ipnet::IpNet::from),
-    );
-    Ok(nets)
-}
-
-/// The blocker, with `--block` or `--block-dry-run`.
-fn start_blocker(s: &Settings, ebpf: &mut aya::Ebpf, metrics: &Metrics) -> Result<Option<Blocker>> {
-    if !s.block.enabled && !s.block.dry_run {
-        return Ok(None);
-    }
-    if s.hook != loader::Hook::Xdp {
-        anyhow::bail!("--block and --block-dry-run need --hook xdp (XDP drops the packets)");
-    }
-    let policy = BlockPolicy {
-        rules: s.block.rules.clone(),
-        ttl: s.block.ttl,
-        max_sources: s.block.max_sources as usize,
-        protected: protected_networks(s)?,
-    };
-    let b = Blocker::new(ebpf, policy, s.block.dry_run, metrics.blocking())?;
-    tracing::info!(
-        "blocking{} the sources of {} episodes (ttl {})",
-        if s.block.dry_run { " (dry run)" } else { "" },
-        s.block
-            .rules
-            .iter()
-            .map(|r| r.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        humantime::format_duration(s.block.ttl)
-    );
-    Ok(Some(b))
-}
-
-/// What every block event line says of the configuration.
-fn block_fields(s: &Settings, b: &Blocker) -> BlockFields {
-    BlockFields {
-        dry_run: b.dry_run(),
-        ttl_s: s.block.ttl.as_secs_f64(),
-    }
-}
-
-/// The Alertmanager notifier, when URLs are configured.
-fn start_notifier(s: &Settings, metrics: &Metrics) -> Result<Option<Notifier>> {
-    let am = &s.alertmanager;
-    if am.urls.is_empty() {
-        return Ok(None);
-    }
-    let config = AlertmanagerConfig {
-        urls: am.urls.clone(),
-        timeout: am.timeout,
-        resend_interval: am.resend_interval,
-        authorization: alertmanager::authorization(
-            am.basic_auth_user.as_deref(),
-            am.password_file.as_deref(),
-            am.bearer_token_file.as_deref(),
-        )?,
-    };
-    let (hostname, node) = crate::output::identity();
-    let book = Book::new(&hostname, node.as_deref(), am.resend_interval);
-    let n = Notifier::start(&config, book, metrics.notifications())?;
-    tracing::info!("alerts to Alertmanager at {}", am.urls.join(", "));
-    Ok(Some(n))
-}
-
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
     system::check_capabilities()?;
+    // Read before anything is attached: a bad file stops the agent with one line.
+    let web = s
+        .metrics
+        .web_config
+        .as_deref()
+        .map(crate::webconfig::WebConfig::load)
+        .transpose()?;
     let ifaces = if s.interfaces.is_empty() {
         vec![system::default_route_iface()?]
     } else {
@@ -147,18 +79,26 @@ pub async fn run(args: RunArgs) -> Result<()> {
         locks.push(loader::lock_iface(iface)?);
     }
     let mut metrics = Metrics::new(s.metrics.top_k, s.poll_interval);
-    if let Some(addr) = s.metrics.addr {
-        let bound = metrics.serve(addr).await?;
-        tracing::info!("metrics on http://{bound}/metrics (/healthz, /readyz)");
+    if web.is_some() && s.metrics.addr.is_none() {
+        anyhow::bail!("--web-config needs --metrics-addr");
     }
-    let mut notifier = start_notifier(&s, &metrics)?;
+    if let Some(addr) = s.metrics.addr {
+        let scheme = if web.as_ref().is_some_and(|w| w.tls.is_some()) {
+            "https"
+        } else {
+            "http"
+        };
+        let bound = metrics.serve(addr, web).await?;
+        tracing::info!("metrics on {scheme}://{bound}/metrics (/healthz, /readyz)");
+    }
+    let mut notifier = alertmanager::start(&s, &metrics)?;
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
         dests: s.dst_map_entries,
         blocked: s.block.max_sources,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf, true)?;
-    let mut blocker = start_blocker(&s, &mut ebpf, &metrics)?;
+    let mut blocker = block::start(&s, &mut ebpf, &metrics)?;
     let mut evidence = match &s.capture_dir {
         Some(dir) => Some(Evidence::new(
             &mut ebpf,
@@ -248,10 +188,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     pipeline.detector.thresholds = new.thresholds.clone();
                     pipeline.allow = Allowlist::new(new.allow.clone());
                     if let Some(b) = blocker.as_mut() {
-                        let protected = protected_networks(&new)?;
+                        let protected = block::protected_networks(&new)?;
                         let lifted = b.list_mut().set_protected(protected, maps::wall_ns());
                         b.apply(&mut maps, &lifted)?;
-                        let fields = block_fields(&s, b);
+                        let fields = b.fields(&s);
                         for c in &lifted {
                             printer.block(c, fields.clone())?;
                         }
@@ -287,7 +227,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             n.observe(&events, snap.wall_ns);
         }
         if let Some(b) = blocker.as_mut() {
-            let fields = block_fields(&s, b);
+            let fields = b.fields(&s);
             for c in b.step(&mut maps, &events, snap.wall_ns)? {
                 printer.block(&c, fields.clone())?;
             }

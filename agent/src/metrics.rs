@@ -38,6 +38,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use crate::webconfig::WebConfig;
 use picket_detect::{
     detector::Rule,
     episodes::{AlertEvent, Episodes, Phase},
@@ -429,22 +430,39 @@ impl Metrics {
     }
 
     /// Starts the HTTP server on `addr` (in the current tokio runtime) and returns the
-    /// address it listens on.
-    pub async fn serve(&self, addr: SocketAddr) -> Result<SocketAddr> {
+    /// address it listens on; `web` adds TLS and basic auth on /metrics (`--web-config`).
+    pub async fn serve(&self, addr: SocketAddr, web: Option<WebConfig>) -> Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for --metrics-addr"))?;
         let bound = listener.local_addr()?;
+        let mut metrics = get(metrics_handler);
+        if let Some(w) = web.clone().filter(WebConfig::needs_auth) {
+            metrics = metrics.layer(axum::middleware::from_fn_with_state(w, basic_auth));
+        }
         let app = Router::new()
-            .route("/metrics", get(metrics_handler))
+            .route("/metrics", metrics)
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready_handler))
             .with_state(self.shared.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("metrics endpoint stopped: {e}");
+        match web.and_then(|w| w.tls) {
+            None => {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("metrics endpoint stopped: {e}");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+                let server = axum_server::from_tcp_rustls(listener.into_std()?, config)?;
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(app.into_make_service()).await {
+                        tracing::error!("metrics endpoint stopped: {e}");
+                    }
+                });
+            }
+        }
         Ok(bound)
     }
 
@@ -694,6 +712,33 @@ async fn metrics_handler(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
         body,
     )
         .into_response()
+}
+
+/// 401 unless the request carries a configured user's password (bcrypt runs on the
+/// blocking pool: it takes tens of milliseconds by design).
+async fn basic_auth(
+    State(web): State<WebConfig>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ok = tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
+        .await
+        .unwrap_or(false);
+    if ok {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"picket\"")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    }
 }
 
 async fn ready_handler(State(shared): State<Arc<Shared>>) -> Response {

@@ -39,6 +39,9 @@ const TEST_PACKAGES: &[&str] = &[
     "prometheus",
     // Alerting tests: a real Alertmanager that picket and Prometheus push to.
     "prometheus-alertmanager",
+    // --web-config test: a self-signed certificate, and requests with a wrong password.
+    "openssl",
+    "curl",
     "docker.io",
     "yamllint",
     "python3-venv",

@@ -173,6 +173,7 @@ mod tests {
             metrics: MetricsSettings {
                 addr: Some("[::1]:9000".parse().unwrap()),
                 top_k: 10,
+                web_config: Some("/etc/picket/web.yml".into()),
             },
             block: BlockSettings {
                 enabled: true,

@@ -243,6 +243,16 @@ declare! {
             help: "Export the K offenders of open alerts with their address as an `ip` label \
                    (0: no address labels at all).",
         }
+        web_config: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "web-config" value "FILE",
+            check: Check::Any,
+            in: [Live],
+            help: "TLS and basic auth for the endpoint, in the Prometheus exporters' web \
+                   configuration format (tls_server_config, basic_auth_users with bcrypt \
+                   hashes). Basic auth guards /metrics; /healthz and /readyz stay open.",
+            example: r#""/etc/picket/web-config.yml""#,
+        }
     }
     table block: new BlockSettings ("Blocking (opt-in, XDP only): while a source-scoped \
         episode of one of the rules is open, and for ttl after it ends, XDP drops the \

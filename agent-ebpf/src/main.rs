@@ -212,7 +212,7 @@ fn blocked(pkt: &Direct) -> bool {
         Some(word) if *word & b != 0 => {}
         _ => return false,
     }
-    let Some(v) = BLOCKED.get_ptr_mut(&src) else {
+    let Some(v) = BLOCKED.get_ptr_mut(src) else {
         return false;
     };
     // SAFETY: hash map value; the counters are only changed with atomic adds.

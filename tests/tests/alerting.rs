@@ -8,7 +8,7 @@ use std::{process::Command, time::Duration};
 use serde_json::Value;
 use tests::{
     ALERTMANAGER, Alerting, Lab, Netns, Picket, Proc, VethPair, http_get, output, require_root,
-    require_tools, rules_file_of_prometheus_rule, run_ok, temp_dir, unique_base, wait_until,
+    require_tools, rules_file_of_prometheus_rule, temp_dir, unique_base, wait_until,
     workspace_root,
 };
 
@@ -28,18 +28,9 @@ fn episodes_reach_alertmanager_and_resolve() {
     let victim = &lab.victim;
     let alerting = Alerting::start(victim, dir.path());
     let url = format!("http://{ALERTMANAGER}");
-    let mut picket = lab.picket(&[
-        "--alertmanager",
-        &url,
-        "--window",
-        "2s",
-        "--end-after",
-        "1s",
-        "--poll-interval",
-        "500ms",
-        "--metrics-addr",
-        METRICS,
-    ]);
+    let mut args = vec!["--alertmanager", &url, "--metrics-addr", METRICS];
+    args.extend(tests::QUICK_EPISODES);
+    let mut picket = lab.picket(&args);
     assert!(
         !picket.stderr().contains("unreachable"),
         "{}",
@@ -265,21 +256,9 @@ fn prometheus_correlates_a_scan_across_nodes_and_forwards_to_alertmanager() {
 
     // One source scans every node.
     for (_, pair) in &nodes {
-        let out = run_ok(hub.exec("nmap").args([
-            "-sS",
-            "-Pn",
-            "-n",
-            "-T4",
-            "--max-retries",
-            "0",
-            "-S",
-            &scanner,
-            "-e",
-            &pair.attacker_if,
-            "-p",
-            "1-200",
-            &pair.victim_v4.to_string(),
-        ]));
+        let target = pair.victim_v4.to_string();
+        let extra = ["-S", scanner.as_str(), "-e", pair.attacker_if.as_str()];
+        let out = tests::syn_scan(&hub, &target, "1-200", &extra);
         assert!(out.contains("Nmap done"), "{out}");
     }
     for p in &mut agents {

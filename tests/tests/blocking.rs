@@ -101,19 +101,9 @@ fn a_scanner_is_blocked_then_unblocked_and_kill_leaves_nothing_blocked() {
         s.get_from(&s.scanner()) && s.get_from(&s.other),
         "HTTP before picket"
     );
-    let mut picket = lab.picket(&[
-        "--block",
-        "--block-ttl",
-        "4s",
-        "--window",
-        "2s",
-        "--end-after",
-        "1s",
-        "--poll-interval",
-        "500ms",
-        "--metrics-addr",
-        METRICS,
-    ]);
+    let mut args = vec!["--block", "--block-ttl", "4s", "--metrics-addr", METRICS];
+    args.extend(tests::QUICK_EPISODES);
+    let mut picket = lab.picket(&args);
     lab.scan("1-200");
     let block = picket.wait_line_at(|v| is_block(v, "block"), Duration::from_secs(10));
     let (block, _) = block.unwrap_or_else(|| panic!("no block line\n{}", picket.report()));

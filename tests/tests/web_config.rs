@@ -78,8 +78,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     // Plain HTTP is not served.
     assert!(
         http_get(&lab.victim, &format!("http://{METRICS}/metrics"), &[], &[])
-            .map(|r| r.status != 200)
-            .unwrap_or(true)
+            .map_or(true, |r| r.status != 200)
     );
 
     // A real Prometheus, verifying the certificate against it as CA.

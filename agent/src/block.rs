@@ -125,9 +125,19 @@ impl Blocker {
         self.dry_run
     }
 
-    /// The policy (for SIGHUP's allowlist change).
-    pub fn list_mut(&mut self) -> &mut Blocklist {
-        &mut self.list
+    /// Applies a reloaded allowlist (SIGHUP): lifts the blocks it now covers and returns
+    /// those changes. If the host's addresses cannot be read, the protection stays as it was.
+    pub fn reload(&mut self, maps: &mut KernelMaps, new: &Settings) -> Result<Vec<BlockEvent>> {
+        let protected = match protected_networks(new) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("block: {e:#}; the allowlist change does not apply to blocking");
+                return Ok(Vec::new());
+            }
+        };
+        let lifted = self.list.set_protected(protected, crate::maps::wall_ns());
+        self.apply(maps, &lifted)?;
+        Ok(lifted)
     }
 
     /// Applies this poll's alert events; returns the block changes to report.

@@ -188,11 +188,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     pipeline.detector.thresholds = new.thresholds.clone();
                     pipeline.allow = Allowlist::new(new.allow.clone());
                     if let Some(b) = blocker.as_mut() {
-                        let protected = block::protected_networks(&new)?;
-                        let lifted = b.list_mut().set_protected(protected, maps::wall_ns());
-                        b.apply(&mut maps, &lifted)?;
                         let fields = b.fields(&s);
-                        for c in &lifted {
+                        for c in &b.reload(&mut maps, &new)? {
                             printer.block(c, fields.clone())?;
                         }
                     }

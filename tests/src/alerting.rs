@@ -36,11 +36,19 @@ pub struct Alerting {
     /// The receiver process.
     pub webhook: Proc,
     log: std::path::PathBuf,
+    /// `Authorization` header for its API, when it asks for basic auth.
+    auth: Option<String>,
 }
 
 impl Alerting {
     /// Starts both in `ns` (files under `dir`) and waits until Alertmanager is ready.
     pub fn start(ns: &Netns, dir: &Path) -> Alerting {
+        Alerting::start_with(ns, dir, None)
+    }
+
+    /// Like [`Alerting::start`]; with `basic_auth` (user, password) Alertmanager's API asks
+    /// for them (its own `--web.config.file`, bcrypt hash).
+    pub fn start_with(ns: &Netns, dir: &Path, basic_auth: Option<(&str, &str)>) -> Alerting {
         let log = dir.join("webhook.jsonl");
         let mut hook = ns.exec(PYTHON);
         hook.args(["-c", RECEIVER, WEBHOOK.0, &WEBHOOK.1.to_string()])
@@ -57,13 +65,27 @@ impl Alerting {
         let config_path = dir.join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write alertmanager.yml");
         let mut cmd = ns.exec("prometheus-alertmanager");
+        let auth = basic_auth.map(|(user, password)| {
+            let hash = bcrypt::hash(password, 6).expect("bcrypt");
+            let web = dir.join("am-web.yml");
+            std::fs::write(&web, format!("basic_auth_users:\n  {user}: '{hash}'\n"))
+                .expect("write am-web.yml");
+            cmd.arg(format!("--web.config.file={}", web.display()));
+            let cred = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{user}:{password}"),
+            );
+            format!("Basic {cred}")
+        });
         cmd.arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.path={}", dir.join("am-data").display()))
             .arg(format!("--web.listen-address={ALERTMANAGER}"))
             .arg("--cluster.listen-address=");
         let mut alertmanager = Proc::spawn(cmd, "alertmanager");
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         let ready = wait_until(Duration::from_secs(30), || {
-            http_get(ns, &format!("http://{ALERTMANAGER}/-/ready"), &[], &[])
+            http_get(ns, &format!("http://{ALERTMANAGER}/-/ready"), &[], &headers)
                 .ok()
                 .filter(|r| r.status == 200)
         });
@@ -77,17 +99,19 @@ impl Alerting {
             alertmanager,
             webhook,
             log,
+            auth,
         }
     }
 
     /// The alerts Alertmanager lists now (`GET /api/v2/alerts`: active, not resolved).
-    pub fn alerts(ns: &Netns) -> Vec<Value> {
-        let Ok(r) = http_get(
-            ns,
-            &format!("http://{ALERTMANAGER}/api/v2/alerts"),
-            &[],
-            &[],
-        ) else {
+    pub fn alerts(&self, ns: &Netns) -> Vec<Value> {
+        let headers: Vec<(&str, &str)> = self
+            .auth
+            .iter()
+            .map(|a| ("Authorization", a.as_str()))
+            .collect();
+        let url = format!("http://{ALERTMANAGER}/api/v2/alerts");
+        let Ok(r) = http_get(ns, &url, &[], &headers) else {
             return Vec::new();
         };
         serde_json::from_str::<Value>(&r.body)

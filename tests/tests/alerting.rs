@@ -1,5 +1,5 @@
 //! Alerts where operators route them (root): picket pushes its episodes to a real
-//! Alertmanager (`--alertmanager`), which notifies a webhook; and a fleet of three agents in
+//! Alertmanager (`--alertmanager`, with basic auth), which notifies a webhook; and a fleet of three agents in
 //! three namespaces, scraped by one real Prometheus whose PrometheusRule alerts (one source
 //! on several nodes, scans on several nodes) fire and reach the same kind of Alertmanager.
 
@@ -26,9 +26,22 @@ fn episodes_reach_alertmanager_and_resolve() {
     let dir = temp_dir("alertmanager");
     let lab = Lab::new();
     let victim = &lab.victim;
-    let alerting = Alerting::start(victim, dir.path());
+    // Alertmanager asks for basic auth; picket has the password in a file.
+    let alerting = Alerting::start_with(victim, dir.path(), Some(("picket", "am-pass")));
+    let password = dir.path().join("am-password");
+    std::fs::write(&password, "am-pass\n").unwrap();
+    let password = password.display().to_string();
     let url = format!("http://{ALERTMANAGER}");
-    let mut args = vec!["--alertmanager", &url, "--metrics-addr", METRICS];
+    let mut args = vec![
+        "--alertmanager",
+        &url,
+        "--alertmanager-user",
+        "picket",
+        "--alertmanager-password-file",
+        &password,
+        "--metrics-addr",
+        METRICS,
+    ];
     args.extend(tests::QUICK_EPISODES);
     let mut picket = lab.picket(&args);
     assert!(
@@ -45,7 +58,8 @@ fn episodes_reach_alertmanager_and_resolve() {
     // Listed by Alertmanager with the labels and annotations.
     let attacker = lab.veth.attacker_v4.to_string();
     let listed = wait_until(Duration::from_secs(15), || {
-        Alerting::alerts(victim)
+        alerting
+            .alerts(victim)
             .into_iter()
             .find(|a| label(a, "alertname") == "PicketPortScan")
     })
@@ -93,7 +107,8 @@ fn episodes_reach_alertmanager_and_resolve() {
     });
     assert!(resolved.is_some(), "never resolved\n{}", alerting.logs());
     assert!(
-        !Alerting::alerts(victim)
+        !alerting
+            .alerts(victim)
             .iter()
             .any(|a| label(a, "alertname") == "PicketPortScan"),
         "still listed after the end\n{}",
@@ -299,7 +314,8 @@ fn prometheus_correlates_a_scan_across_nodes_and_forwards_to_alertmanager() {
     // …and Prometheus forwards them to Alertmanager, which notifies the webhook.
     for name in ["PicketSameSourceOnSeveralNodes", "PicketScanOnSeveralNodes"] {
         let at_am = wait_until(Duration::from_secs(20), || {
-            Alerting::alerts(&hub)
+            alerting
+                .alerts(&hub)
                 .into_iter()
                 .find(|a| label(a, "alertname") == name)
         });

@@ -91,7 +91,9 @@ impl WebConfig {
                 basic_auth_users: BTreeMap::new(),
             }
         } else {
-            serde_norway::from_str(text).map_err(|e| anyhow!("{e}"))?
+            serde_norway::from_str(text).map_err(|e| {
+                anyhow!("not a web configuration (tls_server_config, basic_auth_users): {e}")
+            })?
         };
         for (user, hash) in &file.basic_auth_users {
             // A malformed hash is an error here, not a locked-out user at the first scrape.

@@ -306,71 +306,38 @@ mod tests {
         }
     }
 
+    /// A source-scoped event of 10.1.0.5.
+    fn of5(phase: Phase, episode: u64, rule: Rule, at_s: u64) -> AlertEvent {
+        ev(phase, episode, rule, Scope::Source, "10.1.0.5", at_s)
+    }
+
     #[test]
     fn blocks_while_open_then_for_the_ttl() {
         let mut b = Blocklist::new(policy(16));
-        let start = ev(
-            Phase::Start,
-            1,
-            Rule::PortScan,
-            Scope::Source,
-            "10.1.0.5",
-            0,
-        );
-        let out = b.step(&[start], 0);
+        let ip: IpAddr = "10.1.0.5".parse().unwrap();
+        let out = b.step(&[of5(Phase::Start, 1, Rule::PortScan, 0)], 0);
         assert_eq!(out.len(), 1);
         assert_eq!(
-            (out[0].action, out[0].reason),
-            (BlockAction::Block, BlockReason::Episode)
+            (out[0].action, out[0].reason, out[0].ip),
+            (BlockAction::Block, BlockReason::Episode, ip)
         );
-        assert_eq!(out[0].ip.to_string(), "10.1.0.5");
         // A second episode of the same source: no second block.
         assert!(
-            b.step(
-                &[ev(
-                    Phase::Start,
-                    2,
-                    Rule::HostSweep,
-                    Scope::Source,
-                    "10.1.0.5",
-                    1
-                )],
-                S
-            )
-            .is_empty()
+            b.step(&[of5(Phase::Start, 2, Rule::HostSweep, 1)], S)
+                .is_empty()
         );
         // One of two ends: still held.
         assert!(
-            b.step(
-                &[ev(
-                    Phase::End,
-                    1,
-                    Rule::PortScan,
-                    Scope::Source,
-                    "10.1.0.5",
-                    10
-                )],
-                10 * S
-            )
-            .is_empty()
+            b.step(&[of5(Phase::End, 1, Rule::PortScan, 10)], 10 * S)
+                .is_empty()
         );
-        assert_eq!(b.expires_ns("10.1.0.5".parse().unwrap()), None);
+        assert_eq!(b.expires_ns(ip), None);
         // The last ends at 20 s: expires at 80 s.
         assert!(
-            b.step(
-                &[ev(
-                    Phase::End,
-                    2,
-                    Rule::HostSweep,
-                    Scope::Source,
-                    "10.1.0.5",
-                    20
-                )],
-                20 * S
-            )
-            .is_empty()
+            b.step(&[of5(Phase::End, 2, Rule::HostSweep, 20)], 20 * S)
+                .is_empty()
         );
-        assert_eq!(b.expires_ns("10.1.0.5".parse().unwrap()), Some(80 * S));
+        assert_eq!(b.expires_ns(ip), Some(80 * S));
         assert!(b.step(&[], 79 * S).is_empty());
         let out = b.step(&[], 80 * S);
         assert_eq!(
@@ -383,41 +350,11 @@ mod tests {
     #[test]
     fn a_new_episode_during_the_ttl_holds_the_block_again() {
         let mut b = Blocklist::new(policy(16));
-        b.step(
-            &[ev(
-                Phase::Start,
-                1,
-                Rule::PortScan,
-                Scope::Source,
-                "10.1.0.5",
-                0,
-            )],
-            0,
-        );
-        b.step(
-            &[ev(
-                Phase::End,
-                1,
-                Rule::PortScan,
-                Scope::Source,
-                "10.1.0.5",
-                5,
-            )],
-            5 * S,
-        );
+        b.step(&[of5(Phase::Start, 1, Rule::PortScan, 0)], 0);
+        b.step(&[of5(Phase::End, 1, Rule::PortScan, 5)], 5 * S);
         assert!(
-            b.step(
-                &[ev(
-                    Phase::Start,
-                    3,
-                    Rule::SynFlood,
-                    Scope::Source,
-                    "10.1.0.5",
-                    30
-                )],
-                30 * S
-            )
-            .is_empty()
+            b.step(&[of5(Phase::Start, 3, Rule::SynFlood, 30)], 30 * S)
+                .is_empty()
         );
         assert!(b.step(&[], 1000 * S).is_empty());
     }

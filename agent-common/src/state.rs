@@ -398,6 +398,31 @@ pub const EVIDENCE_RING_BYTES: u32 = 1 << 20;
 /// Bytes of each flagged packet that are captured (the pcap snaplen).
 pub const EVIDENCE_SNAP: usize = 256;
 
+/// [`Config::flags`]: at least one source is in [`MAP_BLOCKED`] (`--block`), so XDP looks
+/// ingress IP sources up in [`MAP_BLOCK_FILTER`] and, on a hit, in [`MAP_BLOCKED`]. Off
+/// otherwise: normal operation pays one branch.
+pub const CONFIG_BLOCK: u64 = 8;
+/// Name of the hash map of blocked sources ([`AddrKey`] to [`Blocked`]).
+pub const MAP_BLOCKED: &str = "BLOCKED";
+/// Default capacity of [`MAP_BLOCKED`] (`block.max_sources`; resized at load time).
+pub const DEFAULT_BLOCKED: u32 = 4096;
+/// Name of the one-value array holding the bit filter (a [`KnownSources`] bit set) of the
+/// blocked sources: a flood of sources that are not blocked costs no hash lookup.
+pub const MAP_BLOCK_FILTER: &str = "BLOCK_FILTER";
+
+/// A source user space blocks. The policy (which episodes, exclusions, expiry) is in user
+/// space; the kernel only drops (or, dry run, counts) its packets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Blocked {
+    /// 1: drop its packets; 0: dry run, count and pass them.
+    pub drop: u64,
+    /// Packets dropped (or, dry run, that would have been).
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+}
+
 /// A source user space flagged for evidence capture.
 ///
 /// Layout (24 bytes): `budget` at 0, `captured` at 8, `dropped` at 16.
@@ -457,6 +482,7 @@ mod pod {
     unsafe impl aya::Pod for super::Globals {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Flagged {}
+    unsafe impl aya::Pod for super::Blocked {}
     unsafe impl aya::Pod for super::KnownSources {}
     unsafe impl aya::Pod for super::EvidenceHeader {}
     unsafe impl aya::Pod for super::EvidenceRecord {}

@@ -1,6 +1,6 @@
 //! Picket's kernel side: XDP (ingress) and TC (ingress or egress) programs that classify
 //! every packet with `agent_common::classify_eth` and update bounded maps. Every packet is
-//! passed on: Picket only observes.
+//! passed on, except, with `--block`, those of the sources the agent blocks (XDP only).
 #![no_std]
 #![no_main]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
@@ -15,9 +15,10 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
     state::{
-        Adder, AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DEFAULT_SOURCES,
-        DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES, EVIDENCE_SNAP, EvidenceRecord,
-        FLAGGED_ENTRIES, Flagged, Globals, KnownSources, PlainAdd, SrcState, admitted,
+        Adder, AddrKey, Blocked, CONFIG_ADMIT_ON_SECOND, CONFIG_BLOCK, CONFIG_EVIDENCE, Config,
+        DEFAULT_BLOCKED, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES,
+        EVIDENCE_SNAP, EvidenceRecord, FLAGGED_ENTRIES, Flagged, Globals, KnownSources, PlainAdd,
+        SrcState, admitted,
     },
 };
 use aya_ebpf::{
@@ -78,6 +79,15 @@ static FLAGGED: HashMap<AddrKey, Flagged> = HashMap::with_max_entries(FLAGGED_EN
 /// Captured packets of flagged sources, drained by the agent into pcap files.
 #[map(name = "EVIDENCE")]
 static EVIDENCE: RingBuf = RingBuf::with_byte_size(EVIDENCE_RING_BYTES, 0);
+
+/// Sources blocked by the agent (`--block`). Looked up only while it sets `CONFIG_BLOCK`,
+/// and only for sources whose bit is set in `BLOCK_FILTER`. Resized at load time.
+#[map(name = "BLOCKED")]
+static BLOCKED: HashMap<AddrKey, Blocked> = HashMap::with_max_entries(DEFAULT_BLOCKED, 0);
+
+/// Bit filter of the blocked sources, rewritten whole by the agent.
+#[map(name = "BLOCK_FILTER")]
+static BLOCK_FILTER: Array<KnownSources> = Array::with_max_entries(1, 0);
 
 /// Direct packet access between `data` and `data_end`.
 struct Direct {
@@ -185,6 +195,9 @@ pub fn picket_xdp(ctx: XdpContext) -> u32 {
         wire_len: ctx.data_end() - ctx.data(),
     };
     let cfg = config();
+    if cfg.flags & CONFIG_BLOCK != 0 && blocked(&pkt) {
+        return xdp_action::XDP_DROP;
+    }
     if cfg.flags & CONFIG_EVIDENCE != 0 {
         capture(&pkt, |off, dst, len| {
             // SAFETY: `dst` points to `len` (1..=256) writable bytes of a ring buffer record.
@@ -193,6 +206,28 @@ pub fn picket_xdp(ctx: XdpContext) -> u32 {
     }
     account(&pkt, DIR_INGRESS, cfg);
     xdp_action::XDP_PASS
+}
+
+/// Whether the packet's source is blocked (counted either way); the agent decides who is.
+/// The bit filter first, so that sources that are not blocked pay no hash lookup.
+#[inline(always)]
+fn blocked(pkt: &Direct) -> bool {
+    let Some(src) = evidence_source(pkt) else {
+        return false;
+    };
+    let (w, b) = KnownSources::bit(&src.addr);
+    match BLOCK_FILTER.get(0).and_then(|f| f.words.get(w)) {
+        Some(word) if *word & b != 0 => {}
+        _ => return false,
+    }
+    let Some(v) = BLOCKED.get_ptr_mut(src) else {
+        return false;
+    };
+    // SAFETY: hash map value; the counters are only changed with atomic adds.
+    let v = unsafe { &mut *v };
+    AtomicAdd::add(&mut v.packets, 1);
+    AtomicAdd::add(&mut v.bytes, pkt.wire_len as u64);
+    v.drop != 0
 }
 
 /// Returns XDP_PASS and nothing else: the baseline `picket bench` measures against.
@@ -253,7 +288,7 @@ fn config() -> Config {
 }
 
 /// The source address of an IPv4 or IPv6 packet (after at most one VLAN tag), as a key of
-/// `FLAGGED`. A minimal parse of its own, done before (and independent of) the classifier,
+/// `FLAGGED` and `BLOCKED`. A minimal parse of its own, done before (and independent of) the classifier,
 /// so that the verifier explores the capture path once rather than once per parse outcome.
 #[inline(always)]
 fn evidence_source(pkt: &Direct) -> Option<AddrKey> {

@@ -53,6 +53,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         src_slots: agent_common::slots::DEFAULT_SRC_SLOTS,
         dst_slots: agent_common::slots::DEFAULT_DST_SLOTS,
         conv_slots: agent_common::conv::DEFAULT_CONV_SLOTS,
+        blocked: agent_common::state::DEFAULT_BLOCKED,
     };
     tracing::info!("loading with a {}-entry per-source map", sizes.sources);
     let mut ebpf = loader::load(sizes)?;

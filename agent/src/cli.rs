@@ -188,6 +188,7 @@ impl<const ANALYZE: bool> SettingArgs<ANALYZE> {
 fn arg_of(key: &'static Key, defaults: &Settings) -> Arg {
     let mut help = match key.how {
         How::Off => format!("Sets {} = false. {}", key.key, key.help),
+        How::On => format!("Sets {} = true. {}", key.key, key.help),
         _ => key.help.to_string(),
     };
     if let Some(rule) = (key.rule)() {
@@ -201,7 +202,7 @@ fn arg_of(key: &'static Key, defaults: &Settings) -> Arg {
         Some(c) => arg.short(c),
         None => arg,
     };
-    if key.how == How::Off {
+    if matches!(key.how, How::Off | How::On) {
         return arg.action(ArgAction::SetTrue);
     }
     let arg = arg.value_name(key.value_name).action(match key.how {
@@ -241,7 +242,7 @@ impl<const ANALYZE: bool> FromArgMatches for SettingArgs<ANALYZE> {
     fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
         let invalid = |e: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, e);
         for key in Self::keys() {
-            if key.how == How::Off {
+            if matches!(key.how, How::Off | How::On) {
                 if m.get_flag(key.flag) {
                     self.flags.set(key.key, "true").map_err(invalid)?;
                 }

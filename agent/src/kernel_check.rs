@@ -47,6 +47,7 @@ pub fn check(paths: &[PathBuf]) -> Result<KernelCheck> {
         src_slots: 1 << 16,
         dst_slots: 1 << 14,
         conv_slots: 1 << 16,
+        blocked: agent_common::state::DEFAULT_BLOCKED,
     })?;
     let mut cmp = Comparison::new(&mut runner);
     let mut skipped = 0u64;

@@ -2,9 +2,11 @@
 //! pipeline (crate `picket-detect`) on them, and report; plus the tools that need the BPF
 //! object (`picket bench`, kernel parity, `picket analyze --kernel`).
 
+pub mod alertmanager;
 #[cfg(feature = "analyze")]
 pub mod analyze_cmd;
 pub mod bench;
+pub mod block;
 pub mod cli;
 pub mod config;
 pub mod evidence;
@@ -20,3 +22,4 @@ pub mod parity;
 pub mod parse;
 pub mod slot_tables;
 pub mod system;
+pub mod webconfig;

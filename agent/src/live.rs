@@ -16,6 +16,7 @@ use picket_detect::{
 };
 
 use crate::{
+    alertmanager, block,
     cli::RunArgs,
     config::{self, Settings},
     evidence::{CaptureConfig, Evidence},
@@ -59,6 +60,13 @@ fn drain(ev: &mut Evidence) {
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
     system::check_capabilities()?;
+    // Read before anything is attached: a bad file stops the agent with one line.
+    let web = s
+        .metrics
+        .web_config
+        .as_deref()
+        .map(crate::webconfig::WebConfig::load)
+        .transpose()?;
     let ifaces = if s.interfaces.is_empty() {
         vec![system::default_route_iface()?]
     } else {
@@ -71,17 +79,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
         locks.push(loader::lock_iface(iface)?);
     }
     let mut metrics = Metrics::new(s.metrics.top_k, s.poll_interval);
-    if let Some(addr) = s.metrics.addr {
-        let bound = metrics.serve(addr).await?;
-        tracing::info!("metrics on http://{bound}/metrics (/healthz, /readyz)");
+    if web.is_some() && s.metrics.addr.is_none() {
+        anyhow::bail!("--web-config needs --metrics-addr");
     }
+    if let Some(addr) = s.metrics.addr {
+        let scheme = if web.as_ref().is_some_and(|w| w.tls.is_some()) {
+            "https"
+        } else {
+            "http"
+        };
+        let bound = metrics.serve(addr, web).await?;
+        tracing::info!("metrics on {scheme}://{bound}/metrics (/healthz, /readyz)");
+    }
+    let mut notifier = alertmanager::start(&s, &metrics)?;
     let mut ebpf = loader::load(MapSizes {
         sources: s.src_map_entries,
         src_slots: s.src_slots,
         dst_slots: s.dst_slots,
         conv_slots: s.conv_slots,
+        blocked: s.block.max_sources,
     })?;
     let mut maps = KernelMaps::take(&mut ebpf)?;
+    let mut blocker = block::start(&s, &mut ebpf, &metrics)?;
     let mut evidence = match &s.capture_dir {
         Some(dir) => Some(Evidence::new(
             &mut ebpf,
@@ -170,6 +189,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 if let Some(new) = config::reload(args.config.as_deref(), &args.settings.flags, &s) {
                     pipeline.detector.thresholds = new.thresholds.clone();
                     pipeline.allow = Allowlist::new(new.allow.clone());
+                    if let Some(b) = blocker.as_mut() {
+                        let fields = b.fields(&s);
+                        for c in &b.reload(&mut maps, &new)? {
+                            printer.block(c, fields.clone())?;
+                        }
+                    }
                     (s.thresholds, s.allow) = (new.thresholds, new.allow);
                 }
                 continue;
@@ -197,6 +222,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
         for e in &events {
             printer.alert(e)?;
         }
+        if let Some(n) = notifier.as_mut() {
+            n.observe(&events, snap.wall_ns);
+        }
+        if let Some(b) = blocker.as_mut() {
+            let fields = b.fields(&s);
+            for c in b.step(&mut maps, &events, snap.wall_ns)? {
+                printer.block(&c, fields.clone())?;
+            }
+        }
         if let Some(ev) = evidence.as_mut() {
             drain(ev);
             ev.sync(&mut maps, &pipeline.episodes)?;
@@ -223,8 +257,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     }
     metrics.stopping();
-    for e in pipeline.finish(maps::wall_ns()) {
-        printer.alert(&e)?;
+    let ended = pipeline.finish(maps::wall_ns());
+    for e in &ended {
+        printer.alert(e)?;
+    }
+    if let Some(mut n) = notifier {
+        n.observe(&ended, maps::wall_ns());
+        n.finish(s.alertmanager.timeout);
     }
     if let Some(ev) = evidence.as_mut() {
         match ev.finish(&mut maps) {

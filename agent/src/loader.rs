@@ -6,7 +6,7 @@ use std::{ffi::CString, fs::File, os::fd::AsRawFd, path::PathBuf};
 use agent_common::{
     conv::MAP_CONV,
     slots::{MAP_DST, MAP_SRC, slots_per_cpu, table_entries},
-    state::MAP_SOURCES,
+    state::{MAP_BLOCKED, MAP_SOURCES},
 };
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
@@ -62,6 +62,8 @@ pub struct MapSizes {
     pub dst_slots: u32,
     /// Conversation records per bank (rounded down to a power of two).
     pub conv_slots: u32,
+    /// Blocked sources (`--block`).
+    pub blocked: u32,
 }
 
 /// CPUs the kernel may run programs on (`/sys/devices/system/cpu/possible`): the number of
@@ -81,6 +83,7 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
         .map_max_entries(MAP_SRC, table(sizes.src_slots))
         .map_max_entries(MAP_DST, table(sizes.dst_slots))
         .map_max_entries(MAP_CONV, 2 * slots_per_cpu(sizes.conv_slots, 1))
+        .map_max_entries(MAP_BLOCKED, sizes.blocked)
         .load(BPF_OBJECT)
         .map_err(explain_load_error)?;
     for name in [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS] {

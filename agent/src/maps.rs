@@ -103,6 +103,11 @@ impl KernelMaps {
         self.set_flag(CONFIG_EVIDENCE, on)
     }
 
+    /// Turns blocking (lookups of blocked sources in XDP) on or off.
+    pub fn set_block(&mut self, on: bool) -> Result<()> {
+        self.set_flag(agent_common::state::CONFIG_BLOCK, on)
+    }
+
     fn set_flag(&mut self, flag: u64, on: bool) -> Result<()> {
         let flags = if on {
             self.current.flags | flag

@@ -38,6 +38,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use crate::webconfig::WebConfig;
 use picket_detect::{
     detector::Rule,
     episodes::{AlertEvent, Episodes, Phase},
@@ -227,6 +228,8 @@ pub struct Metrics {
     poll_duration: Histogram,
     last_poll: Ratio,
     attached: Gauge,
+    notifications: crate::alertmanager::Counters,
+    blocking: crate::block::BlockCounters,
     last: [Globals; 2],
     top_k: usize,
 }
@@ -266,6 +269,8 @@ impl Metrics {
             poll_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             last_poll: Ratio::default(),
             attached: Gauge::default(),
+            notifications: crate::alertmanager::Counters::default(),
+            blocking: crate::block::BlockCounters::default(),
             last: [Globals::default(); 2],
             top_k: top_k as usize,
         };
@@ -381,6 +386,41 @@ impl Metrics {
             "BPF programs attached to interfaces",
             m.attached.clone(),
         );
+        r.register(
+            "alertmanager_alerts_sent",
+            "Alerts Alertmanager accepted, by Alertmanager URL (--alertmanager)",
+            m.notifications.sent.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_failed",
+            "Alerts in requests to Alertmanager that failed (every try counts), by URL",
+            m.notifications.failed.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_dropped",
+            "Alerts dropped from a full Alertmanager queue, by URL",
+            m.notifications.dropped.clone(),
+        );
+        r.register(
+            "blocked_sources",
+            "Sources blocked now (--block; dry run: that would be)",
+            m.blocking.sources.clone(),
+        );
+        r.register(
+            "block_dropped_packets",
+            "Packets of blocked sources dropped by XDP (dry run: that would have been)",
+            m.blocking.packets.clone(),
+        );
+        r.register(
+            "block_dropped_bytes",
+            "Bytes of the dropped packets of blocked sources",
+            m.blocking.bytes.clone(),
+        );
+        r.register(
+            "block_evictions",
+            "Blocks lifted early because the block map was full",
+            m.blocking.evictions.clone(),
+        );
         for rule in Rule::ALL {
             // Every rule's series exists from the start, so increase() sees the first alert.
             let l = RuleLabels {
@@ -398,23 +438,50 @@ impl Metrics {
     }
 
     /// Starts the HTTP server on `addr` (in the current tokio runtime) and returns the
-    /// address it listens on.
-    pub async fn serve(&self, addr: SocketAddr) -> Result<SocketAddr> {
+    /// address it listens on; `web` adds TLS and basic auth on /metrics (`--web-config`).
+    pub async fn serve(&self, addr: SocketAddr, web: Option<WebConfig>) -> Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} for --metrics-addr"))?;
         let bound = listener.local_addr()?;
+        let mut metrics = get(metrics_handler);
+        if let Some(w) = web.clone().filter(WebConfig::needs_auth) {
+            metrics = metrics.layer(axum::middleware::from_fn_with_state(w, basic_auth));
+        }
         let app = Router::new()
-            .route("/metrics", get(metrics_handler))
+            .route("/metrics", metrics)
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready_handler))
             .with_state(self.shared.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("metrics endpoint stopped: {e}");
+        match web.and_then(|w| w.tls) {
+            None => {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("metrics endpoint stopped: {e}");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+                let server = axum_server::from_tcp_rustls(listener.into_std()?, config)?;
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(app.into_make_service()).await {
+                        tracing::error!("metrics endpoint stopped: {e}");
+                    }
+                });
+            }
+        }
         Ok(bound)
+    }
+
+    /// The Alertmanager notifier's counters (exported under `picket_alertmanager_*`).
+    pub fn notifications(&self) -> crate::alertmanager::Counters {
+        self.notifications.clone()
+    }
+
+    /// The blocking counters (exported as `picket_block*`).
+    pub fn blocking(&self) -> crate::block::BlockCounters {
+        self.blocking.clone()
     }
 
     /// Records that `programs` programs are attached (ready from the next poll on).
@@ -656,6 +723,33 @@ async fn metrics_handler(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
         body,
     )
         .into_response()
+}
+
+/// 401 unless the request carries a configured user's password (bcrypt runs on the
+/// blocking pool: it takes tens of milliseconds by design).
+async fn basic_auth(
+    State(web): State<WebConfig>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ok = tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
+        .await
+        .unwrap_or(false);
+    if ok {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"picket\"")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    }
 }
 
 async fn ready_handler(State(shared): State<Arc<Shared>>) -> Response {

@@ -5,7 +5,11 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use picket_detect::{
-    document::{AlertDocument, SummaryDocument, SummaryLine, alert_text, summary_text},
+    blocking::BlockEvent,
+    document::{
+        AlertDocument, BlockDocument, BlockFields, SummaryDocument, SummaryLine, alert_text,
+        block_text, summary_text,
+    },
     episodes::AlertEvent,
 };
 
@@ -27,6 +31,17 @@ pub enum Format {
 /// API); when set, every JSON line carries it as `observer.name` and `host.name`.
 pub const NODE_NAME_ENV: &str = "NODE_NAME";
 
+/// The kernel's host name and the node name from [`NODE_NAME_ENV`], when set.
+pub fn identity() -> (String, Option<String>) {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let node = std::env::var(NODE_NAME_ENV)
+        .ok()
+        .filter(|n| !n.trim().is_empty());
+    (hostname, node)
+}
+
 /// Writes alert and summary lines to standard output, flushing each line.
 pub struct Printer {
     json: bool,
@@ -42,12 +57,7 @@ impl Printer {
             Format::Text => false,
             Format::Json => true,
         };
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let node = std::env::var(NODE_NAME_ENV)
-            .ok()
-            .filter(|n| !n.trim().is_empty());
+        let (hostname, node) = identity();
         Printer {
             json,
             hostname,
@@ -84,6 +94,21 @@ impl Printer {
             Self::json_line(&self.alert_document(e))?
         } else {
             alert_text(e)
+        };
+        emit(&line)
+    }
+
+    /// Prints one block event (`--block`).
+    pub fn block(&self, e: &BlockEvent, fields: BlockFields) -> io::Result<()> {
+        let line = if self.json {
+            let doc = BlockDocument::new(e, fields, &self.hostname);
+            let doc = match &self.node {
+                Some(node) => doc.on_node(node),
+                None => doc,
+            };
+            Self::json_line(&doc)?
+        } else {
+            block_text(e, fields.dry_run)
         };
         emit(&line)
     }

@@ -38,6 +38,7 @@ fn runner() -> Option<KernelRunner> {
             src_slots: 1 << 12,
             dst_slots: 1 << 10,
             conv_slots: 1 << 12,
+            blocked: agent_common::state::DEFAULT_BLOCKED,
         })
         .expect("load the BPF object"),
     )

@@ -13,6 +13,7 @@ use agent_common::state::AddrKey;
 use serde::Serialize;
 
 use crate::{
+    blocking::{BlockAction, BlockEvent, BlockReason},
     detector::{Details, Rule, Scope, Unit},
     episodes::{AlertEvent, Phase},
     snapshot::Snapshot,
@@ -103,6 +104,8 @@ pub enum EventKind {
     Alert,
     /// A periodic traffic summary ([`SummaryDocument`]).
     Summary,
+    /// A source blocked or unblocked ([`BlockDocument`]).
+    Block,
 }
 
 /// `observer`: the machine that saw the traffic.
@@ -250,6 +253,99 @@ impl AlertDocument {
         });
         self
     }
+}
+
+/// `event` of a block event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BlockEventFields {
+    /// `event.action`: `block` or `unblock`.
+    pub action: BlockAction,
+    /// `event.id`: the episode that blocked the source.
+    pub id: u64,
+    /// `event.kind`: `block`.
+    pub kind: EventKind,
+    /// `event.reason`: `episode`, `expired` or `evicted`.
+    pub reason: BlockReason,
+}
+
+/// `picket` of a block event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BlockFields {
+    /// `picket.dry_run`: nothing is dropped, only counted.
+    pub dry_run: bool,
+    /// `picket.ttl_s`: how long the block outlives the source's last episode.
+    pub ttl_s: f64,
+}
+
+/// The JSON document of a block event (`--block`), one line of `--output json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BlockDocument {
+    /// `@timestamp`: when the block changed.
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    /// `event`: kind, action, reason, episode.
+    pub event: BlockEventFields,
+    /// `host`: the node, with `NODE_NAME` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// `observer`: the machine that blocks.
+    pub observer: Observer,
+    /// `picket`: dry run and ttl.
+    pub picket: BlockFields,
+    /// `rule`: the rule of the episode that blocked the source.
+    pub rule: RuleField,
+    /// `source`: the blocked source.
+    pub source: Endpoint,
+}
+
+impl BlockDocument {
+    /// The document of `e`, on `hostname`.
+    pub fn new(e: &BlockEvent, fields: BlockFields, hostname: &str) -> Self {
+        BlockDocument {
+            timestamp: rfc3339(e.at_ns),
+            event: BlockEventFields {
+                action: e.action,
+                id: e.episode,
+                kind: EventKind::Block,
+                reason: e.reason,
+            },
+            host: None,
+            observer: Observer::new(hostname),
+            picket: fields,
+            rule: RuleField { name: e.rule },
+            source: Endpoint { ip: e.ip },
+        }
+    }
+
+    /// Adds the node name as `observer.name` and `host.name`.
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.observer.name = Some(node.to_string());
+        self.host = Some(Host {
+            name: node.to_string(),
+        });
+        self
+    }
+}
+
+/// The text line of a block event.
+pub fn block_text(e: &BlockEvent, dry_run: bool) -> String {
+    let what = match e.action {
+        BlockAction::Block => "BLOCK  ",
+        BlockAction::Unblock => "UNBLOCK",
+    };
+    let dry = if dry_run { " (dry run)" } else { "" };
+    let reason = match e.reason {
+        BlockReason::Episode => "",
+        BlockReason::Expired => " expired",
+        BlockReason::Evicted => " evicted (block map full)",
+    };
+    format!(
+        "{} {what}{dry} {} ({} #{}){reason}",
+        rfc3339(e.at_ns),
+        e.ip,
+        e.rule,
+        e.episode
+    )
 }
 
 /// The text line of an alert event.

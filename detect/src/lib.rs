@@ -7,9 +7,12 @@
 //! * [`admission`]: when new sources are admitted at their second packet (spoofed floods).
 //! * [`pipeline`]: the per-poll step that ties the above together.
 //! * [`replay`]: the pipeline driven by packet time over a capture.
-//! * [`document`]: alert and summary documents (JSON and text).
+//! * [`blocking`]: the `--block` policy: which episodes block their source, exclusions,
+//!   expiry and eviction.
+//! * [`document`]: alert, block and summary documents (JSON and text).
 
 pub mod admission;
+pub mod blocking;
 pub mod detector;
 pub mod document;
 pub mod episodes;

@@ -14,6 +14,17 @@ use crate::{
     process::{output, run_ok},
 };
 
+/// `nmap -sS` from `ns` against `ports` of `target` (one try per port, no host discovery,
+/// `extra` options before the target); panics unless nmap succeeds, returns its stdout.
+pub fn syn_scan(ns: &Netns, target: &str, ports: &str, extra: &[&str]) -> String {
+    run_ok(
+        ns.exec("nmap")
+            .args(["-sS", "-Pn", "-n", "-T4", "--max-retries", "0", "-p", ports])
+            .args(extra)
+            .arg(target),
+    )
+}
+
 /// One test's lab: attacker and victim namespaces joined by a [`VethPair`].
 #[derive(Debug)]
 pub struct Lab {
@@ -85,17 +96,7 @@ impl Lab {
     /// `nmap -sS` from the attacker against `ports` of the victim's IPv4 address (one try
     /// per port, no host discovery); panics unless nmap succeeds, and returns its stdout.
     pub fn scan(&self, ports: &str) -> String {
-        run_ok(self.attacker.exec("nmap").args([
-            "-sS",
-            "-Pn",
-            "-n",
-            "-T4",
-            "--max-retries",
-            "0",
-            "-p",
-            ports,
-            &self.veth.victim_v4.to_string(),
-        ]))
+        syn_scan(&self.attacker, &self.veth.victim_v4.to_string(), ports, &[])
     }
 
     /// Starts picket on the victim's interface (`-i <veth> -o json --summary-interval 0s

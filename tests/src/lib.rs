@@ -19,8 +19,10 @@
 //! - [`lab`]: the two-namespace [`Lab`] and what it can tell about attached BPF programs;
 //! - [`picket`]: a running picket whose JSON lines are read as they come ([`Picket`]);
 //! - [`http`]: HTTP requests made from inside a namespace;
+//! - [`alerting`]: a real Alertmanager and the webhook receiver it notifies;
 //! - [`deploy`]: reading `deploy/` (Prometheus rules, metric names).
 
+pub mod alerting;
 pub mod deploy;
 pub mod env;
 pub mod http;
@@ -31,12 +33,13 @@ pub mod process;
 
 use std::time::Duration;
 
+pub use alerting::{ALERTMANAGER, Alerting};
 pub use deploy::{metric_names, rules_file_of_prometheus_rule};
 pub use env::{
     picket_bin, require_root, require_tools, shared_pcaps, temp_dir, unique_base, workspace_root,
 };
 pub use http::{Response, http_get};
-pub use lab::{BpfLink, Lab, bpf_links_of, bpf_object_exists};
+pub use lab::{BpfLink, Lab, bpf_links_of, bpf_object_exists, syn_scan};
 pub use netns::{Netns, VethPair};
 pub use picket::{Line, Picket, alert_lines, is_start, ms, str_at};
 pub use process::{
@@ -45,6 +48,17 @@ pub use process::{
 
 /// The maximum time from the start of attack traffic to picket's alert line.
 pub const DETECTION_DEADLINE: Duration = Duration::from_secs(5);
+
+/// picket flags that make an episode end within about three seconds of the attack's end
+/// (short window, end_after and polls), for tests that wait for ends.
+pub const QUICK_EPISODES: [&str; 6] = [
+    "--window",
+    "2s",
+    "--end-after",
+    "1s",
+    "--poll-interval",
+    "500ms",
+];
 
 /// The interpreter used by traffic helpers (standard library only).
 pub const PYTHON: &str = "/usr/bin/python3";

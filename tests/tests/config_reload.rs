@@ -143,7 +143,9 @@ fn config_check_reports_every_error_and_accepts_the_default() {
         format!("{b}:1:10: window: \"soon\": "),
         format!("{b}:2:24: allow[1]: \"10.0.0.300\" is not a CIDR or IP address"),
         format!("{b}:4:9: metrics.top_k: 5000 is above the maximum 1000"),
-        format!("{b}:5:1: metrics.port: unknown field `port`, expected `addr` or `top_k`"),
+        format!(
+            "{b}:5:1: metrics.port: unknown field `port`, expected one of `addr`, `top_k`, `web_config`"
+        ),
         format!("picket: error: {b}: 4 errors"),
     ];
     assert_eq!(lines.len(), want.len(), "{stderr}");

@@ -37,6 +37,11 @@ const TEST_PACKAGES: &[&str] = &[
     // with its containerd and runc, manifest linting, the kubernetes-validate virtualenv,
     // `systemd-analyze verify` and `setpriv` for the systemd unit.
     "prometheus",
+    // Alerting tests: a real Alertmanager that picket and Prometheus push to.
+    "prometheus-alertmanager",
+    // --web-config test: a self-signed certificate, and requests with a wrong password.
+    "openssl",
+    "curl",
     "docker.io",
     "yamllint",
     "python3-venv",

@@ -4,6 +4,7 @@
 use std::{cmp::Ordering, net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
+use picket_detect::detector::Rule;
 
 use super::{settings::Settings, value::Value};
 use crate::{
@@ -75,7 +76,7 @@ macro_rules! unordered {
         }
     )*};
 }
-unordered!(bool, IpNet, SocketAddr, Hook, XdpModeArg, Format);
+unordered!(bool, IpNet, SocketAddr, Hook, XdpModeArg, Format, Rule);
 
 impl<T: Checked> Check<T> {
     /// Ok, or why `v` fails.

@@ -12,6 +12,8 @@ pub enum How {
     Append,
     /// A switch that turns the (true by default) setting off.
     Off,
+    /// A switch that turns the (false by default) setting on.
+    On,
 }
 
 /// Where a setting applies.
@@ -96,6 +98,7 @@ macro_rules! flag_ty {
     (list $t:ty) => { Vec<$t> };
     (some $t:ty) => { Option<$t> };
     (off $t:ty) => { bool };
+    (on $t:ty) => { bool };
 }
 
 macro_rules! how {
@@ -111,6 +114,9 @@ macro_rules! how {
     (off) => {
         How::Off
     };
+    (on) => {
+        How::On
+    };
 }
 
 /// Stores a parsed flag value.
@@ -125,6 +131,9 @@ macro_rules! store {
         $slot.push($v)
     };
     (off $slot:expr, $v:expr) => {
+        $slot = $v
+    };
+    (on $slot:expr, $v:expr) => {
         $slot = $v
     };
 }
@@ -151,6 +160,11 @@ macro_rules! apply {
             $slot = false;
         }
     };
+    (on $slot:expr, $flag:expr) => {
+        if $flag {
+            $slot = true;
+        }
+    };
 }
 
 /// The values of a setting its check applies to, with their key paths.
@@ -159,6 +173,9 @@ macro_rules! items {
         vec![($key.to_string(), $v)]
     };
     (off $key:expr, $v:expr) => {
+        vec![($key.to_string(), $v)]
+    };
+    (on $key:expr, $v:expr) => {
         vec![($key.to_string(), $v)]
     };
     (some $key:expr, $v:expr) => {
@@ -178,6 +195,9 @@ macro_rules! read {
         read!(@one $t, $key, $v, $slot, $bad, |x| x)
     };
     (off $t:ty, $key:expr, $v:expr, $slot:expr, $bad:expr) => {
+        read!(@one $t, $key, $v, $slot, $bad, |x| x)
+    };
+    (on $t:ty, $key:expr, $v:expr, $slot:expr, $bad:expr) => {
         read!(@one $t, $key, $v, $slot, $bad, |x| x)
     };
     (some $t:ty, $key:expr, $v:expr, $slot:expr, $bad:expr) => {
@@ -227,6 +247,9 @@ macro_rules! write {
         Some(Value::write($v))
     };
     (off $v:expr) => {
+        Some(Value::write($v))
+    };
+    (on $v:expr) => {
         Some(Value::write($v))
     };
     (some $v:expr) => {

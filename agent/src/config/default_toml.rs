@@ -62,6 +62,7 @@ fn describe(key: &Key) -> String {
     let mut text = key.help.to_string();
     let flag = match key.how {
         How::Off => format!("--{} sets false", key.flag),
+        How::On => format!("--{} sets true", key.flag),
         _ => format!("--{}", key.flag),
     };
     let mut notes = vec![flag];

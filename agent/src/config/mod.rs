@@ -35,7 +35,9 @@ pub use declare::{How, Key, Section};
 pub use default_toml::default_toml;
 pub use file::{ConfigFile, FileError, FileErrors};
 pub use reload::reload;
-pub use settings::{Flags, KEYS, MetricsSettings, Settings, flag_of};
+pub use settings::{
+    AlertmanagerSettings, BlockSettings, Flags, KEYS, MetricsSettings, Settings, flag_of,
+};
 
 impl Settings {
     /// Defaults, overridden by the file `config` (if any), overridden by `flags`.
@@ -86,7 +88,7 @@ pub fn check_file(file: &Path) -> Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use picket_detect::detector::Thresholds;
+    use picket_detect::detector::{Rule, Thresholds};
 
     use super::{reload::table_of, *};
     use crate::{
@@ -182,6 +184,22 @@ mod tests {
             metrics: MetricsSettings {
                 addr: Some("[::1]:9000".parse().unwrap()),
                 top_k: 10,
+                web_config: Some("/etc/picket/web.yml".into()),
+            },
+            block: BlockSettings {
+                enabled: true,
+                rules: vec![Rule::UdpFlood],
+                ttl: Duration::from_secs(30),
+                dry_run: true,
+                max_sources: 10,
+            },
+            alertmanager: AlertmanagerSettings {
+                urls: vec!["http://127.0.0.1:9093".into(), "https://am:9093/".into()],
+                timeout: Duration::from_secs(3),
+                resend_interval: Duration::from_secs(30),
+                basic_auth_user: Some("picket".into()),
+                password_file: Some("/etc/pw".into()),
+                bearer_token_file: Some("/etc/token".into()),
             },
         };
         let text = toml::to_string(&s).unwrap();

@@ -16,7 +16,10 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
-use picket_detect::{detector::Thresholds, episodes, pipeline};
+use picket_detect::{
+    detector::{Rule, Thresholds},
+    episodes, pipeline,
+};
 use toml::de::{DeTable, DeValue};
 
 use super::{
@@ -327,6 +330,111 @@ declare! {
             in: [Live],
             help: "Export the K offenders of open alerts with their address as an `ip` label \
                    (0: no address labels at all).",
+        }
+        web_config: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "web-config" value "FILE",
+            check: Check::Any,
+            in: [Live],
+            help: "TLS and basic auth for the endpoint, in the Prometheus exporters' web \
+                   configuration format (tls_server_config, basic_auth_users with bcrypt \
+                   hashes). Basic auth guards /metrics; /healthz and /readyz stay open.",
+            example: r#""/etc/picket/web-config.yml""#,
+        }
+    }
+    table block: new BlockSettings ("Blocking (opt-in, XDP only): while a source-scoped \
+        episode of one of the rules is open, and for ttl after it ends, XDP drops the \
+        source's packets. Never blocked: allowlisted sources, the host's own addresses, its \
+        default gateways, link-local and loopback addresses.")
+    {
+        enabled: bool {
+            default: false,
+            flag: on(bool) "block",
+            check: Check::Any,
+            in: [Live],
+            help: "Drop the packets of the sources of open episodes (hook xdp only).",
+        }
+        rules: Vec<Rule> {
+            default: vec![Rule::PortScan, Rule::HostSweep, Rule::SynFlood],
+            flag: list(Rule) "block-rule" value "RULE",
+            check: Check::Any,
+            in: [Live],
+            help: "Rules whose source-scoped episodes block their source (repeatable).",
+        }
+        ttl: Duration {
+            default: Duration::from_secs(600),
+            flag: set(Duration) "block-ttl",
+            check: Check::Positive,
+            in: [Live],
+            help: "How long a source stays blocked after its last episode ended.",
+        }
+        dry_run: bool {
+            default: false,
+            flag: on(bool) "block-dry-run",
+            check: Check::Any,
+            in: [Live],
+            help: "Log and count what would be dropped, drop nothing.",
+        }
+        max_sources: u32 {
+            default: agent_common::state::DEFAULT_BLOCKED,
+            flag: set(u32) "block-max-sources",
+            check: Check::Within(1, 1 << 20),
+            in: [Live],
+            help: "Capacity of the block map; when full, the block that expires first is \
+                   lifted (counted in picket_block_evictions_total).",
+        }
+    }
+    table alertmanager: new AlertmanagerSettings ("Alertmanager: push alert episodes to its \
+        v2 API as Prometheus does (firing at the start, re-sent while open, resolved at the \
+        end).")
+    {
+        urls: Vec<String> {
+            default: Vec::new(),
+            flag: list(String) "alertmanager" value "URL",
+            check: Check::Custom(crate::alertmanager::check_url, "an http:// or https:// URL"),
+            in: [Live],
+            help: "Alertmanager base URL (repeatable: each gets every alert). Empty: no \
+                   alerts are pushed.",
+            example: r#"["http://alertmanager.monitoring:9093"]"#,
+        }
+        timeout: Duration {
+            default: Duration::from_secs(10),
+            flag: set(Duration) "alertmanager-timeout",
+            check: Check::Positive,
+            in: [Live],
+            help: "Time for one request to an Alertmanager.",
+        }
+        resend_interval: Duration {
+            default: Duration::from_secs(60),
+            flag: set(Duration) "alertmanager-resend-interval",
+            check: Check::Positive,
+            in: [Live],
+            help: "Open alerts are re-sent this often, valid for four intervals (keep it well \
+                   under Alertmanager's resolve_timeout).",
+        }
+        basic_auth_user: Option<String> {
+            default: None,
+            flag: some(String) "alertmanager-user" value "USER",
+            check: Check::Any,
+            in: [Live],
+            help: "Basic auth user name (with password_file).",
+            example: r#""picket""#,
+        }
+        password_file: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "alertmanager-password-file" value "FILE",
+            check: Check::Any,
+            in: [Live],
+            help: "File holding the basic auth password.",
+            example: r#""/etc/picket/alertmanager-password""#,
+        }
+        bearer_token_file: Option<PathBuf> {
+            default: None,
+            flag: some(PathBuf) "alertmanager-bearer-token-file" value "FILE",
+            check: Check::Any,
+            in: [Live],
+            help: "File holding a bearer token (instead of basic auth).",
+            example: r#""/var/run/secrets/alertmanager/token""#,
         }
     }
 }

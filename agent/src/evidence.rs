@@ -46,14 +46,23 @@ pub const DEFAULT_MAX_BYTES: u64 = 100 << 20;
 /// Default `--capture-file-bytes`: 16 MiB.
 pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 
-/// An evidence file: nanosecond timestamps, Ethernet, snaplen [`EVIDENCE_SNAP`].
-fn pcap_writer(file: File) -> std::io::Result<PcapWriter<BufWriter<File>>> {
+/// A capture file: nanosecond timestamps (evidence: Ethernet, snaplen [`EVIDENCE_SNAP`]).
+fn pcap_writer(file: File, linktype: u32, snap: usize) -> std::io::Result<PcapWriter<BufWriter<File>>> {
     PcapWriter::new(
         BufWriter::with_capacity(64 * 1024, file),
         Resolution::Nano,
-        LINKTYPE_ETHERNET,
-        EVIDENCE_SNAP as u32,
+        linktype,
+        snap as u32,
     )
+}
+
+/// How a rotator names its files.
+#[derive(Clone, Debug)]
+enum Naming {
+    /// `picket-<UTC time>-<n>.pcap` in a directory, where older ones count too.
+    Evidence,
+    /// The path given, then `<stem>.<n>.<ext>` beside it (`picket analyze --live --write`).
+    Numbered(PathBuf),
 }
 
 /// Whether `name` is one of Picket's evidence files.
@@ -93,6 +102,9 @@ pub struct PcapRotator {
     pub deleted: u64,
     /// Print a line on stderr for every file opened.
     pub verbose: bool,
+    naming: Naming,
+    linktype: u32,
+    snap: usize,
 }
 
 impl PcapRotator {
@@ -126,9 +138,52 @@ impl PcapRotator {
             opened: 0,
             deleted: 0,
             verbose: false,
+            naming: Naming::Evidence,
+            linktype: LINKTYPE_ETHERNET,
+            snap: EVIDENCE_SNAP,
         };
         r.make_room(0)?;
         Ok(r)
+    }
+
+    /// Writes `path` (replaced if it exists), then `<stem>.2.<ext>`, … when a file reaches
+    /// `file_bytes`, deleting the oldest to keep them all within `max_bytes`; packets of
+    /// `linktype` cut at `snap` bytes.
+    pub fn numbered(path: &Path, linktype: u32, snap: usize, file_bytes: u64, max_bytes: u64) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(PcapRotator {
+            dir,
+            file_bytes,
+            max_bytes,
+            files: VecDeque::new(),
+            current: None,
+            total: 0,
+            seq: 0,
+            written: 0,
+            refused: 0,
+            opened: 0,
+            deleted: 0,
+            verbose: false,
+            naming: Naming::Numbered(path.to_path_buf()),
+            linktype,
+            snap,
+        })
+    }
+
+    /// The path of file number `seq` (from 1).
+    fn path_of(&self, wall_ns: u64) -> PathBuf {
+        match &self.naming {
+            Naming::Evidence => self.dir.join(file_name(wall_ns, self.seq)),
+            Naming::Numbered(first) if self.seq == 1 => first.clone(),
+            Naming::Numbered(first) => {
+                let stem = first.file_stem().map_or_else(Default::default, |s| s.to_string_lossy().into_owned());
+                let ext = first.extension().map_or_else(|| "pcap".into(), |s| s.to_string_lossy().into_owned());
+                self.dir.join(format!("{stem}.{}.{ext}", self.seq))
+            }
+        }
     }
 
     /// Total size of the evidence files in the directory.
@@ -171,10 +226,17 @@ impl PcapRotator {
     fn open_next(&mut self, wall_ns: u64) -> Result<()> {
         loop {
             self.seq += 1;
-            let path = self.dir.join(file_name(wall_ns, self.seq));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let path = self.path_of(wall_ns);
+            let numbered = matches!(self.naming, Naming::Numbered(_));
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(!numbered)
+                .create(numbered)
+                .truncate(numbered)
+                .open(&path);
+            match opened {
                 Ok(f) => {
-                    let w = pcap_writer(f)
+                    let w = pcap_writer(f, self.linktype, self.snap)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     if self.verbose {
                         tracing::info!("writing evidence to {}", path.display());
@@ -194,7 +256,7 @@ impl PcapRotator {
     /// Writes one packet (`data` is at most the snaplen; `orig_len` its length on the wire)
     /// captured at `wall_ns`. Returns false when it could not fit under the total size.
     pub fn write(&mut self, wall_ns: u64, orig_len: u32, data: &[u8]) -> Result<bool> {
-        let rec = writer::RECORD_HEADER_LEN + data.len().min(EVIDENCE_SNAP) as u64;
+        let rec = writer::RECORD_HEADER_LEN + data.len().min(self.snap) as u64;
         let cur_size = match (&self.current, self.files.back()) {
             (Some(_), Some((_, n))) => Some(*n),
             _ => None,

@@ -4,6 +4,9 @@
 
 #[cfg(feature = "analyze")]
 pub mod analyze_cmd;
+#[cfg(feature = "analyze")]
+pub mod analyze_live;
+pub mod afpacket;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -18,4 +21,5 @@ pub mod metrics;
 pub mod output;
 pub mod parity;
 pub mod parse;
+pub mod ring_state;
 pub mod system;

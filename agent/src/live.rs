@@ -16,13 +16,15 @@ use picket_detect::{
 };
 
 use crate::{
+    afpacket,
     cli::RunArgs,
     config::{self, Settings},
     evidence::{CaptureConfig, Evidence},
-    loader::{self, MapSizes},
+    loader::{self, Hook, MapSizes},
     maps::{self, KernelMaps},
     metrics::Metrics,
     output::Printer,
+    ring_state::RingState,
     system,
 };
 
@@ -30,8 +32,159 @@ use crate::{
 /// is off (one per-CPU array read).
 const ADMISSION_WATCH: Duration = Duration::from_millis(100);
 
-/// Applies an admission-control change to the kernel and says so.
-fn apply_admission(maps: &mut KernelMaps, change: Option<AdmissionChange>) -> Result<()> {
+/// Where the state the detectors read comes from: the maps of the attached BPF programs,
+/// or [`HostMaps`](picket_detect::model::HostMaps) fed by AF_PACKET rings.
+enum Source {
+    Kernel {
+        maps: KernelMaps,
+        /// Holds the programs attached (dropping it detaches them).
+        _ebpf: aya::Ebpf,
+    },
+    Ring(RingState),
+}
+
+impl Source {
+    fn read_globals(&self) -> Result<Snapshot> {
+        match self {
+            Source::Kernel { maps, .. } => maps.read_globals(),
+            Source::Ring(r) => Ok(r.read_globals()),
+        }
+    }
+
+    fn read(&mut self) -> Result<Snapshot> {
+        match self {
+            Source::Kernel { maps, .. } => maps.read(),
+            Source::Ring(r) => Ok(r.read()),
+        }
+    }
+
+    fn set_admit_on_second(&mut self, on: bool) -> Result<()> {
+        match self {
+            Source::Kernel { maps, .. } => maps.set_admit_on_second(on),
+            Source::Ring(r) => {
+                r.set_admit_on_second(on);
+                Ok(())
+            }
+        }
+    }
+
+    fn next_epoch(&mut self) -> Result<()> {
+        match self {
+            Source::Kernel { maps, .. } => maps.next_epoch().map(|_| ()),
+            Source::Ring(r) => {
+                r.next_epoch();
+                Ok(())
+            }
+        }
+    }
+
+    /// Kernel drops of the rings so far (none for the BPF programs, which see every packet).
+    fn capture_drops(&self) -> Option<u64> {
+        match self {
+            Source::Kernel { .. } => None,
+            Source::Ring(r) => Some(r.drops()),
+        }
+    }
+
+    fn kernel_maps(&mut self) -> Option<&mut KernelMaps> {
+        match self {
+            Source::Kernel { maps, .. } => Some(maps),
+            Source::Ring(_) => None,
+        }
+    }
+}
+
+/// Loads the BPF object and attaches `hook` (and the egress program) to every interface,
+/// with evidence capture when asked for.
+fn open_kernel(
+    s: &Settings,
+    ifaces: &[String],
+    hook: Hook,
+    metrics: &Metrics,
+) -> Result<(Source, Option<Evidence>)> {
+    system::check_capabilities()?;
+    let mut ebpf = loader::load(MapSizes {
+        sources: s.src_map_entries,
+        dests: s.dst_map_entries,
+    })?;
+    let maps = KernelMaps::take(&mut ebpf, true)?;
+    let evidence = match &s.capture_dir {
+        Some(dir) => Some(Evidence::new(
+            &mut ebpf,
+            CaptureConfig {
+                dir: dir.clone(),
+                bytes_per_alert: s.capture_bytes_per_alert,
+                max_bytes: s.capture_max_bytes,
+                file_bytes: s.capture_file_bytes,
+            },
+        )?),
+        None => None,
+    };
+    let mut attached = 0;
+    for iface in ifaces {
+        for a in loader::attach(&mut ebpf, iface, hook, s.xdp_mode, s.egress)? {
+            tracing::info!("attached {} to {}", a.what, a.iface);
+            attached += 1;
+        }
+    }
+    metrics.attached(attached);
+    Ok((Source::Kernel { maps, _ebpf: ebpf }, evidence))
+}
+
+/// Opens the AF_PACKET rings on every interface.
+fn open_rings(s: &Settings, ifaces: &[String], metrics: &Metrics) -> Result<Source> {
+    system::check_net_raw()?;
+    if s.capture_dir.is_some() {
+        tracing::warn!("evidence capture (capture_dir) needs the BPF programs: off with AF_PACKET");
+    }
+    let ring = RingState::start(
+        ifaces,
+        s.afpacket_ring_bytes,
+        afpacket::default_rings(),
+        s.egress,
+        (s.src_map_entries, s.dst_map_entries),
+    )?;
+    tracing::info!(
+        "capturing with AF_PACKET on {}: {} TPACKET_V3 rings of {} MiB",
+        ifaces.join(", "),
+        ring.rings(),
+        s.afpacket_ring_bytes >> 20
+    );
+    metrics.capture_rings(ring.rings());
+    Ok(Source::Ring(ring))
+}
+
+/// The state source `s.hook` asks for; `auto` falls back to AF_PACKET, with one line saying
+/// why, when the BPF programs cannot be loaded or attached.
+fn open_source(
+    s: &Settings,
+    ifaces: &[String],
+    metrics: &Metrics,
+) -> Result<(Source, Option<Evidence>)> {
+    match s.hook {
+        Hook::Afpacket => Ok((open_rings(s, ifaces, metrics)?, None)),
+        Hook::Xdp | Hook::Tc => open_kernel(s, ifaces, s.hook, metrics),
+        Hook::Auto => {
+            if let Err(e) = system::check_capabilities()
+                && system::check_net_raw().is_err()
+            {
+                return Err(e.context("and no CAP_NET_RAW for --hook afpacket either"));
+            }
+            match open_kernel(s, ifaces, Hook::Xdp, metrics) {
+                Ok(k) => Ok(k),
+                Err(e) => {
+                    tracing::warn!(
+                        "BPF unavailable ({e:#}): capturing with AF_PACKET instead (--hook afpacket)"
+                    );
+                    Ok((open_rings(s, ifaces, metrics)?, None))
+                }
+            }
+        }
+    }
+}
+
+/// Applies an admission-control change to the state source and says so.
+fn apply_admission(maps: &mut Source, change: Option<AdmissionChange>) -> Result<()> {
     let Some(c) = change else { return Ok(()) };
     maps.set_admit_on_second(c.on)?;
     if c.on {
@@ -58,7 +211,6 @@ fn drain(ev: &mut Evidence) {
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
-    system::check_capabilities()?;
     let ifaces = if s.interfaces.is_empty() {
         vec![system::default_route_iface()?]
     } else {
@@ -75,31 +227,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let bound = metrics.serve(addr).await?;
         tracing::info!("metrics on http://{bound}/metrics (/healthz, /readyz)");
     }
-    let mut ebpf = loader::load(MapSizes {
-        sources: s.src_map_entries,
-        dests: s.dst_map_entries,
-    })?;
-    let mut maps = KernelMaps::take(&mut ebpf, true)?;
-    let mut evidence = match &s.capture_dir {
-        Some(dir) => Some(Evidence::new(
-            &mut ebpf,
-            CaptureConfig {
-                dir: dir.clone(),
-                bytes_per_alert: s.capture_bytes_per_alert,
-                max_bytes: s.capture_max_bytes,
-                file_bytes: s.capture_file_bytes,
-            },
-        )?),
-        None => None,
-    };
-    let mut attached = 0;
-    for iface in &ifaces {
-        for a in loader::attach(&mut ebpf, iface, s.hook, s.xdp_mode, s.egress)? {
-            tracing::info!("attached {} to {}", a.what, a.iface);
-            attached += 1;
-        }
-    }
-    metrics.attached(attached);
+    let (mut maps, mut evidence) = open_source(&s, &ifaces, &metrics)?;
 
     let printer = Printer::new(s.output);
     let mut pipeline = Pipeline::new(
@@ -123,6 +251,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut next_window = start + s.window;
     let mut summary_base: Option<Snapshot> = None;
     let mut next_summary = start + s.summary_interval;
+    let mut drops_base = 0;
     tracing::info!(
         "watching {} (poll {:?}, window {:?}); Ctrl-C to stop",
         ifaces.join(", "),
@@ -180,6 +309,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
             failure = Some(e);
             break;
         }
+        if let Source::Ring(r) = &mut maps
+            && let Some(e) = r.failed()
+        {
+            failure = Some(e);
+            break;
+        }
         let polled = std::time::Instant::now();
         // The per-source map is read only when a finding may have changed, or for a summary.
         let summary_due = !s.summary_interval.is_zero() && Instant::now() >= next_summary;
@@ -195,9 +330,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         for e in &events {
             printer.alert(e)?;
         }
-        if let Some(ev) = evidence.as_mut() {
+        if let (Some(ev), Some(km)) = (evidence.as_mut(), maps.kernel_maps()) {
             drain(ev);
-            ev.sync(&mut maps, &pipeline.episodes)?;
+            ev.sync(km, &pipeline.episodes)?;
+        }
+        let drops = maps.capture_drops();
+        if let Some(d) = drops {
+            metrics.capture_drops(d);
         }
         let took = polled.elapsed();
         metrics.observe(
@@ -210,10 +349,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let now = Instant::now();
         if !s.summary_interval.is_zero() && now >= next_summary {
             if let Some(base) = &summary_base {
-                printer.summary(&SummaryLine::new(&snap, base))?;
+                let mut line = SummaryLine::new(&snap, base);
+                line.capture_drops = drops.map(|d| d.saturating_sub(drops_base));
+                printer.summary(&line)?;
             }
             next_summary = now + s.summary_interval;
             summary_base = Some(snap);
+            drops_base = drops.unwrap_or(0);
         }
         if now >= next_window {
             maps.next_epoch()?;
@@ -224,14 +366,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
     for e in pipeline.finish(maps::wall_ns()) {
         printer.alert(&e)?;
     }
-    if let Some(ev) = evidence.as_mut() {
-        match ev.finish(&mut maps) {
+    if let (Some(ev), Some(km)) = (evidence.as_mut(), maps.kernel_maps()) {
+        match ev.finish(km) {
             Ok(line) => tracing::info!("{line}"),
             Err(e) => tracing::warn!("evidence: {e:#}"),
         }
     }
-    tracing::info!("detaching");
-    drop(ebpf);
+    match &mut maps {
+        Source::Kernel { .. } => tracing::info!("detaching"),
+        Source::Ring(r) => {
+            r.stop();
+            tracing::info!("closing the AF_PACKET rings ({} packets dropped by the kernel)", r.drops());
+        }
+    }
+    drop(maps);
     drop(locks);
     failure.map_or(Ok(()), Err)
 }

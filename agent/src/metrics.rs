@@ -226,6 +226,9 @@ pub struct Metrics {
     poll_duration: Histogram,
     last_poll: Ratio,
     attached: Gauge,
+    capture_rings: Gauge,
+    capture_drops: Counter,
+    capture_drops_last: u64,
     last: [Globals; 2],
     top_k: usize,
 }
@@ -264,6 +267,9 @@ impl Metrics {
             poll_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             last_poll: Ratio::default(),
             attached: Gauge::default(),
+            capture_rings: Gauge::default(),
+            capture_drops: Counter::default(),
+            capture_drops_last: 0,
             last: [Globals::default(); 2],
             top_k: top_k as usize,
         };
@@ -373,6 +379,16 @@ impl Metrics {
             "BPF programs attached to interfaces",
             m.attached.clone(),
         );
+        r.register(
+            "capture_rings",
+            "AF_PACKET rings capturing instead of BPF programs (--hook afpacket)",
+            m.capture_rings.clone(),
+        );
+        r.register(
+            "capture_drops",
+            "Packets the kernel dropped because an AF_PACKET ring was full",
+            m.capture_drops.clone(),
+        );
         for rule in Rule::ALL {
             // Every rule's series exists from the start, so increase() sees the first alert.
             let l = RuleLabels {
@@ -414,6 +430,23 @@ impl Metrics {
         self.attached.set(programs as i64);
         let mut h = self.shared.health.lock().expect("health lock");
         h.attached = programs;
+    }
+
+    /// Records that `rings` AF_PACKET rings capture instead of BPF programs (ready from the
+    /// next poll on).
+    pub fn capture_rings(&self, rings: usize) {
+        self.capture_rings.set(rings as i64);
+        let mut h = self.shared.health.lock().expect("health lock");
+        h.attached = rings;
+    }
+
+    /// Records the kernel's total drops of the AF_PACKET rings so far.
+    pub fn capture_drops(&mut self, total: u64) {
+        let last = self.capture_drops_last;
+        if total > last {
+            self.capture_drops.inc_by(total - last);
+            self.capture_drops_last = total;
+        }
     }
 
     /// Records that the agent is shutting down (no longer ready).

@@ -50,6 +50,9 @@ pub struct SummaryLine {
     pub deferred: u64,
     /// Top sources by packet rate.
     pub top: Vec<(std::net::IpAddr, Rates)>,
+    /// Packets the kernel dropped in the interval because a capture ring was full
+    /// (`--hook afpacket` only).
+    pub capture_drops: Option<u64>,
 }
 
 impl SummaryLine {
@@ -99,6 +102,7 @@ impl SummaryLine {
             map_failures: (failures(ci) + failures(ce)).saturating_sub(failures(pi) + failures(pe)),
             deferred: ci.src_deferred.saturating_sub(pi.src_deferred),
             top,
+            capture_drops: None,
         }
     }
 }
@@ -345,6 +349,10 @@ pub struct TopSource {
 pub struct SummaryFields {
     /// `picket.bytes_per_s`: ingress bytes per second, rounded.
     pub bytes_per_s: f64,
+    /// `picket.capture_drops`: packets the kernel dropped in the interval because an
+    /// AF_PACKET ring was full (`--hook afpacket` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_drops: Option<u64>,
     /// `picket.destinations`: the per-destination map.
     pub destinations: MapUse,
     /// `picket.egress_packets_per_s`: egress packets per second, rounded.
@@ -397,6 +405,7 @@ impl SummaryDocument {
             observer: Observer::new(hostname),
             picket: SummaryFields {
                 bytes_per_s: s.bytes_per_s.round(),
+                capture_drops: s.capture_drops,
                 destinations: MapUse {
                     capacity: s.dests.1,
                     entries: s.dests.0,
@@ -446,7 +455,7 @@ pub fn summary_text(s: &SummaryLine) -> String {
         })
         .collect();
     format!(
-        "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{}{} | parse errors {} | fragments {} | map failures {}{}",
+        "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{}{} | parse errors {} | fragments {} | map failures {}{}{}",
         rfc3339(s.at_ns),
         s.packets_per_s,
         s.bytes_per_s / 1000.0,
@@ -461,6 +470,8 @@ pub fn summary_text(s: &SummaryLine) -> String {
         s.parse_errors,
         s.fragments,
         s.map_failures,
+        s.capture_drops
+            .map_or_else(String::new, |d| format!(" | capture drops {d}")),
         if top.is_empty() {
             String::new()
         } else {
@@ -567,6 +578,7 @@ mod tests {
                     ..Rates::default()
                 },
             )],
+            capture_drops: None,
         };
         let busy = SummaryLine {
             parse_errors: 3,

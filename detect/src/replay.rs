@@ -150,8 +150,7 @@ impl Detection {
 
     /// One reading at `t`, in the live agent's order: admission, findings, episodes, window.
     fn reading(&mut self, t: u64) {
-        trim(&mut self.maps.sources, DEFAULT_SOURCES, |s| s.last_seen_ns);
-        trim(&mut self.maps.dests, DEFAULT_DESTS, |d| d.last_seen_ns);
+        bound(&mut self.maps, DEFAULT_SOURCES, DEFAULT_DESTS, 0);
         let snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
             self.map_reads += 1;
             self.maps.snapshot(t, t)
@@ -195,6 +194,18 @@ impl Detection {
             admission_changes: self.admission_changes,
             globals: self.maps.globals,
         }
+    }
+}
+
+/// Holds the state to the live maps' capacities as their LRU eviction does: once a map has
+/// more than `slack` entries beyond its capacity, the least recently seen go (`slack` lets a
+/// caller trim in batches rather than at every packet).
+pub fn bound(maps: &mut HostMaps, sources: u32, dests: u32, slack: u32) {
+    if maps.sources.len() > sources.saturating_add(slack) as usize {
+        trim(&mut maps.sources, sources, |s| s.last_seen_ns);
+    }
+    if maps.dests.len() > dests.saturating_add(slack) as usize {
+        trim(&mut maps.dests, dests, |d| d.last_seen_ns);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Live throughput part of `cargo xtask bench`: packets per second through a veth pair
 //! between two network namespaces made here, driven by trafgen, with nothing attached, with
-//! picket on XDP and with picket on TC, measured in the same run; and the agent's CPU use
-//! under that load and at idle with a full per-source map.
+//! picket on XDP, on TC and on AF_PACKET rings (no BPF), measured in the same run; and the
+//! agent's CPU use under that load and at idle with a full per-source map.
 //!
 //! Traffic stays between the two namespaces' veth addresses (10.253.0.1 → 10.253.0.2).
 
@@ -152,8 +152,8 @@ impl Drop for Agent {
     }
 }
 
-/// Entries and capacity of the per-source map, from the agent's metrics.
-fn sources_in_map() -> Result<(u64, u64)> {
+/// The value of each series (name and labels, as exposed) from the agent's metrics.
+fn metrics(series: &[&str]) -> Result<Vec<u64>> {
     let code = format!(
         "import urllib.request;print(urllib.request.urlopen('http://{METRICS}/metrics').read().decode())"
     );
@@ -161,17 +161,26 @@ fn sources_in_map() -> Result<(u64, u64)> {
         .args(["netns", "exec", NS_V, "python3", "-c", &code])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let gauge = |name: &str| {
-        let series = format!(r#"{name}{{map="sources"}} "#);
-        text.lines()
-            .find_map(|l| l.strip_prefix(series.as_str()))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("{series}missing from the agent's metrics"))
-    };
-    Ok((
-        gauge("picket_map_entries")?,
-        gauge("picket_map_capacity_entries")?,
-    ))
+    series
+        .iter()
+        .map(|s| {
+            let prefix = format!("{s} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|v| v as u64)
+                .with_context(|| format!("{s} missing from the agent's metrics"))
+        })
+        .collect()
+}
+
+/// Entries and capacity of the per-source map, from the agent's metrics.
+fn sources_in_map() -> Result<(u64, u64)> {
+    let v = metrics(&[
+        r#"picket_map_entries{map="sources"}"#,
+        r#"picket_map_capacity_entries{map="sources"}"#,
+    ])?;
+    Ok((v[0], v[1]))
 }
 
 fn rx_packets() -> Result<u64> {
@@ -275,16 +284,29 @@ pub fn run(picket: &Path) -> Result<()> {
     println!(
         "\nlive: trafgen UDP 64 B frames {NS_A} -> {NS_V} over veth, {SECONDS} s per run, {ROUNDS} rounds, median pps [min-max]"
     );
-    let modes = ["none", "pass", "xdp", "tc"];
+    let modes = ["none", "pass", "xdp", "tc", "afpacket"];
     for (label, conf) in [("one source", &fixed), ("random sources", &random)] {
         let mut pps: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        // AF_PACKET: the share of the packets received that the rings dropped.
+        let mut ring_drops = Vec::new();
         for _ in 0..ROUNDS {
             for (i, mode) in modes.iter().enumerate() {
+                let extra: &[&str] = if *mode == "afpacket" {
+                    &["--metrics-addr", METRICS]
+                } else {
+                    &[]
+                };
                 let _agent = match *mode {
                     "none" => None,
-                    hook => Some(Agent::start(picket, hook, &[])?),
+                    hook => Some(Agent::start(picket, hook, extra)?),
                 };
+                let before = rx_packets()?;
                 pps[i].push(measure(conf)?);
+                if *mode == "afpacket" {
+                    let received = rx_packets()?.saturating_sub(before).max(1);
+                    let drops = metrics(&["picket_capture_drops_total"])?[0];
+                    ring_drops.push(100.0 * drops as f64 / received as f64);
+                }
             }
         }
         let base = median(pps[0].clone());
@@ -295,6 +317,8 @@ pub fn run(picket: &Path) -> Result<()> {
             // the bare XDP_PASS program shows that cost apart from Picket's own.
             let of_pass = if *mode == "xdp" {
                 format!(" ({:.1}% of XDP_PASS)", 100.0 * m / pass)
+            } else if *mode == "afpacket" {
+                format!(" (ring drops {:.1}% median)", median(ring_drops.clone()))
             } else {
                 String::new()
             };
@@ -306,7 +330,8 @@ pub fn run(picket: &Path) -> Result<()> {
                     "none" => "nothing attached",
                     "pass" => "bare XDP_PASS program",
                     "xdp" => "picket --hook xdp",
-                    _ => "picket --hook tc",
+                    "tc" => "picket --hook tc",
+                    _ => "picket --hook afpacket",
                 },
                 100.0 * m / base,
                 if matches!(*mode, "none" | "pass") {

@@ -212,7 +212,8 @@ impl Ring {
                 "",
             );
         }
-        let blocks = (cfg.ring_bytes / u64::from(BLOCK_BYTES)).clamp(2, MAX_RING_BYTES / u64::from(BLOCK_BYTES)) as u32;
+        let blocks = (cfg.ring_bytes / u64::from(BLOCK_BYTES))
+            .clamp(2, MAX_RING_BYTES / u64::from(BLOCK_BYTES)) as u32;
         let req = libc::tpacket_req3 {
             tp_block_size: BLOCK_BYTES,
             tp_block_nr: blocks,
@@ -314,12 +315,23 @@ impl Ring {
     fn block_status(&self, i: usize) -> &AtomicU32 {
         // SAFETY: block `i` < blocks lies inside the mapping, which is page-aligned, so the
         // status word is aligned; the kernel and this reader hand it over atomically.
-        unsafe { AtomicU32::from_ptr(self.map.as_ptr().add(i * BLOCK_BYTES as usize + layout::BLOCK_STATUS).cast()) }
+        unsafe {
+            AtomicU32::from_ptr(
+                self.map
+                    .as_ptr()
+                    .add(i * BLOCK_BYTES as usize + layout::BLOCK_STATUS)
+                    .cast(),
+            )
+        }
     }
 
     /// Waits up to `timeout_ms` for the next block and passes its packets to `each`, then
     /// gives the block back. Returns the number of packets read.
-    pub fn read_block(&mut self, timeout_ms: i32, each: &mut dyn FnMut(&Packet<'_>)) -> Result<usize> {
+    pub fn read_block(
+        &mut self,
+        timeout_ms: i32,
+        each: &mut dyn FnMut(&Packet<'_>),
+    ) -> Result<usize> {
         let i = self.next;
         if self.block_status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
             let mut pfd = libc::pollfd {
@@ -336,8 +348,16 @@ impl Ring {
                 }
                 return Err(anyhow!("poll on the AF_PACKET socket: {e}"));
             }
-            if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 && pfd.revents & libc::POLLIN == 0 {
-                bail!("the capture interface went away");
+            if pfd.revents & libc::POLLERR != 0 {
+                // The interface went down (ENETDOWN): reading the error clears it, and the
+                // socket captures again when the interface comes back up (a deleted one is
+                // noticed by the live loop).
+                self.take_error();
+                if pfd.revents & libc::POLLIN == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(u64::from(
+                        timeout_ms.unsigned_abs(),
+                    )));
+                }
             }
             if self.block_status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                 return Ok(0);
@@ -346,12 +366,32 @@ impl Ring {
         // SAFETY: the block belongs to user space until its status is written back below;
         // it lies inside the mapping.
         let block = unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().add(i * BLOCK_BYTES as usize), BLOCK_BYTES as usize)
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(i * BLOCK_BYTES as usize),
+                BLOCK_BYTES as usize,
+            )
         };
         let n = walk_block(block, &mut |p| each(p));
-        self.block_status(i).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.block_status(i)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.next = (i + 1) % self.blocks;
         Ok(n)
+    }
+
+    /// Reads and clears the socket's pending error.
+    fn take_error(&self) {
+        let mut err: i32 = 0;
+        let mut len = size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for the kernel to write.
+        unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                std::ptr::from_mut(&mut err).cast(),
+                &mut len,
+            )
+        };
     }
 
     /// Packets received and dropped by the kernel (ring full) so far.
@@ -405,15 +445,24 @@ fn walk_block(block: &[u8], each: &mut dyn FnMut(&Packet<'_>)) -> usize {
     let mut retag = Vec::new();
     let mut n = 0;
     for _ in 0..num {
-        let Some(hdr) = off.checked_add(layout::HDR_LEN).and_then(|e| block.get(off..e.min(end))) else {
+        let Some(hdr) = off
+            .checked_add(layout::HDR_LEN)
+            .and_then(|e| block.get(off..e.min(end)))
+        else {
             break;
         };
         if hdr.len() < layout::HDR_LEN {
             break;
         }
         let field = |o| u32_at(hdr, o).unwrap_or(0);
-        let (mac, snap) = (usize::from(u16_at(hdr, layout::MAC).unwrap_or(0)), field(layout::SNAPLEN) as usize);
-        let Some(data) = off.checked_add(mac).and_then(|s| block.get(s..s.checked_add(snap)?.min(end))) else {
+        let (mac, snap) = (
+            usize::from(u16_at(hdr, layout::MAC).unwrap_or(0)),
+            field(layout::SNAPLEN) as usize,
+        );
+        let Some(data) = off
+            .checked_add(mac)
+            .and_then(|s| block.get(s..s.checked_add(snap)?.min(end)))
+        else {
             break;
         };
         let outgoing = hdr[layout::SLL_PKTTYPE] == libc::PACKET_OUTGOING;
@@ -421,7 +470,10 @@ fn walk_block(block: &[u8], each: &mut dyn FnMut(&Packet<'_>)) -> usize {
         let ts_ns = u64::from(field(layout::SEC)) * 1_000_000_000 + u64::from(field(layout::NSEC));
         // The kernel strips a VLAN tag into the header: put it back, as XDP would see it.
         let status = field(layout::STATUS);
-        let data = if status & libc::TP_STATUS_VLAN_VALID != 0 && data.len() >= 12 && data.len() <= RETAG_MAX {
+        let data = if status & libc::TP_STATUS_VLAN_VALID != 0
+            && data.len() >= 12
+            && data.len() <= RETAG_MAX
+        {
             let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
                 u16_at(hdr, layout::VLAN_TPID).unwrap_or(0x8100)
             } else {
@@ -488,12 +540,31 @@ pub struct Capture {
 impl Capture {
     /// Opens `n` rings (at least one, at most 16) on the interface in one fanout group, and
     /// a reader thread per ring that hands its packets to the sink `make(ring_index)`.
-    pub fn start(cfg: &RingConfig, n: usize, mut make: impl FnMut(usize) -> Box<dyn Sink>) -> Result<Capture> {
+    pub fn start(
+        cfg: &RingConfig,
+        n: usize,
+        mut make: impl FnMut(usize) -> Box<dyn Sink>,
+    ) -> Result<Capture> {
         let n = n.clamp(1, MAX_FANOUT);
-        let group = (std::process::id() as u16) ^ (ifindex(&cfg.iface)? as u16).rotate_left(8);
+        let mut group = (std::process::id() as u16) ^ (ifindex(&cfg.iface)? as u16).rotate_left(8);
         let mut rings = Vec::with_capacity(n);
-        for _ in 0..n {
-            rings.push(Ring::open(cfg, (n > 1).then_some(group))?);
+        // A fanout id is per network namespace: another process may hold this one (then the
+        // kernel answers EINVAL or EALREADY); try a few others.
+        let mut tries = 0;
+        while rings.len() < n {
+            match Ring::open(cfg, (n > 1).then_some(group)) {
+                Ok(r) => rings.push(r),
+                Err(e)
+                    if rings.is_empty()
+                        && n > 1
+                        && tries < 16
+                        && e.to_string().contains("fanout") =>
+                {
+                    tries += 1;
+                    group = group.wrapping_add(0x9e37);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(CaptureStats::default());
@@ -606,9 +677,12 @@ mod tests {
         block.resize(block.len().max(off + mac + data.len()), 0);
         block[off..off + 4].copy_from_slice(&next.to_ne_bytes());
         block[off + layout::SEC..off + layout::SEC + 4].copy_from_slice(&7u32.to_ne_bytes());
-        block[off + layout::SNAPLEN..off + layout::SNAPLEN + 4].copy_from_slice(&(data.len() as u32).to_ne_bytes());
-        block[off + layout::LEN..off + layout::LEN + 4].copy_from_slice(&(data.len() as u32 + 10).to_ne_bytes());
-        block[off + layout::MAC..off + layout::MAC + 2].copy_from_slice(&(mac as u16).to_ne_bytes());
+        block[off + layout::SNAPLEN..off + layout::SNAPLEN + 4]
+            .copy_from_slice(&(data.len() as u32).to_ne_bytes());
+        block[off + layout::LEN..off + layout::LEN + 4]
+            .copy_from_slice(&(data.len() as u32 + 10).to_ne_bytes());
+        block[off + layout::MAC..off + layout::MAC + 2]
+            .copy_from_slice(&(mac as u16).to_ne_bytes());
         block[off + layout::SLL_PKTTYPE] = pkttype;
         block[off + mac..off + mac + data.len()].copy_from_slice(data);
     }
@@ -622,7 +696,9 @@ mod tests {
 
     fn read(block: &[u8]) -> Vec<(u64, u32, Vec<u8>, bool)> {
         let mut out = Vec::new();
-        walk_block(block, &mut |p| out.push((p.ts_ns, p.wire_len, p.data.to_vec(), p.outgoing)));
+        walk_block(block, &mut |p| {
+            out.push((p.ts_ns, p.wire_len, p.data.to_vec(), p.outgoing))
+        });
         out
     }
 
@@ -647,7 +723,11 @@ mod tests {
         let mut b = vec![0u8; 48];
         frame(&mut b, 48, 100_000, b"ok", 0);
         header(&mut b, 5, 48);
-        assert_eq!(read(&b).len(), 1, "a next offset past the block ends the walk");
+        assert_eq!(
+            read(&b).len(),
+            1,
+            "a next offset past the block ends the walk"
+        );
         // A snaplen past the end is cut at the block's end.
         let mut b = vec![0u8; 48];
         frame(&mut b, 48, 0, b"abcd", 0);

@@ -117,8 +117,10 @@ pub fn run(args: &AnalyzeArgs, iface: &str) -> Result<Report> {
     })?;
     tracing::info!(
         "analyzing live traffic on {iface}{}; Ctrl-C for the report",
-        args.duration
-            .map_or_else(String::new, |d| format!(" for {}", humantime::format_duration(d)))
+        args.duration.map_or_else(String::new, |d| format!(
+            " for {}",
+            humantime::format_duration(d)
+        ))
     );
     let failure = wait(&mut capture, args.duration, &progress)?;
     capture.stop();
@@ -126,7 +128,9 @@ pub fn run(args: &AnalyzeArgs, iface: &str) -> Result<Report> {
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    let mut agg = lock(&agg).take().context("the capture ended without its data")?;
+    let mut agg = lock(&agg)
+        .take()
+        .context("the capture ended without its data")?;
     let packets = progress.packets.load(Ordering::Relaxed);
     let mut warnings = Vec::new();
     if drops > 0 {

@@ -101,7 +101,11 @@ const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 pub struct AnalyzeArgs {
     /// Capture files, pcap or pcapng (recognised by content, not name); `-` reads standard
     /// input. Several files are read in order as one capture.
-    #[arg(required_unless_present = "live", conflicts_with = "live", value_name = "FILE")]
+    #[arg(
+        required_unless_present = "live",
+        conflicts_with = "live",
+        value_name = "FILE"
+    )]
     pub files: Vec<std::path::PathBuf>,
     /// Analyse live traffic on IFACE instead of files (an AF_PACKET ring; root or
     /// CAP_NET_RAW) until Ctrl-C or --duration, then print the report.
@@ -344,7 +348,7 @@ mod tests {
         let d = Settings::default();
         let dur = |v: Duration| humantime::format_duration(v).to_string();
         for (flag, want) in [
-            ("--hook", "xdp".to_string()),
+            ("--hook", "auto".to_string()),
             ("--xdp-mode", "auto".into()),
             ("--poll-interval", dur(d.poll_interval)),
             ("--window", dur(d.window)),

@@ -47,7 +47,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 100 << 20;
 pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 
 /// A capture file: nanosecond timestamps (evidence: Ethernet, snaplen [`EVIDENCE_SNAP`]).
-fn pcap_writer(file: File, linktype: u32, snap: usize) -> std::io::Result<PcapWriter<BufWriter<File>>> {
+fn pcap_writer(
+    file: File,
+    linktype: u32,
+    snap: usize,
+) -> std::io::Result<PcapWriter<BufWriter<File>>> {
     PcapWriter::new(
         BufWriter::with_capacity(64 * 1024, file),
         Resolution::Nano,
@@ -149,7 +153,13 @@ impl PcapRotator {
     /// Writes `path` (replaced if it exists), then `<stem>.2.<ext>`, … when a file reaches
     /// `file_bytes`, deleting the oldest to keep them all within `max_bytes`; packets of
     /// `linktype` cut at `snap` bytes.
-    pub fn numbered(path: &Path, linktype: u32, snap: usize, file_bytes: u64, max_bytes: u64) -> Result<Self> {
+    pub fn numbered(
+        path: &Path,
+        linktype: u32,
+        snap: usize,
+        file_bytes: u64,
+        max_bytes: u64,
+    ) -> Result<Self> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -179,8 +189,12 @@ impl PcapRotator {
             Naming::Evidence => self.dir.join(file_name(wall_ns, self.seq)),
             Naming::Numbered(first) if self.seq == 1 => first.clone(),
             Naming::Numbered(first) => {
-                let stem = first.file_stem().map_or_else(Default::default, |s| s.to_string_lossy().into_owned());
-                let ext = first.extension().map_or_else(|| "pcap".into(), |s| s.to_string_lossy().into_owned());
+                let stem = first
+                    .file_stem()
+                    .map_or_else(Default::default, |s| s.to_string_lossy().into_owned());
+                let ext = first
+                    .extension()
+                    .map_or_else(|| "pcap".into(), |s| s.to_string_lossy().into_owned());
                 self.dir.join(format!("{stem}.{}.{ext}", self.seq))
             }
         }
@@ -506,7 +520,14 @@ mod tests {
     fn header_is_nanosecond_ethernet_snaplen_256() {
         let d = tmpdir("hdr");
         let path = d.join("h.pcap");
-        drop(pcap_writer(File::create(&path).unwrap()).unwrap());
+        drop(
+            pcap_writer(
+                File::create(&path).unwrap(),
+                LINKTYPE_ETHERNET,
+                EVIDENCE_SNAP,
+            )
+            .unwrap(),
+        );
         let h = fs::read(&path).unwrap();
         assert_eq!(h.len() as u64, PCAP_FILE_HEADER);
         assert_eq!(&h[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);

@@ -2,11 +2,11 @@
 //! pipeline (crate `picket-detect`) on them, and report; plus the tools that need the BPF
 //! object (`picket bench`, kernel parity, `picket analyze --kernel`).
 
+pub mod afpacket;
 #[cfg(feature = "analyze")]
 pub mod analyze_cmd;
 #[cfg(feature = "analyze")]
 pub mod analyze_live;
-pub mod afpacket;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -36,9 +36,9 @@ const ADMISSION_WATCH: Duration = Duration::from_millis(100);
 /// or [`HostMaps`](picket_detect::model::HostMaps) fed by AF_PACKET rings.
 enum Source {
     Kernel {
-        maps: KernelMaps,
+        maps: Box<KernelMaps>,
         /// Holds the programs attached (dropping it detaches them).
-        _ebpf: aya::Ebpf,
+        _ebpf: Box<aya::Ebpf>,
     },
     Ring(RingState),
 }
@@ -128,7 +128,13 @@ fn open_kernel(
         }
     }
     metrics.attached(attached);
-    Ok((Source::Kernel { maps, _ebpf: ebpf }, evidence))
+    Ok((
+        Source::Kernel {
+            maps: Box::new(maps),
+            _ebpf: Box::new(ebpf),
+        },
+        evidence,
+    ))
 }
 
 /// Opens the AF_PACKET rings on every interface.
@@ -168,7 +174,8 @@ fn open_source(
             if let Err(e) = system::check_capabilities()
                 && system::check_net_raw().is_err()
             {
-                return Err(e.context("and no CAP_NET_RAW for --hook afpacket either"));
+                // One line, the BPF capabilities first (as with --hook xdp).
+                anyhow::bail!("{e}; CAP_NET_RAW for --hook afpacket is missing too");
             }
             match open_kernel(s, ifaces, Hook::Xdp, metrics) {
                 Ok(k) => Ok(k),
@@ -376,7 +383,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Source::Kernel { .. } => tracing::info!("detaching"),
         Source::Ring(r) => {
             r.stop();
-            tracing::info!("closing the AF_PACKET rings ({} packets dropped by the kernel)", r.drops());
+            tracing::info!(
+                "closing the AF_PACKET rings ({} packets dropped by the kernel)",
+                r.drops()
+            );
         }
     }
     drop(maps);

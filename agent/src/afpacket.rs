@@ -166,14 +166,10 @@ impl Ring {
     pub fn open(cfg: &RingConfig, fanout: Option<u16>) -> Result<Ring> {
         let idx = ifindex(&cfg.iface)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
+        // Protocol 0: no packet arrives before the bind names the interface and ETH_P_ALL
+        // (else the ring would get other interfaces' packets meanwhile).
         // SAFETY: plain syscall; the descriptor is owned at once.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(os_err("cannot open an AF_PACKET socket"));
         }
@@ -232,37 +228,25 @@ impl Ring {
             "cannot set up the AF_PACKET ring (lower --afpacket-ring-bytes?)",
         )?;
         let map_len = blocks as usize * BLOCK_BYTES as usize;
-        // SAFETY: maps the ring just configured on this socket; checked for failure.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_LOCKED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        let map = if map == libc::MAP_FAILED {
-            // MAP_LOCKED fails under a low RLIMIT_MEMLOCK: map unlocked instead.
-            // SAFETY: as above.
+        let map_with = |extra: i32| {
+            // SAFETY: maps the ring just configured on this socket; checked for failure.
             let m = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
                     map_len,
                     libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
+                    libc::MAP_SHARED | extra,
                     fd.as_raw_fd(),
                     0,
                 )
             };
-            if m == libc::MAP_FAILED {
-                return Err(os_err("cannot map the AF_PACKET ring"));
-            }
-            m
-        } else {
-            map
+            (m != libc::MAP_FAILED).then_some(m)
         };
+        // Locked, so the kernel never waits for a page fault; under a low RLIMIT_MEMLOCK
+        // (no CAP_IPC_LOCK) unlocked instead.
+        let map = map_with(libc::MAP_LOCKED)
+            .or_else(|| map_with(0))
+            .ok_or_else(|| os_err("cannot map the AF_PACKET ring"))?;
         let map = NonNull::new(map.cast::<u8>()).ok_or_else(|| anyhow!("mmap returned NULL"))?;
         let ring = Ring {
             fd,
@@ -378,20 +362,26 @@ impl Ring {
         Ok(n)
     }
 
-    /// Reads and clears the socket's pending error.
-    fn take_error(&self) {
-        let mut err: i32 = 0;
-        let mut len = size_of::<i32>() as libc::socklen_t;
-        // SAFETY: `err` and `len` are valid for the kernel to write.
-        unsafe {
+    /// Reads the socket option `name` into `val`; false when the kernel refuses.
+    fn getsockopt<T>(&self, level: i32, name: i32, val: &mut T) -> bool {
+        let mut len = size_of::<T>() as libc::socklen_t;
+        // SAFETY: `val` and `len` are valid for the kernel to write, `len` bytes at most.
+        let r = unsafe {
             libc::getsockopt(
                 self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                std::ptr::from_mut(&mut err).cast(),
+                level,
+                name,
+                std::ptr::from_mut(val).cast(),
                 &mut len,
             )
         };
+        r == 0
+    }
+
+    /// Reads and clears the socket's pending error.
+    fn take_error(&self) {
+        let mut err: i32 = 0;
+        self.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR, &mut err);
     }
 
     /// Packets received and dropped by the kernel (ring full) so far.
@@ -401,18 +391,7 @@ impl Ring {
             tp_drops: 0,
             tp_freeze_q_cnt: 0,
         };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: `st` and `len` are valid for the kernel to write.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                std::ptr::from_mut(&mut st).cast(),
-                &mut len,
-            )
-        };
-        if r == 0 {
+        if self.getsockopt(libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st) {
             self.packets += u64::from(st.tp_packets);
             self.drops += u64::from(st.tp_drops);
         }

@@ -129,23 +129,15 @@ impl PcapRotator {
         found.sort();
         let files: VecDeque<(PathBuf, u64)> = found.into_iter().map(|(_, p, n)| (p, n)).collect();
         let total = files.iter().map(|f| f.1).sum();
-        let mut r = PcapRotator {
-            dir: dir.to_path_buf(),
-            file_bytes,
-            max_bytes,
-            files,
-            current: None,
-            total,
-            seq: 0,
-            written: 0,
-            refused: 0,
-            opened: 0,
-            deleted: 0,
-            verbose: false,
-            naming: Naming::Evidence,
-            linktype: LINKTYPE_ETHERNET,
-            snap: EVIDENCE_SNAP,
-        };
+        let mut r = PcapRotator::empty(
+            dir.to_path_buf(),
+            (file_bytes, max_bytes),
+            Naming::Evidence,
+            LINKTYPE_ETHERNET,
+            EVIDENCE_SNAP,
+        );
+        r.files = files;
+        r.total = total;
         r.make_room(0)?;
         Ok(r)
     }
@@ -164,7 +156,24 @@ impl PcapRotator {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Ok(PcapRotator {
+        Ok(PcapRotator::empty(
+            dir,
+            (file_bytes, max_bytes),
+            Naming::Numbered(path.to_path_buf()),
+            linktype,
+            snap,
+        ))
+    }
+
+    /// A rotator with no file yet.
+    fn empty(
+        dir: PathBuf,
+        (file_bytes, max_bytes): (u64, u64),
+        naming: Naming,
+        linktype: u32,
+        snap: usize,
+    ) -> Self {
+        PcapRotator {
             dir,
             file_bytes,
             max_bytes,
@@ -177,10 +186,10 @@ impl PcapRotator {
             opened: 0,
             deleted: 0,
             verbose: false,
-            naming: Naming::Numbered(path.to_path_buf()),
+            naming,
             linktype,
             snap,
-        })
+        }
     }
 
     /// The path of file number `seq` (from 1).

@@ -175,18 +175,7 @@ impl Lab {
     /// Stops an AF_PACKET picket with SIGTERM and asserts a clean exit: status 0, the closing
     /// line, no AF_PACKET socket left in the victim namespace.
     pub fn stop_and_check_closed(&self, p: &mut Picket) {
-        let status = p.stop();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "expected picket to exit with status 0 on SIGTERM, got {status}\n{}",
-            p.report()
-        );
-        assert!(
-            p.stderr().contains("closing the AF_PACKET rings"),
-            "expected \"closing the AF_PACKET rings\" on picket's stderr after SIGTERM\n{}",
-            p.report()
-        );
+        stop_saying(p, "closing the AF_PACKET rings");
         self.assert_no_packet_sockets(p);
     }
 
@@ -250,18 +239,7 @@ impl Lab {
     /// no XDP on the interface, nothing in `bpftool net show` in the victim namespace, and
     /// none of the BPF links or programs picket held still exist.
     pub fn stop_and_check_clean(&self, p: &mut Picket) {
-        let status = p.stop();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "expected picket to exit with status 0 on SIGTERM, got {status}\n{}",
-            p.report()
-        );
-        assert!(
-            p.stderr().contains("detaching"),
-            "expected \"detaching\" on picket's stderr after SIGTERM\n{}",
-            p.report()
-        );
+        stop_saying(p, "detaching");
         self.assert_nothing_attached(p);
     }
 
@@ -389,4 +367,20 @@ pub fn bpf_links_of(pid: u32) -> Vec<BpfLink> {
     }
     links.sort_by_key(|l| l.link_id);
     links
+}
+
+/// Stops picket with SIGTERM and asserts status 0 and `line` on its stderr.
+fn stop_saying(p: &mut Picket, line: &str) {
+    let status = p.stop();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "expected picket to exit with status 0 on SIGTERM, got {status}\n{}",
+        p.report()
+    );
+    assert!(
+        p.stderr().contains(line),
+        "expected {line:?} on picket's stderr after SIGTERM\n{}",
+        p.report()
+    );
 }

@@ -1033,6 +1033,32 @@ fn pickets_in_different_namespaces_do_not_conflict() {
 // ---------------------------------------------------------------------------------------
 // Without BPF: AF_PACKET
 
+/// An HTTP server for `dir` on port 8000 and the DNS-like responder on port 53 of the
+/// victim's address, listening when this returns.
+fn victim_http_and_dns(lab: &Lab, dir: &str) -> [Proc; 2] {
+    let dst = lab.veth.victim_v4.to_string();
+    let servers = [
+        lab.victim.spawn(
+            PYTHON,
+            &[
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                &dst,
+                "--directory",
+                dir,
+            ],
+        ),
+        lab.victim.spawn(PYTHON, &["-c", DNS_SERVER, &dst]),
+    ];
+    lab.victim
+        .wait_listening("tcp", 8000, Duration::from_secs(10));
+    lab.victim
+        .wait_listening("udp", 53, Duration::from_secs(10));
+    servers
+}
+
 /// The start alerts seen so far as `rule/scope source -> destination`, sorted.
 fn start_keys(p: &Picket) -> Vec<String> {
     let mut keys: Vec<String> = p
@@ -1071,25 +1097,7 @@ fn scan_flood_and_benign_mix(lab: &Lab, p: &mut Picket) -> Vec<String> {
     let www = temp_dir("www-mix");
     std::fs::write(www.path().join("small"), vec![b'x'; 1024]).unwrap();
     let dir = www.path().to_str().unwrap().to_string();
-    let _servers = [
-        lab.victim.spawn(
-            PYTHON,
-            &[
-                "-m",
-                "http.server",
-                "8000",
-                "--bind",
-                &dst,
-                "--directory",
-                &dir,
-            ],
-        ),
-        lab.victim.spawn(PYTHON, &["-c", DNS_SERVER, &dst]),
-    ];
-    lab.victim
-        .wait_listening("tcp", 8000, Duration::from_secs(10));
-    lab.victim
-        .wait_listening("udp", 53, Duration::from_secs(10));
+    let _servers = victim_http_and_dns(lab, &dir);
     let http = output(&mut lab.attacker.exec_timeout(
         30.0,
         PYTHON,
@@ -1232,25 +1240,7 @@ fn analyze_live_reports_the_url_and_the_dns_name() {
     let pcap = out.path().join("live.pcap");
     let pcap_s = pcap.to_str().unwrap().to_string();
     let dir = www.path().to_str().unwrap().to_string();
-    let _servers = [
-        lab.victim.spawn(
-            PYTHON,
-            &[
-                "-m",
-                "http.server",
-                "8000",
-                "--bind",
-                &dst,
-                "--directory",
-                &dir,
-            ],
-        ),
-        lab.victim.spawn(PYTHON, &["-c", DNS_SERVER, &dst]),
-    ];
-    lab.victim
-        .wait_listening("tcp", 8000, Duration::from_secs(10));
-    lab.victim
-        .wait_listening("udp", 53, Duration::from_secs(10));
+    let _servers = victim_http_and_dns(&lab, &dir);
     let mut live = lab.victim.spawn(
         bin,
         &[

@@ -171,12 +171,6 @@ fn open_source(
         Hook::Afpacket => Ok((open_rings(s, ifaces, metrics)?, None)),
         Hook::Xdp | Hook::Tc => open_kernel(s, ifaces, s.hook, metrics),
         Hook::Auto => {
-            if let Err(e) = system::check_capabilities()
-                && system::check_net_raw().is_err()
-            {
-                // One line, the BPF capabilities first (as with --hook xdp).
-                anyhow::bail!("{e}; CAP_NET_RAW for --hook afpacket is missing too");
-            }
             match open_kernel(s, ifaces, Hook::Xdp, metrics) {
                 Ok(k) => Ok(k),
                 Err(e) => {
@@ -187,6 +181,22 @@ fn open_source(
                 }
             }
         }
+    }
+}
+
+/// Fails at once, with one line, when the process lacks the capabilities of `hook` (for
+/// `auto`: those of XDP and those of AF_PACKET both), before anything is locked or opened.
+fn check_privileges(hook: Hook) -> Result<()> {
+    match hook {
+        Hook::Afpacket => system::check_net_raw(),
+        Hook::Xdp | Hook::Tc => system::check_capabilities(),
+        Hook::Auto => match system::check_capabilities() {
+            Err(e) if system::check_net_raw().is_err() => {
+                // The BPF capabilities first, as with --hook xdp.
+                anyhow::bail!("{e}; CAP_NET_RAW for --hook afpacket is missing too")
+            }
+            _ => Ok(()),
+        },
     }
 }
 
@@ -218,6 +228,7 @@ fn drain(ev: &mut Evidence) {
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
+    check_privileges(s.hook)?;
     let ifaces = if s.interfaces.is_empty() {
         vec![system::default_route_iface()?]
     } else {

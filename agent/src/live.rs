@@ -170,17 +170,15 @@ fn open_source(
     match s.hook {
         Hook::Afpacket => Ok((open_rings(s, ifaces, metrics)?, None)),
         Hook::Xdp | Hook::Tc => open_kernel(s, ifaces, s.hook, metrics),
-        Hook::Auto => {
-            match open_kernel(s, ifaces, Hook::Xdp, metrics) {
-                Ok(k) => Ok(k),
-                Err(e) => {
-                    tracing::warn!(
-                        "BPF unavailable ({e:#}): capturing with AF_PACKET instead (--hook afpacket)"
-                    );
-                    Ok((open_rings(s, ifaces, metrics)?, None))
-                }
+        Hook::Auto => match open_kernel(s, ifaces, Hook::Xdp, metrics) {
+            Ok(k) => Ok(k),
+            Err(e) => {
+                tracing::warn!(
+                    "BPF unavailable ({e:#}): capturing with AF_PACKET instead (--hook afpacket)"
+                );
+                Ok((open_rings(s, ifaces, metrics)?, None))
             }
-        }
+        },
     }
 }
 

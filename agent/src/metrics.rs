@@ -867,6 +867,19 @@ mod tests {
     }
 
     #[test]
+    fn capture_rings_and_drops_are_exported() {
+        let mut m = Metrics::new(0, Duration::from_secs(1));
+        m.capture_rings(2);
+        m.capture_drops(5);
+        m.capture_drops(7);
+        m.capture_drops(7);
+        let text = m.render(false);
+        assert_eq!(value(&text, "picket_capture_rings"), Some(2.0));
+        assert_eq!(value(&text, "picket_capture_drops_total"), Some(7.0));
+        assert_eq!(value(&text, "picket_attached_programs"), Some(0.0));
+    }
+
+    #[test]
     fn both_formats_are_well_formed() {
         let mut m = Metrics::new(0, Duration::from_secs(1));
         let episodes = Episodes::new(EpisodeTiming::default());

@@ -154,3 +154,66 @@ impl RingState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use agent_common::classify::IPPROTO_TCP;
+    use picket_capture::link::LINKTYPE_ETHERNET;
+
+    use super::*;
+
+    fn syn_from(src: u8) -> Vec<u8> {
+        picket_frames::ipv4(
+            Ipv4Addr::new(192, 0, 2, src),
+            Ipv4Addr::new(198, 51, 100, 1),
+            IPPROTO_TCP,
+            0,
+            &picket_frames::tcp(40000, 80, 0x02),
+        )
+    }
+
+    fn accounter(sources: u32) -> Accounter {
+        Accounter {
+            maps: Arc::new(Mutex::new(HostMaps::new())),
+            batch: Vec::new(),
+            sources,
+            dests: 16,
+        }
+    }
+
+    fn feed(a: &mut Accounter, frame: &[u8], outgoing: bool) {
+        let p = Packet {
+            ts_ns: 0,
+            wire_len: frame.len() as u32,
+            data: frame,
+            outgoing,
+        };
+        a.packet(LINKTYPE_ETHERNET, &p);
+    }
+
+    #[test]
+    fn ring_packets_are_accounted_as_the_kernel_would_by_direction() {
+        let mut a = accounter(16);
+        feed(&mut a, &syn_from(1), false);
+        feed(&mut a, &syn_from(2), true);
+        // Nothing is accounted before the block ends, then everything under one lock.
+        assert_eq!(lock(&a.maps).globals[0].packets, 0);
+        a.end_block();
+        let m = lock(&a.maps);
+        assert_eq!((m.globals[0].packets, m.globals[1].packets), (1, 1));
+        assert_eq!(m.sources.len(), 1, "only ingress packets make sources");
+        assert!(a.batch.is_empty());
+    }
+
+    #[test]
+    fn the_state_stays_within_the_map_sizes() {
+        let mut a = accounter(8);
+        for src in 1..=100 {
+            feed(&mut a, &syn_from(src), false);
+            a.end_block();
+            assert!(lock(&a.maps).sources.len() <= 9);
+        }
+    }
+}

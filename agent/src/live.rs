@@ -40,7 +40,7 @@ enum Source {
         /// Holds the programs attached (dropping it detaches them).
         _ebpf: Box<aya::Ebpf>,
     },
-    Ring(RingState),
+    Ring(Box<RingState>),
 }
 
 impl Source {
@@ -94,6 +94,16 @@ impl Source {
     }
 }
 
+/// Evidence capture settings, when `capture_dir` is set.
+fn capture_config(s: &Settings) -> Option<CaptureConfig> {
+    s.capture_dir.as_ref().map(|dir| CaptureConfig {
+        dir: dir.clone(),
+        bytes_per_alert: s.capture_bytes_per_alert,
+        max_bytes: s.capture_max_bytes,
+        file_bytes: s.capture_file_bytes,
+    })
+}
+
 /// Loads the BPF object and attaches `hook` (and the egress program) to every interface,
 /// with evidence capture when asked for.
 fn open_kernel(
@@ -108,16 +118,8 @@ fn open_kernel(
         dests: s.dst_map_entries,
     })?;
     let maps = KernelMaps::take(&mut ebpf, true)?;
-    let evidence = match &s.capture_dir {
-        Some(dir) => Some(Evidence::new(
-            &mut ebpf,
-            CaptureConfig {
-                dir: dir.clone(),
-                bytes_per_alert: s.capture_bytes_per_alert,
-                max_bytes: s.capture_max_bytes,
-                file_bytes: s.capture_file_bytes,
-            },
-        )?),
+    let evidence = match capture_config(s) {
+        Some(cfg) => Some(Evidence::new(&mut ebpf, cfg)?),
         None => None,
     };
     let mut attached = 0;
@@ -140,15 +142,13 @@ fn open_kernel(
 /// Opens the AF_PACKET rings on every interface.
 fn open_rings(s: &Settings, ifaces: &[String], metrics: &Metrics) -> Result<Source> {
     system::check_net_raw()?;
-    if s.capture_dir.is_some() {
-        tracing::warn!("evidence capture (capture_dir) needs the BPF programs: off with AF_PACKET");
-    }
     let ring = RingState::start(
         ifaces,
         s.afpacket_ring_bytes,
         afpacket::default_rings(),
         s.egress,
         (s.src_map_entries, s.dst_map_entries),
+        capture_config(s),
     )?;
     tracing::info!(
         "capturing with AF_PACKET on {}: {} TPACKET_V3 rings of {} MiB",
@@ -157,7 +157,7 @@ fn open_rings(s: &Settings, ifaces: &[String], metrics: &Metrics) -> Result<Sour
         s.afpacket_ring_bytes >> 20
     );
     metrics.capture_rings(ring.rings());
-    Ok(Source::Ring(ring))
+    Ok(Source::Ring(Box::new(ring)))
 }
 
 /// The state source `s.hook` asks for; `auto` falls back to AF_PACKET, with one line saying
@@ -350,6 +350,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             drain(ev);
             ev.sync(km, &pipeline.episodes)?;
         }
+        if let Source::Ring(r) = &mut maps
+            && let Err(e) = r.sync_evidence(&pipeline.episodes)
+        {
+            tracing::warn!("evidence: {e:#}");
+        }
         let drops = maps.capture_drops();
         if let Some(d) = drops {
             metrics.capture_drops(d);
@@ -392,6 +397,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Source::Kernel { .. } => tracing::info!("detaching"),
         Source::Ring(r) => {
             r.stop();
+            match r.finish_evidence() {
+                Some(Ok(line)) => tracing::info!("{line}"),
+                Some(Err(e)) => tracing::warn!("evidence: {e:#}"),
+                None => {}
+            }
             tracing::info!(
                 "closing the AF_PACKET rings ({} packets dropped by the kernel)",
                 r.drops()

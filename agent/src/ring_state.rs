@@ -1,22 +1,45 @@
 //! The live state without BPF (`--hook afpacket`): AF_PACKET rings ([`crate::afpacket`])
 //! feed the classifier and [`HostMaps`], the host model of the kernel maps, which the live
-//! loop then reads as it reads the kernel's.
+//! loop then reads as it reads the kernel's. Evidence capture works as the kernel's does: the
+//! first [`EVIDENCE_SNAP`] bytes of the ingress packets of flagged sources, within a byte
+//! budget each, queued (bounded) for the live loop to write.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use agent_common::{
     ParseError, Summary,
     packet::Snapshot as Frame,
-    state::{DIR_EGRESS, DIR_INGRESS},
+    state::{AddrKey, DIR_EGRESS, DIR_INGRESS, EVIDENCE_SNAP},
 };
 use anyhow::Result;
 use picket_capture::link;
-use picket_detect::{model::HostMaps, replay, snapshot::Snapshot};
+use picket_detect::{
+    detector::Scope, episodes::Episodes, model::HostMaps, replay, snapshot::Snapshot,
+};
 
 use crate::{
     afpacket::{Capture, Packet, RingConfig, Sink},
+    evidence::{CaptureConfig, PcapRotator},
     maps::{monotonic_ns, wall_ns},
 };
+
+/// Evidence records waiting to be written, at most (as the kernel's ring buffer is bounded).
+const EVIDENCE_QUEUE: usize = 8192;
+
+/// Flagged sources with their remaining budgets, and the records waiting.
+#[derive(Default)]
+struct Flagged {
+    budgets: HashMap<AddrKey, i64>,
+    queue: VecDeque<(u64, u32, Vec<u8>)>,
+    /// Records lost because the queue was full.
+    dropped: u64,
+}
 
 /// Ring packets classified in one block, accounted under one lock.
 struct Accounter {
@@ -24,6 +47,29 @@ struct Accounter {
     batch: Vec<(Result<Summary, ParseError>, u64, u32)>,
     sources: u32,
     dests: u32,
+    /// Any source flagged (checked per packet without a lock).
+    flagging: Arc<AtomicBool>,
+    flagged: Arc<Mutex<Flagged>>,
+}
+
+impl Accounter {
+    /// Queues the packet's first bytes if its source is flagged and has budget left.
+    fn evidence(&self, s: &Summary, p: &Packet<'_>) {
+        let mut f = lock(&self.flagged);
+        let Some(budget) = f.budgets.get_mut(&AddrKey { addr: s.src }) else {
+            return;
+        };
+        if *budget <= 0 {
+            return;
+        }
+        let data = &p.data[..p.data.len().min(EVIDENCE_SNAP)];
+        *budget -= data.len() as i64;
+        if f.queue.len() >= EVIDENCE_QUEUE {
+            f.dropped += 1;
+            return;
+        }
+        f.queue.push_back((p.ts_ns, p.wire_len, data.to_vec()));
+    }
 }
 
 impl Sink for Accounter {
@@ -34,6 +80,13 @@ impl Sink for Accounter {
         };
         if let Some(parsed) = link::classify(linktype, &frame) {
             let dir = if p.outgoing { DIR_EGRESS } else { DIR_INGRESS };
+            if let Ok(s) = &parsed
+                && !p.outgoing
+                && s.is_ip()
+                && self.flagging.load(Ordering::Relaxed)
+            {
+                self.evidence(s, p);
+            }
             self.batch.push((parsed, u64::from(p.wire_len), dir));
         }
     }
@@ -49,9 +102,16 @@ impl Sink for Accounter {
     }
 }
 
-fn lock(m: &Mutex<HostMaps>) -> MutexGuard<'_, HostMaps> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A reader that panicked left the maps as they were: keep using them.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Evidence capture of the rings (`--capture-dir`).
+struct RingEvidence {
+    writer: PcapRotator,
+    cfg: CaptureConfig,
+    active: HashSet<AddrKey>,
 }
 
 /// HostMaps fed by the rings of every watched interface.
@@ -60,19 +120,38 @@ pub struct RingState {
     captures: Vec<Capture>,
     sources: u32,
     dests: u32,
+    flagging: Arc<AtomicBool>,
+    flagged: Arc<Mutex<Flagged>>,
+    evidence: Option<RingEvidence>,
 }
 
 impl RingState {
     /// Opens `rings` rings per interface (a fanout group each) with the given ring size;
-    /// outgoing packets are accounted as egress when `egress`.
+    /// outgoing packets are accounted as egress when `egress`; evidence is written as
+    /// `capture` says.
     pub fn start(
         ifaces: &[String],
         ring_bytes: u64,
         rings: usize,
         egress: bool,
         (sources, dests): (u32, u32),
+        capture: Option<CaptureConfig>,
     ) -> Result<RingState> {
+        let evidence = match capture {
+            Some(cfg) => {
+                let mut writer = PcapRotator::new(&cfg.dir, cfg.file_bytes, cfg.max_bytes)?;
+                writer.verbose = true;
+                Some(RingEvidence {
+                    writer,
+                    cfg,
+                    active: HashSet::new(),
+                })
+            }
+            None => None,
+        };
         let maps = Arc::new(Mutex::new(HostMaps::new()));
+        let flagging = Arc::new(AtomicBool::new(false));
+        let flagged = Arc::new(Mutex::new(Flagged::default()));
         let mut captures = Vec::new();
         for iface in ifaces {
             let cfg = RingConfig {
@@ -87,6 +166,8 @@ impl RingState {
                     batch: Vec::with_capacity(1024),
                     sources,
                     dests,
+                    flagging: flagging.clone(),
+                    flagged: flagged.clone(),
                 })
             })?);
         }
@@ -95,7 +176,66 @@ impl RingState {
             captures,
             sources,
             dests,
+            flagging,
+            flagged,
+            evidence,
         })
+    }
+
+    /// Flags the sources of the open source-scoped episodes (a fresh budget for each newly
+    /// flagged one), unflags the others, and writes the evidence queued (as
+    /// [`crate::evidence::Evidence::sync`] and `drain` do for the kernel).
+    pub fn sync_evidence(&mut self, episodes: &Episodes) -> Result<()> {
+        let Some(ev) = self.evidence.as_mut() else {
+            return Ok(());
+        };
+        let want: HashSet<AddrKey> = episodes
+            .active()
+            .filter(|f| f.scope == Scope::Source)
+            .filter_map(|f| f.source)
+            .map(AddrKey::from_ip)
+            .collect();
+        let queued = {
+            let mut f = lock(&self.flagged);
+            f.budgets.retain(|k, _| want.contains(k));
+            let budget = i64::try_from(ev.cfg.bytes_per_alert).unwrap_or(i64::MAX);
+            for key in want.difference(&ev.active) {
+                f.budgets.insert(*key, budget);
+            }
+            self.flagging
+                .store(!f.budgets.is_empty(), Ordering::Relaxed);
+            std::mem::take(&mut f.queue)
+        };
+        ev.active = want;
+        for (ts, wire, data) in &queued {
+            ev.writer.write(*ts, *wire, data)?;
+        }
+        if !queued.is_empty() {
+            ev.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Unflags every source, writes what is queued and returns a one-line account.
+    pub fn finish_evidence(&mut self) -> Option<Result<String>> {
+        let res = self.sync_evidence(&Episodes::new(Default::default()));
+        let ev = self.evidence.as_mut()?;
+        let dropped = lock(&self.flagged).dropped;
+        Some(res.and_then(|()| {
+            ev.writer.flush()?;
+            let w = &ev.writer;
+            Ok(format!(
+                "evidence: {} packets in {} new files under {} ({} bytes in all); {} lost \
+                 (queue full), {} not written (--capture-max-bytes), {} old files deleted",
+                w.written,
+                w.opened,
+                ev.cfg.dir.display(),
+                w.total(),
+                dropped,
+                w.refused,
+                w.deleted
+            ))
+        }))
     }
 
     /// Sockets open, over every interface.
@@ -180,6 +320,8 @@ mod tests {
             batch: Vec::new(),
             sources,
             dests: 16,
+            flagging: Arc::new(AtomicBool::new(false)),
+            flagged: Arc::new(Mutex::new(Flagged::default())),
         }
     }
 

@@ -339,6 +339,16 @@ pub struct CaptureConfig {
     pub file_bytes: u64,
 }
 
+/// The sources whose packets are evidence: those of the open source-scoped episodes.
+pub fn flagged_sources(episodes: &Episodes) -> HashSet<AddrKey> {
+    episodes
+        .active()
+        .filter(|f| f.scope == Scope::Source)
+        .filter_map(|f| f.source)
+        .map(AddrKey::from_ip)
+        .collect()
+}
+
 /// The live agent's evidence capture: flags sources in the kernel and drains the ring.
 pub struct Evidence {
     ring: AsyncFd<RingBuf<MapData>>,
@@ -387,12 +397,7 @@ impl Evidence {
     /// flagged one) and unflags the others; evidence capture in the kernel is on while any
     /// source is flagged.
     pub fn sync(&mut self, maps: &mut KernelMaps, episodes: &Episodes) -> Result<()> {
-        let want: HashSet<AddrKey> = episodes
-            .active()
-            .filter(|f| f.scope == Scope::Source)
-            .filter_map(|f| f.source)
-            .map(AddrKey::from_ip)
-            .collect();
+        let want = flagged_sources(episodes);
         let gone: Vec<AddrKey> = self.active.difference(&want).copied().collect();
         for key in gone {
             if let Ok(f) = self.flagged.get(&key, 0) {

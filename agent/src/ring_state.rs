@@ -19,13 +19,11 @@ use agent_common::{
 };
 use anyhow::Result;
 use picket_capture::link;
-use picket_detect::{
-    detector::Scope, episodes::Episodes, model::HostMaps, replay, snapshot::Snapshot,
-};
+use picket_detect::{episodes::Episodes, model::HostMaps, replay, snapshot::Snapshot};
 
 use crate::{
     afpacket::{Capture, Packet, RingConfig, Sink},
-    evidence::{CaptureConfig, PcapRotator},
+    evidence::{CaptureConfig, PcapRotator, flagged_sources},
     maps::{monotonic_ns, wall_ns},
 };
 
@@ -189,12 +187,7 @@ impl RingState {
         let Some(ev) = self.evidence.as_mut() else {
             return Ok(());
         };
-        let want: HashSet<AddrKey> = episodes
-            .active()
-            .filter(|f| f.scope == Scope::Source)
-            .filter_map(|f| f.source)
-            .map(AddrKey::from_ip)
-            .collect();
+        let want = flagged_sources(episodes);
         let queued = {
             let mut f = lock(&self.flagged);
             f.budgets.retain(|k, _| want.contains(k));

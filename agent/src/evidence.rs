@@ -531,6 +531,44 @@ mod tests {
     }
 
     #[test]
+    fn numbered_files_rotate_beside_the_path_given_within_the_cap() {
+        let d = tmpdir("numbered");
+        let path = d.join("live.pcap");
+        let mut r =
+            PcapRotator::numbered(&path, LINKTYPE_ETHERNET, 65_535, 4096, 3 * 4096).unwrap();
+        for i in 0..100u64 {
+            r.write(i, 1000, &[0u8; 1000]).unwrap();
+        }
+        r.flush().unwrap();
+        let (total, files) = dir_size(&d);
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(total <= 3 * 4096, "{total} bytes in {names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("live.") && n.ends_with(".pcap")),
+            "{names:?}"
+        );
+        assert!(
+            r.opened > 3 && r.deleted > 0 && !path.exists(),
+            "the oldest, {path:?}, went first"
+        );
+        assert!(
+            d.join(format!("live.{}.pcap", r.opened)).exists(),
+            "{names:?}"
+        );
+        // Whole packets, not cut at the evidence snaplen.
+        let last = fs::read(d.join(format!("live.{}.pcap", r.opened))).unwrap();
+        assert_eq!(
+            last.len() as u64 % (writer::RECORD_HEADER_LEN + 1000),
+            PCAP_FILE_HEADER
+        );
+    }
+
+    #[test]
     fn header_is_nanosecond_ethernet_snaplen_256() {
         let d = tmpdir("hdr");
         let path = d.join("h.pcap");

@@ -1,4 +1,5 @@
-//! `picket analyze`: runs the analyzer (crate `picket-analyze`) on the files given, prints
+//! `picket analyze`: runs the analyzer (crate `picket-analyze`) on the files given (or on live
+//! traffic, [`crate::analyze_live`]), prints
 //! the report, writes the HTML page and charts asked for, and with `--kernel` checks the
 //! captures against the loaded BPF program ([`crate::kernel_check`]).
 
@@ -7,12 +8,15 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result};
 use picket_analyze::{analyze, charts, html, text};
 
-use crate::{cli::AnalyzeArgs, kernel_check};
+use crate::{analyze_live, cli::AnalyzeArgs, kernel_check};
 
 /// Runs `picket analyze`: report on standard output, warnings on standard error, and the
 /// HTML page and chart files when asked for.
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
-    let report = analyze(&args.files, &args.options()?)?;
+    let report = match &args.live {
+        Some(iface) => analyze_live::run(args, iface)?,
+        None => analyze(&args.files, &args.options()?)?,
+    };
     for w in &report.warnings {
         tracing::warn!("{w}");
     }

@@ -49,11 +49,16 @@ pub fn protected_networks(s: &Settings) -> Result<Vec<ipnet::IpNet>> {
 }
 
 /// The blocker, with `--block` or `--block-dry-run`.
-pub fn start(s: &Settings, ebpf: &mut Ebpf, metrics: &Metrics) -> Result<Option<Blocker>> {
+pub fn start(
+    s: &Settings,
+    hook: crate::loader::Hook,
+    ebpf: &mut Ebpf,
+    metrics: &Metrics,
+) -> Result<Option<Blocker>> {
     if !s.block.enabled && !s.block.dry_run {
         return Ok(None);
     }
-    if s.hook != crate::loader::Hook::Xdp {
+    if hook != crate::loader::Hook::Xdp {
         anyhow::bail!("--block and --block-dry-run need --hook xdp (XDP drops the packets)");
     }
     let policy = BlockPolicy {

@@ -101,8 +101,32 @@ const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 pub struct AnalyzeArgs {
     /// Capture files, pcap or pcapng (recognised by content, not name); `-` reads standard
     /// input. Several files are read in order as one capture.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(
+        required_unless_present = "live",
+        conflicts_with = "live",
+        value_name = "FILE"
+    )]
     pub files: Vec<std::path::PathBuf>,
+    /// Analyse live traffic on IFACE instead of files (an AF_PACKET ring; root or
+    /// CAP_NET_RAW) until Ctrl-C or --duration, then print the report.
+    #[arg(long, value_name = "IFACE", conflicts_with = "kernel")]
+    pub live: Option<String>,
+    /// With --live: stop after this long.
+    #[arg(long, value_parser = parse_duration, requires = "live")]
+    pub duration: Option<std::time::Duration>,
+    /// With --live: capture filter in tcpdump syntax (e.g. "tcp port 80"), run in the kernel.
+    #[arg(short = 'f', long, value_name = "FILTER", requires = "live")]
+    pub filter: Option<String>,
+    /// With --live: also write the packets to FILE (pcap), then FILE's stem.2.pcap, ... when
+    /// it reaches --write-file-bytes, deleting the oldest to stay under --write-max-bytes.
+    #[arg(long, value_name = "FILE", requires = "live")]
+    pub write: Option<std::path::PathBuf>,
+    /// Size at which --write starts a new file.
+    #[arg(long, default_value_t = crate::evidence::DEFAULT_FILE_BYTES, value_parser = clap::value_parser!(u64).range(crate::evidence::MIN_FILE_BYTES..))]
+    pub write_file_bytes: u64,
+    /// Total size of --write's files.
+    #[arg(long, default_value_t = crate::evidence::DEFAULT_MAX_BYTES)]
+    pub write_max_bytes: u64,
     /// Print the report as one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -145,6 +169,13 @@ impl AnalyzeArgs {
             top: self.top,
             progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
         })
+    }
+
+    /// `--afpacket-ring-bytes` (for `--live`).
+    pub fn ring_bytes(&self) -> u64 {
+        Settings::default()
+            .with_flags(&self.settings.flags)
+            .afpacket_ring_bytes
     }
 }
 
@@ -318,7 +349,7 @@ mod tests {
         let d = Settings::default();
         let dur = |v: Duration| humantime::format_duration(v).to_string();
         for (flag, want) in [
-            ("--hook", "xdp".to_string()),
+            ("--hook", "auto".to_string()),
             ("--xdp-mode", "auto".into()),
             ("--poll-interval", dur(d.poll_interval)),
             ("--window", dur(d.window)),

@@ -46,14 +46,27 @@ pub const DEFAULT_MAX_BYTES: u64 = 100 << 20;
 /// Default `--capture-file-bytes`: 16 MiB.
 pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 
-/// An evidence file: nanosecond timestamps, Ethernet, snaplen [`EVIDENCE_SNAP`].
-fn pcap_writer(file: File) -> std::io::Result<PcapWriter<BufWriter<File>>> {
+/// A capture file: nanosecond timestamps (evidence: Ethernet, snaplen [`EVIDENCE_SNAP`]).
+fn pcap_writer(
+    file: File,
+    linktype: u32,
+    snap: usize,
+) -> std::io::Result<PcapWriter<BufWriter<File>>> {
     PcapWriter::new(
         BufWriter::with_capacity(64 * 1024, file),
         Resolution::Nano,
-        LINKTYPE_ETHERNET,
-        EVIDENCE_SNAP as u32,
+        linktype,
+        snap as u32,
     )
+}
+
+/// How a rotator names its files.
+#[derive(Clone, Debug)]
+enum Naming {
+    /// `picket-<UTC time>-<n>.pcap` in a directory, where older ones count too.
+    Evidence,
+    /// The path given, then `<stem>.<n>.<ext>` beside it (`picket analyze --live --write`).
+    Numbered(PathBuf),
 }
 
 /// Whether `name` is one of Picket's evidence files.
@@ -93,6 +106,9 @@ pub struct PcapRotator {
     pub deleted: u64,
     /// Print a line on stderr for every file opened.
     pub verbose: bool,
+    naming: Naming,
+    linktype: u32,
+    snap: usize,
 }
 
 impl PcapRotator {
@@ -113,22 +129,84 @@ impl PcapRotator {
         found.sort();
         let files: VecDeque<(PathBuf, u64)> = found.into_iter().map(|(_, p, n)| (p, n)).collect();
         let total = files.iter().map(|f| f.1).sum();
-        let mut r = PcapRotator {
-            dir: dir.to_path_buf(),
+        let mut r = PcapRotator::empty(
+            dir.to_path_buf(),
+            (file_bytes, max_bytes),
+            Naming::Evidence,
+            LINKTYPE_ETHERNET,
+            EVIDENCE_SNAP,
+        );
+        r.files = files;
+        r.total = total;
+        r.make_room(0)?;
+        Ok(r)
+    }
+
+    /// Writes `path` (replaced if it exists), then `<stem>.2.<ext>`, … when a file reaches
+    /// `file_bytes`, deleting the oldest to keep them all within `max_bytes`; packets of
+    /// `linktype` cut at `snap` bytes.
+    pub fn numbered(
+        path: &Path,
+        linktype: u32,
+        snap: usize,
+        file_bytes: u64,
+        max_bytes: u64,
+    ) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(PcapRotator::empty(
+            dir,
+            (file_bytes, max_bytes),
+            Naming::Numbered(path.to_path_buf()),
+            linktype,
+            snap,
+        ))
+    }
+
+    /// A rotator with no file yet.
+    fn empty(
+        dir: PathBuf,
+        (file_bytes, max_bytes): (u64, u64),
+        naming: Naming,
+        linktype: u32,
+        snap: usize,
+    ) -> Self {
+        PcapRotator {
+            dir,
             file_bytes,
             max_bytes,
-            files,
+            files: VecDeque::new(),
             current: None,
-            total,
+            total: 0,
             seq: 0,
             written: 0,
             refused: 0,
             opened: 0,
             deleted: 0,
             verbose: false,
-        };
-        r.make_room(0)?;
-        Ok(r)
+            naming,
+            linktype,
+            snap,
+        }
+    }
+
+    /// The path of file number `seq` (from 1).
+    fn path_of(&self, wall_ns: u64) -> PathBuf {
+        match &self.naming {
+            Naming::Evidence => self.dir.join(file_name(wall_ns, self.seq)),
+            Naming::Numbered(first) if self.seq == 1 => first.clone(),
+            Naming::Numbered(first) => {
+                let stem = first
+                    .file_stem()
+                    .map_or_else(Default::default, |s| s.to_string_lossy().into_owned());
+                let ext = first
+                    .extension()
+                    .map_or_else(|| "pcap".into(), |s| s.to_string_lossy().into_owned());
+                self.dir.join(format!("{stem}.{}.{ext}", self.seq))
+            }
+        }
     }
 
     /// Total size of the evidence files in the directory.
@@ -171,10 +249,17 @@ impl PcapRotator {
     fn open_next(&mut self, wall_ns: u64) -> Result<()> {
         loop {
             self.seq += 1;
-            let path = self.dir.join(file_name(wall_ns, self.seq));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let path = self.path_of(wall_ns);
+            let numbered = matches!(self.naming, Naming::Numbered(_));
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(!numbered)
+                .create(numbered)
+                .truncate(numbered)
+                .open(&path);
+            match opened {
                 Ok(f) => {
-                    let w = pcap_writer(f)
+                    let w = pcap_writer(f, self.linktype, self.snap)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     if self.verbose {
                         tracing::info!("writing evidence to {}", path.display());
@@ -194,7 +279,7 @@ impl PcapRotator {
     /// Writes one packet (`data` is at most the snaplen; `orig_len` its length on the wire)
     /// captured at `wall_ns`. Returns false when it could not fit under the total size.
     pub fn write(&mut self, wall_ns: u64, orig_len: u32, data: &[u8]) -> Result<bool> {
-        let rec = writer::RECORD_HEADER_LEN + data.len().min(EVIDENCE_SNAP) as u64;
+        let rec = writer::RECORD_HEADER_LEN + data.len().min(self.snap) as u64;
         let cur_size = match (&self.current, self.files.back()) {
             (Some(_), Some((_, n))) => Some(*n),
             _ => None,
@@ -254,6 +339,16 @@ pub struct CaptureConfig {
     pub file_bytes: u64,
 }
 
+/// The sources whose packets are evidence: those of the open source-scoped episodes.
+pub fn flagged_sources(episodes: &Episodes) -> HashSet<AddrKey> {
+    episodes
+        .active()
+        .filter(|f| f.scope == Scope::Source)
+        .filter_map(|f| f.source)
+        .map(AddrKey::from_ip)
+        .collect()
+}
+
 /// The live agent's evidence capture: flags sources in the kernel and drains the ring.
 pub struct Evidence {
     ring: AsyncFd<RingBuf<MapData>>,
@@ -302,12 +397,7 @@ impl Evidence {
     /// flagged one) and unflags the others; evidence capture in the kernel is on while any
     /// source is flagged.
     pub fn sync(&mut self, maps: &mut KernelMaps, episodes: &Episodes) -> Result<()> {
-        let want: HashSet<AddrKey> = episodes
-            .active()
-            .filter(|f| f.scope == Scope::Source)
-            .filter_map(|f| f.source)
-            .map(AddrKey::from_ip)
-            .collect();
+        let want = flagged_sources(episodes);
         let gone: Vec<AddrKey> = self.active.difference(&want).copied().collect();
         for key in gone {
             if let Ok(f) = self.flagged.get(&key, 0) {
@@ -441,10 +531,55 @@ mod tests {
     }
 
     #[test]
+    fn numbered_files_rotate_beside_the_path_given_within_the_cap() {
+        let d = tmpdir("numbered");
+        let path = d.join("live.pcap");
+        let mut r =
+            PcapRotator::numbered(&path, LINKTYPE_ETHERNET, 65_535, 4096, 3 * 4096).unwrap();
+        for i in 0..100u64 {
+            r.write(i, 1000, &[0u8; 1000]).unwrap();
+        }
+        r.flush().unwrap();
+        let (total, files) = dir_size(&d);
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(total <= 3 * 4096, "{total} bytes in {names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("live.") && n.ends_with(".pcap")),
+            "{names:?}"
+        );
+        assert!(
+            r.opened > 3 && r.deleted > 0 && !path.exists(),
+            "the oldest, {path:?}, went first"
+        );
+        assert!(
+            d.join(format!("live.{}.pcap", r.opened)).exists(),
+            "{names:?}"
+        );
+        // Whole packets, not cut at the evidence snaplen.
+        let last = fs::read(d.join(format!("live.{}.pcap", r.opened))).unwrap();
+        assert_eq!(
+            last.len() as u64 % (writer::RECORD_HEADER_LEN + 1000),
+            PCAP_FILE_HEADER
+        );
+    }
+
+    #[test]
     fn header_is_nanosecond_ethernet_snaplen_256() {
         let d = tmpdir("hdr");
         let path = d.join("h.pcap");
-        drop(pcap_writer(File::create(&path).unwrap()).unwrap());
+        drop(
+            pcap_writer(
+                File::create(&path).unwrap(),
+                LINKTYPE_ETHERNET,
+                EVIDENCE_SNAP,
+            )
+            .unwrap(),
+        );
         let h = fs::read(&path).unwrap();
         assert_eq!(h.len() as u64, PCAP_FILE_HEADER);
         assert_eq!(&h[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);

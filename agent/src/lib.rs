@@ -2,9 +2,12 @@
 //! pipeline (crate `picket-detect`) on them, and report; plus the tools that need the BPF
 //! object (`picket bench`, kernel parity, `picket analyze --kernel`).
 
+pub mod afpacket;
 pub mod alertmanager;
 #[cfg(feature = "analyze")]
 pub mod analyze_cmd;
+#[cfg(feature = "analyze")]
+pub mod analyze_live;
 pub mod bench;
 pub mod block;
 pub mod cli;
@@ -20,6 +23,7 @@ pub mod metrics;
 pub mod output;
 pub mod parity;
 pub mod parse;
+pub mod ring_state;
 pub mod slot_tables;
 pub mod system;
 pub mod webconfig;

@@ -16,14 +16,15 @@ use picket_detect::{
 };
 
 use crate::{
-    alertmanager, block,
+    afpacket, alertmanager, block,
     cli::RunArgs,
     config::{self, Settings},
     evidence::{CaptureConfig, Evidence},
-    loader::{self, MapSizes},
+    loader::{self, Hook, MapSizes},
     maps::{self, KernelMaps},
     metrics::Metrics,
     output::Printer,
+    ring_state::RingState,
     system,
 };
 
@@ -31,8 +32,191 @@ use crate::{
 /// is off (one per-CPU array read).
 const ADMISSION_WATCH: Duration = Duration::from_millis(100);
 
-/// Applies an admission-control change to the kernel and says so.
-fn apply_admission(maps: &mut KernelMaps, change: Option<AdmissionChange>) -> Result<()> {
+/// Where the state the detectors read comes from: the maps of the attached BPF programs,
+/// or [`HostMaps`](picket_detect::model::HostMaps) fed by AF_PACKET rings.
+enum Source {
+    Kernel {
+        maps: Box<KernelMaps>,
+        /// Holds the programs attached (dropping it detaches them).
+        _ebpf: Box<aya::Ebpf>,
+    },
+    Ring(Box<RingState>),
+}
+
+impl Source {
+    fn read_globals(&self) -> Result<Snapshot> {
+        match self {
+            Source::Kernel { maps, .. } => maps.read_globals(),
+            Source::Ring(r) => Ok(r.read_globals()),
+        }
+    }
+
+    fn read(&mut self) -> Result<Snapshot> {
+        let snap = self.read_poll()?;
+        self.read_with(snap)
+    }
+
+    /// A poll's reading: the global counters and the tick that has just ended.
+    fn read_poll(&mut self) -> Result<Snapshot> {
+        match self {
+            Source::Kernel { maps, .. } => maps.read_poll(),
+            Source::Ring(r) => Ok(r.read_poll()),
+        }
+    }
+
+    /// Adds the per-source map to a poll's reading.
+    fn read_with(&mut self, snap: Snapshot) -> Result<Snapshot> {
+        match self {
+            Source::Kernel { maps, .. } => maps.read_with(snap),
+            Source::Ring(r) => Ok(r.read_with(snap)),
+        }
+    }
+
+    fn set_admit_on_second(&mut self, on: bool) -> Result<()> {
+        match self {
+            Source::Kernel { maps, .. } => maps.set_admit_on_second(on),
+            Source::Ring(r) => {
+                r.set_admit_on_second(on);
+                Ok(())
+            }
+        }
+    }
+
+    fn next_epoch(&mut self) -> Result<()> {
+        match self {
+            Source::Kernel { maps, .. } => maps.next_epoch().map(|_| ()),
+            Source::Ring(r) => {
+                r.next_epoch();
+                Ok(())
+            }
+        }
+    }
+
+    /// Kernel drops of the rings so far (none for the BPF programs, which see every packet).
+    fn capture_drops(&self) -> Option<u64> {
+        match self {
+            Source::Kernel { .. } => None,
+            Source::Ring(r) => Some(r.drops()),
+        }
+    }
+
+    fn kernel_maps(&mut self) -> Option<&mut KernelMaps> {
+        match self {
+            Source::Kernel { maps, .. } => Some(maps),
+            Source::Ring(_) => None,
+        }
+    }
+}
+
+/// Evidence capture settings, when `capture_dir` is set.
+fn capture_config(s: &Settings) -> Option<CaptureConfig> {
+    s.capture_dir.as_ref().map(|dir| CaptureConfig {
+        dir: dir.clone(),
+        bytes_per_alert: s.capture_bytes_per_alert,
+        max_bytes: s.capture_max_bytes,
+        file_bytes: s.capture_file_bytes,
+    })
+}
+
+/// Loads the BPF object and attaches `hook` (and the egress program) to every interface,
+/// with evidence capture when asked for.
+fn open_kernel(s: &Settings, ifaces: &[String], hook: Hook, metrics: &Metrics) -> Result<Opened> {
+    system::check_capabilities()?;
+    let mut ebpf = loader::load(MapSizes {
+        sources: s.src_map_entries,
+        src_slots: s.src_slots,
+        dst_slots: s.dst_slots,
+        conv_slots: s.conv_slots,
+        blocked: s.block.max_sources,
+    })?;
+    let maps = KernelMaps::take(&mut ebpf)?;
+    let blocker = block::start(s, hook, &mut ebpf, metrics)?;
+    let evidence = match capture_config(s) {
+        Some(cfg) => Some(Evidence::new(&mut ebpf, cfg)?),
+        None => None,
+    };
+    let mut attached = 0;
+    for iface in ifaces {
+        for a in loader::attach(&mut ebpf, iface, hook, s.xdp_mode, s.egress)? {
+            tracing::info!("attached {} to {}", a.what, a.iface);
+            attached += 1;
+        }
+    }
+    metrics.attached(attached);
+    Ok((
+        Source::Kernel {
+            maps: Box::new(maps),
+            _ebpf: Box::new(ebpf),
+        },
+        evidence,
+        blocker,
+    ))
+}
+
+/// A state source, with the kernel's evidence capture and blocker when it has them.
+type Opened = (Source, Option<Evidence>, Option<block::Blocker>);
+
+/// Opens the AF_PACKET rings on every interface.
+fn open_rings(s: &Settings, ifaces: &[String], metrics: &Metrics) -> Result<Source> {
+    system::check_net_raw()?;
+    let ring = RingState::start(
+        ifaces,
+        s.afpacket_ring_bytes,
+        afpacket::default_rings(),
+        s.egress,
+        s.src_map_entries,
+        capture_config(s),
+    )?;
+    tracing::info!(
+        "capturing with AF_PACKET on {}: {} TPACKET_V3 rings of {} MiB",
+        ifaces.join(", "),
+        ring.rings(),
+        s.afpacket_ring_bytes >> 20
+    );
+    metrics.capture_rings(ring.rings());
+    Ok(Source::Ring(Box::new(ring)))
+}
+
+/// The state source `s.hook` asks for; `auto` falls back to AF_PACKET, with one line saying
+/// why, when the BPF programs cannot be loaded or attached.
+fn open_source(s: &Settings, ifaces: &[String], metrics: &Metrics) -> Result<Opened> {
+    match s.hook {
+        Hook::Afpacket => Ok((open_rings(s, ifaces, metrics)?, None, None)),
+        Hook::Xdp | Hook::Tc => open_kernel(s, ifaces, s.hook, metrics),
+        Hook::Auto => match open_kernel(s, ifaces, Hook::Xdp, metrics) {
+            Ok(k) => Ok(k),
+            Err(e) => {
+                if s.block.enabled || s.block.dry_run {
+                    // Blocking is XDP's: without it, say so rather than watch unprotected.
+                    return Err(e.context("--block needs the XDP hook"));
+                }
+                tracing::warn!(
+                    "BPF unavailable ({e:#}): capturing with AF_PACKET instead (--hook afpacket)"
+                );
+                Ok((open_rings(s, ifaces, metrics)?, None, None))
+            }
+        },
+    }
+}
+
+/// Fails at once, with one line, when the process lacks the capabilities of `hook` (for
+/// `auto`: those of XDP and those of AF_PACKET both), before anything is locked or opened.
+fn check_privileges(hook: Hook) -> Result<()> {
+    match hook {
+        Hook::Afpacket => system::check_net_raw(),
+        Hook::Xdp | Hook::Tc => system::check_capabilities(),
+        Hook::Auto => match system::check_capabilities() {
+            Err(e) if system::check_net_raw().is_err() => {
+                // The BPF capabilities first, as with --hook xdp.
+                anyhow::bail!("{e}; CAP_NET_RAW for --hook afpacket is missing too")
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Applies an admission-control change to the state source and says so.
+fn apply_admission(maps: &mut Source, change: Option<AdmissionChange>) -> Result<()> {
     let Some(c) = change else { return Ok(()) };
     maps.set_admit_on_second(c.on)?;
     if c.on {
@@ -59,7 +243,7 @@ fn drain(ev: &mut Evidence) {
 /// Runs the live agent until a signal or `--duration`.
 pub async fn run(args: RunArgs) -> Result<()> {
     let mut s = Settings::load(args.config.as_deref(), &args.settings.flags)?;
-    system::check_capabilities()?;
+    check_privileges(s.hook)?;
     // Read before anything is attached: a bad file stops the agent with one line.
     let web = s
         .metrics
@@ -92,35 +276,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         tracing::info!("metrics on {scheme}://{bound}/metrics (/healthz, /readyz)");
     }
     let mut notifier = alertmanager::start(&s, &metrics)?;
-    let mut ebpf = loader::load(MapSizes {
-        sources: s.src_map_entries,
-        src_slots: s.src_slots,
-        dst_slots: s.dst_slots,
-        conv_slots: s.conv_slots,
-        blocked: s.block.max_sources,
-    })?;
-    let mut maps = KernelMaps::take(&mut ebpf)?;
-    let mut blocker = block::start(&s, &mut ebpf, &metrics)?;
-    let mut evidence = match &s.capture_dir {
-        Some(dir) => Some(Evidence::new(
-            &mut ebpf,
-            CaptureConfig {
-                dir: dir.clone(),
-                bytes_per_alert: s.capture_bytes_per_alert,
-                max_bytes: s.capture_max_bytes,
-                file_bytes: s.capture_file_bytes,
-            },
-        )?),
-        None => None,
-    };
-    let mut attached = 0;
-    for iface in &ifaces {
-        for a in loader::attach(&mut ebpf, iface, s.hook, s.xdp_mode, s.egress)? {
-            tracing::info!("attached {} to {}", a.what, a.iface);
-            attached += 1;
-        }
-    }
-    metrics.attached(attached);
+    let (mut maps, mut evidence, mut blocker) = open_source(&s, &ifaces, &metrics)?;
 
     let printer = Printer::new(s.output);
     let mut pipeline = Pipeline::new(
@@ -144,6 +300,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut next_window = start + s.window;
     let mut summary_base: Option<Snapshot> = None;
     let mut next_summary = start + s.summary_interval;
+    let mut drops_base = 0;
     tracing::info!(
         "watching {} (poll {:?}, window {:?}); Ctrl-C to stop",
         ifaces.join(", "),
@@ -189,9 +346,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 if let Some(new) = config::reload(args.config.as_deref(), &args.settings.flags, &s) {
                     pipeline.detector.thresholds = new.thresholds.clone();
                     pipeline.allow = Allowlist::new(new.allow.clone());
-                    if let Some(b) = blocker.as_mut() {
+                    if let (Some(b), Some(km)) = (blocker.as_mut(), maps.kernel_maps()) {
                         let fields = b.fields(&s);
-                        for c in &b.reload(&mut maps, &new)? {
+                        for c in &b.reload(km, &new)? {
                             printer.block(c, fields.clone())?;
                         }
                     }
@@ -204,6 +361,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         // Interfaces may go down and up (programs stay attached); one that is deleted takes
         // its programs with it: end the episodes, detach the rest and exit non-zero.
         if let Err(e) = loader::check_still_there(&watched) {
+            failure = Some(e);
+            break;
+        }
+        if let Source::Ring(r) = &mut maps
+            && let Some(e) = r.failed()
+        {
             failure = Some(e);
             break;
         }
@@ -225,15 +388,24 @@ pub async fn run(args: RunArgs) -> Result<()> {
         if let Some(n) = notifier.as_mut() {
             n.observe(&events, snap.wall_ns);
         }
-        if let Some(b) = blocker.as_mut() {
+        if let (Some(b), Some(km)) = (blocker.as_mut(), maps.kernel_maps()) {
             let fields = b.fields(&s);
-            for c in b.step(&mut maps, &events, snap.wall_ns)? {
+            for c in b.step(km, &events, snap.wall_ns)? {
                 printer.block(&c, fields.clone())?;
             }
         }
-        if let Some(ev) = evidence.as_mut() {
+        if let (Some(ev), Some(km)) = (evidence.as_mut(), maps.kernel_maps()) {
             drain(ev);
-            ev.sync(&mut maps, &pipeline.episodes)?;
+            ev.sync(km, &pipeline.episodes)?;
+        }
+        if let Source::Ring(r) = &mut maps
+            && let Err(e) = r.sync_evidence(&pipeline.episodes)
+        {
+            tracing::warn!("evidence: {e:#}");
+        }
+        let drops = maps.capture_drops();
+        if let Some(d) = drops {
+            metrics.capture_drops(d);
         }
         let took = polled.elapsed();
         metrics.observe(
@@ -246,10 +418,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let now = Instant::now();
         if !s.summary_interval.is_zero() && now >= next_summary {
             if let Some(base) = &summary_base {
-                printer.summary(&SummaryLine::new(&snap, base))?;
+                let mut line = SummaryLine::new(&snap, base);
+                line.capture_drops = drops.map(|d| d.saturating_sub(drops_base));
+                printer.summary(&line)?;
             }
             next_summary = now + s.summary_interval;
             summary_base = Some(snap);
+            drops_base = drops.unwrap_or(0);
         }
         if now >= next_window {
             maps.next_epoch()?;
@@ -265,14 +440,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
         n.observe(&ended, maps::wall_ns());
         n.finish(s.alertmanager.timeout);
     }
-    if let Some(ev) = evidence.as_mut() {
-        match ev.finish(&mut maps) {
+    if let (Some(ev), Some(km)) = (evidence.as_mut(), maps.kernel_maps()) {
+        match ev.finish(km) {
             Ok(line) => tracing::info!("{line}"),
             Err(e) => tracing::warn!("evidence: {e:#}"),
         }
     }
-    tracing::info!("detaching");
-    drop(ebpf);
+    match &mut maps {
+        Source::Kernel { .. } => tracing::info!("detaching"),
+        Source::Ring(r) => {
+            r.stop();
+            match r.finish_evidence() {
+                Some(Ok(line)) => tracing::info!("{line}"),
+                Some(Err(e)) => tracing::warn!("evidence: {e:#}"),
+                None => {}
+            }
+            tracing::info!(
+                "closing the AF_PACKET rings ({} packets dropped by the kernel)",
+                r.drops()
+            );
+        }
+    }
+    drop(maps);
     drop(locks);
     failure.map_or(Ok(()), Err)
 }

@@ -30,11 +30,16 @@ pub const PROG_TC_EGRESS: &str = "picket_tc_egress";
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
+    /// XDP, or AF_PACKET when the BPF programs cannot be loaded or attached.
+    Auto,
     /// XDP: earliest and cheapest; sees packets before the stack.
     Xdp,
     /// TC clsact ingress: after the stack built the socket buffer (e.g. when XDP is in use
     /// by another program).
     Tc,
+    /// No BPF: AF_PACKET sockets with TPACKET_V3 rings, one per CPU (needs only
+    /// CAP_NET_RAW); the same detection in user space, at a higher CPU cost.
+    Afpacket,
 }
 
 /// XDP attach mode.
@@ -229,7 +234,8 @@ pub fn attach(
 ) -> Result<Vec<Attachment>> {
     let mut out = Vec::new();
     match hook {
-        Hook::Xdp => {
+        Hook::Afpacket => bail!("--hook afpacket attaches no BPF program"),
+        Hook::Xdp | Hook::Auto => {
             let prog: &mut Xdp = program(ebpf, PROG_XDP)?;
             let tries: &[AttachedXdpMode] = match mode {
                 XdpModeArg::Auto => &[AttachedXdpMode::Driver, AttachedXdpMode::Skb],

@@ -230,6 +230,9 @@ pub struct Metrics {
     attached: Gauge,
     notifications: crate::alertmanager::Counters,
     blocking: crate::block::BlockCounters,
+    capture_rings: Gauge,
+    capture_drops: Counter,
+    capture_drops_last: u64,
     last: [Globals; 2],
     top_k: usize,
 }
@@ -271,6 +274,9 @@ impl Metrics {
             attached: Gauge::default(),
             notifications: crate::alertmanager::Counters::default(),
             blocking: crate::block::BlockCounters::default(),
+            capture_rings: Gauge::default(),
+            capture_drops: Counter::default(),
+            capture_drops_last: 0,
             last: [Globals::default(); 2],
             top_k: top_k as usize,
         };
@@ -421,6 +427,16 @@ impl Metrics {
             "Blocks lifted early because the block map was full",
             m.blocking.evictions.clone(),
         );
+        r.register(
+            "capture_rings",
+            "AF_PACKET rings capturing instead of BPF programs (--hook afpacket)",
+            m.capture_rings.clone(),
+        );
+        r.register(
+            "capture_drops",
+            "Packets the kernel dropped because an AF_PACKET ring was full",
+            m.capture_drops.clone(),
+        );
         for rule in Rule::ALL {
             // Every rule's series exists from the start, so increase() sees the first alert.
             let l = RuleLabels {
@@ -489,6 +505,23 @@ impl Metrics {
         self.attached.set(programs as i64);
         let mut h = self.shared.health.lock().expect("health lock");
         h.attached = programs;
+    }
+
+    /// Records that `rings` AF_PACKET rings capture instead of BPF programs (ready from the
+    /// next poll on).
+    pub fn capture_rings(&self, rings: usize) {
+        self.capture_rings.set(rings as i64);
+        let mut h = self.shared.health.lock().expect("health lock");
+        h.attached = rings;
+    }
+
+    /// Records the kernel's total drops of the AF_PACKET rings so far.
+    pub fn capture_drops(&mut self, total: u64) {
+        let last = self.capture_drops_last;
+        if total > last {
+            self.capture_drops.inc_by(total - last);
+            self.capture_drops_last = total;
+        }
     }
 
     /// Records that the agent is shutting down (no longer ready).
@@ -939,6 +972,19 @@ mod tests {
                 r#"picket_top_offender_threshold_ratio{rule="port_scan",ip="192.0.2.3"} 3.0"#,
             ]
         );
+    }
+
+    #[test]
+    fn capture_rings_and_drops_are_exported() {
+        let mut m = Metrics::new(0, Duration::from_secs(1));
+        m.capture_rings(2);
+        m.capture_drops(5);
+        m.capture_drops(7);
+        m.capture_drops(7);
+        let text = m.render(false);
+        assert_eq!(value(&text, "picket_capture_rings"), Some(2.0));
+        assert_eq!(value(&text, "picket_capture_drops_total"), Some(7.0));
+        assert_eq!(value(&text, "picket_attached_programs"), Some(0.0));
     }
 
     #[test]

@@ -149,6 +149,7 @@ mod tests {
             map_failures: 0,
             deferred: 0,
             top: Vec::new(),
+            capture_drops: None,
         };
         let mut p = Printer {
             json: true,

@@ -4,18 +4,33 @@
 use anyhow::{Result, anyhow, bail};
 
 const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-/// Fails with a one-line message naming every missing capability.
-pub fn check_capabilities() -> Result<()> {
+/// The effective capability set.
+fn effective() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let eff = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .ok_or_else(|| anyhow!("cannot read effective capabilities from /proc/self/status"))?;
+        .ok_or_else(|| anyhow!("cannot read effective capabilities from /proc/self/status"))
+}
+
+/// Fails with a one-line message when AF_PACKET sockets cannot be opened (`--hook afpacket`).
+pub fn check_net_raw() -> Result<()> {
+    if effective()? & (1u64 << CAP_NET_RAW) == 0 {
+        bail!("missing capabilities: CAP_NET_RAW (run as root, or grant CAP_NET_RAW)");
+    }
+    Ok(())
+}
+
+/// Fails with a one-line message naming every capability the BPF programs need and the
+/// process lacks.
+pub fn check_capabilities() -> Result<()> {
+    let eff = effective()?;
     let has = |c: u32| eff & (1u64 << c) != 0;
     // CAP_SYS_ADMIN covers BPF and PERFMON on every kernel.
     let mut missing = Vec::new();

@@ -319,7 +319,8 @@ fn bars<DB: DrawingBackend>(
         .disable_x_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .x_labels(labels.len().min(16))
+        // At least two: plotters never finishes placing a single key point.
+        .x_labels(labels.len().clamp(2, 16))
         .x_label_formatter(&label)
         .y_label_formatter(&|v| short(*v))
         .draw()?;
@@ -405,5 +406,41 @@ fn duration(s: f64) -> String {
         format!("{s:.3} s")
     } else {
         format!("{:.3} ms", s * 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use crate::{Options, aggregate::Aggregator, reader::Frame};
+
+    use super::*;
+
+    #[test]
+    fn a_chart_with_one_bar_is_drawn() {
+        // Every packet the same size: one histogram bucket (plotters once looped forever
+        // placing a single x label).
+        let mut agg = Aggregator::new(&Options::default());
+        let frame = picket_frames::ipv4(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(192, 0, 2, 2),
+            17,
+            0,
+            &picket_frames::udp(1, 2, b"x"),
+        );
+        for i in 0..3 {
+            agg.frame(&Frame {
+                ts_ns: Some(i * 1_000_000),
+                linktype: 1,
+                data: &frame,
+                orig_len: frame.len() as u32,
+            });
+        }
+        let r = agg.finish();
+        assert_eq!(r.packet_sizes.iter().filter(|b| b.packets > 0).count(), 1);
+        for c in Chart::ALL {
+            assert!(svg(&r, c).unwrap().contains("<svg"));
+        }
     }
 }

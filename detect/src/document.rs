@@ -52,6 +52,9 @@ pub struct SummaryLine {
     pub deferred: u64,
     /// Top sources by packet rate in the last poll (unrounded).
     pub top: Vec<TopSource>,
+    /// Packets the kernel dropped in the interval because a capture ring was full
+    /// (`--hook afpacket` only).
+    pub capture_drops: Option<u64>,
 }
 
 impl SummaryLine {
@@ -92,6 +95,7 @@ impl SummaryLine {
             map_failures: (failures(ci) + failures(ce)).saturating_sub(failures(pi) + failures(pe)),
             deferred: ci.src_deferred.saturating_sub(pi.src_deferred),
             top,
+            capture_drops: None,
         }
     }
 }
@@ -433,6 +437,10 @@ pub struct TopSource {
 pub struct SummaryFields {
     /// `picket.bytes_per_s`: ingress bytes per second, rounded.
     pub bytes_per_s: f64,
+    /// `picket.capture_drops`: packets the kernel dropped in the interval because an
+    /// AF_PACKET ring was full (`--hook afpacket` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_drops: Option<u64>,
     /// `picket.destinations`: addresses that received packets in the last poll (`entries`),
     /// and the slots of the per-CPU receiver table per bank (`capacity`).
     pub destinations: MapUse,
@@ -487,6 +495,7 @@ impl SummaryDocument {
             observer: Observer::new(hostname),
             picket: SummaryFields {
                 bytes_per_s: s.bytes_per_s.round(),
+                capture_drops: s.capture_drops,
                 destinations: MapUse {
                     capacity: s.dests.1,
                     entries: s.dests.0,
@@ -536,7 +545,7 @@ pub fn summary_text(s: &SummaryLine) -> String {
         })
         .collect();
     format!(
-        "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{}{} | parse errors {} | fragments {} | map failures {}{}",
+        "{} SUMMARY in {:.0} pkt/s {:.1} kB/s, out {:.0} pkt/s | sources {}/{}{} | parse errors {} | fragments {} | map failures {}{}{}",
         rfc3339(s.at_ns),
         s.packets_per_s,
         s.bytes_per_s / 1000.0,
@@ -551,6 +560,8 @@ pub fn summary_text(s: &SummaryLine) -> String {
         s.parse_errors,
         s.fragments,
         s.map_failures,
+        s.capture_drops
+            .map_or_else(String::new, |d| format!(" | capture drops {d}")),
         if top.is_empty() {
             String::new()
         } else {
@@ -654,6 +665,7 @@ mod tests {
                 packets_per_s: 1.2,
                 bytes_per_s: 70.4,
             }],
+            capture_drops: None,
         };
         let busy = SummaryLine {
             parse_errors: 3,

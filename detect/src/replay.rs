@@ -149,7 +149,7 @@ impl Detection {
 
     /// One reading at `t`, in the live agent's order: admission, findings, episodes, window.
     fn reading(&mut self, t: u64) {
-        trim(&mut self.maps.sources, DEFAULT_SOURCES, |s| s.last_seen_ns);
+        bound(&mut self.maps, DEFAULT_SOURCES, 0);
         let mut snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
             self.map_reads += 1;
             self.maps.snapshot(t, t)
@@ -195,6 +195,15 @@ impl Detection {
             admission_changes: self.admission_changes,
             globals: self.maps.globals,
         }
+    }
+}
+
+/// Holds the per-source state to the live map's capacity as its LRU eviction does: once it
+/// has more than `slack` entries beyond its capacity, the least recently seen go (`slack` lets a
+/// caller trim in batches rather than at every packet).
+pub fn bound(maps: &mut HostMaps, sources: u32, slack: u32) {
+    if maps.sources.len() > sources.saturating_add(slack) as usize {
+        trim(&mut maps.sources, sources, |s| s.last_seen_ns);
     }
 }
 

@@ -125,6 +125,75 @@ impl Lab {
         p
     }
 
+    /// Starts picket with `--hook afpacket` on the victim's interface (as [`Lab::picket`]),
+    /// run through `wrapper` when not empty, and checks that it captures from AF_PACKET
+    /// sockets with no BPF program attached.
+    pub fn picket_afpacket(&self, wrapper: &[&str], extra: &[&str]) -> Picket {
+        let mut args: Vec<String> = [
+            "-i",
+            self.veth.victim_if.as_str(),
+            "-o",
+            "json",
+            "--summary-interval",
+            "0s",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        if !extra.contains(&"--hook") {
+            args.extend(["--hook".to_string(), "afpacket".to_string()]);
+        }
+        let mut p = Picket::spawn_wrapped(&self.victim, wrapper, &args);
+        p.wait_watching(Duration::from_secs(15));
+        p.record_links();
+        assert!(
+            p.stderr().contains("capturing with AF_PACKET")
+                && p.links().is_empty()
+                && !self.xdp_attached(),
+            "expected picket to capture with AF_PACKET and attach no BPF program, links {:?}\n{}",
+            p.links(),
+            p.report()
+        );
+        assert!(
+            self.packet_sockets() > 0,
+            "expected AF_PACKET sockets in {} while picket runs\n{}",
+            self.victim.name(),
+            p.report()
+        );
+        p
+    }
+
+    /// AF_PACKET sockets open in the victim namespace (`/proc/net/packet`).
+    pub fn packet_sockets(&self) -> usize {
+        run_ok(self.victim.exec("cat").arg("/proc/net/packet"))
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    }
+
+    /// Stops an AF_PACKET picket with SIGTERM and asserts a clean exit: status 0, the closing
+    /// line, no AF_PACKET socket left in the victim namespace.
+    pub fn stop_and_check_closed(&self, p: &mut Picket) {
+        stop_saying(p, "closing the AF_PACKET rings");
+        self.assert_no_packet_sockets(p);
+    }
+
+    /// Asserts that no AF_PACKET socket is left in the victim namespace.
+    pub fn assert_no_packet_sockets(&self, p: &Picket) {
+        let left = crate::process::wait_until(Duration::from_secs(3), || {
+            (self.packet_sockets() == 0).then_some(())
+        });
+        assert!(
+            left.is_some(),
+            "expected no AF_PACKET socket in {} after picket exited, /proc/net/packet lists {}\n{}",
+            self.victim.name(),
+            self.packet_sockets(),
+            p.report()
+        );
+    }
+
     /// ifindex of the victim's interface.
     pub fn victim_ifindex(&self) -> u32 {
         let out = self
@@ -171,18 +240,7 @@ impl Lab {
     /// no XDP on the interface, nothing in `bpftool net show` in the victim namespace, and
     /// none of the BPF links or programs picket held still exist.
     pub fn stop_and_check_clean(&self, p: &mut Picket) {
-        let status = p.stop();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "expected picket to exit with status 0 on SIGTERM, got {status}\n{}",
-            p.report()
-        );
-        assert!(
-            p.stderr().contains("detaching"),
-            "expected \"detaching\" on picket's stderr after SIGTERM\n{}",
-            p.report()
-        );
+        stop_saying(p, "detaching");
         self.assert_nothing_attached(p);
     }
 
@@ -310,4 +368,20 @@ pub fn bpf_links_of(pid: u32) -> Vec<BpfLink> {
     }
     links.sort_by_key(|l| l.link_id);
     links
+}
+
+/// Stops picket with SIGTERM and asserts status 0 and `line` on its stderr.
+fn stop_saying(p: &mut Picket, line: &str) {
+    let status = p.stop();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "expected picket to exit with status 0 on SIGTERM, got {status}\n{}",
+        p.report()
+    );
+    assert!(
+        p.stderr().contains(line),
+        "expected {line:?} on picket's stderr after SIGTERM\n{}",
+        p.report()
+    );
 }

@@ -75,7 +75,19 @@ impl Picket {
 
     /// Spawns picket with exactly `args` in `ns`.
     pub fn spawn_args(ns: &Netns, args: &[String]) -> Picket {
-        let mut cmd = ns.exec(picket_bin());
+        Picket::spawn_wrapped(ns, &[], args)
+    }
+
+    /// Spawns `wrapper… picket args…` in `ns` (e.g. `setpriv` with fewer capabilities).
+    pub fn spawn_wrapped(ns: &Netns, wrapper: &[&str], args: &[String]) -> Picket {
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = ns.exec(prog);
+                c.args(rest).arg(picket_bin());
+                c
+            }
+            None => ns.exec(picket_bin()),
+        };
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd
             .spawn()

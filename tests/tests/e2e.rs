@@ -1093,3 +1093,295 @@ fn pickets_in_different_namespaces_do_not_conflict() {
     );
     lab.stop_and_check_clean(&mut first);
 }
+
+// ---------------------------------------------------------------------------------------
+// Without BPF: AF_PACKET
+
+/// An HTTP server for `dir` on port 8000 and the DNS-like responder on port 53 of the
+/// victim's address, listening when this returns.
+fn victim_http_and_dns(lab: &Lab, dir: &str) -> [Proc; 2] {
+    let dst = lab.veth.victim_v4.to_string();
+    let servers = [
+        lab.victim.spawn(
+            PYTHON,
+            &[
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                &dst,
+                "--directory",
+                dir,
+            ],
+        ),
+        lab.victim.spawn(PYTHON, &["-c", DNS_SERVER, &dst]),
+    ];
+    lab.victim
+        .wait_listening("tcp", 8000, Duration::from_secs(10));
+    lab.victim
+        .wait_listening("udp", 53, Duration::from_secs(10));
+    servers
+}
+
+/// The start alerts seen so far as `rule/scope source -> destination`, sorted.
+fn start_keys(p: &Picket) -> Vec<String> {
+    let mut keys: Vec<String> = p
+        .alerts()
+        .iter()
+        .filter(|v| str_at(v, "/event/action") == "start")
+        .map(|v| {
+            format!(
+                "{}/{} {} -> {}",
+                str_at(v, "/rule/name"),
+                str_at(v, "/picket/scope"),
+                str_at(v, "/source/ip"),
+                str_at(v, "/destination/ip")
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// An nmap SYN scan, a spoofed SYN flood, then a benign mix (HTTP fetches, DNS-like
+/// queries, pings) against the victim; returns the start alerts seen.
+fn scan_flood_and_benign_mix(lab: &Lab, p: &mut Picket) -> Vec<String> {
+    require_tools(&[PYTHON, "curl", "ping"]);
+    scan_detected(lab, p, false, SYN_TOP_100);
+    let dst = lab.veth.victim_v4.to_string();
+    flood(
+        lab,
+        p,
+        &["-S", "--flood", "--rand-source", "-p", "80"],
+        "syn_flood",
+        &["port_scan/source", "syn_flood/destination"],
+        |v| str_at(v, "/picket/scope") == "destination",
+    );
+    let www = temp_dir("www-mix");
+    std::fs::write(www.path().join("small"), vec![b'x'; 1024]).unwrap();
+    let dir = www.path().to_str().unwrap().to_string();
+    let _servers = victim_http_and_dns(lab, &dir);
+    let http = output(&mut lab.attacker.exec_timeout(
+        30.0,
+        PYTHON,
+        &["-c", HTTP_CLIENT, &dst, "20", "8000"],
+    ));
+    let dns = output(
+        &mut lab
+            .attacker
+            .exec_timeout(30.0, PYTHON, &["-c", DNS_CLIENT, &dst, "20"]),
+    );
+    let ping = output(&mut lab.attacker.exec_timeout(
+        20.0,
+        "ping",
+        &["-c", "5", "-i", "0.2", &dst],
+    ));
+    assert!(
+        String::from_utf8_lossy(&http.stdout).trim() == "20"
+            && String::from_utf8_lossy(&dns.stdout).trim() == "20"
+            && ping.status.success(),
+        "expected the benign mix to succeed: http {http:?} dns {dns:?} ping {ping:?}"
+    );
+    expect_only(
+        p,
+        Duration::from_secs(2),
+        &["port_scan/source", "syn_flood/destination"],
+        "the benign mix after the scan and the flood",
+    );
+    start_keys(p)
+}
+
+#[test]
+fn afpacket_hook_gives_the_alerts_of_the_xdp_hook() {
+    let mut seen = Vec::new();
+    // One lab for both, so that the addresses in the alerts are the same.
+    let lab = Lab::new();
+    for hook in ["xdp", "afpacket"] {
+        let mut p = if hook == "xdp" {
+            lab.picket(&["--hook", "xdp"])
+        } else {
+            lab.picket_afpacket(&[], &[])
+        };
+        let keys = scan_flood_and_benign_mix(&lab, &mut p);
+        eprintln!("[alerts] --hook {hook}: {keys:?}");
+        if hook == "xdp" {
+            lab.stop_and_check_clean(&mut p);
+        } else {
+            lab.stop_and_check_closed(&mut p);
+        }
+        seen.push(keys);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "expected the same start alerts with --hook afpacket as with --hook xdp"
+    );
+}
+
+#[test]
+fn without_bpf_capabilities_picket_falls_back_to_afpacket() {
+    require_tools(&["setpriv"]);
+    let lab = Lab::new();
+    let iface = lab.veth.victim_if.clone();
+    let no_bpf = [
+        "setpriv",
+        "--inh-caps=-bpf,-sys_admin,-perfmon",
+        "--bounding-set=-bpf,-sys_admin,-perfmon",
+    ];
+    // Asked for explicitly, XDP still fails with the clear error.
+    let r = run_picket(
+        &lab,
+        &no_bpf,
+        &["-i", &iface, "-o", "json", "--hook", "xdp"],
+    );
+    assert_fails(
+        &lab,
+        "picket --hook xdp without CAP_BPF",
+        r,
+        "missing capabilities",
+        1,
+    );
+    // By default it falls back, says why in one line, and detects a scan.
+    let mut p = lab.picket_afpacket(&no_bpf, &["--hook", "auto"]);
+    let said: Vec<String> = p
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("BPF unavailable"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        said.len() == 1 && said[0].contains("CAP_BPF") && said[0].contains("AF_PACKET"),
+        "expected one line saying that BPF is unavailable (CAP_BPF) and AF_PACKET is used\n{}",
+        p.report()
+    );
+    scan_detected(&lab, &mut p, false, SYN_TOP_100);
+    // Killed outright, it leaves no socket behind either.
+    tests::signal(p.pid(), libc::SIGKILL);
+    let _ = p.stop();
+    lab.assert_no_packet_sockets(&p);
+}
+
+/// A DNS query for `argv[2]` (type A) to `argv[1]`:53.
+const DNS_QUERY: &str = r#"
+import socket, struct, sys
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l.encode() for l in sys.argv[2].split(".")) + b"\0"
+q += struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(q, (sys.argv[1], 53))
+try:
+    s.recvfrom(2048)
+except socket.timeout:
+    pass
+"#;
+
+#[test]
+fn analyze_live_reports_the_url_and_the_dns_name() {
+    require_tools(&[PYTHON, "curl", "tshark"]);
+    let lab = Lab::new();
+    let iface = lab.veth.victim_if.clone();
+    let dst = lab.veth.victim_v4.to_string();
+    let bin = picket_bin();
+    let bin = bin.to_str().unwrap();
+    // A bad filter is one clear line.
+    let bad = output(&mut lab.victim.exec_timeout(
+        10.0,
+        bin,
+        &["analyze", "--live", &iface, "-f", "tcp prot 80"],
+    ));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success()
+            && err.contains("bad capture filter")
+            && err.trim().lines().count() == 1,
+        "expected one line about the bad filter: {bad:?}"
+    );
+
+    let www = temp_dir("www-live");
+    std::fs::write(www.path().join("picket-live.txt"), b"hello").unwrap();
+    let out = temp_dir("live-out");
+    let pcap = out.path().join("live.pcap");
+    let pcap_s = pcap.to_str().unwrap().to_string();
+    let dir = www.path().to_str().unwrap().to_string();
+    let _servers = victim_http_and_dns(&lab, &dir);
+    let mut live = lab.victim.spawn(
+        bin,
+        &[
+            "analyze",
+            "--live",
+            &iface,
+            "--duration",
+            "6s",
+            "--json",
+            "-f",
+            "tcp port 8000 or udp port 53",
+            "--write",
+            &pcap_s,
+        ],
+    );
+    live.wait_for("analyze --live start", Duration::from_secs(10), |_, err| {
+        err.contains("analyzing live traffic")
+    });
+    let url = format!("http://{dst}:8000/picket-live.txt");
+    let got = output(&mut lab.attacker.exec_timeout(
+        10.0,
+        "curl",
+        &["-sS", "--noproxy", "*", &url],
+    ));
+    assert_eq!(got.stdout, b"hello", "curl {url}: {got:?}");
+    let _ = output(&mut lab.attacker.exec_timeout(
+        10.0,
+        PYTHON,
+        &["-c", DNS_QUERY, &dst, "picket-live.example.org"],
+    ));
+    // Not captured: the filter keeps only port 8000 and 53.
+    let _ = output(
+        &mut lab
+            .attacker
+            .exec_timeout(10.0, "ping", &["-c", "2", "-i", "0.2", &dst]),
+    );
+    let done = live.finish(Duration::from_secs(20));
+    assert!(
+        done.success(),
+        "expected analyze --live to end after 6 s: {done:?}"
+    );
+    let report: Value = serde_json::from_str(&done.stdout)
+        .unwrap_or_else(|e| panic!("analyze --live --json printed no JSON ({e}): {done:?}"));
+    let app = &report["application"];
+    let has = |list: &Value, key: &str, want: &str| {
+        list.as_array()
+            .is_some_and(|a| a.iter().any(|x| x[key].as_str() == Some(want)))
+    };
+    assert!(
+        has(&app["http"], "url", &url),
+        "expected the URL {url} in the live report's application section: {app}"
+    );
+    assert!(
+        has(&app["dns"]["names"], "name", "picket-live.example.org."),
+        "expected the DNS name picket-live.example.org in the live report: {app}"
+    );
+    let icmp = report["protocols"]["l4"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x["id"] == "icmp"));
+    assert!(
+        !icmp,
+        "expected the filter to keep ICMP out: {}",
+        report["protocols"]
+    );
+    // The written file is a capture tshark reads, with the HTTP request in it.
+    let uris = output(Command::new("tshark").args([
+        "-r",
+        &pcap_s,
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.uri",
+    ]));
+    assert!(
+        uris.status.success() && String::from_utf8_lossy(&uris.stdout).contains("/picket-live.txt"),
+        "expected tshark to read the HTTP request from {pcap_s}: {uris:?}"
+    );
+}

@@ -74,11 +74,27 @@ fn wait_start(p: &mut Picket, rule: &str, src: &str) {
 
 #[test]
 fn scan_packets_are_captured_to_pcap() {
+    scan_packets_captured(false);
+}
+
+#[test]
+fn scan_packets_are_captured_to_pcap_with_afpacket() {
+    scan_packets_captured(true);
+}
+
+/// Two nmap scans: the packets of the flagged scanner, and only those, end up in evidence
+/// files that tshark reads (BPF programs, or AF_PACKET rings when `afpacket`).
+fn scan_packets_captured(afpacket: bool) {
     require_tools(&["nmap", "tshark"]);
     let lab = Lab::new();
     let dir = temp_dir("evidence");
     let dir_arg = dir.path().to_string_lossy().into_owned();
-    let mut p = lab.picket(&["--capture-dir", &dir_arg]);
+    let extra = ["--capture-dir", dir_arg.as_str()];
+    let mut p = if afpacket {
+        lab.picket_afpacket(&[], &extra)
+    } else {
+        lab.picket(&extra)
+    };
     let (src, dst) = (
         lab.veth.attacker_v4.to_string(),
         lab.veth.victim_v4.to_string(),
@@ -91,7 +107,11 @@ fn scan_packets_are_captured_to_pcap() {
     let scan = lab.attacker.spawn_timeout(90.0, "nmap", &nmap_args);
     assert!(scan.finish(Duration::from_secs(90)).success());
     p.collect_for(Duration::from_millis(1500));
-    lab.stop_and_check_clean(&mut p);
+    if afpacket {
+        lab.stop_and_check_closed(&mut p);
+    } else {
+        lab.stop_and_check_clean(&mut p);
+    }
 
     let files = evidence_files(dir.path());
     assert!(!files.is_empty(), "no evidence file\n{}", p.report());

@@ -21,6 +21,8 @@ const BUILD_PACKAGES: &[&str] = &[
     "libxml2-dev",
     "bpftool",
     "iproute2",
+    // `picket analyze --live -f FILTER`: the pcap crate compiles filters with libpcap.
+    "libpcap-dev",
 ];
 
 /// Extra Debian packages used by the end-to-end tests (traffic generators and capture).

@@ -1,7 +1,7 @@
 //! Live throughput part of `cargo xtask bench`: packets per second through a veth pair
 //! between two network namespaces made here, driven by trafgen, with nothing attached, with
-//! picket on XDP and with picket on TC, measured in the same run; and the agent's CPU use
-//! under that load and at idle with a full per-source map.
+//! picket on XDP, on TC and on AF_PACKET rings (no BPF), measured in the same run; and the
+//! agent's CPU use under that load and at idle with a full per-source map.
 //!
 //! Traffic stays between the two namespaces' veth addresses (10.253.0.1 → 10.253.0.2).
 
@@ -152,8 +152,8 @@ impl Drop for Agent {
     }
 }
 
-/// Entries and capacity of the per-source map, from the agent's metrics.
-fn sources_in_map() -> Result<(u64, u64)> {
+/// The value of each series (name and labels, as exposed) from the agent's metrics.
+fn metrics(series: &[&str]) -> Result<Vec<u64>> {
     let code = format!(
         "import urllib.request;print(urllib.request.urlopen('http://{METRICS}/metrics').read().decode())"
     );
@@ -161,17 +161,26 @@ fn sources_in_map() -> Result<(u64, u64)> {
         .args(["netns", "exec", NS_V, "python3", "-c", &code])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let gauge = |name: &str| {
-        let series = format!(r#"{name}{{map="sources"}} "#);
-        text.lines()
-            .find_map(|l| l.strip_prefix(series.as_str()))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("{series}missing from the agent's metrics"))
-    };
-    Ok((
-        gauge("picket_map_entries")?,
-        gauge("picket_map_capacity_entries")?,
-    ))
+    series
+        .iter()
+        .map(|s| {
+            let prefix = format!("{s} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|v| v as u64)
+                .with_context(|| format!("{s} missing from the agent's metrics"))
+        })
+        .collect()
+}
+
+/// Entries and capacity of the per-source map, from the agent's metrics.
+fn sources_in_map() -> Result<(u64, u64)> {
+    let v = metrics(&[
+        r#"picket_map_entries{map="sources"}"#,
+        r#"picket_map_capacity_entries{map="sources"}"#,
+    ])?;
+    Ok((v[0], v[1]))
 }
 
 fn rx_packets() -> Result<u64> {
@@ -256,6 +265,15 @@ fn trafgen_conf(dir: &Path, name: &str, saddr: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The packets per second received and the agent's CPU (% of one core) while picket with
+/// `--hook HOOK` watches trafgen sending `conf`.
+fn cpu_under_load(picket: &Path, hook: &str, conf: &Path) -> Result<(f64, f64)> {
+    let agent = Agent::start(picket, hook, &[])?;
+    let c0 = agent.cpu_s()?;
+    let pps = measure(conf)?;
+    Ok((pps, 100.0 * (agent.cpu_s()? - c0) / SECONDS as f64))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -275,16 +293,29 @@ pub fn run(picket: &Path) -> Result<()> {
     println!(
         "\nlive: trafgen UDP 64 B frames {NS_A} -> {NS_V} over veth, {SECONDS} s per run, {ROUNDS} rounds, median pps [min-max]"
     );
-    let modes = ["none", "pass", "xdp", "tc"];
+    let modes = ["none", "pass", "xdp", "tc", "afpacket"];
     for (label, conf) in [("one source", &fixed), ("random sources", &random)] {
         let mut pps: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        // AF_PACKET: the share of the packets received that the rings dropped.
+        let mut ring_drops = Vec::new();
         for _ in 0..ROUNDS {
             for (i, mode) in modes.iter().enumerate() {
+                let extra: &[&str] = if *mode == "afpacket" {
+                    &["--metrics-addr", METRICS]
+                } else {
+                    &[]
+                };
                 let _agent = match *mode {
                     "none" => None,
-                    hook => Some(Agent::start(picket, hook, &[])?),
+                    hook => Some(Agent::start(picket, hook, extra)?),
                 };
+                let before = rx_packets()?;
                 pps[i].push(measure(conf)?);
+                if *mode == "afpacket" {
+                    let received = rx_packets()?.saturating_sub(before).max(1);
+                    let drops = metrics(&["picket_capture_drops_total"])?[0];
+                    ring_drops.push(100.0 * drops as f64 / received as f64);
+                }
             }
         }
         let base = median(pps[0].clone());
@@ -295,6 +326,8 @@ pub fn run(picket: &Path) -> Result<()> {
             // the bare XDP_PASS program shows that cost apart from Picket's own.
             let of_pass = if *mode == "xdp" {
                 format!(" ({:.1}% of XDP_PASS)", 100.0 * m / pass)
+            } else if *mode == "afpacket" {
+                format!(" (ring drops {:.1}% median)", median(ring_drops.clone()))
             } else {
                 String::new()
             };
@@ -306,7 +339,8 @@ pub fn run(picket: &Path) -> Result<()> {
                     "none" => "nothing attached",
                     "pass" => "bare XDP_PASS program",
                     "xdp" => "picket --hook xdp",
-                    _ => "picket --hook tc",
+                    "tc" => "picket --hook tc",
+                    _ => "picket --hook afpacket",
                 },
                 100.0 * m / base,
                 if matches!(*mode, "none" | "pass") {
@@ -322,11 +356,9 @@ pub fn run(picket: &Path) -> Result<()> {
 
     // CPU of the agent under a random-source flood (admission control turns on at once, so
     // the map does not fill).
-    let agent = Agent::start(picket, "xdp", &[])?;
-    let c0 = agent.cpu_s()?;
-    let load_pps = measure(&random)?;
-    let load_cpu = 100.0 * (agent.cpu_s()? - c0) / SECONDS as f64;
-    drop(agent);
+    let (load_pps, load_cpu) = cpu_under_load(picket, "xdp", &random)?;
+    // The same without BPF: the rings' readers do in user space what the programs did.
+    let (ring_pps, ring_cpu) = cpu_under_load(picket, "afpacket", &random)?;
     // Then idle with a full map: filled with distinct sources below the admission budget
     // (`--window 2s`: 16 384 new sources/s; trafgen with a 50 µs gap sends ~11 000/s).
     let agent = Agent::start(
@@ -342,6 +374,9 @@ pub fn run(picket: &Path) -> Result<()> {
     println!(
         "  agent CPU (1 s polls): {load_cpu:.1}% of one core under {load_pps:.0} pps of random sources; \
          {idle_cpu:.1}% idle with {entries} of {capacity} per-source entries (target < 2%)"
+    );
+    println!(
+        "  agent CPU with --hook afpacket: {ring_cpu:.1}% of one core under {ring_pps:.0} pps of random sources"
     );
     drop(agent);
     let _ = fs::remove_dir_all(&dir);

@@ -143,6 +143,7 @@ mod tests {
         let mut s = Settings {
             interfaces: vec!["eth0".into(), "eth1".into()],
             hook: Hook::Tc,
+            afpacket_ring_bytes: 4 << 20,
             xdp_mode: XdpModeArg::Skb,
             egress: false,
             poll_interval: Duration::from_millis(500),
@@ -234,7 +235,7 @@ addr = "localhost"
         let want = [
             "picket.toml:1:17: poll_interval: \"fast\": expected",
             "picket.toml:3:24: allow[1]: \"not-a-net\" is not a CIDR or IP address",
-            "picket.toml:4:8: hook: unknown variant `ebpf`, expected `xdp` or `tc`",
+            "picket.toml:4:8: hook: unknown variant `ebpf`, expected one of `auto`, `xdp`, `tc`, `afpacket`",
             "picket.toml:5:1: colour: unknown field `colour`",
             "picket.toml:8:19: thresholds.port_scan_ports: invalid type: string \"many\", expected u32",
             "picket.toml:9:20: thresholds.host_sweep_hosts: 1 is below the minimum 2",

@@ -47,12 +47,23 @@ declare! {
                    default route.",
         }
         hook: Hook {
-            default: Hook::Xdp,
+            default: Hook::Auto,
             flag: set(Hook) "hook",
             check: Check::Any,
             in: [Live],
-            help: "Ingress hook. The TC egress program is attached too unless egress = false \
+            help: "Ingress hook: xdp, tc, afpacket (no BPF: AF_PACKET rings, CAP_NET_RAW \
+                   only) or auto (xdp, else afpacket when the BPF programs cannot be loaded \
+                   or attached). The TC egress program is attached too unless egress = false \
                    (--no-egress).",
+        }
+        afpacket_ring_bytes: u64 {
+            default: crate::afpacket::DEFAULT_RING_BYTES,
+            flag: set(u64) "afpacket-ring-bytes",
+            check: Check::Within(crate::afpacket::MIN_RING_BYTES, crate::afpacket::MAX_RING_BYTES),
+            in: [Live, Analyze],
+            help: "With hook afpacket (and analyze --live): size of each AF_PACKET ring, one \
+                   per CPU, in bytes (whole MiB blocks). Packets beyond it are dropped by the \
+                   kernel and counted as capture drops.",
         }
         xdp_mode: XdpModeArg {
             default: XdpModeArg::Auto,

@@ -183,7 +183,7 @@ macro_rules! enums {
 }
 
 enums! {
-    Hook => ["xdp", "tc"];
+    Hook => ["auto", "xdp", "tc", "afpacket"];
     XdpModeArg => ["auto", "driver", "skb"];
     Format => ["auto", "text", "json"];
 }

@@ -213,47 +213,41 @@ pub trait Slot: Copy {
     fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self;
 }
 
-impl Slot for SrcSlot {
+impl SlotHead {
+    /// The head of a slot of `addr` in `tick` whose counts start at `base`.
     #[inline(always)]
-    fn head(&self) -> &SlotHead {
-        &self.head
-    }
-
-    #[inline(always)]
-    fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self {
-        SrcSlot {
-            head: SlotHead {
-                addr,
-                tick,
-                err: base,
-                pkts: base,
-                bytes: 0,
-            },
-            ..SrcSlot::default()
+    const fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self {
+        SlotHead {
+            addr,
+            tick,
+            err: base,
+            pkts: base,
+            bytes: 0,
         }
     }
 }
 
-impl Slot for DstSlot {
-    #[inline(always)]
-    fn head(&self) -> &SlotHead {
-        &self.head
-    }
+/// Implements [`Slot`] for slot types with a `head` and a zero `Default`.
+macro_rules! impl_slot {
+    ($($t:ty),*) => {$(
+        impl Slot for $t {
+            #[inline(always)]
+            fn head(&self) -> &SlotHead {
+                &self.head
+            }
 
-    #[inline(always)]
-    fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self {
-        DstSlot {
-            head: SlotHead {
-                addr,
-                tick,
-                err: base,
-                pkts: base,
-                bytes: 0,
-            },
-            ..DstSlot::default()
+            #[inline(always)]
+            fn claimed(addr: [u64; 2], tick: u32, base: u32) -> Self {
+                Self {
+                    head: SlotHead::claimed(addr, tick, base),
+                    ..Self::default()
+                }
+            }
         }
-    }
+    )*};
 }
+
+impl_slot!(SrcSlot, DstSlot);
 
 /// Seeded hash of an address (as words) choosing its set.
 #[inline(always)]

@@ -107,6 +107,22 @@ struct Iface {
     snaplen: u32,
 }
 
+/// True when `data` starts with a pcapng block other than a section header whose total
+/// length field (in the section's byte order) is below the 12 bytes of its own frame.
+fn short_ng_block(data: &[u8], big_endian: bool) -> bool {
+    const SECTION_HEADER: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let (Some(kind), Some(len)) = (data.get(..4), data.get(4..8)) else {
+        return false;
+    };
+    let len: [u8; 4] = len.try_into().unwrap_or_default();
+    let len = if big_endian {
+        u32::from_be_bytes(len)
+    } else {
+        u32::from_le_bytes(len)
+    };
+    kind != SECTION_HEADER && len < 12
+}
+
 /// What the loop does after one `next()`.
 enum Step {
     Consume(usize),
@@ -167,7 +183,19 @@ pub fn read_capture<R: Read + Send>(
     let mut capacity = BUFFER;
     let mut dropped = 0u64; // packets on undeclared interfaces
     let mut bad_resolution = false;
+    // Byte order of the current pcapng section (each section header says its own).
+    let mut section_be = big_endian;
     loop {
+        // pcap-parser 0.17 subtracts 12 from a block's length without checking it first (a
+        // process-information block of 4 to 11 bytes overflows): refuse such a block here.
+        if format == Format::Pcapng && short_ng_block(reader.data(), section_be) {
+            stop(
+                &mut info,
+                reader.consumed(),
+                "corrupt record (pcapng block shorter than its 12-byte frame)",
+            );
+            break;
+        }
         let step = match reader.next() {
             Ok((off, block)) => {
                 match block {
@@ -188,7 +216,8 @@ pub fn read_capture<R: Read + Send>(
                             orig_len: b.origlen,
                         });
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        section_be = shb.big_endian();
                         info.sections += 1;
                         ifaces.clear();
                     }
@@ -385,6 +414,41 @@ mod tests {
             f.extend_from_slice(data);
         }
         f
+    }
+
+    /// A pcapng section header (little-endian, no options) followed by `blocks`.
+    fn pcapng_with(blocks: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        for w in [0x0a0d_0d0au32, 28, 0x1a2b_3c4d] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+        f.extend_from_slice(&1u16.to_le_bytes());
+        f.extend_from_slice(&0u16.to_le_bytes());
+        f.extend_from_slice(&u64::MAX.to_le_bytes());
+        f.extend_from_slice(&28u32.to_le_bytes());
+        f.extend_from_slice(blocks);
+        f
+    }
+
+    #[test]
+    fn a_block_shorter_than_its_frame_is_corrupt_not_a_panic() {
+        // A process-information block (type 0x80000001) claiming 8 bytes: pcap-parser 0.17
+        // would subtract 12 from it (found by the `capture` fuzz target).
+        for len in [4u32, 8, 11] {
+            let mut block = 0x8000_0001u32.to_le_bytes().to_vec();
+            block.extend_from_slice(&len.to_le_bytes());
+            block.extend_from_slice(&[0; 16]);
+            let (info, frames) = collect(&pcapng_with(&block)).expect("read");
+            assert!(frames.is_empty());
+            assert!(info.truncated, "{len}");
+            assert!(
+                info.warnings
+                    .iter()
+                    .any(|w| w.contains("shorter than its 12-byte frame")),
+                "{len}: {:?}",
+                info.warnings
+            );
+        }
     }
 
     #[test]

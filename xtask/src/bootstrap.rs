@@ -23,6 +23,8 @@ const BUILD_PACKAGES: &[&str] = &[
     "iproute2",
     // `picket analyze --live -f FILTER`: the pcap crate compiles filters with libpcap.
     "libpcap-dev",
+    // The static image: ring (TLS for --web-config and Alertmanager) compiles C for musl.
+    "musl-tools",
 ];
 
 /// Extra Debian packages used by the end-to-end tests (traffic generators and capture).

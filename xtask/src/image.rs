@@ -68,16 +68,21 @@ pub fn build_static() -> Result<PathBuf> {
         println!("installing rust target {MUSL}");
         util::run(cmd("rustup").args(["target", "add", MUSL]))?;
     }
-    // The daemon alone: `picket analyze` (charts, PNG, fonts) is left out of the image.
-    util::run(cmd(cargo()).args([
-        "build",
-        "--release",
-        "--target",
-        MUSL,
-        "--package",
-        "agent",
-        "--no-default-features",
-    ]))?;
+    // The daemon alone: `picket analyze` (charts, PNG, fonts) is left out of the image. ring
+    // (rustls) compiles C and assembly, with musl's gcc wrapper for this target.
+    util::run(
+        cmd(cargo())
+            .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
+            .args([
+                "build",
+                "--release",
+                "--target",
+                MUSL,
+                "--package",
+                "agent",
+                "--no-default-features",
+            ]),
+    )?;
     let bin = target_dir().join(MUSL).join("release").join("picket");
     if !bin.is_file() {
         bail!("{} was not built", bin.display());

@@ -414,8 +414,11 @@ impl Detector {
         if snap.maps_read {
             self.read_scan_counts(snap);
         }
-        out.extend(self.flood_findings(&snap.tick, snap.mono_ns));
-        self.count_outcomes(&snap.tick);
+        // What each address received this tick, looked up by the flood and outcome rules.
+        let recv: HashMap<[u64; 2], &DstSlot> =
+            snap.tick.dst.iter().map(|d| (d.head.addr, d)).collect();
+        out.extend(self.flood_findings(&snap.tick, &recv, snap.mono_ns));
+        self.count_outcomes(&snap.tick, &recv);
         let t = &self.thresholds;
         let keys: std::collections::BTreeSet<&AddrKey> = self
             .window_counts
@@ -492,8 +495,7 @@ impl Detector {
     /// Adds the tick's probes and accepting answers of every probing source (those the last
     /// map read found). Accepting answers are what the source received: SYN-ACKs, UDP, and
     /// ICMP replies; RSTs and ICMP errors are refusals.
-    fn count_outcomes(&mut self, tick: &TickCounts) {
-        let recv: HashMap<[u64; 2], &DstSlot> = tick.dst.iter().map(|d| (d.head.addr, d)).collect();
+    fn count_outcomes(&mut self, tick: &TickCounts, recv: &HashMap<[u64; 2], &DstSlot>) {
         for s in &tick.src {
             let key = AddrKey {
                 addr: s.head.addr_bytes(),
@@ -529,12 +531,16 @@ impl Detector {
     /// flagged sources explain (half of its rate or more) is left to them; otherwise their
     /// findings fold into it. A reflection is not also a UDP or fragment flood, nor a
     /// fragment flood also a UDP flood.
-    fn flood_findings(&mut self, tick: &TickCounts, now_ns: u64) -> Vec<Finding> {
+    fn flood_findings(
+        &mut self,
+        tick: &TickCounts,
+        recv: &HashMap<[u64; 2], &DstSlot>,
+        now_ns: u64,
+    ) -> Vec<Finding> {
         if tick.secs <= 0.0 {
             return Vec::new();
         }
         let t = &self.thresholds;
-        let recv: HashMap<[u64; 2], &DstSlot> = tick.dst.iter().map(|d| (d.head.addr, d)).collect();
         let mut src: Vec<Finding> = tick
             .src
             .iter()

@@ -227,7 +227,7 @@ impl KernelMaps {
             sources: Vec::new(),
             globals,
             src_capacity: self.src_capacity,
-            tick: TickCounts::default(),
+            ..Snapshot::default()
         })
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! * [`snapshot`]: one reading of the kernel state (or of its host model).
 //! * [`model`]: [`model::HostMaps`], the host model of the kernel maps, fed packet by packet.
+//! * [`probes`]: settled probe outcomes, the input of the scan rules.
 //! * [`detector`]: rules and thresholds; successive snapshots in, findings out.
 //! * [`episodes`]: findings grouped into alert episodes (start, update, end); allowlists.
 //! * [`admission`]: when new sources are admitted at their second packet (spoofed floods).
@@ -18,5 +19,6 @@ pub mod document;
 pub mod episodes;
 pub mod model;
 pub mod pipeline;
+pub mod probes;
 pub mod replay;
 pub mod snapshot;

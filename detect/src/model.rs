@@ -189,6 +189,7 @@ impl HostMaps {
             globals: self.globals,
             src_capacity: self.sources.len() as u32,
             tick: TickCounts::default(),
+            probes: Vec::new(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Snapshot {
     pub src_capacity: u32,
     /// What every address sent and received in the tick that has just ended.
     pub tick: TickCounts,
+    /// Probes whose outcome settled with this reading (empty until the outcome join
+    /// fills it).
+    pub probes: Vec<crate::probes::ProbeEvent>,
 }
 
 /// The slot tables' counts of one completed tick, summed over CPUs by address.

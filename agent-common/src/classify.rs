@@ -32,6 +32,25 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 /// IP protocol number of ICMPv6.
 pub const IPPROTO_ICMPV6: u8 = 58;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
+
+/// SCTP chunk type INIT (an association opening: `nmap -sY`).
+pub const SCTP_INIT: u8 = 1;
+/// SCTP chunk type INIT-ACK (the answer of an open port).
+pub const SCTP_INIT_ACK: u8 = 2;
+/// SCTP chunk type ABORT (the answer of a closed port).
+pub const SCTP_ABORT: u8 = 6;
+/// SCTP chunk type COOKIE-ECHO (`nmap -sZ`).
+pub const SCTP_COOKIE_ECHO: u8 = 10;
+/// SCTP chunk type COOKIE-ACK.
+pub const SCTP_COOKIE_ACK: u8 = 11;
+
+/// [`Summary::sflags`]: the ICMP error quotes a packet whose source is the error's
+/// destination (only then does it answer that host's probe; otherwise it is ignored).
+pub const SF_Q_MATCH: u8 = 1;
+/// [`Summary::sflags`]: the quoted L4 header was read (`q_sport`, `q_dport` are set).
+pub const SF_Q_L4: u8 = 2;
 
 /// Most VLAN tags parsed; a frame with more is [`ParseError::TooManyVlanTags`]. Provider
 /// networks stack two or three (802.1ad + 802.1Q, sometimes a customer tag again).
@@ -159,9 +178,27 @@ pub struct Summary {
     pub ttl: u8,
     /// Padding, always zero.
     pub _pad: [u8; 6],
+    // Outcome-aware probing (issue 11, bytes 64..88): what an ICMP error quotes, and the
+    // SCTP chunk type.
+    /// ICMP/ICMPv6 errors: destination of the quoted packet (the probed host).
+    pub q_dst: [u8; 16],
+    /// ICMP errors: source port of the quoted TCP/UDP/SCTP header (0 otherwise).
+    pub q_sport: u16,
+    /// ICMP errors: destination port of the quoted TCP/UDP/SCTP header, or the type of a
+    /// quoted ICMP request (0 otherwise).
+    pub q_dport: u16,
+    /// ICMP errors: IP protocol of the quoted packet (0 when there is no quote).
+    pub q_proto: u8,
+    /// SCTP: type of the first chunk (0 for other protocols).
+    pub sctp_chunk: u8,
+    /// `SF_*` bits.
+    pub sflags: u8,
+    /// Padding, always zero.
+    pub _pad2: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<Summary>() == 64);
+const _: () = assert!(core::mem::size_of::<Summary>() == 88);
+const _: () = assert!(core::mem::offset_of!(Summary, q_dst) == 64);
 const _: () = assert!(core::mem::offset_of!(Summary, src) == 0);
 const _: () = assert!(core::mem::offset_of!(Summary, dst) == 16);
 
@@ -187,6 +224,13 @@ impl Summary {
         ext_hdrs: 0,
         ttl: 0,
         _pad: [0; 6],
+        q_dst: [0; 16],
+        q_sport: 0,
+        q_dport: 0,
+        q_proto: 0,
+        sctp_chunk: 0,
+        sflags: 0,
+        _pad2: 0,
     };
 
     /// The source address as two native-endian words: two loads instead of sixteen.
@@ -245,38 +289,54 @@ impl Summary {
             || (self.family == 6 && self.proto == IPPROTO_ICMPV6)
     }
 
-    /// A packet that opens something on the destination: what scanners and sweepers send.
+    /// A packet that opens something on the destination: what scanners and sweepers send
+    /// (docs/detection-state-design.md §2.1, "Opening" and "UDP").
     ///
-    /// * TCP without ACK and without RST (SYN, FIN, NULL and Xmas probes). Every packet of an
-    ///   established connection carries ACK, so ordinary traffic never counts.
-    /// * UDP from a port ≥ 1024 (a client). Answers from servers (DNS from 53, NTP from 123,
-    ///   QUIC from 443) arrive at many ephemeral ports and must not look like a scan.
+    /// * TCP without ACK and without RST: SYN, FIN, NULL, Xmas, URG/PSH combinations, all
+    ///   flags but ACK. Every packet of an established connection carries ACK, so ordinary
+    ///   traffic never counts; ACK-class probes (`-sA`, `-sW`, `-sM`, `-PA`) count only
+    ///   through the bare RSTs they draw.
+    /// * UDP from any source port (`-sU -g 53` included): whether it was a probe is decided
+    ///   by what became of it, not by its ports.
+    /// * SCTP INIT and COOKIE-ECHO.
     /// * ICMP/ICMPv6 echo, timestamp and address-mask requests.
+    /// * Other IP protocols (`-sO`), whatever follows their IP header.
     ///
     /// Later fragments carry no L4 header and never count. A first fragment too short for
     /// its L4 header (`nmap -f`, `--mtu 16`: an evasion) counts by the ports and flags it
-    /// holds: TCP without ACK and RST (flags it does not hold read as none), UDP from a
-    /// client port.
+    /// holds: TCP without ACK and RST (flags it does not hold read as none), UDP.
     #[inline(always)]
     pub fn is_probe(&self) -> bool {
         if self.fragment == FRAG_TINY {
             return self.dst_port != 0
                 && match self.proto {
                     IPPROTO_TCP => self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
-                    IPPROTO_UDP => self.src_port >= 1024,
+                    IPPROTO_UDP => true,
                     _ => false,
                 };
         }
-        if !self.has_l4() {
+        if self.fragment == FRAG_LATER {
             return false;
         }
         match self.proto {
-            IPPROTO_TCP => self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
-            IPPROTO_UDP => self.src_port >= 1024,
-            IPPROTO_ICMP => self.family == 4 && matches!(self.icmp_type, 8 | 13 | 17),
-            IPPROTO_ICMPV6 => self.family == 6 && self.icmp_type == 128,
-            _ => false,
+            IPPROTO_TCP => self.has_l4() && self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
+            IPPROTO_UDP => self.has_l4(),
+            IPPROTO_SCTP => {
+                self.has_l4() && matches!(self.sctp_chunk, SCTP_INIT | SCTP_COOKIE_ECHO)
+            }
+            IPPROTO_ICMP => {
+                self.has_l4() && self.family == 4 && matches!(self.icmp_type, 8 | 13 | 17)
+            }
+            IPPROTO_ICMPV6 => self.has_l4() && self.family == 6 && self.icmp_type == 128,
+            _ => self.is_ip(),
         }
+    }
+
+    /// An ICMP/ICMPv6 error (v4 types 3, 11, 12; v6 types 1, 3, 4) that quotes a packet
+    /// this error's destination sent ([`SF_Q_MATCH`]): the answer to that packet.
+    #[inline(always)]
+    pub fn is_quoting_error(&self) -> bool {
+        self.q_proto != 0 && self.sflags & SF_Q_MATCH != 0
     }
 }
 
@@ -364,6 +424,25 @@ struct IcmpHdr {
     code: u8,
     _csum: [u8; 2],
     _rest: [u8; 4],
+}
+
+/// SCTP common header and the first chunk's type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SctpHdr {
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    _vtag: [u8; 4],
+    _csum: [u8; 4],
+    chunk: u8,
+}
+
+/// The first 8 bytes of a quoted L4 header: ports for TCP/UDP/SCTP, the type for ICMP.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct QuotedL4 {
+    a: [u8; 2],
+    b: [u8; 2],
 }
 
 #[inline(always)]
@@ -589,6 +668,7 @@ fn parse_l4<P: Packet + ?Sized>(
         IPPROTO_TCP => core::mem::size_of::<TcpHdr>() + 6,
         IPPROTO_UDP => core::mem::size_of::<UdpHdr>(),
         IPPROTO_ICMP | IPPROTO_ICMPV6 => core::mem::size_of::<IcmpHdr>(),
+        IPPROTO_SCTP => core::mem::size_of::<SctpHdr>(),
         _ => return Ok(()),
     };
     if off + fixed > end {
@@ -633,9 +713,81 @@ fn parse_l4<P: Packet + ?Sized>(
             s.icmp_type = icmp.ty;
             s.icmp_code = icmp.code;
             s.payload_off = (off + core::mem::size_of::<IcmpHdr>()) as u16;
+            let error = if s.proto == IPPROTO_ICMP {
+                matches!(icmp.ty, 3 | 11 | 12)
+            } else {
+                matches!(icmp.ty, 1 | 3 | 4)
+            };
+            if error {
+                parse_quote(p, off + core::mem::size_of::<IcmpHdr>(), end, s);
+            }
+        }
+        IPPROTO_SCTP => {
+            let sctp: SctpHdr = p.load(off).ok_or(ParseError::L4Truncated)?;
+            s.src_port = be16(sctp.src_port);
+            s.dst_port = be16(sctp.dst_port);
+            s.sctp_chunk = sctp.chunk;
+            s.payload_off = (off + 12) as u16;
         }
         _ => return Ok(()),
     }
     s.l4_off = off as u16;
     Ok(())
+}
+
+/// Reads the packet an ICMP/ICMPv6 error quotes at `off` (its IP header and the first 8
+/// bytes of its L4 header, RFC 792 / RFC 4443) into the `q_*` fields. An IPv4 quote is read
+/// with its options; an IPv6 quote only when no extension header follows its fixed header
+/// (a quote with one is left unread: the error then answers nothing). A quote that does not
+/// fit in the IP payload is left unread too: never an error, the ICMP header was valid.
+#[inline(always)]
+fn parse_quote<P: Packet + ?Sized>(p: &P, off: usize, end: usize, s: &mut Summary) {
+    let (proto, l4, qsrc) = if s.family == 4 {
+        let Some(ip) = p.load::<Ipv4Hdr>(off) else {
+            return;
+        };
+        let ihl = ((ip.ver_ihl & 0x0f) as usize) * 4;
+        if ip.ver_ihl >> 4 != 4 || ihl < 20 || off + 20 > end {
+            return;
+        }
+        s.q_dst[10] = 0xff;
+        s.q_dst[11] = 0xff;
+        s.q_dst[12..16].copy_from_slice(&ip.dst);
+        let mut src = [0u8; 16];
+        src[10] = 0xff;
+        src[11] = 0xff;
+        src[12..16].copy_from_slice(&ip.src);
+        (ip.proto, off + ihl, src)
+    } else {
+        let Some(ip) = p.load::<Ipv6Hdr>(off) else {
+            return;
+        };
+        if ip.ver_tc_fl[0] >> 4 != 6 || off + core::mem::size_of::<Ipv6Hdr>() > end {
+            return;
+        }
+        s.q_dst = ip.dst;
+        (ip.next_hdr, off + core::mem::size_of::<Ipv6Hdr>(), ip.src)
+    };
+    if proto == 0 {
+        return;
+    }
+    s.q_proto = proto;
+    if qsrc == s.dst {
+        s.sflags |= SF_Q_MATCH;
+    }
+    if l4 + 4 > end {
+        return;
+    }
+    let Some(q) = p.load::<QuotedL4>(l4) else {
+        return;
+    };
+    match proto {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP => {
+            s.q_sport = be16(q.a);
+            s.q_dport = be16(q.b);
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => s.q_dport = u16::from(q.a[0]),
+        _ => {}
+    }
+    s.sflags |= SF_Q_L4;
 }

@@ -67,19 +67,11 @@ fn tcp_flag_predicates() {
 }
 
 #[test]
-fn udp_probe_is_from_a_client_port() {
-    for (sport, probe) in [
-        (0u16, false),
-        (53, false),
-        (123, false),
-        (443, false),
-        (1023, false),
-        (1024, true),
-        (33434, true),
-        (65535, true),
-    ] {
+fn udp_from_any_port_is_a_probe() {
+    // What became of it decides (`-sU -g 53` sends from 53): the outcome join, not the ports.
+    for sport in [0u16, 53, 123, 443, 1023, 1024, 33434, 65535] {
         for s in [v4(udp(sport, 53)), v6p(udp(sport, 161))] {
-            assert_eq!(s.is_probe(), probe, "from port {sport}");
+            assert!(s.is_probe(), "from port {sport}");
             assert_eq!(
                 (s.is_syn(), s.is_syn_ack(), s.is_rst(), s.is_icmp()),
                 (false, false, false, false)
@@ -192,14 +184,20 @@ fn hand_made_summaries_need_an_l4_header() {
         (udp.is_syn(), udp.is_syn_ack(), udp.is_rst()),
         (false, false, false)
     );
-    // Other protocols are never probes.
+    // Other protocols are probes of an IP-protocol scan (`-sO`), whatever follows, unless
+    // they are later fragments.
     let gre = Summary {
         proto: 47,
-        l4_off: 34,
-        payload_off: 42,
         ..base
     };
-    assert!(!gre.is_probe());
+    assert!(gre.is_probe());
+    assert!(
+        !Summary {
+            fragment: agent_common::classify::FRAG_LATER,
+            ..gre
+        }
+        .is_probe()
+    );
     // Non-IP.
     let arp = Summary {
         ethertype: 0x0806,
@@ -207,4 +205,26 @@ fn hand_made_summaries_need_an_l4_header() {
         ..blank()
     };
     assert!(!arp.is_ip() && !arp.has_l4() && !arp.is_probe() && !arp.is_icmp());
+}
+
+#[test]
+fn sctp_openings_are_probes_and_answers_are_not() {
+    use agent_common::classify::{
+        IPPROTO_SCTP, SCTP_ABORT, SCTP_COOKIE_ACK, SCTP_COOKIE_ECHO, SCTP_INIT, SCTP_INIT_ACK,
+    };
+    for (chunk, probe) in [
+        (SCTP_INIT, true),
+        (SCTP_COOKIE_ECHO, true),
+        (SCTP_INIT_ACK, false),
+        (SCTP_ABORT, false),
+        (SCTP_COOKIE_ACK, false),
+        (0, false),
+    ] {
+        let l4 = raw(IPPROTO_SCTP, &picket_frames::sctp(5000, 80, chunk));
+        for s in [v4(l4.clone()), v6p(l4)] {
+            assert_eq!(s.is_probe(), probe, "chunk {chunk}");
+            assert_eq!((s.src_port, s.dst_port, s.sctp_chunk), (5000, 80, chunk));
+            assert!(s.has_l4());
+        }
+    }
 }

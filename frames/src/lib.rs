@@ -56,6 +56,37 @@ pub fn ipv6_ext_syn(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
     )
 }
 
+/// An SCTP common header (zero verification tag and checksum) and one chunk header of type
+/// `chunk` (flags 0, length 4).
+pub fn sctp(sport: u16, dport: u16, chunk: u8) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16);
+    b.extend_from_slice(&sport.to_be_bytes());
+    b.extend_from_slice(&dport.to_be_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[chunk, 0, 0, 4]);
+    b
+}
+
+/// An ICMP/ICMPv6 error of type `ty` and code `code` quoting the IP packet `quoted` (its
+/// header and first L4 bytes, as RFC 792 asks: pass [`quote`] of a frame).
+pub fn icmp_error(ty: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut b = vec![ty, code, 0, 0, 0, 0, 0, 0];
+    b.extend_from_slice(quoted);
+    b
+}
+
+/// The IP header and the first 8 bytes of L4 of an Ethernet frame built by [`ipv4`] or
+/// [`ipv6`] (no VLAN tag, no IPv6 extension header): what an ICMP error quotes.
+pub fn quote(frame: &[u8]) -> Vec<u8> {
+    let ip = &frame[14..];
+    let hdr = if ip[0] >> 4 == 4 {
+        usize::from(ip[0] & 0x0f) * 4
+    } else {
+        40
+    };
+    ip[..(hdr + 8).min(ip.len())].to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,6 +248,13 @@ impl Summary {
         unsafe { *(self.dst.as_ptr() as *const [u64; 2]) }
     }
 
+    /// The quoted destination of an ICMP error as two native-endian words.
+    #[inline(always)]
+    pub fn q_dst_words(&self) -> [u64; 2] {
+        // SAFETY: `q_dst` is at offset 64 of an 8-byte aligned struct (asserted above).
+        unsafe { *(self.q_dst.as_ptr() as *const [u64; 2]) }
+    }
+
     /// True for IPv4 or IPv6 packets.
     #[inline(always)]
     pub fn is_ip(&self) -> bool {

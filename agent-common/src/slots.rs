@@ -485,6 +485,16 @@ impl Geometry {
         }
     }
 
+    /// The conversation table's part of it.
+    #[inline(always)]
+    pub fn conv(&self) -> crate::conv::ConvGeometry {
+        crate::conv::ConvGeometry {
+            tick: self.tick,
+            seed: self.seed,
+            per_bank: self.conv_per_bank,
+        }
+    }
+
     /// Index of way 0 of the sender's set in [`MAP_SRC`] on `cpu`.
     #[inline(always)]
     pub fn src_set(&self, cpu: u32, s: &Summary) -> u32 {

@@ -10,7 +10,7 @@
 
 use agent_common::{
     Packet, Summary, classify_eth,
-    conv::{ConvKey, ConvRec, DEFAULT_CONV_SLOTS, conv_set, touch_opening},
+    conv::{ConvRec, ConvTable, DEFAULT_CONV_SLOTS, record_answer, record_opening},
     slots::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
@@ -390,10 +390,15 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
         return;
     }
     let tick_packets = account_slots(s, &cfg);
+    let admission_on = cfg.flags & CONFIG_ADMIT_ON_SECOND != 0;
+    // Answers in either direction (TC egress of the watched host, or an interface that sees
+    // both ways): they write their conversation's responder side and are not probes.
+    if record_answer(&mut SharedConv, Geometry::of(&cfg).conv(), s, !admission_on) {
+        return;
+    }
     if dir != DIR_INGRESS || !s.is_probe() {
         return;
     }
-    let admission_on = cfg.flags & CONFIG_ADMIT_ON_SECOND != 0;
     // Under a flood of new sources, a clear bit in the filter proves there is no entry.
     let maybe_known = !admission_on
         || match KNOWN.get(0) {
@@ -407,7 +412,7 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
         return;
     }
     // A probe of a conversation already seen in this tick changes no scan state.
-    if !opens_conversation(s, &cfg) {
+    if !record_opening(&mut SharedConv, Geometry::of(&cfg).conv(), s) {
         return;
     }
     // SAFETY: helper without arguments.
@@ -415,19 +420,19 @@ fn account(pkt: &Direct, dir: u32, cfg: Config) {
     update_source(g, s, now, cfg.epoch, maybe_known);
 }
 
-/// Records the probe's conversation in `CONV`; true when it is new in this tick.
-#[inline(always)]
-fn opens_conversation(s: &Summary, cfg: &Config) -> bool {
-    let key = ConvKey::opening(s);
-    let fp = key.hash(cfg.seed);
-    let i = conv_set(cfg.tick, cfg.conv_per_bank, fp);
-    match (CONV.get_ptr_mut(i), CONV.get_ptr_mut(i | 1)) {
-        // SAFETY: two different records (i is even). The table is shared: a race between
-        // CPUs on one record can at worst count a conversation twice or merge flag bits.
-        (Some(w0), Some(w1)) => unsafe {
-            touch_opening(&mut *w0, &mut *w1, &key, fp, cfg.tick, s.tcp_flags)
-        },
-        _ => true,
+/// `CONV` as `agent_common::conv` functions see it.
+struct SharedConv;
+
+impl ConvTable for SharedConv {
+    #[inline(always)]
+    fn ways(&mut self, i: u32) -> Option<[&mut ConvRec; 2]> {
+        match (CONV.get_ptr_mut(i), CONV.get_ptr_mut(i | 1)) {
+            // SAFETY: two different records (i is even). The table is shared: a race between
+            // CPUs on one record can at worst count a conversation twice or merge flag bits;
+            // the two sides of a conversation write disjoint bytes.
+            (Some(w0), Some(w1)) => Some(unsafe { [&mut *w0, &mut *w1] }),
+            _ => None,
+        }
     }
 }
 

@@ -21,7 +21,11 @@ use aya::{
     maps::{Array, HashMap, IterableMap, MapData, PerCpuArray},
 };
 
-use picket_detect::snapshot::{Snapshot, TickCounts};
+use picket_detect::{
+    outcomes::OutcomeJoin,
+    probes::ProbeEvent,
+    snapshot::{Snapshot, TickCounts},
+};
 
 use crate::slot_tables::SlotTable;
 
@@ -42,6 +46,8 @@ pub struct KernelMaps {
     tick_start_ns: u64,
     current: Config,
     src_capacity: u32,
+    /// Outcomes from the completed `CONV` banks.
+    join: OutcomeJoin,
 }
 
 impl KernelMaps {
@@ -81,6 +87,7 @@ impl KernelMaps {
             conv,
             tick_start_ns: monotonic_ns(),
             src_capacity,
+            join: OutcomeJoin::new(),
         };
         maps.write_config()?;
         Ok(maps)
@@ -181,7 +188,15 @@ impl KernelMaps {
     pub fn read_poll(&mut self) -> Result<Snapshot> {
         let mut snap = self.read_globals()?;
         snap.tick = self.end_tick()?;
+        snap.probes = self.settle_probes(snap.tick.tick, snap.mono_ns);
         Ok(snap)
+    }
+
+    /// The probes the completed `CONV` bank of `tick` settles (`detect::outcomes`), copied
+    /// from its mapping.
+    fn settle_probes(&mut self, tick: u32, at_ns: u64) -> Vec<ProbeEvent> {
+        let bank = self.conv.bank(tick);
+        self.join.settle(&bank, tick, self.current.seed, at_ns)
     }
 
     /// Reads every map: a poll's reading and the per-source map.

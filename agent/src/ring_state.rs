@@ -265,7 +265,7 @@ impl RingState {
         let mut start = lock(&self.tick_start_ns);
         let secs = snap.mono_ns.saturating_sub(*start) as f64 / 1e9;
         *start = snap.mono_ns;
-        snap.tick = lock(&self.maps).next_tick(secs);
+        lock(&self.maps).read_tick(&mut snap, secs);
         snap
     }
 

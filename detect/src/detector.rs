@@ -4,13 +4,15 @@
 use std::{collections::HashMap, net::IpAddr};
 
 use agent_common::{
-    sketch::Distinct,
     slots::{DstSlot, SrcSlot},
-    state::{AddrKey, Globals, SrcState},
+    state::{AddrKey, Globals},
 };
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::{Snapshot, TickCounts};
+use crate::{
+    snapshot::{Snapshot, TickCounts},
+    windows::{Bars, Hit, OutcomeCounts, Scale, SetKey, WindowSets},
+};
 
 /// A detection rule. Its `name()` (`port_scan`, …) is the stable `rule.name` of alerts, the
 /// `rule` label of the metrics and what `FromStr` parses; serde uses it too.
@@ -268,27 +270,41 @@ pub struct Details {
     /// Distinct sources (destination-scoped floods; 128-bit estimate, saturates near 620).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_sources: Option<u32>,
-    /// Share of the source's probes in the window that drew no answer accepting them (scans;
-    /// see [`Thresholds::scan_failure_ratio`]).
+    /// Share of the counted (failed, or with `filtered` also unknown) ports or hosts among
+    /// them and the accepted probes of the set (scans; see [`Thresholds::scan_failure_ratio`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_ratio: Option<f64>,
+    /// Scans: the count includes probes of unknown outcome (no answer to the prober is ever
+    /// visible: a one-way vantage), at doubled bars.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub filtered: bool,
     /// Source-scoped findings folded into this destination-scoped one.
     #[serde(skip_serializing_if = "is_zero")]
     pub folded: u32,
-    /// Packets from the source: its probes since its entry was created (scans), or its
-    /// packets in the window (floods; a lower bound).
+    /// Scans: what became of the probes of the set over the window: accepted probes, and
+    /// the distinct ports or hosts whose latest probe was rejected, unanswered or of unknown
+    /// outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcomes: Option<OutcomeCounts>,
+    /// Packets from the source in the window (floods; a lower bound).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<u64>,
-    /// Probed ports (exact set, first 64), for scans.
+    /// Failed ports of a `port_scan`, sorted (at most 64).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// Protocol group of a scan's probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::probes::ProbeGroup>,
     /// Distinct reflectors (`reflection`; 64-bit estimate, saturates near 260).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reflectors: Option<u32>,
-    /// True when a distinct count reached the estimator's capacity (about 7000): the
-    /// count is then a lower bound.
+    /// True when a distinct count reached its set's capacity (floods: the estimator's, about
+    /// 7000; scans: 64 ports or 128 hosts): the count is then a lower bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub saturated: bool,
+    /// Scans: the time scale whose window the count is over (`fast`, `medium`, `slow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
     /// SYN-ACKs sent per SYN received (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
@@ -310,58 +326,22 @@ const REFLECTION_ASKED_MAX: f64 = 0.10;
 /// Fewest distinct reflectors for `reflection`.
 const MIN_REFLECTORS: u32 = 10;
 
-/// Probes a source sent and answers accepting them it received.
-#[derive(Clone, Copy, Debug, Default)]
-struct Outcome {
-    sent: u64,
-    accepted: u64,
-}
-
-/// Distinct counts of one source in one window.
-#[derive(Clone, Debug)]
-struct ScanCounts {
-    ports: Distinct,
-    hosts: Distinct,
-    ports_seen: Vec<u16>,
-    last_dst: [u8; 16],
-    packets: u64,
-}
-
-impl ScanCounts {
-    fn of(st: &SrcState) -> Self {
-        // An estimate can overshoot slightly; there cannot be more distinct values than probes.
-        let cap = |mut d: Distinct| {
-            d.value = d.value.min(u32::try_from(st.probes).unwrap_or(u32::MAX));
-            d
-        };
-        ScanCounts {
-            ports: cap(st.distinct_ports()),
-            hosts: cap(st.distinct_hosts()),
-            ports_seen: st.ports_seen(),
-            last_dst: st.last_dst,
-            packets: st.probes,
-        }
-    }
-}
-
 /// Applies the thresholds to successive snapshots.
 ///
 /// Floods come from the slot tables' counts of the tick that has just ended (every reading
-/// has them). Distinct counts come from tumbling windows (the kernel clears a source's sets in
-/// each new window). So that a scan or sweep spanning a window boundary is one episode rather
-/// than two, each source's final counts of the previous window stay in force during the
-/// next window: a detection ends one full quiet window after the activity stops.
+/// has them). Scans and sweeps come from the failed-probe sets of [`WindowSets`], fed with
+/// every reading's settled probes ([`Snapshot::probes`]) and evaluated at three time scales:
+/// a prober whose probes are accepted is never a scanner.
 #[derive(Debug)]
 pub struct Detector {
     /// Thresholds in force (may be replaced between readings).
     pub thresholds: Thresholds,
     window_s: f64,
-    epoch: u64,
     /// Destination of each probing source's latest probe, from the latest map read: where a
     /// flood from that source goes.
     last_dst: HashMap<AddrKey, [u8; 16]>,
-    window_counts: HashMap<AddrKey, ScanCounts>,
-    prev_window_counts: HashMap<AddrKey, ScanCounts>,
+    /// Failed probes per prober and target or port, over every scale.
+    sets: WindowSets,
     last_probes: Option<u64>,
     /// Sources with a UDP flood finding, and destinations with a flood finding, and when: a
     /// flood to random ports is not also a scan.
@@ -369,35 +349,28 @@ pub struct Detector {
     flooded: HashMap<IpAddr, u64>,
     /// Tiny first fragments per source in the window, and when the latest came.
     tiny: HashMap<AddrKey, (u64, u64)>,
-    /// Probes sent and answers accepting them received, per probing source: this window's
-    /// and the previous window's.
-    outcomes: HashMap<AddrKey, Outcome>,
-    prev_outcomes: HashMap<AddrKey, Outcome>,
 }
 
 impl Detector {
-    /// A detector with `thresholds`, whose distinct counts cover windows of `window_s`.
+    /// A detector with `thresholds`, whose fast scale is `window_s` long.
     pub fn new(thresholds: Thresholds, window_s: f64) -> Self {
         Detector {
             thresholds,
             window_s,
-            epoch: 0,
             last_dst: HashMap::new(),
-            window_counts: HashMap::new(),
-            prev_window_counts: HashMap::new(),
+            sets: WindowSets::new(),
             last_probes: None,
             flooding: HashMap::new(),
             flooded: HashMap::new(),
             tiny: HashMap::new(),
-            outcomes: HashMap::new(),
-            prev_outcomes: HashMap::new(),
         }
     }
 
     /// Whether the next reading must include the per-source map, given the global counters
-    /// now: only when a probe arrived since the previous reading. Otherwise no scan count can
-    /// have changed and [`Detector::evaluate`] works from cached window counts, which keeps
-    /// an idle agent with a full map cheap. (Floods need no map: every reading has the tick.)
+    /// now: only when a probe arrived since the previous reading (the map gives the
+    /// destination of a flooding source's probes, and admission its members). Scans need no
+    /// map: every reading carries its settled probes. (Nor do floods: every reading has the
+    /// tick.)
     pub fn needs_maps(&self, globals: &[Globals; 2], _mono_ns: u64) -> bool {
         self.last_probes != Some(globals[0].probes)
     }
@@ -405,26 +378,14 @@ impl Detector {
     /// Findings for one reading.
     pub fn evaluate(&mut self, snap: &Snapshot) -> Vec<Finding> {
         let mut out = Vec::new();
-        if snap.epoch != self.epoch {
-            self.prev_window_counts = std::mem::take(&mut self.window_counts);
-            self.prev_outcomes = std::mem::take(&mut self.outcomes);
-            self.epoch = snap.epoch;
-        }
         self.last_probes = Some(snap.globals[0].probes);
         if snap.maps_read {
-            self.read_scan_counts(snap);
+            self.last_dst = snap.sources.iter().map(|(k, st)| (*k, st.last_dst)).collect();
         }
-        // What each address received this tick, looked up by the flood and outcome rules.
+        // What each address received this tick, looked up by the flood rules.
         let recv: HashMap<[u64; 2], &DstSlot> =
             snap.tick.dst.iter().map(|d| (d.head.addr, d)).collect();
         out.extend(self.flood_findings(&snap.tick, &recv, snap.mono_ns));
-        self.count_outcomes(&snap.tick, &recv);
-        let t = &self.thresholds;
-        let keys: std::collections::BTreeSet<&AddrKey> = self
-            .window_counts
-            .keys()
-            .chain(self.prev_window_counts.keys())
-            .collect();
         // A source that flooded with UDP within the last window, or a destination flooded
         // with UDP or TCP within it: the spread of ports is the flood's, not a scan's. A SYN
         // flood hides no scan (a scan inside a spoofed SYN flood is still reported), and a
@@ -443,86 +404,53 @@ impl Detector {
         }
         self.tiny
             .retain(|_, (_, at)| snap.mono_ns.saturating_sub(*at) <= recent);
-        for key in keys {
-            let mut found = scan_findings(
-                t,
-                self.window_s,
-                key,
-                self.window_counts.get(key),
-                self.prev_window_counts.get(key),
-            );
-            let flooded =
-                |f: &Finding| f.destination.is_some_and(|d| self.flooded.contains_key(&d));
-            if self.flooding.contains_key(key) {
-                found.retain(|f| f.rule != Rule::PortScan);
+        self.sets.observe(&snap.probes);
+        let t = &self.thresholds;
+        let bars = Bars::new(t.port_scan_ports, t.host_sweep_hosts, t.scan_failure_ratio);
+        let hits = self.sets.evaluate(snap.mono_ns, self.window_s, &bars);
+        // One finding per source and rule: its largest set.
+        let mut best: HashMap<(AddrKey, Rule), Hit> = HashMap::new();
+        for h in hits {
+            let rule = match h.key {
+                SetKey::Ports { .. } => Rule::PortScan,
+                SetKey::Hosts { .. } => Rule::HostSweep,
+            };
+            let slot = best.entry((AddrKey { addr: h.key.src() }, rule));
+            match slot {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    if (h.distinct, std::cmp::Reverse(h.scale))
+                        > (o.get().distinct, std::cmp::Reverse(o.get().scale))
+                    {
+                        o.insert(h);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(h);
+                }
             }
-            found.retain(|f| f.rule != Rule::PortScan || !flooded(f));
-            if let Some((n, _)) = self.tiny.get(key) {
-                for f in &mut found {
+        }
+        let mut scans: Vec<Finding> = best
+            .into_iter()
+            .filter(|((src, rule), h)| {
+                let flooded = match h.key {
+                    SetKey::Ports { dst, .. } => {
+                        self.flooded.contains_key(&AddrKey { addr: dst }.ip())
+                    }
+                    SetKey::Hosts { .. } => false,
+                };
+                *rule != Rule::PortScan || !(self.flooding.contains_key(src) || flooded)
+            })
+            .map(|((src, rule), h)| {
+                let mut f = scan_finding(rule, &src, &h);
+                if let Some((n, _)) = self.tiny.get(&src) {
                     f.details.tiny_fragments = Some(*n);
                 }
-            }
-            if let Some(failure) = self.failure_ratio(key) {
-                found.retain(|_| failure >= t.scan_failure_ratio);
-                for f in &mut found {
-                    f.details.failure_ratio = Some((failure * 1000.0).round() / 1000.0);
-                }
-            }
-            out.extend(found);
-        }
+                f
+            })
+            .collect();
+        scans.sort_by(|a, b| (a.source, a.rule.name()).cmp(&(b.source, b.rule.name())));
+        out.extend(scans);
         out
-    }
-
-    /// Fresh window counts and probe destinations from a reading that includes the map.
-    fn read_scan_counts(&mut self, snap: &Snapshot) {
-        let t = &self.thresholds;
-        self.last_dst.clear();
-        for (key, st) in &snap.sources {
-            self.last_dst.insert(*key, st.last_dst);
-            // Cache the window counts of sources at or above a threshold only: they are what
-            // findings are made of between map reads and across a window boundary.
-            if st.epoch == snap.epoch && st.probes > 0 {
-                let c = ScanCounts::of(st);
-                if c.ports.value >= t.port_scan_ports || c.hosts.value >= t.host_sweep_hosts {
-                    self.window_counts.insert(*key, c);
-                } else {
-                    self.window_counts.remove(key);
-                }
-            }
-        }
-    }
-
-    /// Adds the tick's probes and accepting answers of every probing source (those the last
-    /// map read found). Accepting answers are what the source received: SYN-ACKs, UDP, and
-    /// ICMP replies; RSTs and ICMP errors are refusals.
-    fn count_outcomes(&mut self, tick: &TickCounts, recv: &HashMap<[u64; 2], &DstSlot>) {
-        for s in &tick.src {
-            let key = AddrKey {
-                addr: s.head.addr_bytes(),
-            };
-            if !self.last_dst.contains_key(&key) {
-                continue;
-            }
-            let sent = u64::from(s.syn) + u64::from(s.udp) + u64::from(s.icmp_req);
-            let accepted = recv.get(&s.head.addr).map_or(0, |d| {
-                u64::from(d.synack_p)
-                    + u64::from(d.udp_p)
-                    + u64::from(d.icmp_other_p.saturating_sub(d.icmp_err_p))
-            });
-            let o = self.outcomes.entry(key).or_default();
-            o.sent += sent;
-            o.accepted += accepted;
-        }
-    }
-
-    /// Share of `key`'s probes over this and the previous window that were not accepted.
-    fn failure_ratio(&self, key: &AddrKey) -> Option<f64> {
-        let mut o = self.outcomes.get(key).copied().unwrap_or_default();
-        if let Some(p) = self.prev_outcomes.get(key) {
-            o.sent += p.sent;
-            o.accepted += p.accepted;
-        }
-        (o.sent > 0).then(|| 1.0 - (o.accepted as f64 / o.sent as f64).min(1.0))
     }
 
     /// Floods in the tick that has just ended: per source from what it sent, per destination
@@ -808,53 +736,39 @@ fn dst_flood_findings(
     out
 }
 
-fn scan_findings(
-    t: &Thresholds,
-    window_s: f64,
-    key: &AddrKey,
-    cur: Option<&ScanCounts>,
-    prev: Option<&ScanCounts>,
-) -> Vec<Finding> {
-    // The larger of this window's counts and the previous window's final counts.
-    let pick = |f: fn(&ScanCounts) -> u32| match (cur, prev) {
-        (Some(c), Some(p)) => Some(if f(p) > f(c) { p } else { c }),
-        (c, p) => c.or(p),
+/// The finding of a set over its bar.
+fn scan_finding(rule: Rule, src: &AddrKey, h: &Hit) -> Finding {
+    let (destination, group, unit) = match h.key {
+        SetKey::Ports { dst, group, .. } => (Some(AddrKey { addr: dst }.ip()), group, Unit::Ports),
+        SetKey::Hosts { group, .. } => (None, group, Unit::Hosts),
     };
-    let mut out = Vec::new();
-    let finding = |rule, c: &ScanCounts, d: Distinct, threshold: u32, unit| Finding {
+    let distinct = Some(h.distinct);
+    Finding {
         rule,
         scope: Scope::Source,
-        source: Some(key.ip()),
-        destination: Some(AddrKey { addr: c.last_dst }.ip()),
-        value: f64::from(d.value),
-        threshold: f64::from(threshold),
+        source: Some(src.ip()),
+        destination,
+        value: f64::from(h.distinct),
+        threshold: f64::from(h.bar),
         unit,
-        window_s,
-        estimated: !d.exact,
+        window_s: h.window_s,
+        estimated: false,
         details: Details {
-            ports: c.ports_seen.clone(),
-            distinct_ports: Some(c.ports.value),
-            distinct_hosts: Some(c.hosts.value),
-            packets: Some(c.packets),
+            ports: match h.key {
+                SetKey::Ports { .. } => h.values.iter().map(|v| *v as u16).collect(),
+                SetKey::Hosts { .. } => Vec::new(),
+            },
+            distinct_ports: if unit == Unit::Ports { distinct } else { None },
+            distinct_hosts: if unit == Unit::Hosts { distinct } else { None },
+            failure_ratio: Some((h.ratio * 1000.0).round() / 1000.0),
+            filtered: h.filtered,
+            outcomes: Some(h.outcomes),
+            protocol: Some(group),
+            saturated: h.saturated,
+            scale: Some(h.scale),
             ..Details::default()
         },
-    };
-    if let Some(c) = pick(|c| c.ports.value).filter(|c| c.ports.value >= t.port_scan_ports) {
-        out.push(finding(
-            Rule::PortScan,
-            c,
-            c.ports,
-            t.port_scan_ports,
-            Unit::Ports,
-        ));
     }
-    if let Some(c) = pick(|c| c.hosts.value).filter(|c| c.hosts.value >= t.host_sweep_hosts) {
-        let mut f = finding(Rule::HostSweep, c, c.hosts, t.host_sweep_hosts, Unit::Hosts);
-        f.destination = None;
-        f.details.ports.clear();
-        out.push(f);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -882,7 +796,7 @@ mod tests {
     /// A reading at `t` that ends a one-second tick, as a poll does.
     fn read(m: &mut HostMaps, t: u64) -> Snapshot {
         let mut s = m.snapshot(t, t);
-        s.tick = m.next_tick(1.0);
+        m.read_tick(&mut s, 1.0);
         s
     }
 
@@ -900,20 +814,22 @@ mod tests {
         f.iter().map(|f| (f.rule, f.scope)).collect()
     }
 
+    /// A SYN to each port from the scanner, refused by the victim's RST (seen on egress).
+    fn refused_scan(m: &mut HostMaps, ports: std::ops::Range<u16>, t: u64) {
+        for p in ports {
+            feed(m, &syn(SCANNER, VICTIM, 40000, p), DIR_INGRESS, t);
+            let rst = frames::tcp(p, 40000, agent_common::classify::TCP_RST | TCP_ACK);
+            feed(m, &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst), DIR_EGRESS, t);
+        }
+    }
+
     #[test]
     fn port_scan_at_threshold_not_below() {
         let t = Thresholds::default();
         for (ports, expect) in [(t.port_scan_ports - 1, false), (t.port_scan_ports, true)] {
             let mut m = HostMaps::new();
             let mut d = Detector::new(Thresholds::default(), 10.0);
-            for p in 0..ports {
-                feed(
-                    &mut m,
-                    &syn(SCANNER, VICTIM, 40000, 1000 + p as u16),
-                    DIR_INGRESS,
-                    SEC,
-                );
-            }
+            refused_scan(&mut m, 1000..1000 + ports as u16, SEC);
             let f = d.evaluate(&read(&mut m, SEC));
             assert_eq!(
                 f.iter().any(|f| f.rule == Rule::PortScan),
@@ -927,6 +843,15 @@ mod tests {
                 assert_eq!(f.value, f64::from(ports));
                 assert!(!f.estimated);
                 assert_eq!(f.details.ports.len(), ports as usize);
+                assert_eq!(f.details.scale, Some(Scale::Fast));
+                assert_eq!(f.window_s, 10.0);
+                assert_eq!(
+                    f.details.outcomes,
+                    Some(OutcomeCounts {
+                        rejected: ports,
+                        ..OutcomeCounts::default()
+                    })
+                );
             }
         }
     }
@@ -957,44 +882,185 @@ mod tests {
 
     #[test]
     fn host_sweep_counts_distinct_hosts() {
+        // Pings to 100 hosts a router reports unreachable: rejected.
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
+        let router = Ipv4Addr::new(192, 0, 2, 254);
         for h in 0..100u8 {
-            let ping = frames::icmp(8, 0);
-            feed(
-                &mut m,
-                &frames::ipv4(SCANNER, Ipv4Addr::new(10, 1, 0, h), IPPROTO_ICMP, 0, &ping),
-                DIR_INGRESS,
-                SEC,
-            );
+            let target = Ipv4Addr::new(10, 1, 0, h);
+            let ping = frames::ipv4(SCANNER, target, IPPROTO_ICMP, 0, &frames::icmp(8, 0));
+            feed(&mut m, &ping, DIR_INGRESS, SEC);
+            let err = frames::icmp_error(3, 1, &frames::quote(&ping));
+            feed(&mut m, &frames::ipv4(router, SCANNER, IPPROTO_ICMP, 0, &err), DIR_INGRESS, SEC);
         }
         let f = d.evaluate(&read(&mut m, SEC));
         assert_eq!(rules(&f), vec![(Rule::HostSweep, Scope::Source)]);
-        assert!((f[0].value - 100.0).abs() <= 10.0, "{}", f[0].value);
+        assert_eq!(f[0].value, 100.0);
         assert_eq!(f[0].destination, None);
+        assert_eq!(f[0].details.protocol, Some(crate::probes::ProbeGroup::Icmp));
+        assert!(!f[0].details.filtered);
     }
 
     #[test]
-    fn previous_window_keeps_a_scan_alive_for_one_window() {
+    fn unanswered_probes_of_an_invisible_prober_count_at_doubled_bars() {
+        // A one-way vantage: no answer to the sweeper is ever seen. 100 hosts are below the
+        // doubled bar (128), 130 are over it; both settle at the next reading.
+        for (hosts, expect) in [(100u8, false), (130, true)] {
+            let mut m = HostMaps::new();
+            let mut d = Detector::new(Thresholds::default(), 10.0);
+            for h in 0..hosts {
+                let ping = frames::icmp(8, 0);
+                let target = Ipv4Addr::new(10, 1, 0, h);
+                feed(&mut m, &frames::ipv4(SCANNER, target, IPPROTO_ICMP, 0, &ping), DIR_INGRESS, SEC);
+            }
+            assert!(d.evaluate(&read(&mut m, SEC)).is_empty(), "not settled yet");
+            let f = d.evaluate(&read(&mut m, 2 * SEC));
+            assert_eq!(!f.is_empty(), expect, "{hosts} hosts: {f:?}");
+            if expect {
+                assert_eq!(rules(&f), vec![(Rule::HostSweep, Scope::Source)]);
+                assert!(f[0].details.filtered);
+                assert_eq!(f[0].threshold, 128.0);
+                assert_eq!(f[0].details.outcomes.unwrap().unknown, 128, "the set's cap");
+                assert!(f[0].details.saturated);
+            }
+        }
+    }
+
+    #[test]
+    fn unanswered_probes_of_a_visible_prober_are_failures() {
+        // One answer makes the prober visible: its silent probes are unanswered.
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
-        for p in 0..40u16 {
+        refused_scan(&mut m, 1..2, SEC);
+        for p in 100..140u16 {
             feed(&mut m, &syn(SCANNER, VICTIM, 40000, p), DIR_INGRESS, SEC);
         }
-        assert_eq!(d.evaluate(&read(&mut m, SEC)).len(), 1);
-        m.next_epoch();
-        // A few probes in the new window: the previous window's count still holds.
-        feed(
-            &mut m,
-            &syn(SCANNER, VICTIM, 40000, 7),
-            DIR_INGRESS,
-            2 * SEC,
-        );
+        assert!(d.evaluate(&read(&mut m, SEC)).is_empty());
         let f = d.evaluate(&read(&mut m, 2 * SEC));
         assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
-        assert_eq!(f[0].value, 40.0);
-        m.next_epoch();
-        assert!(d.evaluate(&read(&mut m, 3 * SEC)).is_empty());
+        let o = f[0].details.outcomes.unwrap();
+        assert_eq!((o.rejected, o.unanswered, o.unknown), (1, 40, 0));
+        assert!(!f[0].details.filtered);
+    }
+
+    #[test]
+    fn ack_probes_count_through_the_bare_rsts_they_draw() {
+        // `nmap -sA`: ACKs (no conversation) draw bare RSTs from every unfiltered port.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 1..=40u16 {
+            let ack = frames::tcp(40000, p, TCP_ACK);
+            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack), DIR_INGRESS, SEC);
+            let rst = frames::tcp(p, 40000, agent_common::classify::TCP_RST);
+            feed(&mut m, &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst), DIR_EGRESS, SEC);
+        }
+        let f = d.evaluate(&read(&mut m, SEC));
+        assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
+        assert_eq!((f[0].source, f[0].value), (Some(SCANNER.into()), 40.0));
+    }
+
+    #[test]
+    fn a_scanner_resetting_its_own_half_open_connections_is_not_scanned() {
+        // nmap -sS against open ports: SYN-ACK, then nmap's bare RST. The RST answers nothing
+        // the victim probed: no scan by the victim, and the scanner's probes are accepted.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 1..=40u16 {
+            feed(&mut m, &syn(SCANNER, VICTIM, 40000 + p, 80), DIR_INGRESS, SEC);
+            let sa = frames::tcp(80, 40000 + p, TCP_SYN | TCP_ACK);
+            feed(&mut m, &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &sa), DIR_EGRESS, SEC);
+            let rst = frames::tcp(40000 + p, 80, agent_common::classify::TCP_RST);
+            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &rst), DIR_INGRESS, SEC);
+        }
+        let snap = read(&mut m, SEC);
+        assert!(snap.probes.iter().all(|p| p.src == SCANNER.to_ipv6_mapped().octets()));
+        assert!(d.evaluate(&snap).is_empty());
+    }
+
+    #[test]
+    fn slow_scans_are_reported_at_the_slow_scale_and_end_when_probing_stops() {
+        // One refused probe every 15 s (`nmap -T1`): 15 ports after 210 s, far below the
+        // fast and medium bars.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        let mut first = None;
+        for i in 0..20u16 {
+            let t = (1 + 15 * u64::from(i)) * SEC;
+            refused_scan(&mut m, 100 + i..101 + i, t);
+            let f = d.evaluate(&read(&mut m, t));
+            if let Some(f) = f.first() {
+                assert_eq!((f.rule, f.details.scale), (Rule::PortScan, Some(Scale::Slow)));
+                assert_eq!(f.window_s, 600.0);
+                first.get_or_insert(i);
+            }
+        }
+        assert_eq!(first, Some(14), "reported at the 15th port");
+        // Probing stops: the slow scale counts only while failures keep coming (60 s).
+        let last = (1 + 15 * 19) * SEC;
+        assert!(!d.evaluate(&read(&mut m, last + 50 * SEC)).is_empty());
+        assert!(d.evaluate(&read(&mut m, last + 61 * SEC)).is_empty());
+    }
+
+    #[test]
+    fn a_medium_speed_scan_is_reported_at_the_medium_scale() {
+        // `nmap -T2`: a probe every 0.4 s, 2–3 per second, refused.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        let mut at = None;
+        for sec in 1..=60u64 {
+            let p = (sec as u16) * 3;
+            refused_scan(&mut m, p..p + 2, sec * SEC);
+            if let Some(f) = d.evaluate(&read(&mut m, sec * SEC)).first() {
+                at.get_or_insert((sec, f.details.scale));
+            }
+        }
+        // The slow bar (15 ports over ≥ 5 s, ratio ≥ 0.9) comes first: 16 ports after 8 s.
+        assert_eq!(at, Some((8, Some(Scale::Slow))));
+    }
+
+    #[test]
+    fn tracing_is_not_scanning() {
+        // traceroute: UDP probes to rising ports; routers answer time exceeded, the target
+        // port unreachable; many hops stay silent.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for p in 33434..33534u16 {
+            let probe = frames::ipv4(SCANNER, VICTIM, IPPROTO_UDP, 0, &frames::udp(50000, p, b""));
+            feed(&mut m, &probe, DIR_INGRESS, SEC);
+            let (from, ty) = match p % 3 {
+                0 => (Ipv4Addr::new(10, 9, 0, (p % 200) as u8), 11),
+                1 => (VICTIM, 3),
+                _ => continue,
+            };
+            let err = frames::icmp_error(ty, 3, &frames::quote(&probe));
+            feed(&mut m, &frames::ipv4(from, SCANNER, IPPROTO_ICMP, 0, &err), DIR_INGRESS, SEC);
+        }
+        assert!(d.evaluate(&read(&mut m, SEC)).is_empty());
+        assert!(d.evaluate(&read(&mut m, 2 * SEC)).is_empty());
+    }
+
+    #[test]
+    fn udp_from_a_service_port_counts_when_refused() {
+        // `-sU -g 53` to closed ports: refused by port unreachables, a scan. DNS answers from
+        // 53 landing on many ephemeral ports, unanswered: no scan.
+        for (refused, expect) in [(true, true), (false, false)] {
+            let mut m = HostMaps::new();
+            let mut d = Detector::new(Thresholds::default(), 10.0);
+            refused_scan(&mut m, 1..2, SEC);
+            for p in 2000..2040u16 {
+                let probe =
+                    frames::ipv4(SCANNER, VICTIM, IPPROTO_UDP, 0, &frames::udp(53, p, b"q"));
+                feed(&mut m, &probe, DIR_INGRESS, SEC);
+                if refused {
+                    let err = frames::icmp_error(3, 3, &frames::quote(&probe));
+                    let err = frames::ipv4(VICTIM, SCANNER, IPPROTO_ICMP, 0, &err);
+                    feed(&mut m, &err, DIR_EGRESS, SEC);
+                }
+            }
+            let mut f = d.evaluate(&read(&mut m, SEC));
+            f.extend(d.evaluate(&read(&mut m, 2 * SEC)));
+            assert_eq!(!f.is_empty(), expect, "refused {refused}: {f:?}");
+        }
     }
 
     #[test]
@@ -1283,18 +1349,18 @@ mod tests {
     }
 
     #[test]
-    fn cached_counts_keep_a_scan_reported_between_map_reads() {
+    fn scans_need_no_map_read() {
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
-        for p in 0..40u16 {
-            feed(&mut m, &syn(SCANNER, VICTIM, 40000, p), DIR_INGRESS, SEC);
-        }
-        assert_eq!(d.evaluate(&read(&mut m, SEC)).len(), 1);
-        let mut globals_only = read(&mut m, 2 * SEC);
+        refused_scan(&mut m, 0..40, SEC);
+        let mut globals_only = read(&mut m, SEC);
         globals_only.maps_read = false;
         globals_only.sources.clear();
         let f = d.evaluate(&globals_only);
         assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
+        assert_eq!(f[0].value, 40.0);
+        // And the count holds at the next reading.
+        let f = d.evaluate(&read(&mut m, 2 * SEC));
         assert_eq!(f[0].value, 40.0);
     }
 
@@ -1333,19 +1399,13 @@ mod tests {
     }
 
     #[test]
-    fn estimates_never_exceed_the_probes_sent() {
+    fn port_sets_saturate_at_their_cap() {
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
-        for p in 0..100u16 {
-            feed(
-                &mut m,
-                &syn(SCANNER, VICTIM, 40000, 1000 + p),
-                DIR_INGRESS,
-                SEC,
-            );
-        }
+        refused_scan(&mut m, 1000..1100, SEC);
         let f = d.evaluate(&read(&mut m, SEC));
-        assert!(f[0].value <= 100.0, "{}", f[0].value);
+        assert_eq!(f[0].value, crate::windows::PORT_CAP as f64);
+        assert!(f[0].details.saturated);
     }
 
     #[test]

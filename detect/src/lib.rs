@@ -3,6 +3,8 @@
 //! * [`snapshot`]: one reading of the kernel state (or of its host model).
 //! * [`model`]: [`model::HostMaps`], the host model of the kernel maps, fed packet by packet.
 //! * [`probes`]: settled probe outcomes, the input of the scan rules.
+//! * [`outcomes`]: the join of conversation records into settled probe outcomes.
+//! * [`windows`]: the failed-probe sets per source over several time scales.
 //! * [`detector`]: rules and thresholds; successive snapshots in, findings out.
 //! * [`episodes`]: findings grouped into alert episodes (start, update, end); allowlists.
 //! * [`admission`]: when new sources are admitted at their second packet (spoofed floods).
@@ -18,7 +20,9 @@ pub mod detector;
 pub mod document;
 pub mod episodes;
 pub mod model;
+pub mod outcomes;
 pub mod pipeline;
 pub mod probes;
 pub mod replay;
 pub mod snapshot;
+pub mod windows;

@@ -6,14 +6,17 @@ use std::collections::HashMap;
 
 use agent_common::{
     ParseError, Summary,
-    conv::{ConvKey, ConvRec, DEFAULT_CONV_SLOTS, conv_set, touch_opening},
+    conv::{ConvRec, DEFAULT_CONV_SLOTS, record_answer, record_opening},
     slots::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
     },
     state::{AddrKey, DIR_INGRESS, Globals, PlainAdd, SrcState, admitted},
 };
 
-use crate::snapshot::{Snapshot, TickCounts};
+use crate::{
+    outcomes::OutcomeJoin,
+    snapshot::{Snapshot, TickCounts},
+};
 
 /// Hash seed of the host model's slot tables: fixed, so that reports are reproducible.
 pub const HOST_SEED: u32 = 0x5eed_0001;
@@ -37,6 +40,8 @@ pub struct HostMaps {
     pub dst: Vec<DstSlot>,
     /// The conversation table, both banks (`agent_common::conv`).
     pub conv: Vec<ConvRec>,
+    /// Outcomes from the completed banks of `conv`.
+    pub join: OutcomeJoin,
 }
 
 /// The first stage, as `account_slots` in the BPF programs, on partition 0.
@@ -49,16 +54,6 @@ fn account_slots(src: &mut [SrcSlot], dst: &mut [DstSlot], geo: Geometry, s: &Su
         account_dst(w0, w1, geo.tick, s);
     }
     sent
-}
-
-/// The probe's conversation, as `opens_conversation` in the BPF programs.
-fn opens_conversation(conv: &mut [ConvRec], geo: Geometry, s: &Summary) -> bool {
-    let key = ConvKey::opening(s);
-    let fp = key.hash(geo.seed);
-    match ways(conv, conv_set(geo.tick, geo.conv_per_bank, fp)) {
-        Some([w0, w1]) => touch_opening(w0, w1, &key, fp, geo.tick, s.tcp_flags),
-        None => true,
-    }
 }
 
 /// The two ways of the set at `i`.
@@ -100,6 +95,7 @@ impl HostMaps {
             src: vec![SrcSlot::default(); 2 * src_per_cpu as usize],
             dst: vec![DstSlot::default(); 2 * dst_per_cpu as usize],
             conv: vec![ConvRec::default(); 2 * conv_per_bank as usize],
+            join: OutcomeJoin::new(),
             sources: HashMap::new(),
             globals: [Globals::default(), Globals::default()],
             epoch: 1,
@@ -129,6 +125,10 @@ impl HostMaps {
             return;
         }
         let tick_packets = account_slots(&mut self.src, &mut self.dst, self.geometry, s);
+        let conv = self.geometry.conv();
+        if record_answer(self.conv.as_mut_slice(), conv, s, !self.admit_on_second) {
+            return;
+        }
         if dir != DIR_INGRESS || !s.is_probe() {
             return;
         }
@@ -137,7 +137,7 @@ impl HostMaps {
             g.src_deferred += 1;
             return;
         }
-        if !opens_conversation(&mut self.conv, self.geometry, s) {
+        if !record_opening(self.conv.as_mut_slice(), conv, s) {
             return;
         }
         let st = self.sources.entry(key).or_insert_with(|| {
@@ -171,6 +171,18 @@ impl HostMaps {
             src_slots: self.geometry.src_per_cpu,
             dst_slots: self.geometry.dst_per_cpu,
         }
+    }
+
+    /// Ends the current tick at a reading (`snap`, taken at its `mono_ns`): its counts, and
+    /// the probes its conversation bank settles, into `snap`.
+    pub fn read_tick(&mut self, snap: &mut Snapshot, secs: f64) {
+        let tick = self.geometry.tick;
+        snap.tick = self.next_tick(secs);
+        let per = self.geometry.conv_per_bank as usize;
+        let bank = &self.conv[(tick as usize & 1) * per..((tick as usize & 1) + 1) * per];
+        snap.probes = self
+            .join
+            .settle(bank, tick, self.geometry.seed, snap.mono_ns);
     }
 
     /// Starts a new window.

@@ -165,7 +165,7 @@ impl Detection {
         };
         let secs = t.saturating_sub(self.last_reading.unwrap_or(t)) as f64 / 1e9;
         self.last_reading = Some(t);
-        snap.tick = self.maps.next_tick(secs);
+        self.maps.read_tick(&mut snap, secs);
         let step = self.pipeline.step(&snap);
         if let Some(change) = step.admission {
             self.maps.admit_on_second = change.on;

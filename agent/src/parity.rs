@@ -217,8 +217,17 @@ impl<'a> Comparison<'a> {
         self.host.sources.len()
     }
 
-    /// Reads the kernel maps and compares them with the host model.
-    pub fn finish(mut self) -> Result<ParityReport> {
+    /// Compares the tick's tables, then ends the tick on both sides (as a poll does), so
+    /// that what follows takes the paths of a new tick (answers to the previous one).
+    pub fn next_tick(&mut self) -> Result<()> {
+        self.diff_tables();
+        self.runner.maps.end_tick()?;
+        self.host.next_tick(0.0);
+        Ok(())
+    }
+
+    /// Compares the slot and conversation tables of the current tick.
+    fn diff_tables(&mut self) {
         let tick = self.host.geometry.tick;
         let (src, dst) = self.runner.maps.slot_partitions(PARITY_CPU);
         let conv = self.runner.maps.conversations();
@@ -240,6 +249,11 @@ impl<'a> Comparison<'a> {
             d,
         );
         diff_slots("conversation", tick, &conv, &self.host.conv, |r| r.tick, d);
+    }
+
+    /// Reads the kernel maps and compares them with the host model.
+    pub fn finish(mut self) -> Result<ParityReport> {
+        self.diff_tables();
         let kernel = self.runner.read()?;
         self.report
             .diffs
@@ -254,6 +268,23 @@ pub fn compare(runner: &mut KernelRunner, frames: &[(Vec<u8>, u32)]) -> Result<P
     let mut c = Comparison::new(runner);
     for (frame, dir) in frames {
         c.feed(frame, *dir)?;
+    }
+    c.finish()
+}
+
+/// As [`compare`], with a tick boundary (a poll) between each group of frames.
+pub fn compare_ticks(
+    runner: &mut KernelRunner,
+    ticks: &[Vec<(Vec<u8>, u32)>],
+) -> Result<ParityReport> {
+    let mut c = Comparison::new(runner);
+    for (i, frames) in ticks.iter().enumerate() {
+        if i > 0 {
+            c.next_tick()?;
+        }
+        for (frame, dir) in frames {
+            c.feed(frame, *dir)?;
+        }
     }
     c.finish()
 }

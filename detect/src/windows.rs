@@ -12,10 +12,10 @@
 //!   of keys seen longest ago goes, those without failures first. Nothing older than the
 //!   slow window is kept.
 //! * **Memory bound**: a full port set is about 64 × 12 B + 61 × 8 B of buckets + the key,
-//!   ≈ 1.4 KiB; a full host set ≈ 2.2 KiB. At the key caps: 16 384 × 1.4 KiB + 8 192 ×
-//!   2.2 KiB ≈ 40 MiB in the worst case where every key is full, ≈ 1 KiB per key
-//!   typically (most keys hold a few values). With the join's 5 MiB, under the
-//!   design's 30 MiB for typical sets; the worst case is what the caps allow.
+//!   ≈ 1.4 KiB; a full host set ≈ 2.2 KiB. At the key caps, every set full: 8 192 ×
+//!   1.4 KiB + 4 096 × 2.2 KiB ≈ 20 MiB; with the join's visibility and tracing maps
+//!   (≤ 5 MiB) and its pending probes (at most one bank, 4 MiB), under the design's 30 MiB.
+//!   Typical keys hold a few values (≈ 200 B).
 //! * **Scales** ([`Scale`]): fast (the `window` setting, 10 s by default), medium (60 s) and
 //!   slow (600 s). Medium and slow count only while failures keep coming (one within a tenth
 //!   of their window), so a finding ends soon after the probing stops, whatever the scale.
@@ -31,9 +31,9 @@ pub const PORT_CAP: usize = 64;
 /// Values a host set holds: twice the 64-host bar.
 pub const HOST_CAP: usize = 128;
 /// Port-set keys kept.
-pub const MAX_PORT_KEYS: usize = 16_384;
+pub const MAX_PORT_KEYS: usize = 8_192;
 /// Host-set keys kept.
-pub const MAX_HOST_KEYS: usize = 8_192;
+pub const MAX_HOST_KEYS: usize = 4_096;
 /// Width of an accepted-count bucket, in seconds.
 const BUCKET_S: u32 = 10;
 

@@ -299,10 +299,10 @@ impl Summary {
     /// A packet that opens something on the destination: what scanners and sweepers send
     /// (docs/detection-state-design.md §2.1, "Opening" and "UDP").
     ///
-    /// * TCP without ACK and without RST: SYN, FIN, NULL, Xmas, URG/PSH combinations, all
-    ///   flags but ACK. Every packet of an established connection carries ACK, so ordinary
-    ///   traffic never counts; ACK-class probes (`-sA`, `-sW`, `-sM`, `-PA`) count only
-    ///   through the bare RSTs they draw.
+    /// * TCP without ACK and without RST: SYN, FIN, NULL, Xmas, URG/PSH combinations; and
+    ///   SYN with RST, which no stack sends (unicornscan's all-flags probes). Every packet of
+    ///   an established connection carries ACK, so ordinary traffic never counts; ACK-class
+    ///   probes (`-sA`, `-sW`, `-sM`, `-PA`) count only through the bare RSTs they draw.
     /// * UDP from any source port (`-sU -g 53` included): whether it was a probe is decided
     ///   by what became of it, not by its ports.
     /// * SCTP INIT and COOKIE-ECHO.
@@ -317,7 +317,7 @@ impl Summary {
         if self.fragment == FRAG_TINY {
             return self.dst_port != 0
                 && match self.proto {
-                    IPPROTO_TCP => self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
+                    IPPROTO_TCP => tcp_opening(self.tcp_flags),
                     IPPROTO_UDP => true,
                     _ => false,
                 };
@@ -326,7 +326,7 @@ impl Summary {
             return false;
         }
         match self.proto {
-            IPPROTO_TCP => self.has_l4() && self.tcp_flags & (TCP_ACK | TCP_RST) == 0,
+            IPPROTO_TCP => self.has_l4() && tcp_opening(self.tcp_flags),
             IPPROTO_UDP => self.has_l4(),
             IPPROTO_SCTP => {
                 self.has_l4() && matches!(self.sctp_chunk, SCTP_INIT | SCTP_COOKIE_ECHO)
@@ -345,6 +345,12 @@ impl Summary {
     pub fn is_quoting_error(&self) -> bool {
         self.q_proto != 0 && self.sflags & SF_Q_MATCH != 0
     }
+}
+
+/// TCP flags that open something: no ACK and no RST, or the impossible SYN with RST.
+#[inline(always)]
+pub fn tcp_opening(flags: u16) -> bool {
+    flags & (TCP_ACK | TCP_RST) == 0 || flags & (TCP_SYN | TCP_RST) == TCP_SYN | TCP_RST
 }
 
 #[repr(C)]

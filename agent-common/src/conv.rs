@@ -246,7 +246,9 @@ impl Answer {
         }
         match s.proto {
             IPPROTO_TCP if s.has_l4() => {
-                let bits = if s.tcp_flags & TCP_RST != 0 {
+                let bits = if crate::classify::tcp_opening(s.tcp_flags) {
+                    return None;
+                } else if s.tcp_flags & TCP_RST != 0 {
                     if s.tcp_flags & TCP_ACK != 0 {
                         ANS_RST
                     } else {

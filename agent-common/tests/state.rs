@@ -130,12 +130,13 @@ fn src_counters_per_protocol() {
     );
     assert_eq!(sent.other, 1, "GRE");
     assert_eq!(sent.frags, 2);
-    // Probes: SYN, UDP from 50000, echo, echo6, first-fragment SYN.
-    assert_eq!(st.probes, 5);
+    // Probes: SYN, both datagrams (UDP from any port), echo, echo6, GRE (an IP-protocol
+    // probe), first-fragment SYN.
+    assert_eq!(st.probes, 7);
     assert_eq!(st.first_seen_ns, 1_000);
     assert_eq!(st.epoch, 1);
-    // Ports probed: 80 (SYN), 53 (UDP), 443 (fragment SYN); ICMP has no port.
-    assert_eq!(st.distinct_ports().value, 3);
+    // Ports probed: 80 (SYN), 53 and 50000 (UDP), 443 (fragment SYN); ICMP has no port.
+    assert_eq!(st.distinct_ports().value, 4);
     assert!(st.distinct_ports().exact);
     // Hosts probed: 10.0.0.1 and 2001:db8::1 (well, host6(1)).
     assert_eq!(st.distinct_hosts().value, 2);
@@ -155,8 +156,9 @@ fn src_probes_are_tcp_without_ack_or_rst() {
     ] {
         st.observe::<PlainAdd>(&syn_flags(flags), 2_000, 1);
     }
-    // Probes: TCP without ACK and without RST: SYN, SYN|FIN, NULL.
-    assert_eq!(st.probes, 3);
+    // Probes: TCP without ACK and without RST: SYN, SYN|FIN, NULL; and SYN|RST, which no
+    // stack sends.
+    assert_eq!(st.probes, 4);
 }
 
 fn syn_flags(flags: u16) -> Summary {
@@ -172,7 +174,7 @@ fn src_non_probes_leave_sets_alone() {
             1,
             1,
         );
-        st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), udp(53, port)), 1, 1);
+        // (UDP from any port is a probe: what became of it decides.)
         st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), icmp(0, 0)), 1, 1);
     }
     assert_eq!(st.probes, 0);

@@ -45,8 +45,8 @@ fn tcp_flag_predicates() {
         ("SYN+FIN",       TCP_SYN | TCP_FIN,                      (true,  false, false, true)),
         ("SYN+ACK",       TCP_SYN | TCP_ACK,                      (false, true,  false, false)),
         ("SYN+ACK+ECE",   TCP_SYN | TCP_ACK | TCP_ECE,            (false, true,  false, false)),
-        ("SYN+RST",       TCP_SYN | TCP_RST,                      (true,  false, true,  false)),
-        ("SYN+ACK+RST",   TCP_SYN | TCP_ACK | TCP_RST,            (false, true,  true,  false)),
+        ("SYN+RST",       TCP_SYN | TCP_RST,                      (true,  false, true,  true)),
+        ("SYN+ACK+RST",   TCP_SYN | TCP_ACK | TCP_RST,            (false, true,  true,  true)),
         ("RST",           TCP_RST,                                (false, false, true,  false)),
         ("RST+ACK",       TCP_RST | TCP_ACK,                      (false, false, true,  false)),
         ("ACK",           TCP_ACK,                                (false, false, false, false)),
@@ -56,7 +56,7 @@ fn tcp_flag_predicates() {
         ("NULL scan",     0,                                      (false, false, false, true)),
         ("Xmas scan",     TCP_FIN | TCP_PSH | TCP_URG,            (false, false, false, true)),
         ("Maimon scan",   TCP_FIN | TCP_ACK,                      (false, false, false, false)),
-        ("all flags",     0x1ff,                                  (false, true,  true,  false)),
+        ("all flags",     0x1ff,                                  (false, true,  true,  true)),
     ];
     for (name, flags, want) in table {
         for s in [v4(tcp(40000, 80, *flags)), v6p(tcp(40000, 80, *flags))] {

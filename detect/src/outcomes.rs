@@ -66,6 +66,8 @@ pub struct OutcomeJoin {
     visible: HashMap<Addr, u64>,
     /// Last time each (prober, target) pair drew a time-exceeded answer.
     tracing: HashMap<(Addr, Addr), u64>,
+    /// (initiator, responder) pairs with a TCP conversation accepted in the previous tick.
+    prev_accepted: HashSet<(Addr, Addr)>,
 }
 
 impl OutcomeJoin {
@@ -86,12 +88,12 @@ impl OutcomeJoin {
         let by_key: HashMap<Key, usize> =
             recs.iter().enumerate().map(|(i, r)| (key_of(r), i)).collect();
         // Pairs with a TCP conversation the responder accepted (SYN-ACK): a bare RST from
-        // its initiator resets its own connection (nmap's RST after a SYN-ACK), whatever the
-        // ports.
+        // its initiator resets its own connection (nmap's RST after a SYN-ACK, a bot's after
+        // the victim's SYN-ACK), whatever the
+        // ports; the previous tick's pairs count too (the RST may come a tick later).
         let accepted: HashSet<(Addr, Addr)> = recs
             .iter()
             .copied()
-            .chain(self.pending.iter())
             .filter(|r| r.proto == IPPROTO_TCP && r.answer & ANS_SYNACK != 0)
             .map(|r| (r.init, r.resp))
             .collect();
@@ -128,7 +130,8 @@ impl OutcomeJoin {
             if r.init_seen == 0 {
                 // An answer alone: a bare RST is a rejected ACK-class probe, unless it resets
                 // a connection its sender opened.
-                let own = accepted.contains(&(r.resp, r.init));
+                let pair = (r.resp, r.init);
+                let own = accepted.contains(&pair) || self.prev_accepted.contains(&pair);
                 if r.cont == 0 && r.answer & ANS_RST_BARE != 0 && !own {
                     out.extend(self.event(r, at_ns, at_ns));
                 }
@@ -141,6 +144,7 @@ impl OutcomeJoin {
             }
         }
         self.pending_at = at_ns;
+        self.prev_accepted = accepted;
         self.forget(at_ns);
         out
     }
@@ -252,4 +256,59 @@ fn bytes(a: Addr) -> [u8; 16] {
     b[..8].copy_from_slice(&a[0].to_ne_bytes());
     b[8..].copy_from_slice(&a[1].to_ne_bytes());
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_common::{
+        classify::{IPPROTO_UDP, TCP_SYN},
+        classify_eth,
+        state::DIR_INGRESS,
+    };
+    use picket_frames as frames;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::HostMaps;
+
+    const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+    const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+
+    fn feed(m: &mut HostMaps, f: &[u8]) {
+        m.account(&classify_eth(f), f.len() as u64, DIR_INGRESS, 0);
+    }
+
+    fn settle(m: &mut HostMaps, t: u64) -> Vec<ProbeEvent> {
+        let mut s = m.snapshot(t, t);
+        m.read_tick(&mut s, 1.0);
+        s.probes
+    }
+
+    #[test]
+    fn a_udp_answer_one_tick_late_accepts_its_probe_and_is_no_probe() {
+        let mut m = HostMaps::new();
+        feed(&mut m, &frames::ipv4(A, B, IPPROTO_UDP, 0, &frames::udp(40000, 53, b"q")));
+        assert!(settle(&mut m, 1_000_000_000).is_empty());
+        assert_eq!(m.join.pending(), 1);
+        // The answer comes in the next tick: to the kernel it opens B → A:40000.
+        feed(&mut m, &frames::ipv4(B, A, IPPROTO_UDP, 0, &frames::udp(53, 40000, b"a")));
+        let e = settle(&mut m, 2_000_000_000);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].src_ip(), e[0].port), (A.into(), 53));
+        assert_eq!((e[0].outcome, e[0].at_ns), (Outcome::Accepted, 1_000_000_000));
+        assert!(settle(&mut m, 3_000_000_000).is_empty(), "the answer made no probe");
+    }
+
+    #[test]
+    fn torn_and_stale_records_are_skipped() {
+        let mut m = HostMaps::new();
+        let syn = frames::ipv4(A, B, agent_common::classify::IPPROTO_TCP, 0, &frames::tcp(1, 80, TCP_SYN));
+        feed(&mut m, &syn);
+        for r in m.conv.iter_mut().filter(|r| r.fp != 0) {
+            r.resp_port ^= 1; // a write racing the read
+        }
+        settle(&mut m, 1_000_000_000);
+        assert!(settle(&mut m, 2_000_000_000).is_empty());
+        assert_eq!(m.join.pending(), 0);
+    }
 }

@@ -186,7 +186,13 @@ impl Detection {
     pub fn finish(mut self) -> DetectionResult {
         if let Some(c) = self.clock {
             self.reading(c.next_poll);
-            self.events.extend(self.pipeline.finish(c.next_poll));
+            let mut end = c.next_poll;
+            // Probes of the last tick still unanswered settle at the reading after it.
+            if self.maps.join.pending() > 0 {
+                end = end.saturating_add(self.poll_ns);
+                self.reading(end);
+            }
+            self.events.extend(self.pipeline.finish(end));
         }
         DetectionResult {
             events: self.events,

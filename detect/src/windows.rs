@@ -337,14 +337,8 @@ impl WindowSets {
         let oldest = now.saturating_sub(SLOW_S);
         let fast = (fast_s.round() as u32).clamp(1, SLOW_S);
         let mut out = Vec::new();
-        self.ports.retain(|_, v| {
-            v.expire(oldest);
-            !v.entries.is_empty() || !v.accepted.is_empty()
-        });
-        self.hosts.retain(|_, v| {
-            v.expire(oldest);
-            !v.entries.is_empty() || !v.accepted.is_empty()
-        });
+        expire(&mut self.ports, oldest);
+        expire(&mut self.hosts, oldest);
         for ((src, dst, group), v) in &self.ports {
             let key = SetKey::Ports {
                 src: *src,
@@ -422,6 +416,14 @@ fn ticks_any(v: &ValueSet, from: u32) -> u32 {
     seconds.sort_unstable();
     seconds.dedup();
     seconds.len() as u32
+}
+
+/// Expires every set's values older than `from_s`, and the sets left empty.
+fn expire<K>(m: &mut HashMap<K, ValueSet>, from_s: u32) {
+    m.retain(|_, v| {
+        v.expire(from_s);
+        !v.entries.is_empty() || !v.accepted.is_empty()
+    });
 }
 
 /// Drops the quarter of keys seen longest ago when over `max`, keys without failures first.

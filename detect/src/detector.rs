@@ -289,7 +289,7 @@ pub struct Details {
     /// Packets from the source in the window (floods; a lower bound).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets: Option<u64>,
-    /// Failed ports of a `port_scan`, sorted (at most 64).
+    /// Failed ports of a `port_scan`, sorted (at most 128).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
     /// Protocol group of a scan's probes.
@@ -299,7 +299,7 @@ pub struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reflectors: Option<u32>,
     /// True when a distinct count reached its set's capacity (floods: the estimator's, about
-    /// 7000; scans: 64 ports or 128 hosts): the count is then a lower bound.
+    /// 7000; scans: 128 ports or hosts): the count is then a lower bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub saturated: bool,
     /// Scans: the time scale whose window the count is over (`fast`, `medium`, `slow`).
@@ -1402,7 +1402,7 @@ mod tests {
     fn port_sets_saturate_at_their_cap() {
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
-        refused_scan(&mut m, 1000..1100, SEC);
+        refused_scan(&mut m, 1000..1200, SEC);
         let f = d.evaluate(&read(&mut m, SEC));
         assert_eq!(f[0].value, crate::windows::PORT_CAP as f64);
         assert!(f[0].details.saturated);

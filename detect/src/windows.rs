@@ -11,11 +11,11 @@
 //!   number of keys is capped too ([`MAX_PORT_KEYS`], [`MAX_HOST_KEYS`]): over it, the quarter
 //!   of keys seen longest ago goes, those without failures first. Nothing older than the
 //!   slow window is kept.
-//! * **Memory bound**: a full port set is about 64 × 12 B + 61 × 8 B of buckets + the key,
-//!   ≈ 1.4 KiB; a full host set ≈ 2.2 KiB. At the key caps, every set full: 8 192 ×
-//!   1.4 KiB + 4 096 × 2.2 KiB ≈ 20 MiB; with the join's visibility and tracing maps
-//!   (≤ 5 MiB) and its pending probes (at most one bank, 4 MiB), under the design's 30 MiB.
-//!   Typical keys hold a few values (≈ 200 B).
+//! * **Memory bound**: a full set is about 128 × 12 B + 61 × 8 B of buckets + the key and
+//!   table overhead, ≈ 2.1 KiB. At the key caps, every set full: (6 144 + 3 072) × 2.1 KiB
+//!   ≈ 19 MiB; with the join's visibility and tracing maps (≤ 5 MiB) and its pending probes
+//!   (at most one bank, 4 MiB), under the design's 30 MiB. Typical keys hold a few values
+//!   (≈ 200 B).
 //! * **Scales** ([`Scale`]): fast (the `window` setting, 10 s by default), medium (60 s) and
 //!   slow (600 s). Medium and slow count only while failures keep coming (one within a tenth
 //!   of their window), so a finding ends soon after the probing stops, whatever the scale.
@@ -26,14 +26,15 @@ use serde::Serialize;
 
 use crate::probes::{Outcome, ProbeEvent, ProbeGroup};
 
-/// Values a port set holds: above twice the 30-port bar (the unknown-outcome variant).
-pub const PORT_CAP: usize = 64;
+/// Values a port set holds: above twice the 30-port bar (the unknown-outcome variant), and
+/// enough to tell a top-100 scan whole.
+pub const PORT_CAP: usize = 128;
 /// Values a host set holds: twice the 64-host bar.
 pub const HOST_CAP: usize = 128;
 /// Port-set keys kept.
-pub const MAX_PORT_KEYS: usize = 8_192;
+pub const MAX_PORT_KEYS: usize = 6_144;
 /// Host-set keys kept.
-pub const MAX_HOST_KEYS: usize = 4_096;
+pub const MAX_HOST_KEYS: usize = 3_072;
 /// Width of an accepted-count bucket, in seconds.
 const BUCKET_S: u32 = 10;
 

@@ -1223,21 +1223,47 @@ fn icmp_errors_quote_the_probe_they_answer() {
     use agent_common::classify::{IPPROTO_SCTP, SF_Q_L4, SF_Q_MATCH};
     use picket_frames as f;
     use std::net::{Ipv4Addr, Ipv6Addr};
-    let (a, b, c) = (Ipv4Addr::from(A), Ipv4Addr::from(B), Ipv4Addr::new(203, 0, 113, 9));
+    let (a, b, c) = (
+        Ipv4Addr::from(A),
+        Ipv4Addr::from(B),
+        Ipv4Addr::new(203, 0, 113, 9),
+    );
     // (quoted packet, its protocol, quoted ports or type)
     let quoted_v4 = |src: Ipv4Addr| {
         [
-            (f::ipv4(src, b, IPPROTO_TCP, 0, &f::tcp(40000, 80, TCP_SYN)), IPPROTO_TCP, (40000, 80)),
-            (f::ipv4(src, b, IPPROTO_UDP, 0, &f::udp(53, 161, b"")), IPPROTO_UDP, (53, 161)),
-            (f::ipv4(src, b, IPPROTO_SCTP, 0, &f::sctp(7, 9, 1)), IPPROTO_SCTP, (7, 9)),
-            (f::ipv4(src, b, IPPROTO_ICMP, 0, &f::icmp(8, 0)), IPPROTO_ICMP, (0, 8)),
+            (
+                f::ipv4(src, b, IPPROTO_TCP, 0, &f::tcp(40000, 80, TCP_SYN)),
+                IPPROTO_TCP,
+                (40000, 80),
+            ),
+            (
+                f::ipv4(src, b, IPPROTO_UDP, 0, &f::udp(53, 161, b"")),
+                IPPROTO_UDP,
+                (53, 161),
+            ),
+            (
+                f::ipv4(src, b, IPPROTO_SCTP, 0, &f::sctp(7, 9, 1)),
+                IPPROTO_SCTP,
+                (7, 9),
+            ),
+            (
+                f::ipv4(src, b, IPPROTO_ICMP, 0, &f::icmp(8, 0)),
+                IPPROTO_ICMP,
+                (0, 8),
+            ),
             (f::ipv4(src, b, 99, 0, &[0; 8]), 99, (0, 0)),
         ]
     };
     for (probe, proto, (sport, dport)) in quoted_v4(a) {
         // Port unreachable from the target, time exceeded from a router: both quote it.
         for (ty, code, from) in [(3u8, 3u8, b), (11, 0, c), (3, 13, c)] {
-            let err = f::ipv4(from, a, IPPROTO_ICMP, 0, &f::icmp_error(ty, code, &f::quote(&probe)));
+            let err = f::ipv4(
+                from,
+                a,
+                IPPROTO_ICMP,
+                0,
+                &f::icmp_error(ty, code, &f::quote(&probe)),
+            );
             let s = classify_eth(err.as_slice()).unwrap();
             assert_eq!(
                 (s.q_dst, s.q_proto, s.q_sport, s.q_dport, s.sflags),
@@ -1250,24 +1276,51 @@ fn icmp_errors_quote_the_probe_they_answer() {
     }
     // A quote of a packet the error's destination did not send answers nothing of its.
     for (probe, ..) in quoted_v4(c) {
-        let err = f::ipv4(b, a, IPPROTO_ICMP, 0, &f::icmp_error(3, 3, &f::quote(&probe)));
+        let err = f::ipv4(
+            b,
+            a,
+            IPPROTO_ICMP,
+            0,
+            &f::icmp_error(3, 3, &f::quote(&probe)),
+        );
         let s = classify_eth(err.as_slice()).unwrap();
         assert_eq!(s.sflags & SF_Q_MATCH, 0);
         assert!(!s.is_quoting_error());
     }
     // A quote cut after the IP header: the host and protocol, no ports.
     let probe = f::ipv4(a, b, IPPROTO_UDP, 0, &f::udp(5000, 161, b""));
-    let err = f::ipv4(b, a, IPPROTO_ICMP, 0, &f::icmp_error(3, 3, &f::quote(&probe)[..20]));
+    let err = f::ipv4(
+        b,
+        a,
+        IPPROTO_ICMP,
+        0,
+        &f::icmp_error(3, 3, &f::quote(&probe)[..20]),
+    );
     let s = classify_eth(err.as_slice()).unwrap();
-    assert_eq!((s.q_proto, s.q_dport, s.sflags), (IPPROTO_UDP, 0, SF_Q_MATCH));
+    assert_eq!(
+        (s.q_proto, s.q_dport, s.sflags),
+        (IPPROTO_UDP, 0, SF_Q_MATCH)
+    );
     // Not an error type: nothing is read as a quote.
-    let echo = f::ipv4(b, a, IPPROTO_ICMP, 0, &f::icmp_error(0, 0, &f::quote(&probe)));
+    let echo = f::ipv4(
+        b,
+        a,
+        IPPROTO_ICMP,
+        0,
+        &f::icmp_error(0, 0, &f::quote(&probe)),
+    );
     let s = classify_eth(echo.as_slice()).unwrap();
     assert_eq!((s.q_proto, s.sflags, s.q_dst), (0, 0, [0; 16]));
     // ICMPv6 port unreachable quoting UDP.
     let (a6, b6) = (Ipv6Addr::from(v6a()), Ipv6Addr::from(v6b()));
     let probe = f::ipv6(a6, b6, &[], IPPROTO_UDP, &f::udp(5000, 547, b""));
-    let err = f::ipv6(b6, a6, &[], IPPROTO_ICMPV6, &f::icmp_error(1, 4, &f::quote(&probe)));
+    let err = f::ipv6(
+        b6,
+        a6,
+        &[],
+        IPPROTO_ICMPV6,
+        &f::icmp_error(1, 4, &f::quote(&probe)),
+    );
     let s = classify_eth(err.as_slice()).unwrap();
     assert_eq!(
         (s.q_dst, s.q_proto, s.q_sport, s.q_dport, s.sflags),
@@ -1275,9 +1328,18 @@ fn icmp_errors_quote_the_probe_they_answer() {
     );
     // Every prefix of an error either fails cleanly or reads a consistent quote.
     let probe = f::ipv4(a, b, IPPROTO_TCP, 0, &f::tcp(40000, 80, TCP_SYN));
-    let err = f::ipv4(b, a, IPPROTO_ICMP, 0, &f::icmp_error(3, 3, &f::quote(&probe)));
+    let err = f::ipv4(
+        b,
+        a,
+        IPPROTO_ICMP,
+        0,
+        &f::icmp_error(3, 3, &f::quote(&probe)),
+    );
     for n in 0..err.len() {
-        if let Ok(s) = classify_eth(&Snapshot { data: &err[..n], orig_len: err.len() }) {
+        if let Ok(s) = classify_eth(&Snapshot {
+            data: &err[..n],
+            orig_len: err.len(),
+        }) {
             assert!(s.q_proto == 0 || s.q_proto == IPPROTO_TCP, "prefix {n}");
         }
     }

@@ -102,10 +102,17 @@ fn answers_meet_their_probe_in_one_record() {
     let mut t = vec![ConvRec::default(); 128];
     let probe = frame(SCANNER, VICTIM, tcp(40000, 80, TCP_SYN));
     assert!(record_opening(t.as_mut_slice(), geo(1), &probe));
-    let rst = frame(VICTIM, SCANNER, tcp(80, 40000, agent_common::classify::TCP_RST | TCP_ACK));
+    let rst = frame(
+        VICTIM,
+        SCANNER,
+        tcp(80, 40000, agent_common::classify::TCP_RST | TCP_ACK),
+    );
     assert!(record_answer(t.as_mut_slice(), geo(1), &rst, true));
     let r = find(&t, &ConvKey::opening(&probe), 1).unwrap();
-    assert_eq!((r.init_seen, r.resp_seen, r.answer, r.init_port), (1, 1, ANS_RST, 40000));
+    assert_eq!(
+        (r.init_seen, r.resp_seen, r.answer, r.init_port),
+        (1, 1, ANS_RST, 40000)
+    );
     // A repeated answer writes nothing.
     let before = t.clone();
     for _ in 0..5 {
@@ -118,17 +125,27 @@ fn answers_meet_their_probe_in_one_record() {
 
     // A UDP probe answered by ICMP port unreachable, matched by the quoted tuple.
     let udp_probe = frame(SCANNER, VICTIM, udp(53, 161));
-    assert!(!record_answer(t.as_mut_slice(), geo(1), &udp_probe, true), "an opening");
+    assert!(
+        !record_answer(t.as_mut_slice(), geo(1), &udp_probe, true),
+        "an opening"
+    );
     record_opening(t.as_mut_slice(), geo(1), &udp_probe);
     let quote = picket_frames::quote(&eth(&Ipv4::new(SCANNER, VICTIM).build(&udp(53, 161))).bytes);
-    let unreach = frame(VICTIM, SCANNER, raw(IPPROTO_ICMP, &picket_frames::icmp_error(3, 3, &quote)));
+    let unreach = frame(
+        VICTIM,
+        SCANNER,
+        raw(IPPROTO_ICMP, &picket_frames::icmp_error(3, 3, &quote)),
+    );
     assert!(record_answer(t.as_mut_slice(), geo(1), &unreach, true));
     let r = find(&t, &ConvKey::opening(&udp_probe), 1).unwrap();
     assert_eq!(r.answer, ANS_UNREACH);
     // UDP coming back is an answer once the conversation exists.
     let back = frame(VICTIM, SCANNER, udp(161, 53));
     assert!(record_answer(t.as_mut_slice(), geo(1), &back, true));
-    assert_eq!(find(&t, &ConvKey::opening(&udp_probe), 1).unwrap().answer, ANS_UNREACH | ANS_REPLY);
+    assert_eq!(
+        find(&t, &ConvKey::opening(&udp_probe), 1).unwrap().answer,
+        ANS_UNREACH | ANS_REPLY
+    );
     let _ = IPPROTO_UDP;
 }
 
@@ -136,26 +153,78 @@ fn answers_meet_their_probe_in_one_record() {
 fn answer_classes() {
     use agent_common::classify::{IPPROTO_ICMP, IPPROTO_SCTP, TCP_RST};
     let bits = |s: Summary| Answer::of(&s).map(|a| (a.bits, a.or_opening));
-    assert_eq!(bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_SYN | TCP_ACK))), Some((ANS_SYNACK, false)));
-    assert_eq!(bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_RST))), Some((ANS_RST_BARE, false)));
-    assert_eq!(bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_ACK))), None, "ACK class");
-    assert_eq!(bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_SYN))), None, "an opening");
-    assert_eq!(bits(frame(VICTIM, SCANNER, icmp(0, 0))), Some((ANS_REPLY, false)));
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_SYN | TCP_ACK))),
+        Some((ANS_SYNACK, false))
+    );
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_RST))),
+        Some((ANS_RST_BARE, false))
+    );
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_ACK))),
+        None,
+        "ACK class"
+    );
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, tcp(80, 1, TCP_SYN))),
+        None,
+        "an opening"
+    );
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, icmp(0, 0))),
+        Some((ANS_REPLY, false))
+    );
     assert_eq!(bits(frame(VICTIM, SCANNER, icmp(8, 0))), None);
-    assert_eq!(bits(frame(VICTIM, SCANNER, raw(IPPROTO_SCTP, &picket_frames::sctp(80, 1, 2)))), Some((ANS_REPLY, false)));
-    assert_eq!(bits(frame(VICTIM, SCANNER, raw(IPPROTO_SCTP, &picket_frames::sctp(80, 1, 6)))), Some((agent_common::conv::ANS_ABORT, false)));
-    assert_eq!(bits(frame(VICTIM, SCANNER, raw(IPPROTO_SCTP, &picket_frames::sctp(80, 1, 1)))), None);
-    assert_eq!(bits(frame(VICTIM, SCANNER, udp(1, 2))), Some((ANS_REPLY, true)));
-    assert_eq!(bits(frame(VICTIM, SCANNER, raw(47, &[0; 4]))), Some((ANS_REPLY, true)));
+    assert_eq!(
+        bits(frame(
+            VICTIM,
+            SCANNER,
+            raw(IPPROTO_SCTP, &picket_frames::sctp(80, 1, 2))
+        )),
+        Some((ANS_REPLY, false))
+    );
+    assert_eq!(
+        bits(frame(
+            VICTIM,
+            SCANNER,
+            raw(IPPROTO_SCTP, &picket_frames::sctp(80, 1, 6))
+        )),
+        Some((agent_common::conv::ANS_ABORT, false))
+    );
+    assert_eq!(
+        bits(frame(
+            VICTIM,
+            SCANNER,
+            raw(IPPROTO_SCTP, &picket_frames::sctp(80, 1, 1))
+        )),
+        None
+    );
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, udp(1, 2))),
+        Some((ANS_REPLY, true))
+    );
+    assert_eq!(
+        bits(frame(VICTIM, SCANNER, raw(47, &[0; 4]))),
+        Some((ANS_REPLY, true))
+    );
     // Time exceeded from a router quoting the tracer's probe: keyed on the target.
     let router = [203, 0, 113, 1];
     let quote = picket_frames::quote(&eth(&Ipv4::new(SCANNER, VICTIM).build(&icmp(8, 0))).bytes);
-    let te = frame(router, SCANNER, raw(IPPROTO_ICMP, &picket_frames::icmp_error(11, 0, &quote)));
+    let te = frame(
+        router,
+        SCANNER,
+        raw(IPPROTO_ICMP, &picket_frames::icmp_error(11, 0, &quote)),
+    );
     let a = Answer::of(&te).unwrap();
     assert_eq!(a.bits, ANS_EXPIRED);
     assert_eq!(a.key, ConvKey::opening(&frame(SCANNER, VICTIM, icmp(8, 0))));
     // A quote of someone else's packet answers nothing.
-    let te = frame(router, [10, 0, 0, 1], raw(IPPROTO_ICMP, &picket_frames::icmp_error(11, 0, &quote)));
+    let te = frame(
+        router,
+        [10, 0, 0, 1],
+        raw(IPPROTO_ICMP, &picket_frames::icmp_error(11, 0, &quote)),
+    );
     assert_eq!(Answer::of(&te), None);
 }
 
@@ -182,5 +251,8 @@ fn answers_across_a_tick_and_bare_rsts_claim_records() {
     assert_eq!(find(&t, &key, 2), None);
     record_answer(t.as_mut_slice(), geo(2), &rst, true);
     let r = find(&t, &key, 2).unwrap();
-    assert_eq!((r.cont, r.init_seen, r.answer, r.resp_port), (0, 0, ANS_RST_BARE, 83));
+    assert_eq!(
+        (r.cont, r.init_seen, r.answer, r.resp_port),
+        (0, 0, ANS_RST_BARE, 83)
+    );
 }

@@ -186,10 +186,7 @@ fn hand_made_summaries_need_an_l4_header() {
     );
     // Other protocols are probes of an IP-protocol scan (`-sO`), whatever follows, unless
     // they are later fragments.
-    let gre = Summary {
-        proto: 47,
-        ..base
-    };
+    let gre = Summary { proto: 47, ..base };
     assert!(gre.is_probe());
     assert!(
         !Summary {

@@ -420,14 +420,24 @@ fn answers() -> Vec<Vec<(Vec<u8>, u32)>> {
     let (mut probes, mut now, mut later) = (Vec::new(), Vec::new(), Vec::new());
     for port in 1..=60u16 {
         let flags = [TCP_SYN, TCP_FIN, 0, TCP_ACK][port as usize % 4];
-        probes.push((to(&frames::tcp(40000, port, flags), IPPROTO_TCP), DIR_INGRESS));
+        probes.push((
+            to(&frames::tcp(40000, port, flags), IPPROTO_TCP),
+            DIR_INGRESS,
+        ));
         let answer = match port % 3 {
             0 => TCP_SYN | TCP_ACK,
             1 => TCP_RST | TCP_ACK,
             _ => TCP_RST,
         };
-        let a = (from(&frames::tcp(port, 40000, answer), IPPROTO_TCP), DIR_EGRESS);
-        if port % 2 == 0 { now.push(a) } else { later.push(a) }
+        let a = (
+            from(&frames::tcp(port, 40000, answer), IPPROTO_TCP),
+            DIR_EGRESS,
+        );
+        if port % 2 == 0 {
+            now.push(a)
+        } else {
+            later.push(a)
+        }
         let udp = to(&frames::udp(53, port, b"q"), IPPROTO_UDP);
         probes.push((udp.clone(), DIR_INGRESS));
         let err = frames::icmp_error(3, 3, &frames::quote(&udp));
@@ -435,21 +445,35 @@ fn answers() -> Vec<Vec<(Vec<u8>, u32)>> {
             (from(&frames::udp(port, 53, b"a"), IPPROTO_UDP), DIR_EGRESS)
         } else if port % 5 == 1 {
             let te = frames::icmp_error(11, 0, &frames::quote(&udp));
-            (frames::ipv4(router, scanner, IPPROTO_ICMP, 0, &te), DIR_INGRESS)
+            (
+                frames::ipv4(router, scanner, IPPROTO_ICMP, 0, &te),
+                DIR_INGRESS,
+            )
         } else {
             (from(&err, IPPROTO_ICMP), DIR_EGRESS)
         };
-        if port % 2 == 0 { now.push(a) } else { later.push(a) }
+        if port % 2 == 0 {
+            now.push(a)
+        } else {
+            later.push(a)
+        }
         let sctp = to(&frames::sctp(5000, port, 1), IPPROTO_SCTP);
         probes.push((sctp, DIR_INGRESS));
         let chunk = if port % 2 == 0 { 2 } else { 6 };
-        later.push((from(&frames::sctp(port, 5000, chunk), IPPROTO_SCTP), DIR_EGRESS));
+        later.push((
+            from(&frames::sctp(port, 5000, chunk), IPPROTO_SCTP),
+            DIR_EGRESS,
+        ));
     }
     for h in 0..20u8 {
         let ping = frames::ipv4(scanner, v4(3, h), IPPROTO_ICMP, 0, &frames::icmp(8, 0));
         probes.push((ping, DIR_INGRESS));
         let reply = frames::ipv4(v4(3, h), scanner, IPPROTO_ICMP, 0, &frames::icmp(0, 0));
-        if h % 2 == 0 { now.push((reply, DIR_INGRESS)) } else { later.push((reply, DIR_INGRESS)) }
+        if h % 2 == 0 {
+            now.push((reply, DIR_INGRESS))
+        } else {
+            later.push((reply, DIR_INGRESS))
+        }
         probes.push((frames::ipv4(scanner, v4(3, h), 47, 0, &[0; 8]), DIR_INGRESS));
         now.push((frames::ipv4(v4(3, h), scanner, 47, 0, &[0; 8]), DIR_INGRESS));
     }
@@ -465,6 +489,10 @@ fn answers() -> Vec<Vec<(Vec<u8>, u32)>> {
 fn answers_match_host_across_ticks() {
     let Some(mut k) = runner() else { return };
     let r = compare_ticks(&mut k, &answers()).expect("run frames through the kernel");
-    assert!(r.diffs.is_empty(), "kernel and host disagree:\n{}", r.diffs.join("\n"));
+    assert!(
+        r.diffs.is_empty(),
+        "kernel and host disagree:\n{}",
+        r.diffs.join("\n")
+    );
     assert!(r.compared > 400, "{} frames compared", r.compared);
 }

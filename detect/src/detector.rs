@@ -380,7 +380,11 @@ impl Detector {
         let mut out = Vec::new();
         self.last_probes = Some(snap.globals[0].probes);
         if snap.maps_read {
-            self.last_dst = snap.sources.iter().map(|(k, st)| (*k, st.last_dst)).collect();
+            self.last_dst = snap
+                .sources
+                .iter()
+                .map(|(k, st)| (*k, st.last_dst))
+                .collect();
         }
         // What each address received this tick, looked up by the flood rules.
         let recv: HashMap<[u64; 2], &DstSlot> =
@@ -819,7 +823,12 @@ mod tests {
         for p in ports {
             feed(m, &syn(SCANNER, VICTIM, 40000, p), DIR_INGRESS, t);
             let rst = frames::tcp(p, 40000, agent_common::classify::TCP_RST | TCP_ACK);
-            feed(m, &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst), DIR_EGRESS, t);
+            feed(
+                m,
+                &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst),
+                DIR_EGRESS,
+                t,
+            );
         }
     }
 
@@ -891,7 +900,12 @@ mod tests {
             let ping = frames::ipv4(SCANNER, target, IPPROTO_ICMP, 0, &frames::icmp(8, 0));
             feed(&mut m, &ping, DIR_INGRESS, SEC);
             let err = frames::icmp_error(3, 1, &frames::quote(&ping));
-            feed(&mut m, &frames::ipv4(router, SCANNER, IPPROTO_ICMP, 0, &err), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(router, SCANNER, IPPROTO_ICMP, 0, &err),
+                DIR_INGRESS,
+                SEC,
+            );
         }
         let f = d.evaluate(&read(&mut m, SEC));
         assert_eq!(rules(&f), vec![(Rule::HostSweep, Scope::Source)]);
@@ -911,7 +925,12 @@ mod tests {
             for h in 0..hosts {
                 let ping = frames::icmp(8, 0);
                 let target = Ipv4Addr::new(10, 1, 0, h);
-                feed(&mut m, &frames::ipv4(SCANNER, target, IPPROTO_ICMP, 0, &ping), DIR_INGRESS, SEC);
+                feed(
+                    &mut m,
+                    &frames::ipv4(SCANNER, target, IPPROTO_ICMP, 0, &ping),
+                    DIR_INGRESS,
+                    SEC,
+                );
             }
             assert!(d.evaluate(&read(&mut m, SEC)).is_empty(), "not settled yet");
             let f = d.evaluate(&read(&mut m, 2 * SEC));
@@ -950,9 +969,19 @@ mod tests {
         let mut d = Detector::new(Thresholds::default(), 10.0);
         for p in 1..=40u16 {
             let ack = frames::tcp(40000, p, TCP_ACK);
-            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &ack),
+                DIR_INGRESS,
+                SEC,
+            );
             let rst = frames::tcp(p, 40000, agent_common::classify::TCP_RST);
-            feed(&mut m, &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst), DIR_EGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst),
+                DIR_EGRESS,
+                SEC,
+            );
         }
         let f = d.evaluate(&read(&mut m, SEC));
         assert_eq!(rules(&f), vec![(Rule::PortScan, Scope::Source)]);
@@ -966,14 +995,33 @@ mod tests {
         let mut m = HostMaps::new();
         let mut d = Detector::new(Thresholds::default(), 10.0);
         for p in 1..=40u16 {
-            feed(&mut m, &syn(SCANNER, VICTIM, 40000 + p, 80), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &syn(SCANNER, VICTIM, 40000 + p, 80),
+                DIR_INGRESS,
+                SEC,
+            );
             let sa = frames::tcp(80, 40000 + p, TCP_SYN | TCP_ACK);
-            feed(&mut m, &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &sa), DIR_EGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &sa),
+                DIR_EGRESS,
+                SEC,
+            );
             let rst = frames::tcp(40000 + p, 80, agent_common::classify::TCP_RST);
-            feed(&mut m, &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &rst), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(SCANNER, VICTIM, IPPROTO_TCP, 0, &rst),
+                DIR_INGRESS,
+                SEC,
+            );
         }
         let snap = read(&mut m, SEC);
-        assert!(snap.probes.iter().all(|p| p.src == SCANNER.to_ipv6_mapped().octets()));
+        assert!(
+            snap.probes
+                .iter()
+                .all(|p| p.src == SCANNER.to_ipv6_mapped().octets())
+        );
         assert!(d.evaluate(&snap).is_empty());
     }
 
@@ -989,7 +1037,10 @@ mod tests {
             refused_scan(&mut m, 100 + i..101 + i, t);
             let f = d.evaluate(&read(&mut m, t));
             if let Some(f) = f.first() {
-                assert_eq!((f.rule, f.details.scale), (Rule::PortScan, Some(Scale::Slow)));
+                assert_eq!(
+                    (f.rule, f.details.scale),
+                    (Rule::PortScan, Some(Scale::Slow))
+                );
                 assert_eq!(f.window_s, 600.0);
                 first.get_or_insert(i);
             }
@@ -1033,7 +1084,12 @@ mod tests {
                 _ => continue,
             };
             let err = frames::icmp_error(ty, 3, &frames::quote(&probe));
-            feed(&mut m, &frames::ipv4(from, SCANNER, IPPROTO_ICMP, 0, &err), DIR_INGRESS, SEC);
+            feed(
+                &mut m,
+                &frames::ipv4(from, SCANNER, IPPROTO_ICMP, 0, &err),
+                DIR_INGRESS,
+                SEC,
+            );
         }
         assert!(d.evaluate(&read(&mut m, SEC)).is_empty());
         assert!(d.evaluate(&read(&mut m, 2 * SEC)).is_empty());

@@ -35,8 +35,8 @@ use std::collections::{HashMap, HashSet};
 use agent_common::{
     classify::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},
     conv::{
-        ANS_ABORT, ANS_EXPIRED, ANS_REPLY, ANS_RST, ANS_RST_BARE, ANS_SYNACK, ANS_UNREACH,
-        ConvKey, ConvRec,
+        ANS_ABORT, ANS_EXPIRED, ANS_REPLY, ANS_RST, ANS_RST_BARE, ANS_SYNACK, ANS_UNREACH, ConvKey,
+        ConvRec,
     },
 };
 
@@ -80,13 +80,22 @@ impl OutcomeJoin {
     /// torn or stale ones included, which are skipped) decides, read at `at_ns`; `seed` is
     /// the table's hash seed (a record whose hash does not match was torn by a write racing
     /// the read).
-    pub fn settle(&mut self, bank: &[ConvRec], tick: u32, seed: u32, at_ns: u64) -> Vec<ProbeEvent> {
+    pub fn settle(
+        &mut self,
+        bank: &[ConvRec],
+        tick: u32,
+        seed: u32,
+        at_ns: u64,
+    ) -> Vec<ProbeEvent> {
         let recs: Vec<&ConvRec> = bank
             .iter()
             .filter(|r| r.tick == tick && r.fp != 0 && r.fp == rec_key(r).hash(seed))
             .collect();
-        let by_key: HashMap<Key, usize> =
-            recs.iter().enumerate().map(|(i, r)| (key_of(r), i)).collect();
+        let by_key: HashMap<Key, usize> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (key_of(r), i))
+            .collect();
         // Pairs with a TCP conversation the responder accepted (SYN-ACK): a bare RST from
         // its initiator resets its own connection (nmap's RST after a SYN-ACK, a bot's after
         // the victim's SYN-ACK), whatever the
@@ -287,22 +296,40 @@ mod tests {
     #[test]
     fn a_udp_answer_one_tick_late_accepts_its_probe_and_is_no_probe() {
         let mut m = HostMaps::new();
-        feed(&mut m, &frames::ipv4(A, B, IPPROTO_UDP, 0, &frames::udp(40000, 53, b"q")));
+        feed(
+            &mut m,
+            &frames::ipv4(A, B, IPPROTO_UDP, 0, &frames::udp(40000, 53, b"q")),
+        );
         assert!(settle(&mut m, 1_000_000_000).is_empty());
         assert_eq!(m.join.pending(), 1);
         // The answer comes in the next tick: to the kernel it opens B → A:40000.
-        feed(&mut m, &frames::ipv4(B, A, IPPROTO_UDP, 0, &frames::udp(53, 40000, b"a")));
+        feed(
+            &mut m,
+            &frames::ipv4(B, A, IPPROTO_UDP, 0, &frames::udp(53, 40000, b"a")),
+        );
         let e = settle(&mut m, 2_000_000_000);
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!((e[0].src_ip(), e[0].port), (A.into(), 53));
-        assert_eq!((e[0].outcome, e[0].at_ns), (Outcome::Accepted, 1_000_000_000));
-        assert!(settle(&mut m, 3_000_000_000).is_empty(), "the answer made no probe");
+        assert_eq!(
+            (e[0].outcome, e[0].at_ns),
+            (Outcome::Accepted, 1_000_000_000)
+        );
+        assert!(
+            settle(&mut m, 3_000_000_000).is_empty(),
+            "the answer made no probe"
+        );
     }
 
     #[test]
     fn torn_and_stale_records_are_skipped() {
         let mut m = HostMaps::new();
-        let syn = frames::ipv4(A, B, agent_common::classify::IPPROTO_TCP, 0, &frames::tcp(1, 80, TCP_SYN));
+        let syn = frames::ipv4(
+            A,
+            B,
+            agent_common::classify::IPPROTO_TCP,
+            0,
+            &frames::tcp(1, 80, TCP_SYN),
+        );
         feed(&mut m, &syn);
         for r in m.conv.iter_mut().filter(|r| r.fp != 0) {
             r.resp_port ^= 1; // a write racing the read

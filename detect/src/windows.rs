@@ -394,7 +394,11 @@ fn hit(key: SetKey, v: &ValueSet, now: u32, fast: u32, bars: &[Bar; 3], cap: usi
                 scale: *scale,
                 window_s: f64::from(window),
                 distinct,
-                bar: if confirmed { bar.distinct } else { 2 * bar.distinct },
+                bar: if confirmed {
+                    bar.distinct
+                } else {
+                    2 * bar.distinct
+                },
                 filtered,
                 outcomes: c,
                 ratio: ratio(distinct),

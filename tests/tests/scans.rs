@@ -53,8 +53,14 @@ fn scan_alert(lab: &Lab, p: &mut Picket, args: &[&str], within: Duration, limit:
             .unwrap_or_else(|| panic!("expected details.outcomes.{k} in {v}\n{}", p.report()))
     };
     let failed = n("rejected") + n("unanswered");
-    let value = v.pointer("/picket/value").and_then(Value::as_f64).unwrap_or(0.0);
-    let threshold = v.pointer("/picket/threshold").and_then(Value::as_f64).unwrap_or(f64::MAX);
+    let value = v
+        .pointer("/picket/value")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let threshold = v
+        .pointer("/picket/threshold")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::MAX);
     assert!(
         failed as f64 >= threshold && value >= threshold,
         "expected at least {threshold} failed ports counted (rejected + unanswered) in {v}\n{}",
@@ -64,7 +70,10 @@ fn scan_alert(lab: &Lab, p: &mut Picket, args: &[&str], within: Duration, limit:
         matches!(
             str_at(&v, "/picket/details/scale"),
             "fast" | "medium" | "slow"
-        ) && v.pointer("/picket/window_s").and_then(Value::as_f64).is_some(),
+        ) && v
+            .pointer("/picket/window_s")
+            .and_then(Value::as_f64)
+            .is_some(),
         "expected details.scale and window_s in {v}\n{}",
         p.report()
     );
@@ -116,7 +125,16 @@ fn udp_scan_from_port_53_is_a_port_scan() {
     // probes go unanswered, from a prober the unreachables made visible.
     let lab = Lab::new();
     let mut p = lab.picket(&[]);
-    let args = ["-sU", "-g", "53", "-p", "1-200", "-T4", "--max-retries", "0"];
+    let args = [
+        "-sU",
+        "-g",
+        "53",
+        "-p",
+        "1-200",
+        "-T4",
+        "--max-retries",
+        "0",
+    ];
     let v = scan_alert(&lab, &mut p, &args, Duration::from_secs(15), 60.0);
     assert_eq!(str_at(&v, "/picket/details/protocol"), "udp", "{v}");
     lab.stop_and_check_clean(&mut p);

@@ -49,11 +49,16 @@ pub enum Rule {
     ProtoFlood,
     /// Answers from reflector ports (DNS, NTP, …) towards one destination that did not ask.
     Reflection,
+    /// Many sources probing one destination, each below its own bar (`crate::many_to_one`).
+    DistributedScan,
+    /// Several sources scanning one destination with the same ports: one scanner hiding
+    /// among decoys (`nmap -D`); one episode about the target (`crate::folding`).
+    DecoyScan,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 11] = [
         Rule::PortScan,
         Rule::HostSweep,
         Rule::SynFlood,
@@ -63,6 +68,8 @@ impl Rule {
         Rule::FragFlood,
         Rule::ProtoFlood,
         Rule::Reflection,
+        Rule::DistributedScan,
+        Rule::DecoyScan,
     ];
 
     /// Stable snake_case name.
@@ -89,6 +96,9 @@ pub enum Unit {
     /// Bits per second (on the wire).
     #[strum(serialize = "bits/s")]
     BitsPerSecond,
+    /// Offenders folded into one storm episode.
+    #[strum(serialize = "offenders")]
+    Offenders,
 }
 
 /// Whom a finding is about.
@@ -99,6 +109,9 @@ pub enum Scope {
     Source,
     /// The finding is about a destination attacked from many sources.
     Destination,
+    /// Many offenders of one rule beyond its rate of new episodes, folded into one episode
+    /// (`crate::episodes`): no offender address, `details.folded` and `details.sources`.
+    Storm,
 }
 
 /// Detection thresholds. Defaults and their reasoning are in [`Thresholds::default`].
@@ -244,6 +257,7 @@ impl Finding {
         match self.scope {
             Scope::Source => self.source,
             Scope::Destination => self.destination,
+            Scope::Storm => None,
         }
     }
 }
@@ -296,6 +310,33 @@ pub struct Details {
     /// (`nmap -f`, `--mtu 16`): the scan tried to slip past filters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiny_fragments: Option<u64>,
+    // Added by the many-to-one rules and the folding of findings into one episode.
+    /// The sources behind a destination-scoped or storm finding: how many, and a sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Sources>,
+    /// The source network a finding aggregates (IPv6 scanners rotating through their /64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_prefix: Option<ipnet::IpNet>,
+    /// The destination network the folded findings shared (their targets differed within
+    /// one /24 or /64); `destination` is then its network address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_prefix: Option<ipnet::IpNet>,
+}
+
+/// Sources of a many-to-one finding.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sources {
+    /// Distinct sources counted (at most the tracked cap, see `estimated`).
+    pub count: u32,
+    /// Up to 16 of them; for `decoy_scan`, the likeliest real scanner first.
+    pub sample: Vec<IpAddr>,
+    /// True when `count` stopped at a cap: a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// `decoy_scan`: sources that sent RSTs or ACKs, as a real TCP stack answering the
+    /// target's SYN-ACKs does (a spoofed decoy sends nothing); ranked first in `sample`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub follow_up: Vec<IpAddr>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -611,10 +652,14 @@ fn src_flood_findings(
     // UDP only counts one-way: a QUIC or media server streaming to a client is ACKed back.
     let udp_answered = back.is_some_and(|b| f64::from(b.udp_p) >= ONE_WAY_MAX * f64::from(s.udp));
     let udp = if udp_answered { 0 } else { s.udp };
+    // ICMP replies and errors count only beyond what the source received: a host answering
+    // a ping flood (or a UDP flood with port unreachables) is its victim, not a flooder.
+    let answers = back.map_or(0, |b| b.head.pkts);
+    let icmp = u32::from(s.icmp_req) + u32::from(s.icmp_other).saturating_sub(answers);
     [
         (Rule::SynFlood, s.syn, t.syn_flood_pps),
         (Rule::UdpFlood, udp, t.udp_flood_pps),
-        (Rule::IcmpFlood, s.icmp(), t.icmp_flood_pps),
+        (Rule::IcmpFlood, icmp, t.icmp_flood_pps),
     ]
     .into_iter()
     .map(|(rule, n, threshold)| (rule, f64::from(n) / secs, threshold))

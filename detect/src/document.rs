@@ -358,7 +358,11 @@ pub fn alert_text(e: &AlertEvent) -> String {
     let who = match (f.scope, f.source, f.destination) {
         (Scope::Source, Some(s), Some(d)) if f.rule != Rule::HostSweep => format!("{s} -> {d}"),
         (Scope::Source, Some(s), _) => s.to_string(),
-        (Scope::Destination, _, Some(d)) => format!("many sources -> {d}"),
+        (Scope::Destination, _, Some(d)) => match f.details.destination_prefix {
+            Some(net) => format!("many sources -> {net}"),
+            None => format!("many sources -> {d}"),
+        },
+        (Scope::Storm, ..) => "many offenders".into(),
         _ => "?".into(),
     };
     let approx = if f.estimated { "~" } else { "" };
@@ -391,6 +395,23 @@ pub fn alert_text(e: &AlertEvent) -> String {
     if let Some(n) = f.details.distinct_sources {
         let approx = if f.details.saturated { "≥" } else { "~" };
         extra.push_str(&format!(" from {approx}{n} sources"));
+    }
+    if let Some(s) = &f.details.sources {
+        let approx = if s.estimated { "≥" } else { "" };
+        let sample: Vec<String> = s.sample.iter().take(4).map(|ip| ip.to_string()).collect();
+        let more = if s.count as usize > sample.len() {
+            ",…"
+        } else {
+            ""
+        };
+        extra.push_str(&format!(
+            " from {approx}{} sources ({}{more})",
+            s.count,
+            sample.join(",")
+        ));
+    }
+    if f.details.folded > 0 {
+        extra.push_str(&format!(", {} folded", f.details.folded));
     }
     let phase = match e.phase {
         Phase::Start => "START ",

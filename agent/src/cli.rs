@@ -201,7 +201,7 @@ impl AnalyzeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// TOML configuration file (`picket config default` prints one); flags override it.
-    /// SIGHUP reloads its thresholds and allowlist.
+    /// SIGHUP reloads its thresholds and allowlists.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Exit after this long (default: run until SIGINT/SIGTERM).

@@ -404,4 +404,49 @@ mod tests {
         assert_eq!(end[0].duration_s(), 5.0);
         assert!(e.active_by_rule().is_empty());
     }
+
+    #[test]
+    fn new_episodes_beyond_the_rate_cap_fold_into_one_storm_episode() {
+        let mut e = Episodes::new(EpisodeTiming::default());
+        let offenders = |r: std::ops::Range<u32>| -> Vec<Finding> {
+            r.map(|i| finding(&format!("10.9.{}.{}", i / 200, i % 200 + 1), 40.0))
+                .collect()
+        };
+        // 100 offenders at once: the burst of 20 episodes, then one storm for the other 80.
+        let ev = e.step(0, 0, offenders(0..100));
+        let starts: Vec<&AlertEvent> = ev.iter().filter(|e| e.phase == Phase::Start).collect();
+        assert_eq!(starts.len(), 21);
+        let storm = starts
+            .iter()
+            .find(|e| e.finding.scope == Scope::Storm)
+            .expect("a storm episode");
+        assert_eq!(storm.finding.value, 80.0);
+        assert_eq!(storm.finding.details.folded, 80);
+        let sources = storm.finding.details.sources.as_ref().unwrap();
+        assert_eq!((sources.count, sources.sample.len()), (80, SAMPLE));
+        assert_eq!(e.folded_by_rule().get(&Rule::PortScan), Some(&80));
+        // The same offenders again: no new episode, nothing folded twice.
+        let ev = e.step(SEC, SEC, offenders(0..100));
+        assert!(ev.iter().all(|e| e.phase != Phase::Start), "{ev:?}");
+        assert_eq!(e.folded_by_rule().get(&Rule::PortScan), Some(&80));
+        // Three seconds later one token is back: one new offender gets its own episode,
+        // the next folds.
+        let ev = e.step(4 * SEC, 4 * SEC, offenders(0..102));
+        let starts: Vec<_> = ev.iter().filter(|e| e.phase == Phase::Start).collect();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].finding.scope, Scope::Source);
+        assert_eq!(e.folded_by_rule().get(&Rule::PortScan), Some(&81));
+        // Other rules have buckets of their own.
+        let mut flood = finding("10.9.9.9", 5000.0);
+        flood.rule = Rule::SynFlood;
+        let ev = e.step(5 * SEC, 5 * SEC, vec![flood]);
+        assert_eq!(ev[0].phase, Phase::Start);
+        // When the storm ends its members are forgotten.
+        let end = e.step(20 * SEC, 20 * SEC, vec![]);
+        assert!(
+            end.iter()
+                .any(|e| e.finding.scope == Scope::Storm && e.phase == Phase::End)
+        );
+        assert!(e.storms.is_empty());
+    }
 }

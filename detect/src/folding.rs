@@ -7,7 +7,8 @@
 //!   [`DECOY_MIN_JACCARD`]) with the largest one. `nmap -D` sends every probe from every
 //!   decoy, so their sets are the same. The candidates are ranked by follow-ups: the real
 //!   scanner's TCP stack answers the target's SYN-ACKs with RSTs, a spoofed decoy sends
-//!   nothing else.
+//!   nothing else. Senders of RSTs are remembered for [`FOLD_WINDOW_NS`] (at most
+//!   [`RST_SENDERS_MAX`]), since the RST may come before the scan crosses its bar.
 //! * **Storms**: [`STORM_MIN_SOURCES`] or more source-scoped findings of one rule sharing a
 //!   target (or the /24, /64 of their targets) within [`FOLD_WINDOW_NS`] fold into one
 //!   destination-scoped finding of that rule, with the source count, a sample and the
@@ -42,6 +43,8 @@ pub const DECOY_MIN_JACCARD: f64 = 0.5;
 const SOURCES_PER_TARGET: usize = 1024;
 /// Targets remembered; beyond it the least recently seen are forgotten.
 const TARGETS_MAX: usize = 8192;
+/// Senders of RSTs remembered (follow-ups of decoy candidates).
+pub const RST_SENDERS_MAX: usize = 65_536;
 
 /// What the findings of a storm share: one host, or its /24 (IPv4) or /64 (IPv6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,33 +105,34 @@ struct Scanner {
 pub struct Folder {
     storms: HashMap<(Rule, Target), Seen>,
     scanners: HashMap<IpAddr, HashMap<IpAddr, Scanner>>,
+    /// Addresses that sent RSTs, and when last.
+    rst_senders: HashMap<IpAddr, u64>,
 }
 
 /// Findings folded in one reading, per rule of the folded findings.
 pub type Folded = BTreeMap<Rule, u64>;
 
 impl Folder {
-    /// Folds one reading's findings. `snap` provides the follow-ups (RSTs and ACK-class
-    /// segments each address sent in the tick).
+    /// Folds one reading's findings. `snap` provides the follow-ups (the RSTs each address
+    /// sent in the tick).
     pub fn fold(&mut self, snap: &Snapshot, findings: Vec<Finding>) -> (Vec<Finding>, Folded) {
         let now = snap.mono_ns;
+        for s in snap.tick.src.iter().filter(|s| s.rst > 0) {
+            let ip = agent_common::state::AddrKey {
+                addr: s.head.addr_bytes(),
+            }
+            .ip();
+            if self.rst_senders.len() < RST_SENDERS_MAX || self.rst_senders.contains_key(&ip) {
+                self.rst_senders.insert(ip, now);
+            }
+        }
         self.expire(now);
         let mut folded = Folded::new();
-        let answered: HashSet<IpAddr> = snap
-            .tick
-            .src
-            .iter()
-            .filter(|s| s.rst > 0 || s.tcp_other > 0)
-            .map(|s| agent_common::state::AddrKey {
-                addr: s.head.addr_bytes(),
-            })
-            .map(|k| k.ip())
-            .collect();
         let (mut out, mut candidates): (Vec<Finding>, Vec<Finding>) =
             findings.into_iter().partition(|f| {
                 f.scope != Scope::Source || f.source.is_none() || f.destination.is_none()
             });
-        candidates = self.fold_decoys(now, candidates, &answered, &mut out, &mut folded);
+        candidates = self.fold_decoys(now, candidates, &mut out, &mut folded);
         for level in [false, true] {
             candidates = self.fold_storms(now, level, candidates, &mut out, &mut folded);
         }
@@ -137,6 +141,8 @@ impl Folder {
     }
 
     fn expire(&mut self, now: u64) {
+        self.rst_senders
+            .retain(|_, at| now.saturating_sub(*at) <= FOLD_WINDOW_NS);
         self.storms.retain(|_, s| {
             s.expire(now);
             !s.sources.is_empty()
@@ -161,7 +167,6 @@ impl Folder {
         &mut self,
         now: u64,
         candidates: Vec<Finding>,
-        answered: &HashSet<IpAddr>,
         out: &mut Vec<Finding>,
         folded: &mut Folded,
     ) -> Vec<Finding> {
@@ -186,7 +191,7 @@ impl Folder {
                 });
                 s.ports.extend(f.details.ports.iter().copied());
                 s.at_ns = now;
-                s.follow_up |= answered.contains(&src);
+                s.follow_up |= self.rst_senders.contains_key(&src);
             }
             let Some(cluster) = decoy_cluster(seen) else {
                 rest.extend(found);
@@ -371,5 +376,191 @@ fn storm_finding(target: Target, found: Vec<Finding>, seen: &Seen) -> Finding {
             destination_prefix: prefix,
             ..Details::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_common::{slots::SrcSlot, state::AddrKey};
+
+    use super::*;
+    use crate::{detector::Unit, episodes::testing::finding};
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn scan(src: &str, dst: &str, ports: std::ops::Range<u16>) -> Finding {
+        let mut f = finding(src, ports.len() as f64);
+        f.destination = Some(dst.parse().unwrap());
+        f.details.ports = ports.collect();
+        f
+    }
+
+    fn flood(rule: Rule, src: &str, dst: &str) -> Finding {
+        Finding {
+            rule,
+            unit: Unit::PacketsPerSecond,
+            ..scan(src, dst, 0..0)
+        }
+    }
+
+    fn snap(t: u64, rst_from: &[&str]) -> Snapshot {
+        let mut s = Snapshot {
+            mono_ns: t,
+            ..Snapshot::default()
+        };
+        for ip in rst_from {
+            let mut slot = SrcSlot::default();
+            let key = AddrKey::from_ip(ip.parse().unwrap());
+            slot.head.addr = [
+                u64::from_ne_bytes(key.addr[..8].try_into().unwrap()),
+                u64::from_ne_bytes(key.addr[8..].try_into().unwrap()),
+            ];
+            slot.rst = 3;
+            s.tick.src.push(slot);
+        }
+        s
+    }
+
+    #[test]
+    fn decoys_fold_into_one_destination_episode_with_the_real_scanner_first() {
+        let mut f = Folder::default();
+        // The real scanner's RSTs came a reading before its scan crossed the bar.
+        let (out, _) = f.fold(&snap(SEC, &["10.0.0.9"]), vec![]);
+        assert!(out.is_empty());
+        let (out, folded) = f.fold(
+            &snap(2 * SEC, &[]),
+            vec![
+                scan("10.0.0.1", "192.0.2.1", 0..100),
+                scan("10.0.0.2", "192.0.2.1", 0..100),
+                scan("10.0.0.9", "192.0.2.1", 0..100),
+                // Another scanner, other ports: its own episode.
+                scan("10.0.0.3", "192.0.2.1", 500..540),
+                // Same ports on another target: not this one's.
+                scan("10.0.0.4", "192.0.2.2", 0..100),
+            ],
+        );
+        assert_eq!(out.len(), 3, "{out:#?}");
+        let d = out.iter().find(|f| f.rule == Rule::DecoyScan).unwrap();
+        assert_eq!(d.scope, Scope::Destination);
+        assert_eq!(d.destination, Some("192.0.2.1".parse().unwrap()));
+        let s = d.details.sources.as_ref().unwrap();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.sample[0], "10.0.0.9".parse::<IpAddr>().unwrap());
+        assert_eq!(s.follow_up, vec!["10.0.0.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(d.details.folded, 3);
+        assert_eq!(folded.get(&Rule::PortScan), Some(&3));
+        assert!(
+            out.iter()
+                .any(|f| f.source == Some("10.0.0.3".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn two_sources_with_the_same_ports_are_not_decoys() {
+        let mut f = Folder::default();
+        let (out, _) = f.fold(
+            &snap(SEC, &[]),
+            vec![
+                scan("10.0.0.1", "192.0.2.1", 0..100),
+                scan("10.0.0.2", "192.0.2.1", 0..100),
+                // Overlap 30/110 with the largest set: under the Jaccard bar.
+                scan("10.0.0.3", "192.0.2.1", 70..110),
+            ],
+        );
+        assert!(out.iter().all(|f| f.rule == Rule::PortScan), "{out:#?}");
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn a_storm_of_sources_on_one_target_is_one_finding_from_the_eighth() {
+        let mut f = Folder::default();
+        let src = |i: u32| format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        // Seven sources over two readings: each its own.
+        let (out, _) = f.fold(
+            &snap(SEC, &[]),
+            (0..4)
+                .map(|i| flood(Rule::SynFlood, &src(i), "192.0.2.1"))
+                .collect(),
+        );
+        assert_eq!(out.len(), 4);
+        let (out, _) = f.fold(
+            &snap(2 * SEC, &[]),
+            (4..7)
+                .map(|i| flood(Rule::SynFlood, &src(i), "192.0.2.1"))
+                .collect(),
+        );
+        assert_eq!(out.len(), 3);
+        // From the eighth within 10 s, one destination finding for all of them.
+        let (out, folded) = f.fold(
+            &snap(3 * SEC, &[]),
+            (0..500)
+                .map(|i| flood(Rule::SynFlood, &src(i), "192.0.2.1"))
+                .collect(),
+        );
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let s = out[0].details.sources.as_ref().unwrap();
+        assert_eq!(
+            (out[0].scope, s.count, s.sample.len()),
+            (Scope::Destination, 500, 16)
+        );
+        assert_eq!(out[0].details.folded, 500);
+        assert_eq!(folded.get(&Rule::SynFlood), Some(&500));
+        // 11 s later the memory is gone: sources are their own again.
+        let (out, _) = f.fold(
+            &snap(14 * SEC, &[]),
+            vec![flood(Rule::SynFlood, &src(1), "192.0.2.1")],
+        );
+        assert_eq!(out[0].scope, Scope::Source);
+    }
+
+    #[test]
+    fn storms_on_neighbouring_targets_fold_by_their_slash_24_and_slash_64() {
+        let mut f = Folder::default();
+        let mut found: Vec<Finding> = (0..10)
+            .map(|i| {
+                flood(
+                    Rule::UdpFlood,
+                    &format!("10.2.0.{i}"),
+                    &format!("192.0.2.{i}"),
+                )
+            })
+            .collect();
+        found.extend((0..10).map(|i| {
+            flood(
+                Rule::UdpFlood,
+                &format!("2001:db8:1::{i}"),
+                &format!("2001:db8:ff::{i}"),
+            )
+        }));
+        // Different rules never fold together.
+        found.push(flood(Rule::SynFlood, "10.2.1.1", "192.0.2.77"));
+        let (out, _) = f.fold(&snap(SEC, &[]), found);
+        assert_eq!(out.len(), 3, "{out:#?}");
+        let prefixes: Vec<String> = out
+            .iter()
+            .filter_map(|f| f.details.destination_prefix.map(|n| n.to_string()))
+            .collect();
+        assert_eq!(prefixes, ["192.0.2.0/24", "2001:db8:ff::/64"]);
+        assert_eq!(out[0].destination, Some("192.0.2.0".parse().unwrap()));
+    }
+
+    #[test]
+    fn destination_findings_and_findings_without_a_target_pass_through() {
+        let mut f = Folder::default();
+        let mut sweeps: Vec<Finding> = (0..20)
+            .map(|i| {
+                let mut s = finding(&format!("10.3.0.{i}"), 70.0);
+                s.rule = Rule::HostSweep;
+                s.destination = None;
+                s
+            })
+            .collect();
+        let mut dst = flood(Rule::SynFlood, "10.3.1.1", "192.0.2.1");
+        dst.scope = Scope::Destination;
+        dst.source = None;
+        sweeps.push(dst);
+        let (out, folded) = f.fold(&snap(SEC, &[]), sweeps);
+        assert_eq!(out.len(), 21);
+        assert!(folded.is_empty());
     }
 }

@@ -321,3 +321,188 @@ pub fn absorb_prefixes(findings: Vec<Finding>) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::Outcome;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn bytes(ip: IpAddr) -> [u8; 16] {
+        match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        }
+    }
+
+    fn probe(src: IpAddr, dst: IpAddr, port: u16, outcome: Outcome, at_ns: u64) -> ProbeEvent {
+        ProbeEvent {
+            src: bytes(src),
+            dst: bytes(dst),
+            group: ProbeGroup::Tcp,
+            port,
+            outcome,
+            at_ns,
+        }
+    }
+
+    fn v4(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// `sources` sources probing `per_source` ports each of `dst`, in turn (round robin).
+    fn distributed_probes(sources: u16, per_source: u16, outcome: Outcome) -> Vec<ProbeEvent> {
+        let dst = v4("192.0.2.1");
+        let mut out = Vec::new();
+        for i in 0..per_source {
+            for s in 0..sources {
+                let src = IpAddr::V4(std::net::Ipv4Addr::new(10, 7, (s >> 8) as u8, s as u8));
+                out.push(probe(src, dst, 1000 + s * per_source + i, outcome, SEC));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fifty_sources_of_twenty_ports_are_one_distributed_scan() {
+        let mut m = ManyToOne::default();
+        let t = Thresholds::default();
+        let f = m.evaluate(&distributed_probes(50, 20, Outcome::Rejected), SEC, &t);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        let f = &f[0];
+        assert_eq!(
+            (f.rule, f.scope),
+            (Rule::DistributedScan, Scope::Destination)
+        );
+        assert_eq!(f.destination, Some(v4("192.0.2.1")));
+        assert!(f.value >= DISTRIBUTED_MIN_PORTS as f64, "{}", f.value);
+        let s = f.details.sources.as_ref().unwrap();
+        assert!(s.count >= DISTRIBUTED_MIN_SOURCES as u32, "{s:?}");
+        assert!(s.sample.len() <= SAMPLE);
+        // A minute later the set has aged out.
+        assert!(m.evaluate(&[], 62 * SEC, &t).is_empty());
+    }
+
+    #[test]
+    fn answered_probes_few_sources_or_few_ports_are_not_a_distributed_scan() {
+        let t = Thresholds::default();
+        for (probes, why) in [
+            (distributed_probes(50, 20, Outcome::Accepted), "accepted"),
+            (
+                distributed_probes(50, 20, Outcome::Unknown),
+                "unknown outcome",
+            ),
+            (distributed_probes(4, 29, Outcome::Rejected), "four sources"),
+            (
+                distributed_probes(40, 2, Outcome::Rejected),
+                "two ports each",
+            ),
+            (distributed_probes(10, 9, Outcome::Rejected), "90 ports"),
+        ] {
+            let mut m = ManyToOne::default();
+            assert!(m.evaluate(&probes, SEC, &t).is_empty(), "{why}");
+        }
+        // Sources over their own bar are port_scan's, not part of a distributed scan.
+        let mut m = ManyToOne::default();
+        assert!(
+            m.evaluate(&distributed_probes(5, 40, Outcome::Rejected), SEC, &t)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_scanner_rotating_through_its_slash_64_is_found() {
+        let mut m = ManyToOne::default();
+        let t = Thresholds::default();
+        let dst = v4("192.0.2.1");
+        // One probe per address: no address is a scanner on its own.
+        let probes: Vec<ProbeEvent> = (0..40u16)
+            .map(|i| {
+                let src = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 5, 0, 0, 0, 100 + i));
+                probe(src, dst, 2000 + i, Outcome::Unanswered, SEC)
+            })
+            .collect();
+        let f = m.evaluate(&probes, SEC, &t);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].rule, f[0].scope), (Rule::PortScan, Scope::Source));
+        assert_eq!(f[0].source, Some("2001:db8:0:5::".parse().unwrap()));
+        assert_eq!(
+            f[0].details.source_prefix,
+            Some("2001:db8:0:5::/64".parse().unwrap())
+        );
+        assert_eq!(f[0].details.sources.as_ref().unwrap().count, 40);
+        // A sweep by rotating addresses too.
+        let mut m = ManyToOne::default();
+        let sweep: Vec<ProbeEvent> = (0..70u16)
+            .map(|i| {
+                let src = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 6, 0, 0, 1, i));
+                let dst = IpAddr::V4(std::net::Ipv4Addr::new(10, 8, 0, i as u8));
+                probe(src, dst, 22, Outcome::Unanswered, SEC)
+            })
+            .collect();
+        let f = m.evaluate(&sweep, SEC, &t);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].rule, f[0].value), (Rule::HostSweep, 70.0));
+        // One address alone is the per-source rules' case.
+        let mut m = ManyToOne::default();
+        let one: Vec<ProbeEvent> = (0..40u16)
+            .map(|i| {
+                let src = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, 1));
+                probe(src, dst, 2000 + i, Outcome::Unanswered, SEC)
+            })
+            .collect();
+        assert!(m.evaluate(&one, SEC, &t).is_empty());
+    }
+
+    #[test]
+    fn a_slash_64_finding_absorbs_the_findings_of_its_addresses() {
+        let mk = |src: &str, prefix: Option<&str>| Finding {
+            rule: Rule::PortScan,
+            scope: Scope::Source,
+            source: Some(src.parse().unwrap()),
+            destination: None,
+            value: 40.0,
+            threshold: 30.0,
+            unit: Unit::Ports,
+            window_s: 60.0,
+            estimated: false,
+            details: Details {
+                source_prefix: prefix.map(|p| p.parse().unwrap()),
+                ..Details::default()
+            },
+        };
+        let kept = absorb_prefixes(vec![
+            mk("2001:db8:0:5::", Some("2001:db8:0:5::/64")),
+            mk("2001:db8:0:5::17", None),
+            mk("2001:db8:0:6::17", None),
+            mk("192.0.2.9", None),
+        ]);
+        let kept: Vec<String> = kept.iter().map(|f| f.source.unwrap().to_string()).collect();
+        assert_eq!(kept, ["2001:db8:0:5::", "2001:db8:0:6::17", "192.0.2.9"]);
+    }
+
+    #[test]
+    fn sets_stay_bounded() {
+        let mut m = ManyToOne::default();
+        let t = Thresholds::default();
+        let src = v4("10.0.0.1");
+        let probes: Vec<ProbeEvent> = (0..(TARGETS_MAX as u32 + 100))
+            .map(|i| {
+                let dst = IpAddr::V4(std::net::Ipv4Addr::from(0xc000_0000 + i));
+                probe(src, dst, 80, Outcome::Rejected, SEC + u64::from(i))
+            })
+            .collect();
+        m.evaluate(&probes, 2 * SEC, &t);
+        assert_eq!(m.targets.len(), TARGETS_MAX);
+        let dst = v4("192.0.2.1");
+        let many: Vec<ProbeEvent> = (0..1000u16)
+            .map(|p| probe(src, dst, p, Outcome::Rejected, SEC))
+            .collect();
+        m.evaluate(&many, 2 * SEC, &t);
+        assert_eq!(
+            m.targets[&(dst, ProbeGroup::Tcp)].entries.len(),
+            TARGET_SET_CAP
+        );
+    }
+}

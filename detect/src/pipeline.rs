@@ -165,3 +165,90 @@ impl Pipeline {
         self.episodes.finish(wall_ns)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::{
+        allowlist::Side,
+        detector::Rule,
+        episodes::Phase,
+        probes::{Outcome, ProbeEvent, ProbeGroup},
+    };
+
+    /// 50 sources × 20 failed ports of 192.0.2.1: a distributed scan.
+    fn snapshot() -> Snapshot {
+        let mut probes = Vec::new();
+        for s in 0..50u16 {
+            for p in 0..20u16 {
+                let src = Ipv4Addr::new(10, 7, 0, s as u8).to_ipv6_mapped().octets();
+                let dst = Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped().octets();
+                probes.push(ProbeEvent {
+                    src,
+                    dst,
+                    group: ProbeGroup::Tcp,
+                    port: 1000 + s * 20 + p,
+                    outcome: Outcome::Rejected,
+                    at_ns: 1_000_000_000,
+                });
+            }
+        }
+        Snapshot {
+            mono_ns: 1_000_000_000,
+            probes,
+            ..Snapshot::default()
+        }
+    }
+
+    fn pipeline(allow: Allowlists) -> Pipeline {
+        Pipeline::new(
+            Thresholds::default(),
+            DEFAULT_WINDOW,
+            EpisodeTiming::default(),
+            allow,
+            1024,
+        )
+    }
+
+    #[test]
+    fn probes_reach_the_many_to_one_rules_unless_an_allowlist_drops_them() {
+        let mut p = pipeline(Allowlists::default());
+        let step = p.step(&mut snapshot());
+        let starts: Vec<_> = step
+            .events
+            .iter()
+            .filter(|e| e.phase == Phase::Start)
+            .collect();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].finding.rule, Rule::DistributedScan);
+
+        // 32 sources ignored: 18 × 20 = 360 ports, still a distributed scan; the target
+        // ignored: nothing, and nothing stored.
+        let mut p = pipeline(Allowlists {
+            scanners: vec!["10.7.0.0/27".parse().unwrap()],
+            ..Allowlists::default()
+        });
+        let mut snap = snapshot();
+        let step = p.step(&mut snap);
+        assert_eq!(step.events.len(), 1);
+        assert_eq!(p.suppressed().of(Side::Scanner), 32 * 20);
+        assert_eq!(snap.probes.len(), 18 * 20);
+        let sources = step.events[0].finding.details.sources.clone().unwrap();
+        assert!(
+            sources
+                .sample
+                .iter()
+                .all(|ip| *ip >= IpAddr::V4(Ipv4Addr::new(10, 7, 0, 32)))
+        );
+
+        let mut p = pipeline(Allowlists {
+            scanned: vec!["192.0.2.1".parse().unwrap()],
+            ..Allowlists::default()
+        });
+        let step = p.step(&mut snapshot());
+        assert!(step.events.is_empty() && !step.findings);
+        assert_eq!(p.suppressed().of(Side::Scanned), 1000);
+    }
+}

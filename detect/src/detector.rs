@@ -175,8 +175,11 @@ impl Default for Thresholds {
     ///   probes with as many successful connections escapes, and with one direction in view
     ///   every probe counts as failed. 0 turns the condition off.
     /// * `syn_flood_pps = 1000`: `hping3 --flood` sends tens of thousands of SYNs per second;
-    ///   default-speed `nmap -sS` stays in the hundreds, and a legitimate client rarely opens
-    ///   a thousand connections per second to one host.
+    ///   default-speed `nmap -sS` stays in the hundreds. A source that completes its
+    ///   handshakes (ACK-class segments at least half its SYNs) is not counted: a load
+    ///   generator opening thousands of connections per second to a web server is load, not
+    ///   a flood. *Trade-off:* a flood tool that pads its SYNs with as many bare ACKs escapes
+    ///   this rule (as it escapes the destination rule's ACK ratio).
     /// * `syn_flood_dst_pps = 2000` with `syn_flood_dst_ack_ratio = 0.2`: a spoofed or
     ///   botnet flood spreads over many sources, each below every per-source bar, and its
     ///   SYNs are never followed by the handshake's ACK (spoofed sources never see the
@@ -350,6 +353,9 @@ const ONE_WAY_MAX: f64 = 0.01;
 const REFLECTION_ASKED_MAX: f64 = 0.10;
 /// Fewest distinct reflectors for `reflection`.
 const MIN_REFLECTORS: u32 = 10;
+/// `syn_flood` (source): ACK-class segments per SYN from a source that completes its
+/// handshakes (a client sends about 3 per connection: the handshake's ACK, a request, FIN).
+const SRC_HANDSHAKE_ACK_MIN: f64 = 0.5;
 
 /// Probes a source sent and answers accepting them it received.
 #[derive(Clone, Copy, Debug, Default)]
@@ -656,8 +662,14 @@ fn src_flood_findings(
     // a ping flood (or a UDP flood with port unreachables) is its victim, not a flooder.
     let answers = back.map_or(0, |b| b.head.pkts);
     let icmp = u32::from(s.icmp_req) + u32::from(s.icmp_other).saturating_sub(answers);
+    // SYNs whose handshakes the source completes (its ACK-class segments: the handshake's
+    // ACK, data, FIN) are connections, not a flood: a load generator opening thousands per
+    // second to a web server. A flood tool, a SYN scanner, or the kernel of either, answers
+    // a SYN-ACK with RST, or not at all.
+    let completes = f64::from(s.tcp_other) >= SRC_HANDSHAKE_ACK_MIN * f64::from(s.syn);
+    let syn = if completes { 0 } else { s.syn };
     [
-        (Rule::SynFlood, s.syn, t.syn_flood_pps),
+        (Rule::SynFlood, syn, t.syn_flood_pps),
         (Rule::UdpFlood, udp, t.udp_flood_pps),
         (Rule::IcmpFlood, icmp, t.icmp_flood_pps),
     ]
@@ -1252,6 +1264,25 @@ mod tests {
             f.push((frames::ipv4(c, VICTIM, IPPROTO_TCP, 0, &ack), 1));
         }
         assert!(one_tick(&f).is_empty());
+    }
+
+    #[test]
+    fn one_load_generator_completing_its_handshakes_is_not_a_syn_flood() {
+        // `ab` without keep-alive: 3 000 connections in a second from one client, each SYN
+        // followed by the handshake's ACK and a request; a SYN flood's source sends no ACKs.
+        let client = from(7);
+        let mut f = Vec::new();
+        for i in 0..3000u32 {
+            let port = 20_000 + i as u16;
+            f.push((syn(client, VICTIM, port, 80), 1));
+            let ack = frames::tcp(port, 80, TCP_ACK);
+            f.push((frames::ipv4(client, VICTIM, IPPROTO_TCP, 0, &ack), 2));
+        }
+        assert!(one_tick(&f).is_empty(), "{:?}", one_tick(&f));
+        let flood: Vec<_> = (0..3000u32)
+            .map(|i| (syn(client, VICTIM, 20_000 + i as u16, 80), 1))
+            .collect();
+        assert_eq!(one_tick(&flood), vec![(Rule::SynFlood, Scope::Source)]);
     }
 
     #[test]

@@ -276,6 +276,10 @@ pub struct Details {
     /// Mean bytes per packet from the reflectors (`reflection`: the amplification).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_per_packet: Option<f64>,
+    /// The destination network the folded findings shared (their targets differed within
+    /// one /24 or /64); `destination` is then its network address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_prefix: Option<ipnet::IpNet>,
     /// Distinct hosts probed in the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_hosts: Option<u32>,
@@ -306,6 +310,12 @@ pub struct Details {
     /// count is then a lower bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub saturated: bool,
+    /// The source network a finding aggregates (IPv6 scanners rotating through their /64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_prefix: Option<ipnet::IpNet>,
+    /// The sources behind a destination-scoped or storm finding: how many, and a sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Sources>,
     /// SYN-ACKs sent per SYN received (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
@@ -313,33 +323,23 @@ pub struct Details {
     /// (`nmap -f`, `--mtu 16`): the scan tried to slip past filters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiny_fragments: Option<u64>,
-    // Added by the many-to-one rules and the folding of findings into one episode.
-    /// The sources behind a destination-scoped or storm finding: how many, and a sample.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sources: Option<Sources>,
-    /// The source network a finding aggregates (IPv6 scanners rotating through their /64).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_prefix: Option<ipnet::IpNet>,
-    /// The destination network the folded findings shared (their targets differed within
-    /// one /24 or /64); `destination` is then its network address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination_prefix: Option<ipnet::IpNet>,
 }
 
 /// Sources of a many-to-one finding.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Sources {
+    // Alphabetical, as every JSON object of the documents.
     /// Distinct sources counted (at most the tracked cap, see `estimated`).
     pub count: u32,
-    /// Up to 16 of them; for `decoy_scan`, the likeliest real scanner first.
-    pub sample: Vec<IpAddr>,
     /// True when `count` stopped at a cap: a lower bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub estimated: bool,
-    /// `decoy_scan`: sources that sent RSTs or ACKs, as a real TCP stack answering the
-    /// target's SYN-ACKs does (a spoofed decoy sends nothing); ranked first in `sample`.
+    /// `decoy_scan`: sources that sent RSTs, as a real TCP stack answering the target's
+    /// SYN-ACKs does (a spoofed decoy sends nothing); ranked first in `sample`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub follow_up: Vec<IpAddr>,
+    /// Up to 16 of them; for `decoy_scan`, the likeliest real scanner first.
+    pub sample: Vec<IpAddr>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -199,15 +199,7 @@ fn sighup_reloads_the_ignore_lists() {
     )
     .unwrap();
     picket.signal(libc::SIGHUP);
-    picket.wait_for("the reload line", Duration::from_secs(5), |_, err| {
-        err.contains("picket: reloaded")
-    });
-    let line = picket
-        .stderr()
-        .lines()
-        .find(|l| l.starts_with("picket: reloaded"))
-        .unwrap()
-        .to_string();
+    let line = picket.wait_stderr_line("picket: reloaded", Duration::from_secs(5));
     assert!(
         line.contains(&format!("ignore_scanners [\"{attacker}/32\"] -> []"))
             && line.contains(&format!("ignore_scanned [] -> [\"{victim}/32:22\"]")),

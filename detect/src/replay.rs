@@ -406,6 +406,43 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_flood_to_random_ports_is_a_flood_not_also_a_port_scan() {
+        use agent_common::classify::IPPROTO_UDP;
+        // From one source (40 000 datagrams/s for 3 s), then from random forged sources
+        // (60 000/s): every datagram to another port.
+        let flooder = Ipv4Addr::new(203, 0, 113, 7);
+        let mut d = detection(&[]);
+        let mut port = 1u16;
+        for i in 0..120_000u64 {
+            port = port.wrapping_mul(31).wrapping_add(7) | 1;
+            let udp = frames::udp(40000, port, b"x");
+            feed(
+                &mut d,
+                &frames::ipv4(flooder, VICTIM, IPPROTO_UDP, 0, &udp),
+                1_000 * MS + i * 25_000,
+            );
+        }
+        let r = d.finish();
+        assert_eq!(
+            starts(&r),
+            vec![(Rule::UdpFlood, Scope::Source, Some(flooder.into()))]
+        );
+        let mut d = detection(&[]);
+        for i in 0..180_000u32 {
+            port = port.wrapping_mul(31).wrapping_add(7) | 1;
+            let src = Ipv4Addr::from(0x0b00_0000 + (i % 50_000) * 13);
+            let udp = frames::udp(40000, port, b"x");
+            let t = 1_000 * MS + u64::from(i) * 16_666;
+            feed(&mut d, &frames::ipv4(src, VICTIM, IPPROTO_UDP, 0, &udp), t);
+        }
+        let r = d.finish();
+        assert_eq!(
+            starts(&r),
+            vec![(Rule::UdpFlood, Scope::Destination, Some(VICTIM.into()))]
+        );
+    }
+
+    #[test]
     fn five_hundred_forged_scanners_of_one_target_are_one_episode() {
         // Each forged source probes 32 ports of its own, in turn, ~1800 SYNs/s in all: below
         // every flood bar, within one window, and no two sources alike (not decoys).

@@ -1,5 +1,6 @@
 //! One event, one episode, with real tools (root): `nmap -D` decoys make one episode about
-//! the target that lists the candidate sources, the real scanner first; a busy web server
+//! the target that lists the candidate sources, the real scanner first; 100 random decoys
+//! are one episode too; a busy web server
 //! under a load generator at 2 000+ new connections per second raises nothing; and the
 //! `ignore_scanners` allowlist of the file is reloaded on SIGHUP.
 
@@ -71,6 +72,57 @@ fn nmap_decoys_are_one_episode_about_the_target_listing_the_sources() {
     assert_eq!(sample[0], attacker, "{v}");
     assert_eq!(sources["follow_up"], serde_json::json!([attacker]), "{v}");
     drop(listener);
+}
+
+#[test]
+fn nmap_with_100_random_decoys_is_one_episode() {
+    // 100 forged sources (nmap allows fewer than 128 decoys; the 500-source case is the
+    // offline test in picket_detect::replay) scanning one target, each crossing port_scan
+    // on its own, are one episode about the target, not 101 blaming innocent addresses. The
+    // rate stays under the destination SYN flood's bar (--max-rate counts every packet: 1 500
+    // SYNs/s), so that the scan is the only event.
+    require_tools(&["nmap"]);
+    let lab = Lab::new();
+    let victim = lab.veth.victim_v4.to_string();
+    let mut p = lab.picket(&[]);
+    let out = syn_scan(
+        &lab.attacker,
+        &victim,
+        "1-60",
+        &["-D", "RND:100", "--max-rate", "1500"],
+    );
+    eprintln!("[nmap] {}", out.trim());
+    p.collect_for(Duration::from_secs(8));
+    p.stop();
+    let alerts = p.alerts();
+    let started = starts(&alerts);
+    assert_eq!(
+        started.len(),
+        1,
+        "expected one episode, got {}:\n{}",
+        started.len(),
+        p.report()
+    );
+    let v = started[0];
+    assert_eq!(v["destination"]["ip"], victim, "{v}");
+    assert!(v.get("source").is_none(), "no source blamed: {v}");
+    // The episode's last line counts every source that crossed the bar.
+    let last = alerts
+        .iter()
+        .rev()
+        .find(|a| a["event"]["id"] == v["event"]["id"])
+        .unwrap();
+    let count = last["picket"]["details"]["sources"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(count >= 90, "expected ~101 sources in {last}");
+    assert_eq!(
+        last["picket"]["details"]["sources"]["sample"]
+            .as_array()
+            .map(Vec::len),
+        Some(16),
+        "{last}"
+    );
 }
 
 /// lighttpd serving a small page on `addr`:80 from `dir`.

@@ -130,7 +130,7 @@ pub fn alertname(rule: Rule) -> String {
 /// `severity`: floods hurt now, scans announce.
 fn severity(rule: Rule) -> &'static str {
     match rule {
-        Rule::PortScan | Rule::HostSweep => "warning",
+        Rule::PortScan | Rule::HostSweep | Rule::DistributedScan | Rule::DecoyScan => "warning",
         Rule::SynFlood
         | Rule::UdpFlood
         | Rule::IcmpFlood
@@ -174,6 +174,7 @@ impl Book {
         let scope = match f.scope {
             Scope::Source => "source",
             Scope::Destination => "destination",
+            Scope::Storm => "storm",
         };
         l.insert("scope".into(), scope.into());
         l.insert("severity".into(), severity(f.rule).into());

@@ -150,6 +150,20 @@ pub struct AnalyzeArgs {
     /// thresholds), with its defaults and checks.
     #[command(flatten)]
     pub settings: SettingArgs<true>,
+    /// Whose view the capture is read from (`--local`).
+    #[command(flatten)]
+    pub vantage: VantageArgs,
+}
+
+/// `picket analyze --local`: the vantage of the detection.
+#[cfg(feature = "analyze")]
+#[derive(Debug, Args, Clone, Default)]
+pub struct VantageArgs {
+    /// A watched host or network (repeatable): the capture is accounted as the live agent
+    /// there would see it — packets to it as ingress, from it as egress, packets between two
+    /// other hosts not at all. Without it, as a SPAN port sees both directions.
+    #[arg(long, value_name = "CIDR", value_parser = crate::parse::parse_net)]
+    pub local: Vec<ipnet::IpNet>,
 }
 
 #[cfg(feature = "analyze")]
@@ -166,6 +180,9 @@ impl AnalyzeArgs {
             poll_interval: s.poll_interval,
             window: s.window,
             allow: s.allow,
+            ignore_scanners: s.ignore_scanners,
+            ignore_scanned: s.ignore_scanned,
+            local: self.vantage.local.clone(),
             top: self.top,
             progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
         })
@@ -184,7 +201,7 @@ impl AnalyzeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// TOML configuration file (`picket config default` prints one); flags override it.
-    /// SIGHUP reloads its thresholds and allowlist.
+    /// SIGHUP reloads its thresholds and allowlists.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Exit after this long (default: run until SIGINT/SIGTERM).

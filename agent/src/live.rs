@@ -10,7 +10,7 @@ use tokio::{
 
 use picket_detect::{
     document::SummaryLine,
-    episodes::{Allowlist, EpisodeTiming},
+    episodes::EpisodeTiming,
     pipeline::{AdmissionChange, Pipeline},
     snapshot::Snapshot,
 };
@@ -286,7 +286,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             update_every_s: s.update_interval.as_secs_f64(),
             end_after_s: s.end_after.as_secs_f64(),
         },
-        s.allow.clone(),
+        s.allowlists(),
         s.src_map_entries,
     );
 
@@ -345,7 +345,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = sighup.recv() => {
                 if let Some(new) = config::reload(args.config.as_deref(), &args.settings.flags, &s) {
                     pipeline.detector.thresholds = new.thresholds.clone();
-                    pipeline.allow = Allowlist::new(new.allow.clone());
+                    pipeline.allow = new.allowlists();
                     if let (Some(b), Some(km)) = (blocker.as_mut(), maps.kernel_maps()) {
                         let fields = b.fields(&s);
                         for c in &b.reload(km, &new)? {
@@ -353,6 +353,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
                         }
                     }
                     (s.thresholds, s.allow) = (new.thresholds, new.allow);
+                    (s.ignore_scanners, s.ignore_scanned) =
+                        (new.ignore_scanners, new.ignore_scanned);
                 }
                 continue;
             }
@@ -374,12 +376,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
         // The per-source map is read only when a finding may have changed, or for a summary.
         let summary_due = !s.summary_interval.is_zero() && Instant::now() >= next_summary;
         let quick = maps.read_poll()?;
-        let snap = if summary_due || pipeline.needs_maps(&quick.globals, quick.mono_ns) {
+        let mut snap = if summary_due || pipeline.needs_maps(&quick.globals, quick.mono_ns) {
             maps.read_with(quick)?
         } else {
             quick
         };
-        let step = pipeline.step(&snap);
+        let step = pipeline.step(&mut snap);
         apply_admission(&mut maps, step.admission)?;
         let events = step.events;
         for e in &events {
@@ -415,6 +417,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             pipeline.admission_on(),
             took,
         );
+        metrics.suppressed(pipeline.suppressed());
         let now = Instant::now();
         if !s.summary_interval.is_zero() && now >= next_summary {
             if let Some(base) = &summary_base {

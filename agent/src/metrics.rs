@@ -40,6 +40,7 @@ use prometheus_client::{
 
 use crate::webconfig::WebConfig;
 use picket_detect::{
+    allowlist::{Side, Suppressed},
     detector::Rule,
     episodes::{AlertEvent, Episodes, Phase},
     snapshot::Snapshot,
@@ -182,6 +183,21 @@ struct RuleLabels {
     rule: RuleName,
 }
 
+/// `side` of `picket_suppressed`: the allowlist that dropped a probe or a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SideName(Side);
+
+impl EncodeLabelValue for SideName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.0.name(), encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SideLabels {
+    side: SideName,
+}
+
 /// Only with `--metrics-top-k`: at most K series.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OffenderLabels {
@@ -224,6 +240,8 @@ pub struct Metrics {
     admission: Gauge,
     alerts: Family<RuleLabels, Counter>,
     active: Family<RuleLabels, Gauge>,
+    folded: Family<RuleLabels, Counter>,
+    suppressed: Family<SideLabels, Counter>,
     offenders: Family<OffenderLabels, Ratio>,
     poll_duration: Histogram,
     last_poll: Ratio,
@@ -268,6 +286,8 @@ impl Metrics {
             admission: Gauge::default(),
             alerts: Family::default(),
             active: Family::default(),
+            folded: Family::default(),
+            suppressed: Family::default(),
             offenders: Family::default(),
             poll_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             last_poll: Ratio::default(),
@@ -370,6 +390,18 @@ impl Metrics {
             m.active.clone(),
         );
         r.register(
+            "episodes_folded",
+            "Findings folded into another episode instead of opening their own (storms of \
+             sources, decoys, the per-rule cap on new episodes), by rule of the folded findings",
+            m.folded.clone(),
+        );
+        r.register(
+            "suppressed",
+            "Probes and findings dropped by an allowlist, by side (offender: allow, scanner: \
+             ignore_scanners, scanned: ignore_scanned)",
+            m.suppressed.clone(),
+        );
+        r.register(
             "top_offender_threshold_ratio",
             "Value over threshold of the offenders of open alerts, top K by ratio \
              (only with --metrics-top-k)",
@@ -444,6 +476,14 @@ impl Metrics {
             };
             m.alerts.get_or_create(&l).inc_by(0);
             m.active.get_or_create(&l).set(0);
+            m.folded.get_or_create(&l).inc_by(0);
+        }
+        for side in Side::ALL {
+            m.suppressed
+                .get_or_create(&SideLabels {
+                    side: SideName(side),
+                })
+                .inc_by(0);
         }
         let mut m = m;
         m.count(&[Globals::default(); 2]);
@@ -451,6 +491,16 @@ impl Metrics {
             .expect("not shared yet")
             .registry = r;
         m
+    }
+
+    /// The allowlists' totals so far (`picket_suppressed_total`).
+    pub fn suppressed(&self, totals: Suppressed) {
+        for side in Side::ALL {
+            let c = self.suppressed.get_or_create(&SideLabels {
+                side: SideName(side),
+            });
+            c.inc_by(totals.of(side).saturating_sub(c.get()));
+        }
     }
 
     /// Starts the HTTP server on `addr` (in the current tokio runtime) and returns the
@@ -565,6 +615,12 @@ impl Metrics {
                     rule: RuleName(e.finding.rule),
                 })
                 .inc();
+        }
+        for (rule, total) in episodes.folded_by_rule() {
+            let c = self.folded.get_or_create(&RuleLabels {
+                rule: RuleName(*rule),
+            });
+            c.inc_by(total.saturating_sub(c.get()));
         }
         let open = episodes.active_by_rule();
         for rule in Rule::ALL {
@@ -942,6 +998,37 @@ mod tests {
         // No address labels by default.
         assert!(!text.contains("192.0.2.7"), "{text}");
         assert!(!text.contains("top_offender_threshold_ratio{"), "{text}");
+    }
+
+    #[test]
+    fn folded_and_suppressed_counters_follow_their_totals() {
+        let mut m = Metrics::new(0, Duration::from_secs(1));
+        let mut episodes = Episodes::new(EpisodeTiming::default());
+        let text = m.render(false);
+        assert_eq!(
+            value(&text, r#"picket_episodes_folded_total{rule="port_scan"}"#),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            value(&text, r#"picket_suppressed_total{side="scanner"}"#),
+            Some(0.0)
+        );
+        // 30 offenders at once: 20 episodes, 10 folded into the rule's storm.
+        let many: Vec<_> = (0..30)
+            .map(|i| finding(&format!("192.0.2.{i}"), 40.0))
+            .collect();
+        let events = episodes.step(0, 0, many);
+        m.observe(&snapshot(1), &events, &episodes, false, Duration::ZERO);
+        m.suppressed(picket_detect::allowlist::Suppressed([1, 7, 3]));
+        m.suppressed(picket_detect::allowlist::Suppressed([1, 9, 3]));
+        let text = m.render(false);
+        let v = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
+        assert_eq!(v(r#"picket_episodes_folded_total{rule="port_scan"}"#), 10.0);
+        assert_eq!(v(r#"picket_alerts_total{rule="port_scan"}"#), 21.0);
+        assert_eq!(v(r#"picket_suppressed_total{side="offender"}"#), 1.0);
+        assert_eq!(v(r#"picket_suppressed_total{side="scanner"}"#), 9.0);
+        assert_eq!(v(r#"picket_suppressed_total{side="scanned"}"#), 3.0);
     }
 
     #[test]

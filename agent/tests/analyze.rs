@@ -984,10 +984,11 @@ fn pcap_ns(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
 
 #[test]
 fn spoofed_flood_does_not_hide_a_scanner() {
-    // 10 000 SYNs/s from random sources for 5 s, and a scanner probing 40 ports meanwhile:
+    // 10 000 SYNs/s from random sources for 5 s, and a scanner probing 40 closed ports
+    // meanwhile:
     // as live, the flood raises a destination syn_flood, admission at the second sighting
     // keeps the per-source state small, and the scanner still gets its port_scan.
-    use agent_common::classify::{IPPROTO_TCP, TCP_SYN};
+    use agent_common::classify::{IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN};
     use picket_frames as frames;
     use std::net::Ipv4Addr;
     let t0 = 1_700_000_000_000_000_000u64;
@@ -1011,11 +1012,17 @@ fn spoofed_flood_does_not_hide_a_scanner() {
                 t0 + i * 100_000 + 1,
                 frames::ipv4(scanner, victim, IPPROTO_TCP, 0, &probe),
             ));
+            // The victim refuses it (a two-way capture): a failed probe.
+            let rst = frames::tcp(port, 40_000, TCP_RST | TCP_ACK);
+            packets.push((
+                t0 + i * 100_000 + 2,
+                frames::ipv4(victim, scanner, IPPROTO_TCP, 0, &rst),
+            ));
         }
     }
     let r =
         analyze::analyze_reader("flood.pcap", &pcap_ns(&packets)[..], &Options::default()).unwrap();
-    assert_eq!(r.totals.packets, 50_050);
+    assert_eq!(r.totals.packets, 50_100);
     assert_eq!(r.inputs[0].format, analyze::reader::Format::PcapNs);
     let floods = alerts(&r, "syn_flood");
     assert!(
@@ -1032,4 +1039,69 @@ fn spoofed_flood_does_not_hide_a_scanner() {
         "{}",
         r.detection.sources_deferred
     );
+}
+
+#[test]
+fn local_networks_give_the_view_of_the_live_agent_on_those_hosts() {
+    // The masscan capture seen from the scanned host, from the scanner, and from a host in
+    // neither: only the scanned host's agent sees probes arriving.
+    let f = capture("esnet/tcp_0_1000_20190821.pcap");
+    let (src, dst, _, _) = scanner(&f, 10);
+    let path = f.to_str().unwrap();
+    let rules = |local: &str| -> (Vec<String>, Value) {
+        let out = picket(&["--json", "--no-progress", "--local", local, path]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rules = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["event"]["action"] == "start")
+            .map(|a| format!("{} {}", a["rule"]["name"], a["source"]["ip"]))
+            .collect();
+        (rules, v)
+    };
+    let (on_victim, _) = rules(&dst);
+    assert_eq!(on_victim, [format!("\"port_scan\" \"{src}\"")]);
+    let (on_scanner, _) = rules(&format!("{src}/32"));
+    assert!(on_scanner.is_empty(), "{on_scanner:?}");
+    let (elsewhere, _) = rules("192.0.2.0/24");
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+    // A bad network is one line and a failure.
+    let out = picket(&["--local", "10.0.0.0/40", path]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a CIDR"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn ignore_lists_drop_the_scan_and_bad_entries_fail() {
+    let f = capture("esnet/tcp_0_1000_20190821.pcap");
+    let (src, dst, _, _) = scanner(&f, 10);
+    let path = f.to_str().unwrap();
+    for args in [
+        vec!["--ignore-scanner", src.as_str()],
+        vec!["--ignore-scanned", dst.as_str()],
+    ] {
+        let mut all = vec!["--json", "--no-progress"];
+        all.extend(args.iter().copied());
+        all.push(path);
+        let out = picket(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["alerts"].as_array().map(Vec::len), Some(0), "{args:?}");
+    }
+    let out = picket(&["--ignore-scanned", "[2001:db8::1]53", path]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[IPv6 CIDR]:PORT"), "{err}");
 }

@@ -9,7 +9,10 @@ use agent_common::{
     packet::Snapshot,
 };
 use picket_capture::link;
-use picket_detect::{detector::Thresholds, document as output, episodes::Phase, replay::Detection};
+use picket_detect::{
+    allowlist::Allowlists, detector::Thresholds, document as output, episodes::Phase,
+    replay::Detection,
+};
 
 use super::{
     Options,
@@ -95,8 +98,13 @@ impl Aggregator {
                 opts.thresholds.clone(),
                 opts.poll_interval,
                 opts.window,
-                opts.allow.clone(),
-            ),
+                Allowlists {
+                    offenders: opts.allow.clone(),
+                    scanners: opts.ignore_scanners.clone(),
+                    scanned: opts.ignore_scanned.clone(),
+                },
+            )
+            .with_local(opts.local.clone()),
             inputs: Vec::new(),
         }
     }

@@ -25,6 +25,7 @@ use std::{io::Read, path::PathBuf, time::Duration};
 use anyhow::{Result, bail};
 use ipnet::IpNet;
 use picket_detect::{
+    allowlist::PortNet,
     detector::Thresholds,
     pipeline::{DEFAULT_POLL_INTERVAL, DEFAULT_WINDOW},
 };
@@ -43,6 +44,13 @@ pub struct Options {
     pub window: Duration,
     /// Offenders never alerted on.
     pub allow: Vec<IpNet>,
+    /// Sources whose probes and findings are ignored (`ignore_scanners`).
+    pub ignore_scanners: Vec<PortNet>,
+    /// Destinations whose probes and findings are ignored (`ignore_scanned`).
+    pub ignore_scanned: Vec<PortNet>,
+    /// The watched hosts (`--local`): the capture is accounted as the live agent on them
+    /// would see it; empty: as a SPAN port sees it (see `picket_detect::replay`).
+    pub local: Vec<IpNet>,
     /// Entries per ranked list (0: all).
     pub top: usize,
     /// Show a progress bar for files at least this large (when stderr is a terminal).
@@ -57,6 +65,9 @@ impl Default for Options {
             poll_interval: DEFAULT_POLL_INTERVAL,
             window: DEFAULT_WINDOW,
             allow: Vec::new(),
+            ignore_scanners: Vec::new(),
+            ignore_scanned: Vec::new(),
+            local: Vec::new(),
             top: 10,
             progress_min: None,
         }

@@ -51,11 +51,16 @@ pub enum Rule {
     ProtoFlood,
     /// Answers from reflector ports (DNS, NTP, …) towards one destination that did not ask.
     Reflection,
+    /// Many sources probing one destination, each below its own bar (`crate::many_to_one`).
+    DistributedScan,
+    /// Several sources scanning one destination with the same ports: one scanner hiding
+    /// among decoys (`nmap -D`); one episode about the target (`crate::folding`).
+    DecoyScan,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 11] = [
         Rule::PortScan,
         Rule::HostSweep,
         Rule::SynFlood,
@@ -65,6 +70,8 @@ impl Rule {
         Rule::FragFlood,
         Rule::ProtoFlood,
         Rule::Reflection,
+        Rule::DistributedScan,
+        Rule::DecoyScan,
     ];
 
     /// Stable snake_case name.
@@ -91,6 +98,9 @@ pub enum Unit {
     /// Bits per second (on the wire).
     #[strum(serialize = "bits/s")]
     BitsPerSecond,
+    /// Offenders folded into one storm episode.
+    #[strum(serialize = "offenders")]
+    Offenders,
 }
 
 /// Whom a finding is about.
@@ -101,6 +111,9 @@ pub enum Scope {
     Source,
     /// The finding is about a destination attacked from many sources.
     Destination,
+    /// Many offenders of one rule beyond its rate of new episodes, folded into one episode
+    /// (`crate::episodes`): no offender address, `details.folded` and `details.sources`.
+    Storm,
 }
 
 /// Detection thresholds. Defaults and their reasoning are in [`Thresholds::default`].
@@ -164,8 +177,11 @@ impl Default for Thresholds {
     ///   probes with as many successful connections escapes, and with one direction in view
     ///   every probe counts as failed. 0 turns the condition off.
     /// * `syn_flood_pps = 1000`: `hping3 --flood` sends tens of thousands of SYNs per second;
-    ///   default-speed `nmap -sS` stays in the hundreds, and a legitimate client rarely opens
-    ///   a thousand connections per second to one host.
+    ///   default-speed `nmap -sS` stays in the hundreds. A source that completes its
+    ///   handshakes (ACK-class segments at least half its SYNs) is not counted: a load
+    ///   generator opening thousands of connections per second to a web server is load, not
+    ///   a flood. *Trade-off:* a flood tool that pads its SYNs with as many bare ACKs escapes
+    ///   this rule (as it escapes the destination rule's ACK ratio).
     /// * `syn_flood_dst_pps = 2000` with `syn_flood_dst_ack_ratio = 0.2`: a spoofed or
     ///   botnet flood spreads over many sources, each below every per-source bar, and its
     ///   SYNs are never followed by the handshake's ACK (spoofed sources never see the
@@ -246,6 +262,7 @@ impl Finding {
         match self.scope {
             Scope::Source => self.source,
             Scope::Destination => self.destination,
+            Scope::Storm => None,
         }
     }
 }
@@ -261,6 +278,10 @@ pub struct Details {
     /// Mean bytes per packet from the reflectors (`reflection`: the amplification).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_per_packet: Option<f64>,
+    /// The destination network the folded findings shared (their targets differed within
+    /// one /24 or /64); `destination` is then its network address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_prefix: Option<ipnet::IpNet>,
     /// Distinct hosts probed in the window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_hosts: Option<u32>,
@@ -305,6 +326,12 @@ pub struct Details {
     /// Scans: the time scale whose window the count is over (`fast`, `medium`, `slow`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<Scale>,
+    /// The source network a finding aggregates (IPv6 scanners rotating through their /64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_prefix: Option<ipnet::IpNet>,
+    /// The sources behind a destination-scoped or storm finding: how many, and a sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Sources>,
     /// SYN-ACKs sent per SYN received (destination-scoped floods).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synack_ratio: Option<f64>,
@@ -312,6 +339,23 @@ pub struct Details {
     /// (`nmap -f`, `--mtu 16`): the scan tried to slip past filters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiny_fragments: Option<u64>,
+}
+
+/// Sources of a many-to-one finding.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sources {
+    // Alphabetical, as every JSON object of the documents.
+    /// Distinct sources counted (at most the tracked cap, see `estimated`).
+    pub count: u32,
+    /// True when `count` stopped at a cap: a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// `decoy_scan`: sources that sent RSTs, as a real TCP stack answering the target's
+    /// SYN-ACKs does (a spoofed decoy sends nothing); ranked first in `sample`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub follow_up: Vec<IpAddr>,
+    /// Up to 16 of them; for `decoy_scan`, the likeliest real scanner first.
+    pub sample: Vec<IpAddr>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -325,6 +369,9 @@ const ONE_WAY_MAX: f64 = 0.01;
 const REFLECTION_ASKED_MAX: f64 = 0.10;
 /// Fewest distinct reflectors for `reflection`.
 const MIN_REFLECTORS: u32 = 10;
+/// `syn_flood` (source): ACK-class segments per SYN from a source that completes its
+/// handshakes (a client sends about 3 per connection: the handshake's ACK, a request, FIN).
+const SRC_HANDSHAKE_ACK_MIN: f64 = 0.5;
 
 /// Applies the thresholds to successive snapshots.
 ///
@@ -543,10 +590,20 @@ fn src_flood_findings(
     // UDP only counts one-way: a QUIC or media server streaming to a client is ACKed back.
     let udp_answered = back.is_some_and(|b| f64::from(b.udp_p) >= ONE_WAY_MAX * f64::from(s.udp));
     let udp = if udp_answered { 0 } else { s.udp };
+    // ICMP replies and errors count only beyond what the source received: a host answering
+    // a ping flood (or a UDP flood with port unreachables) is its victim, not a flooder.
+    let answers = back.map_or(0, |b| b.head.pkts);
+    let icmp = u32::from(s.icmp_req) + u32::from(s.icmp_other).saturating_sub(answers);
+    // SYNs whose handshakes the source completes (its ACK-class segments: the handshake's
+    // ACK, data, FIN) are connections, not a flood: a load generator opening thousands per
+    // second to a web server. A flood tool, a SYN scanner, or the kernel of either, answers
+    // a SYN-ACK with RST, or not at all.
+    let completes = f64::from(s.tcp_other) >= SRC_HANDSHAKE_ACK_MIN * f64::from(s.syn);
+    let syn = if completes { 0 } else { s.syn };
     [
-        (Rule::SynFlood, s.syn, t.syn_flood_pps),
+        (Rule::SynFlood, syn, t.syn_flood_pps),
         (Rule::UdpFlood, udp, t.udp_flood_pps),
-        (Rule::IcmpFlood, s.icmp(), t.icmp_flood_pps),
+        (Rule::IcmpFlood, icmp, t.icmp_flood_pps),
     ]
     .into_iter()
     .map(|(rule, n, threshold)| (rule, f64::from(n) / secs, threshold))
@@ -1329,6 +1386,25 @@ mod tests {
             f.push((frames::ipv4(c, VICTIM, IPPROTO_TCP, 0, &ack), 1));
         }
         assert!(one_tick(&f).is_empty());
+    }
+
+    #[test]
+    fn one_load_generator_completing_its_handshakes_is_not_a_syn_flood() {
+        // `ab` without keep-alive: 3 000 connections in a second from one client, each SYN
+        // followed by the handshake's ACK and a request; a SYN flood's source sends no ACKs.
+        let client = from(7);
+        let mut f = Vec::new();
+        for i in 0..3000u32 {
+            let port = 20_000 + i as u16;
+            f.push((syn(client, VICTIM, port, 80), 1));
+            let ack = frames::tcp(port, 80, TCP_ACK);
+            f.push((frames::ipv4(client, VICTIM, IPPROTO_TCP, 0, &ack), 2));
+        }
+        assert!(one_tick(&f).is_empty(), "{:?}", one_tick(&f));
+        let flood: Vec<_> = (0..3000u32)
+            .map(|i| (syn(client, VICTIM, 20_000 + i as u16, 80), 1))
+            .collect();
+        assert_eq!(one_tick(&flood), vec![(Rule::SynFlood, Scope::Source)]);
     }
 
     #[test]

@@ -358,7 +358,11 @@ pub fn alert_text(e: &AlertEvent) -> String {
     let who = match (f.scope, f.source, f.destination) {
         (Scope::Source, Some(s), Some(d)) if f.rule != Rule::HostSweep => format!("{s} -> {d}"),
         (Scope::Source, Some(s), _) => s.to_string(),
-        (Scope::Destination, _, Some(d)) => format!("many sources -> {d}"),
+        (Scope::Destination, _, Some(d)) => match f.details.destination_prefix {
+            Some(net) => format!("many sources -> {net}"),
+            None => format!("many sources -> {d}"),
+        },
+        (Scope::Storm, ..) => "many offenders".into(),
         _ => "?".into(),
     };
     let approx = if f.estimated { "~" } else { "" };
@@ -391,6 +395,23 @@ pub fn alert_text(e: &AlertEvent) -> String {
     if let Some(n) = f.details.distinct_sources {
         let approx = if f.details.saturated { "≥" } else { "~" };
         extra.push_str(&format!(" from {approx}{n} sources"));
+    }
+    if let Some(s) = &f.details.sources {
+        let approx = if s.estimated { "≥" } else { "" };
+        let sample: Vec<String> = s.sample.iter().take(4).map(|ip| ip.to_string()).collect();
+        let more = if s.count as usize > sample.len() {
+            ",…"
+        } else {
+            ""
+        };
+        extra.push_str(&format!(
+            " from {approx}{} sources ({}{more})",
+            s.count,
+            sample.join(",")
+        ));
+    }
+    if f.details.folded > 0 {
+        extra.push_str(&format!(", {} folded", f.details.folded));
     }
     let phase = match e.phase {
         Phase::Start => "START ",
@@ -693,6 +714,38 @@ mod tests {
         assert_eq!(
             json(&AlertDocument::new(&e[3], "vm").on_node("node-a")),
             r#"{"@timestamp":"2026-11-23T09:53:51.413Z","destination":{"ip":"2001:db8::7"},"event":{"action":"end","duration":3001500000,"id":3,"kind":"alert","start":"2026-11-23T09:53:48.412Z"},"host":{"name":"node-a"},"observer":{"hostname":"vm","name":"node-a","product":"picket"},"picket":{"details":{"distinct_sources":7000,"saturated":true,"synack_ratio":0.013},"estimated":false,"peak":50000.0,"scope":"destination","threshold":2000.0,"unit":"packets/s","value":41230.0,"window_s":0.25},"rule":{"name":"syn_flood"}}"#
+        );
+        // A decoy scan: about the target, with its candidate sources.
+        let decoy = AlertEvent {
+            finding: Finding {
+                rule: Rule::DecoyScan,
+                scope: Scope::Destination,
+                source: None,
+                details: Details {
+                    folded: 3,
+                    sources: Some(crate::detector::Sources {
+                        count: 3,
+                        estimated: false,
+                        follow_up: vec!["10.77.0.1".parse().unwrap()],
+                        sample: ["10.77.0.1", "10.77.0.77", "10.77.0.78"]
+                            .iter()
+                            .map(|s| s.parse().unwrap())
+                            .collect(),
+                    }),
+                    ..Details::default()
+                },
+                ..e[0].finding.clone()
+            },
+            ..e[0].clone()
+        };
+        assert_eq!(
+            json(&AlertDocument::new(&decoy, "vm")),
+            r#"{"@timestamp":"2026-11-23T09:53:51.413Z","destination":{"ip":"10.77.0.2"},"event":{"action":"start","duration":3001500000,"id":1,"kind":"alert","start":"2026-11-23T09:53:48.412Z"},"observer":{"hostname":"vm","product":"picket"},"picket":{"details":{"folded":3,"sources":{"count":3,"follow_up":["10.77.0.1"],"sample":["10.77.0.1","10.77.0.77","10.77.0.78"]}},"estimated":true,"peak":102.0,"scope":"destination","threshold":30.0,"unit":"ports","value":102.0,"window_s":10.0},"rule":{"name":"decoy_scan"}}"#
+        );
+        assert!(alert_text(&decoy).contains("decoy_scan many sources -> 10.77.0.2"));
+        assert!(
+            alert_text(&decoy)
+                .contains("from 3 sources (10.77.0.1,10.77.0.77,10.77.0.78), 3 folded")
         );
         // No destination (host sweep); not-a-number values as null, as json! had them.
         assert!(!json(&AlertDocument::new(&e[2], "")).contains("destination"));

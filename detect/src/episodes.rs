@@ -1,12 +1,30 @@
 //! Alert episodes: one event when a detection starts, rate-limited updates while it lasts,
-//! one event when it ends — never a line per reading. Also the allowlist.
+//! one event when it ends — never a line per reading.
+//!
+//! New episodes are rate-capped per rule (a token bucket of [`EPISODE_BURST`], refilled at
+//! [`EPISODES_PER_MIN`] a minute): beyond it, the offenders of that rule fold into one
+//! storm episode (scope `storm`) that counts them, so no storm of findings (forged sources,
+//! a botnet) becomes a storm of alerts. The folds are counted per rule
+//! (`picket_episodes_folded_total`).
 
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+    time::Duration,
+};
 
-use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::detector::{Finding, Rule, Scope};
+use crate::detector::{Details, Finding, Rule, Scope, Sources, Unit};
+
+/// New episodes per rule and minute, once the burst is spent.
+pub const EPISODES_PER_MIN: f64 = 20.0;
+/// New episodes per rule that may start at once.
+pub const EPISODE_BURST: f64 = 20.0;
+/// Addresses a storm episode lists in `details.sources.sample`.
+pub const SAMPLE: usize = 16;
+/// Offenders a storm episode remembers as folded (further ones are counted, not kept).
+const STORM_MEMBERS_MAX: usize = 65_536;
 
 /// When updates and ends are emitted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,12 +98,45 @@ struct Active {
     last_emit_mono: u64,
 }
 
+/// Token bucket of new episodes of one rule.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at_ns: u64,
+}
+
+impl Bucket {
+    fn take(&mut self, now_ns: u64) -> bool {
+        let dt = now_ns.saturating_sub(self.at_ns) as f64 / 1e9;
+        self.tokens = (self.tokens + dt * EPISODES_PER_MIN / 60.0).min(EPISODE_BURST);
+        self.at_ns = now_ns;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The offenders folded into a rule's open storm episode.
+#[derive(Debug, Default)]
+struct Storm {
+    members: HashSet<EpisodeKey>,
+    /// Folded offenders beyond `members`' cap.
+    uncounted: u64,
+    sample: Vec<IpAddr>,
+}
+
 /// Open episodes, keyed by rule, scope and offender.
 #[derive(Debug, Default)]
 pub struct Episodes {
     timing: EpisodeTiming,
     active: HashMap<EpisodeKey, Active>,
     next_id: u64,
+    buckets: HashMap<Rule, Bucket>,
+    storms: HashMap<Rule, Storm>,
+    folded: BTreeMap<Rule, u64>,
 }
 
 impl Episodes {
@@ -93,8 +144,76 @@ impl Episodes {
     pub fn new(timing: EpisodeTiming) -> Self {
         Episodes {
             timing,
-            active: HashMap::new(),
             next_id: 1,
+            ..Episodes::default()
+        }
+    }
+
+    /// Counts `n` findings of `rule` folded into another episode (by the folding of
+    /// findings upstream, or by the rate cap here).
+    pub fn note_folded(&mut self, rule: Rule, n: u64) {
+        if n > 0 {
+            *self.folded.entry(rule).or_default() += n;
+        }
+    }
+
+    /// Findings folded so far, per rule (`picket_episodes_folded_total`).
+    pub fn folded_by_rule(&self) -> &BTreeMap<Rule, u64> {
+        &self.folded
+    }
+
+    /// Whether a finding for a new episode key may start an episode; if not, it is folded
+    /// into the rule's storm, and the storm's finding returned in its place.
+    fn admit(&mut self, key: EpisodeKey, f: Finding, now_ns: u64) -> Finding {
+        let rule = f.rule;
+        let folded_already = self
+            .storms
+            .get(&rule)
+            .is_some_and(|s| s.members.contains(&key));
+        if !folded_already {
+            let bucket = self.buckets.entry(rule).or_insert(Bucket {
+                tokens: EPISODE_BURST,
+                at_ns: now_ns,
+            });
+            if bucket.take(now_ns) {
+                return f;
+            }
+        }
+        let storm = self.storms.entry(rule).or_default();
+        if !folded_already {
+            if storm.members.len() < STORM_MEMBERS_MAX {
+                storm.members.insert(key);
+            } else {
+                storm.uncounted += 1;
+            }
+            if let Some(ip) = f.offender()
+                && storm.sample.len() < SAMPLE
+            {
+                storm.sample.push(ip);
+            }
+            *self.folded.entry(rule).or_default() += 1;
+        }
+        let count = storm.members.len() as u64 + storm.uncounted;
+        Finding {
+            rule,
+            scope: Scope::Storm,
+            source: None,
+            destination: None,
+            value: count as f64,
+            threshold: EPISODE_BURST,
+            unit: Unit::Offenders,
+            window_s: f.window_s,
+            estimated: storm.uncounted > 0,
+            details: Details {
+                folded: u32::try_from(count).unwrap_or(u32::MAX),
+                sources: Some(Sources {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    sample: storm.sample.clone(),
+                    estimated: storm.uncounted > 0,
+                    follow_up: Vec::new(),
+                }),
+                ..Details::default()
+            },
         }
     }
 
@@ -104,8 +223,18 @@ impl Episodes {
         let mut events = Vec::new();
         let update_ns = (self.timing.update_every_s * 1e9) as u64;
         let end_ns = (self.timing.end_after_s * 1e9) as u64;
+        // Storm episodes started in this reading, whose start event must show every
+        // offender folded in this reading, not only the first.
+        let mut storms_started = Vec::new();
         for f in findings {
-            let key = (f.rule, f.scope, f.offender());
+            let mut key = (f.rule, f.scope, f.offender());
+            let f = if self.active.contains_key(&key) {
+                f
+            } else {
+                let f = self.admit(key, f, mono_ns);
+                key = (f.rule, f.scope, f.offender());
+                f
+            };
             match self.active.get_mut(&key) {
                 Some(a) => {
                     a.last_match_mono = mono_ns;
@@ -126,9 +255,17 @@ impl Episodes {
                         last_emit_mono: mono_ns,
                     };
                     self.next_id += 1;
+                    if key.1 == Scope::Storm {
+                        storms_started.push((events.len(), key));
+                    }
                     events.push(event(Phase::Start, &a, wall_ns));
                     self.active.insert(key, a);
                 }
+            }
+        }
+        for (i, key) in storms_started {
+            if let Some(a) = self.active.get(&key) {
+                events[i] = event(Phase::Start, a, wall_ns);
             }
         }
         let ended: Vec<EpisodeKey> = self
@@ -140,6 +277,9 @@ impl Episodes {
         for k in ended {
             if let Some(a) = self.active.remove(&k) {
                 events.push(event(Phase::End, &a, wall_ns));
+            }
+            if k.1 == Scope::Storm {
+                self.storms.remove(&k.0);
             }
         }
         events.sort_by_key(|e| (e.phase != Phase::Start, e.episode));
@@ -153,6 +293,7 @@ impl Episodes {
             .drain()
             .map(|(_, a)| event(Phase::End, &a, wall_ns))
             .collect();
+        self.storms.clear();
         events.sort_by_key(|e| e.episode);
         events
     }
@@ -180,37 +321,6 @@ fn event(phase: Phase, a: &Active, wall_ns: u64) -> AlertEvent {
         peak: a.peak,
         started_ns: a.started_wall,
         at_ns: wall_ns,
-    }
-}
-
-/// Networks whose offenders never raise alerts.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Allowlist {
-    nets: Vec<IpNet>,
-}
-
-impl Allowlist {
-    /// An allowlist of these networks.
-    pub fn new(nets: Vec<IpNet>) -> Self {
-        Allowlist { nets }
-    }
-
-    /// True when the finding's offender (source, or destination for destination-scoped
-    /// findings) is in an allowed network.
-    pub fn suppresses(&self, f: &Finding) -> bool {
-        f.offender()
-            .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)))
-    }
-
-    /// Drops the findings the allowlist suppresses.
-    pub fn filter(&self, findings: Vec<Finding>) -> Vec<Finding> {
-        if self.nets.is_empty() {
-            return findings;
-        }
-        findings
-            .into_iter()
-            .filter(|f| !self.suppresses(f))
-            .collect()
     }
 }
 
@@ -296,17 +406,47 @@ mod tests {
     }
 
     #[test]
-    fn allowlist_suppresses_offenders_in_its_networks() {
-        let allow = Allowlist::new(vec![
-            "198.51.100.0/24".parse().unwrap(),
-            "2001:db8::/32".parse().unwrap(),
-        ]);
-        let kept = allow.filter(vec![
-            finding("198.51.100.7", 40.0),
-            finding("203.0.113.9", 40.0),
-            finding("2001:db8::1", 40.0),
-        ]);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].source, Some("203.0.113.9".parse().unwrap()));
+    fn new_episodes_beyond_the_rate_cap_fold_into_one_storm_episode() {
+        let mut e = Episodes::new(EpisodeTiming::default());
+        let offenders = |r: std::ops::Range<u32>| -> Vec<Finding> {
+            r.map(|i| finding(&format!("10.9.{}.{}", i / 200, i % 200 + 1), 40.0))
+                .collect()
+        };
+        // 100 offenders at once: the burst of 20 episodes, then one storm for the other 80.
+        let ev = e.step(0, 0, offenders(0..100));
+        let starts: Vec<&AlertEvent> = ev.iter().filter(|e| e.phase == Phase::Start).collect();
+        assert_eq!(starts.len(), 21);
+        let storm = starts
+            .iter()
+            .find(|e| e.finding.scope == Scope::Storm)
+            .expect("a storm episode");
+        assert_eq!(storm.finding.value, 80.0);
+        assert_eq!(storm.finding.details.folded, 80);
+        let sources = storm.finding.details.sources.as_ref().unwrap();
+        assert_eq!((sources.count, sources.sample.len()), (80, SAMPLE));
+        assert_eq!(e.folded_by_rule().get(&Rule::PortScan), Some(&80));
+        // The same offenders again: no new episode, nothing folded twice.
+        let ev = e.step(SEC, SEC, offenders(0..100));
+        assert!(ev.iter().all(|e| e.phase != Phase::Start), "{ev:?}");
+        assert_eq!(e.folded_by_rule().get(&Rule::PortScan), Some(&80));
+        // Three seconds later one token is back: one new offender gets its own episode,
+        // the next folds.
+        let ev = e.step(4 * SEC, 4 * SEC, offenders(0..102));
+        let starts: Vec<_> = ev.iter().filter(|e| e.phase == Phase::Start).collect();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].finding.scope, Scope::Source);
+        assert_eq!(e.folded_by_rule().get(&Rule::PortScan), Some(&81));
+        // Other rules have buckets of their own.
+        let mut flood = finding("10.9.9.9", 5000.0);
+        flood.rule = Rule::SynFlood;
+        let ev = e.step(5 * SEC, 5 * SEC, vec![flood]);
+        assert_eq!(ev[0].phase, Phase::Start);
+        // When the storm ends its members are forgotten.
+        let end = e.step(20 * SEC, 20 * SEC, vec![]);
+        assert!(
+            end.iter()
+                .any(|e| e.finding.scope == Scope::Storm && e.phase == Phase::End)
+        );
+        assert!(e.storms.is_empty());
     }
 }

@@ -6,7 +6,10 @@
 //! * [`outcomes`]: the join of conversation records into settled probe outcomes.
 //! * [`windows`]: the failed-probe sets per source over several time scales.
 //! * [`detector`]: rules and thresholds; successive snapshots in, findings out.
-//! * [`episodes`]: findings grouped into alert episodes (start, update, end); allowlists.
+//! * [`many_to_one`]: rules over the probes of many sources (distributed scans, IPv6 /64s).
+//! * [`allowlist`]: `allow`, `ignore_scanners`, `ignore_scanned`: probes and findings dropped.
+//! * [`folding`]: one event, one episode: decoys and storms of sources folded per target.
+//! * [`episodes`]: findings grouped into alert episodes (start, update, end), rate-capped.
 //! * [`admission`]: when new sources are admitted at their second packet (spoofed floods).
 //! * [`pipeline`]: the per-poll step that ties the above together.
 //! * [`replay`]: the pipeline driven by packet time over a capture.
@@ -15,10 +18,13 @@
 //! * [`document`]: alert, block and summary documents (JSON and text).
 
 pub mod admission;
+pub mod allowlist;
 pub mod blocking;
 pub mod detector;
 pub mod document;
 pub mod episodes;
+pub mod folding;
+pub mod many_to_one;
 pub mod model;
 pub mod outcomes;
 pub mod pipeline;

@@ -1,6 +1,7 @@
 //! The per-poll detection step, one code path for the live agent and for `picket analyze`:
-//! decide admission control from the rate of unknown sources, evaluate the rules on the
-//! reading, drop allowlisted offenders, and turn findings into episode events.
+//! decide admission control from the rate of unknown sources, drop the probes the allowlists
+//! cover, evaluate the rules (per source, then many-to-one) on the reading, drop allowlisted
+//! findings, fold the findings of one event into one, and turn findings into episode events.
 //!
 //! The caller owns the state and the clock: it reads a [`Snapshot`] (the global counters
 //! only, or the maps too when [`Pipeline::needs_maps`] says so), hands it to
@@ -10,12 +11,14 @@
 use std::time::Duration;
 
 use agent_common::state::Globals;
-use ipnet::IpNet;
 
 use crate::{
     admission::Admission,
+    allowlist::{Allowlists, Suppressed},
     detector::{Detector, Thresholds},
-    episodes::{AlertEvent, Allowlist, EpisodeTiming, Episodes},
+    episodes::{AlertEvent, EpisodeTiming, Episodes},
+    folding::Folder,
+    many_to_one::{self, ManyToOne},
     snapshot::Snapshot,
 };
 
@@ -53,8 +56,11 @@ pub struct Pipeline {
     pub detector: Detector,
     /// Open episodes.
     pub episodes: Episodes,
-    /// Offenders never alerted on.
-    pub allow: Allowlist,
+    /// Who is never alerted on (may be replaced, e.g. on SIGHUP).
+    pub allow: Allowlists,
+    many_to_one: ManyToOne,
+    folder: Folder,
+    suppressed: Suppressed,
     admission: Admission,
     /// Time and ingress counters of the previous reading.
     prev: Option<(u64, Globals)>,
@@ -66,13 +72,16 @@ impl Pipeline {
         thresholds: Thresholds,
         window: Duration,
         timing: EpisodeTiming,
-        allow: Vec<IpNet>,
+        allow: Allowlists,
         src_capacity: u32,
     ) -> Self {
         Pipeline {
             detector: Detector::new(thresholds, window.as_secs_f64()),
             episodes: Episodes::new(timing),
-            allow: Allowlist::new(allow),
+            allow,
+            many_to_one: ManyToOne::default(),
+            folder: Folder::default(),
+            suppressed: Suppressed::default(),
             admission: Admission::new(src_capacity, window.as_secs_f64()),
             prev: None,
         }
@@ -118,12 +127,31 @@ impl Pipeline {
         })
     }
 
-    /// One reading: admission control, findings, allowlist, episodes.
-    pub fn step(&mut self, snap: &Snapshot) -> Step {
+    /// Probes and findings the allowlists dropped so far (`picket_suppressed_total`).
+    pub fn suppressed(&self) -> Suppressed {
+        self.suppressed
+    }
+
+    /// One reading: admission control, allowlists (probes), findings, allowlists
+    /// (findings), folding, episodes. The allowlisted probes are removed from `snap`.
+    pub fn step(&mut self, snap: &mut Snapshot) -> Step {
         let mut since = self.prev.unwrap_or((snap.mono_ns, snap.globals[0]));
         let admission = self.watch_admission(&mut since, snap);
         self.prev = Some(since);
-        let findings = self.allow.filter(self.detector.evaluate(snap));
+        self.allow
+            .filter_probes(&mut snap.probes, &mut self.suppressed);
+        let mut findings = self.detector.evaluate(snap);
+        findings.extend(self.many_to_one.evaluate(
+            &snap.probes,
+            snap.mono_ns,
+            &self.detector.thresholds,
+        ));
+        let findings = many_to_one::absorb_prefixes(findings);
+        let findings = self.allow.filter_findings(findings, &mut self.suppressed);
+        let (findings, folded) = self.folder.fold(snap, findings);
+        for (rule, n) in folded {
+            self.episodes.note_folded(rule, n);
+        }
         let had = !findings.is_empty();
         Step {
             events: self.episodes.step(snap.mono_ns, snap.wall_ns, findings),
@@ -135,5 +163,92 @@ impl Pipeline {
     /// Ends every open episode at `wall_ns`.
     pub fn finish(&mut self, wall_ns: u64) -> Vec<AlertEvent> {
         self.episodes.finish(wall_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::{
+        allowlist::Side,
+        detector::Rule,
+        episodes::Phase,
+        probes::{Outcome, ProbeEvent, ProbeGroup},
+    };
+
+    /// 50 sources × 20 failed ports of 192.0.2.1: a distributed scan.
+    fn snapshot() -> Snapshot {
+        let mut probes = Vec::new();
+        for s in 0..50u16 {
+            for p in 0..20u16 {
+                let src = Ipv4Addr::new(10, 7, 0, s as u8).to_ipv6_mapped().octets();
+                let dst = Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped().octets();
+                probes.push(ProbeEvent {
+                    src,
+                    dst,
+                    group: ProbeGroup::Tcp,
+                    port: 1000 + s * 20 + p,
+                    outcome: Outcome::Rejected,
+                    at_ns: 1_000_000_000,
+                });
+            }
+        }
+        Snapshot {
+            mono_ns: 1_000_000_000,
+            probes,
+            ..Snapshot::default()
+        }
+    }
+
+    fn pipeline(allow: Allowlists) -> Pipeline {
+        Pipeline::new(
+            Thresholds::default(),
+            DEFAULT_WINDOW,
+            EpisodeTiming::default(),
+            allow,
+            1024,
+        )
+    }
+
+    #[test]
+    fn probes_reach_the_many_to_one_rules_unless_an_allowlist_drops_them() {
+        let mut p = pipeline(Allowlists::default());
+        let step = p.step(&mut snapshot());
+        let starts: Vec<_> = step
+            .events
+            .iter()
+            .filter(|e| e.phase == Phase::Start)
+            .collect();
+        assert_eq!(starts.len(), 1);
+        assert_eq!(starts[0].finding.rule, Rule::DistributedScan);
+
+        // 32 sources ignored: 18 × 20 = 360 ports, still a distributed scan; the target
+        // ignored: nothing, and nothing stored.
+        let mut p = pipeline(Allowlists {
+            scanners: vec!["10.7.0.0/27".parse().unwrap()],
+            ..Allowlists::default()
+        });
+        let mut snap = snapshot();
+        let step = p.step(&mut snap);
+        assert_eq!(step.events.len(), 1);
+        assert_eq!(p.suppressed().of(Side::Scanner), 32 * 20);
+        assert_eq!(snap.probes.len(), 18 * 20);
+        let sources = step.events[0].finding.details.sources.clone().unwrap();
+        assert!(
+            sources
+                .sample
+                .iter()
+                .all(|ip| *ip >= IpAddr::V4(Ipv4Addr::new(10, 7, 0, 32)))
+        );
+
+        let mut p = pipeline(Allowlists {
+            scanned: vec!["192.0.2.1".parse().unwrap()],
+            ..Allowlists::default()
+        });
+        let step = p.step(&mut snapshot());
+        assert!(step.events.is_empty() && !step.findings);
+        assert_eq!(p.suppressed().of(Side::Scanned), 1000);
     }
 }

@@ -248,6 +248,19 @@ impl Proc {
         }
     }
 
+    /// Waits for a stderr line starting with `prefix` (as [`Proc::wait_for`]) and returns
+    /// the first such line.
+    pub fn wait_stderr_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        self.wait_for(&format!("a {prefix:?} line"), timeout, |_, err| {
+            err.lines().any(|l| l.starts_with(prefix))
+        });
+        self.stderr()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .expect("the line was seen")
+            .to_string()
+    }
+
     /// Sends `sig`.
     pub fn signal(&self, sig: libc::c_int) {
         signal(self.pid(), sig);

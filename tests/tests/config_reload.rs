@@ -50,15 +50,7 @@ fn sighup_reloads_thresholds_from_the_file() {
     // Lower the threshold (and change a key that needs a restart), then SIGHUP.
     std::fs::write(&config, file("20", "3s")).unwrap();
     picket.signal(libc::SIGHUP);
-    picket.wait_for("the reload line", Duration::from_secs(5), |_, err| {
-        err.contains("picket: reloaded")
-    });
-    let line = picket
-        .stderr()
-        .lines()
-        .find(|l| l.starts_with("picket: reloaded"))
-        .unwrap()
-        .to_string();
+    let line = picket.wait_stderr_line("picket: reloaded", Duration::from_secs(5));
     assert_eq!(
         line,
         format!(

@@ -51,6 +51,9 @@ const TEST_PACKAGES: &[&str] = &[
     "python3-venv",
     "systemd",
     "util-linux",
+    // HTTP load test: a real web server under a load generator (one connection per request).
+    "lighttpd",
+    "apache2-utils",
 ];
 
 /// Python tool the manifest tests run, installed in [`test_venv`] from PyPI (it bundles the

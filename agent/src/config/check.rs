@@ -4,7 +4,7 @@
 use std::{cmp::Ordering, net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
-use picket_detect::detector::Rule;
+use picket_detect::{allowlist::PortNet, detector::Rule};
 
 use super::{settings::Settings, value::Value};
 use crate::{
@@ -76,7 +76,9 @@ macro_rules! unordered {
         }
     )*};
 }
-unordered!(bool, IpNet, SocketAddr, Hook, XdpModeArg, Format, Rule);
+unordered!(
+    bool, IpNet, PortNet, SocketAddr, Hook, XdpModeArg, Format, Rule
+);
 
 impl<T: Checked> Check<T> {
     /// Ok, or why `v` fails.

@@ -9,8 +9,8 @@ const HEADER: &str = "\
 # Picket configuration (TOML). Every key is optional: a missing key takes the value shown,
 # which is the built-in default. Command-line flags override this file (a list given with
 # flags replaces the file's list). Check a file with `picket config check FILE`.
-# SIGHUP makes a running picket reload [thresholds] and `allow` from this file; other keys
-# take effect at the next start.
+# SIGHUP makes a running picket reload [thresholds], `allow`, `ignore_scanners` and
+# `ignore_scanned` from this file; other keys take effect at the next start.
 ";
 
 /// Width of the comment lines.

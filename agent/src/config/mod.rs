@@ -155,6 +155,11 @@ mod tests {
                 "10.0.0.0/8".parse().unwrap(),
                 "2001:db8::1/128".parse().unwrap(),
             ],
+            ignore_scanners: vec!["10.0.0.5/32:9100".parse().unwrap()],
+            ignore_scanned: vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "[2001:db8::/32]:53".parse().unwrap(),
+            ],
             output: Format::Json,
             src_map_entries: 1024,
             src_slots: 2048,

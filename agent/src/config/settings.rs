@@ -17,6 +17,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
 use picket_detect::{
+    allowlist::{Allowlists, PortNet},
     detector::{Rule, Thresholds},
     episodes, pipeline,
 };
@@ -123,6 +124,25 @@ declare! {
             help: "Never alert on offenders in this network: a CIDR or an address \
                    (repeatable).",
             example: r#"["10.0.0.0/8", "2001:db8::1"]"#,
+        }
+        ignore_scanners: Vec<PortNet> {
+            default: Vec::new(),
+            flag: list(PortNet) "ignore-scanner",
+            check: Check::Any,
+            in: [Live, Analyze, Reload],
+            help: "Ignore probes from this network, and alerts about it as a source: CIDR, or \
+                   CIDR:PORT (IPv6: [CIDR]:PORT) for its probes of that port only \
+                   (repeatable).",
+            example: r#"["10.0.0.5:9100", "[2001:db8::/48]:443"]"#,
+        }
+        ignore_scanned: Vec<PortNet> {
+            default: Vec::new(),
+            flag: list(PortNet) "ignore-scanned",
+            check: Check::Any,
+            in: [Live, Analyze, Reload],
+            help: "Ignore probes of this network, and alerts about it as a destination: CIDR, \
+                   or CIDR:PORT (IPv6: [CIDR]:PORT) for probes of that port only (repeatable).",
+            example: r#"["192.0.2.5:443", "198.51.100.0/24"]"#,
         }
         output: Format {
             default: Format::Auto,
@@ -446,6 +466,17 @@ declare! {
             in: [Live],
             help: "File holding a bearer token (instead of basic auth).",
             example: r#""/var/run/secrets/alertmanager/token""#,
+        }
+    }
+}
+
+impl Settings {
+    /// The allowlists of the detection pipeline.
+    pub fn allowlists(&self) -> Allowlists {
+        Allowlists {
+            offenders: self.allow.clone(),
+            scanners: self.ignore_scanners.clone(),
+            scanned: self.ignore_scanned.clone(),
         }
     }
 }

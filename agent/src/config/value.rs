@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
-use picket_detect::detector::Rule;
+use picket_detect::{allowlist::PortNet, detector::Rule};
 use serde::Deserialize;
 use toml::{
     Spanned,
@@ -133,6 +133,7 @@ macro_rules! strings {
 strings! {
     String => "STRING", |s: &str| Ok::<_, String>(s.to_string());
     IpNet => "CIDR", parse::parse_net;
+    PortNet => "CIDR[:PORT]", |s: &str| s.parse::<PortNet>();
     SocketAddr => "ADDR:PORT", parse::parse_metrics_addr;
     Rule => "RULE", |s: &str| s.parse::<Rule>().map_err(|_| format!("{s:?} is not a rule \
         (port_scan, host_sweep, syn_flood, udp_flood, icmp_flood)"));

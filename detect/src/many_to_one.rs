@@ -1,7 +1,8 @@
 //! Many-to-one rules over settled probes ([`ProbeEvent`]), for attacks no single source
 //! address shows:
 //!
-//! * `distributed_scan` (scope destination): over [`WINDOW_NS`], at least
+//! * `distributed_scan` (scope destination): over [`WINDOW_NS`] (or, for slow ones, over
+//!   [`SLOW_WINDOW_NS`] within the set's bound), at least
 //!   [`DISTRIBUTED_MIN_PORTS`] distinct failed ports of one destination, from at least
 //!   [`DISTRIBUTED_MIN_SOURCES`] sources each contributing at least
 //!   [`DISTRIBUTED_MIN_PER_SOURCE`] and staying under its own `port_scan` bar (a source over
@@ -34,6 +35,8 @@ use crate::{
 
 /// Window of the many-to-one counts (the medium scale of the per-source rules).
 pub const WINDOW_NS: u64 = 60_000_000_000;
+/// Slow scale of `distributed_scan` (the slow scale of the per-source rules).
+pub const SLOW_WINDOW_NS: u64 = 600_000_000_000;
 /// `distributed_scan`: distinct failed ports of one destination.
 pub const DISTRIBUTED_MIN_PORTS: usize = 100;
 /// `distributed_scan`: contributing sources.
@@ -82,9 +85,8 @@ impl<V: Copy + Eq + Hash, M: Copy + Eq + Hash> RecentSet<V, M> {
         }
     }
 
-    fn expire(&mut self, now: u64) {
-        self.entries
-            .retain(|e| now.saturating_sub(e.2) <= WINDOW_NS);
+    fn expire(&mut self, now: u64, keep_ns: u64) {
+        self.entries.retain(|e| now.saturating_sub(e.2) <= keep_ns);
     }
 
     fn saturated(&self) -> bool {
@@ -149,15 +151,17 @@ impl ManyToOne {
                     .insert(dst, id, p.at_ns);
             }
         }
-        self.targets.values_mut().for_each(|s| s.expire(now_ns));
+        self.targets
+            .values_mut()
+            .for_each(|s| s.expire(now_ns, SLOW_WINDOW_NS));
         self.targets.retain(|_, s| !s.entries.is_empty());
         self.prefix_ports
             .values_mut()
-            .for_each(|s| s.expire(now_ns));
+            .for_each(|s| s.expire(now_ns, WINDOW_NS));
         self.prefix_ports.retain(|_, s| !s.entries.is_empty());
         self.prefix_hosts
             .values_mut()
-            .for_each(|s| s.expire(now_ns));
+            .for_each(|s| s.expire(now_ns, WINDOW_NS));
         self.prefix_hosts.retain(|_, s| !s.entries.is_empty());
         bound(&mut self.targets, TARGETS_MAX);
         bound(&mut self.prefix_ports, PREFIXES_MAX);
@@ -166,7 +170,11 @@ impl ManyToOne {
         let mut out: Vec<Finding> = self
             .targets
             .iter()
-            .filter_map(|((dst, _), set)| distributed(*dst, set, t))
+            .filter_map(|((dst, _), set)| {
+                [WINDOW_NS, SLOW_WINDOW_NS]
+                    .into_iter()
+                    .find_map(|w| distributed(*dst, set, t, now_ns, w))
+            })
             .collect();
         let mut by_prefix: HashMap<(Ipv6Net, Rule), Finding> = HashMap::new();
         for ((net, dst, _), set) in &self.prefix_ports {
@@ -196,9 +204,20 @@ fn keep_largest(m: &mut HashMap<(Ipv6Net, Rule), Finding>, key: (Ipv6Net, Rule),
     }
 }
 
-fn distributed(dst: IpAddr, set: &RecentSet<u16, IpAddr>, t: &Thresholds) -> Option<Finding> {
+/// A distributed scan of `dst` over the entries of `set` within `window_ns` of `now`.
+fn distributed(
+    dst: IpAddr,
+    set: &RecentSet<u16, IpAddr>,
+    t: &Thresholds,
+    now: u64,
+    window_ns: u64,
+) -> Option<Finding> {
     let mut per_source: HashMap<IpAddr, HashSet<u16>> = HashMap::new();
-    for (port, src, _) in &set.entries {
+    for (port, src, _) in set
+        .entries
+        .iter()
+        .filter(|e| now.saturating_sub(e.2) <= window_ns)
+    {
         per_source.entry(*src).or_default().insert(*port);
     }
     // Sources under their own bar with enough ports; those over it are port_scan's.
@@ -231,7 +250,7 @@ fn distributed(dst: IpAddr, set: &RecentSet<u16, IpAddr>, t: &Thresholds) -> Opt
         value: ports.len() as f64,
         threshold: DISTRIBUTED_MIN_PORTS as f64,
         unit: Unit::Ports,
-        window_s: WINDOW_NS as f64 / 1e9,
+        window_s: window_ns as f64 / 1e9,
         estimated: false,
         details: Details {
             distinct_ports: Some(ports.len() as u32),
@@ -380,8 +399,30 @@ mod tests {
         let s = f.details.sources.as_ref().unwrap();
         assert!(s.count >= DISTRIBUTED_MIN_SOURCES as u32, "{s:?}");
         assert!(s.sample.len() <= SAMPLE);
-        // A minute later the set has aged out.
-        assert!(m.evaluate(&[], 62 * SEC, &t).is_empty());
+        // Two minutes later it is a slow distributed scan; after ten, nothing.
+        let slow = m.evaluate(&[], 120 * SEC, &t);
+        assert_eq!(slow.len(), 1);
+        assert_eq!(slow[0].window_s, 600.0);
+        assert!(m.evaluate(&[], 602 * SEC, &t).is_empty());
+    }
+
+    #[test]
+    fn a_slow_distributed_scan_is_found_at_the_slow_scale() {
+        // 10 sources × 12 ports over five minutes: under the bar in any minute.
+        let mut m = ManyToOne::default();
+        let t = Thresholds::default();
+        let dst = v4("192.0.2.1");
+        let mut found = Vec::new();
+        for i in 0..120u16 {
+            let src = IpAddr::V4(std::net::Ipv4Addr::new(10, 9, 0, (i % 10) as u8));
+            let at = u64::from(i) * 2_500_000_000;
+            let p = probe(src, dst, 3000 + i, Outcome::Unanswered, at);
+            found = m.evaluate(&[p], at, &t);
+            // The 100th port (i = 99) is the bar.
+            assert_eq!(found.is_empty(), i < 99, "{i}: {found:?}");
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].value, found[0].window_s), (120.0, 600.0));
     }
 
     #[test]

@@ -984,10 +984,11 @@ fn pcap_ns(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
 
 #[test]
 fn spoofed_flood_does_not_hide_a_scanner() {
-    // 10 000 SYNs/s from random sources for 5 s, and a scanner probing 40 ports meanwhile:
+    // 10 000 SYNs/s from random sources for 5 s, and a scanner probing 40 closed ports
+    // meanwhile:
     // as live, the flood raises a destination syn_flood, admission at the second sighting
     // keeps the per-source state small, and the scanner still gets its port_scan.
-    use agent_common::classify::{IPPROTO_TCP, TCP_SYN};
+    use agent_common::classify::{IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN};
     use picket_frames as frames;
     use std::net::Ipv4Addr;
     let t0 = 1_700_000_000_000_000_000u64;
@@ -1011,11 +1012,17 @@ fn spoofed_flood_does_not_hide_a_scanner() {
                 t0 + i * 100_000 + 1,
                 frames::ipv4(scanner, victim, IPPROTO_TCP, 0, &probe),
             ));
+            // The victim refuses it (a two-way capture): a failed probe.
+            let rst = frames::tcp(port, 40_000, TCP_RST | TCP_ACK);
+            packets.push((
+                t0 + i * 100_000 + 2,
+                frames::ipv4(victim, scanner, IPPROTO_TCP, 0, &rst),
+            ));
         }
     }
     let r =
         analyze::analyze_reader("flood.pcap", &pcap_ns(&packets)[..], &Options::default()).unwrap();
-    assert_eq!(r.totals.packets, 50_050);
+    assert_eq!(r.totals.packets, 50_100);
     assert_eq!(r.inputs[0].format, analyze::reader::Format::PcapNs);
     let floods = alerts(&r, "syn_flood");
     assert!(

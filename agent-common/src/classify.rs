@@ -449,8 +449,7 @@ fn is_vlan_tpid(ethertype: u16) -> bool {
 /// level (`crate::tunnel`).
 #[inline(always)]
 pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
-    let outer = layer_eth(p, 0)?;
-    Ok(crate::tunnel::decapsulate(p, outer))
+    by_value(|s, scratch| classify_eth_into(p, s, scratch))
 }
 
 /// Classifies from the EtherType `ethertype` whose payload starts at `start` (the cooked
@@ -461,8 +460,11 @@ pub fn classify_tagged<P: Packet + ?Sized>(
     ethertype: u16,
     start: usize,
 ) -> Result<Summary, ParseError> {
-    let outer = layer_tagged(p, ethertype, start)?;
-    Ok(crate::tunnel::decapsulate(p, outer))
+    by_value(|s, scratch| {
+        layer_tagged(p, ethertype, start, s)?;
+        crate::tunnel::decapsulate(p, s, scratch);
+        Ok(())
+    })
 }
 
 /// Classifies a packet whose byte `off` starts an IP header (raw-IP link types and L3
@@ -470,16 +472,57 @@ pub fn classify_tagged<P: Packet + ?Sized>(
 /// Decapsulates one tunnel level.
 #[inline(always)]
 pub fn classify_ip<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Summary, ParseError> {
-    let outer = layer_ip(p, off)?;
-    Ok(crate::tunnel::decapsulate(p, outer))
+    by_value(|s, scratch| classify_ip_into(p, off, s, scratch))
+}
+
+/// [`classify_eth`] into `s`, with `scratch` for the inner packet of a tunnel: the BPF
+/// programs keep both in a map, as two 128-byte summaries do not fit their 512-byte stack.
+/// `s` is meaningless after an error.
+#[inline(always)]
+pub fn classify_eth_into<P: Packet + ?Sized>(
+    p: &P,
+    s: &mut Summary,
+    scratch: &mut Summary,
+) -> Result<(), ParseError> {
+    layer_eth(p, 0, s)?;
+    crate::tunnel::decapsulate(p, s, scratch);
+    Ok(())
+}
+
+/// [`classify_ip`] into `s` (see [`classify_eth_into`]).
+#[inline(always)]
+pub fn classify_ip_into<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    s: &mut Summary,
+    scratch: &mut Summary,
+) -> Result<(), ParseError> {
+    layer_ip(p, off, s)?;
+    crate::tunnel::decapsulate(p, s, scratch);
+    Ok(())
+}
+
+/// Runs a classification into two summaries on the stack and returns the first.
+#[inline(always)]
+fn by_value(
+    f: impl FnOnce(&mut Summary, &mut Summary) -> Result<(), ParseError>,
+) -> Result<Summary, ParseError> {
+    let mut s = Summary::EMPTY;
+    let mut scratch = Summary::EMPTY;
+    f(&mut s, &mut scratch)?;
+    Ok(s)
 }
 
 /// One layer of [`classify_eth`]: the Ethernet header at `off` and what follows, without
 /// decapsulation (also the inner frame of VXLAN, Geneve and Ethernet-over-GRE).
 #[inline(always)]
-pub(crate) fn layer_eth<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Summary, ParseError> {
+pub(crate) fn layer_eth<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
     let eth: EthHdr = p.load(off).ok_or(ParseError::Truncated)?;
-    layer_tagged(p, be16(eth.ethertype), off + ETH_HLEN)
+    layer_tagged(p, be16(eth.ethertype), off + ETH_HLEN, s)
 }
 
 /// One layer of [`classify_tagged`]: skips up to [`MAX_VLAN_TAGS`] VLAN tags, a PPPoE
@@ -489,7 +532,8 @@ pub(crate) fn layer_tagged<P: Packet + ?Sized>(
     p: &P,
     mut ethertype: u16,
     start: usize,
-) -> Result<Summary, ParseError> {
+    s: &mut Summary,
+) -> Result<(), ParseError> {
     let mut off = start;
     let mut tags = 0;
     while tags < MAX_VLAN_TAGS {
@@ -528,8 +572,10 @@ pub(crate) fn layer_tagged<P: Packet + ?Sized>(
             if l[2] & 1 != 0 {
                 // Bottom of the stack: the payload's first nibble tells IPv4 from IPv6 (an
                 // Ethernet pseudowire, nibble 0, is not decoded: non-IP).
-                let first: u8 = p.load(off).ok_or(ParseError::Truncated)?;
-                match first >> 4 {
+                // Two bytes, not one: LLVM turns a one-byte bound check into a `>=` the
+                // verifier cannot use. Any IP header has both.
+                let first: [u8; 2] = p.load(off).ok_or(ParseError::Truncated)?;
+                match first[0] >> 4 {
                     4 => ethertype = ETH_P_IPV4,
                     6 => ethertype = ETH_P_IPV6,
                     _ => {}
@@ -548,11 +594,11 @@ pub(crate) fn layer_tagged<P: Packet + ?Sized>(
     if off < start || off > start + L2_SHIM_MAX {
         return Err(ParseError::Truncated);
     }
-    let mut s = classify_l3(p, ethertype, off)?;
+    classify_l3_into(p, ethertype, off, s)?;
     s.vlan_depth = tags as u8;
     s.mpls_depth = labels as u8;
     s.shim = shim;
-    Ok(s)
+    Ok(())
 }
 
 /// [`Summary::shim`]: a PPPoE session header was walked.
@@ -566,11 +612,16 @@ const L2_SHIM_MAX: usize =
 
 /// One layer of [`classify_ip`]: the IP header at `off`, without decapsulation.
 #[inline(always)]
-pub(crate) fn layer_ip<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Summary, ParseError> {
-    let first: u8 = p.load(off).ok_or(ParseError::Truncated)?;
-    match first >> 4 {
-        4 => classify_l3(p, ETH_P_IPV4, off),
-        6 => classify_l3(p, ETH_P_IPV6, off),
+pub(crate) fn layer_ip<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
+    // Two bytes (see the MPLS payload above); any IP header has both.
+    let first: [u8; 2] = p.load(off).ok_or(ParseError::Truncated)?;
+    match first[0] >> 4 {
+        4 => classify_l3_into(p, ETH_P_IPV4, off, s),
+        6 => classify_l3_into(p, ETH_P_IPV6, off, s),
         _ => Err(ParseError::BadIpHeader),
     }
 }
@@ -584,15 +635,27 @@ pub fn classify_l3<P: Packet + ?Sized>(
     off: usize,
 ) -> Result<Summary, ParseError> {
     let mut s = Summary::EMPTY;
+    classify_l3_into(p, ethertype, off, &mut s)?;
+    Ok(s)
+}
+
+/// [`classify_l3`] into `s`, which it resets first.
+#[inline(always)]
+pub(crate) fn classify_l3_into<P: Packet + ?Sized>(
+    p: &P,
+    ethertype: u16,
+    off: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
+    *s = Summary::EMPTY;
     s.wire_len = p.wire_len() as u32;
     s.ethertype = ethertype;
     s.l3_off = off as u16;
     match ethertype {
-        ETH_P_IPV4 => parse_ipv4(p, off, &mut s)?,
-        ETH_P_IPV6 => parse_ipv6(p, off, &mut s)?,
-        _ => return Ok(s),
+        ETH_P_IPV4 => parse_ipv4(p, off, s),
+        ETH_P_IPV6 => parse_ipv6(p, off, s),
+        _ => Ok(()),
     }
-    Ok(s)
 }
 
 #[inline(always)]

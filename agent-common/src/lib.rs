@@ -21,5 +21,7 @@ pub mod slots;
 pub mod state;
 pub mod tunnel;
 
-pub use classify::{ParseError, Summary, classify_eth, classify_ip};
+pub use classify::{
+    ParseError, Summary, classify_eth, classify_eth_into, classify_ip, classify_ip_into,
+};
 pub use packet::Packet;

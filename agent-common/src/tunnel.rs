@@ -91,44 +91,73 @@ struct Tunnel {
     vni: u32,
     off: usize,
     inner: Inner,
+    /// End of the outer IP packet: the tunnel and inner headers must lie before it.
+    end: usize,
 }
 
-/// Decodes the tunnel the outer packet `outer` carries, if any, and returns the inner
-/// packet's summary with the tunnel fields set; otherwise `outer` (with
-/// [`Summary::inner_error`] set when a tunnel was announced but not decoded).
+/// Decodes the tunnel the packet summarised in `s` carries, if any: `s` becomes the
+/// inner packet's summary with the tunnel fields set. Otherwise `s` stays the outer one
+/// (with [`Summary::inner_error`] set when a tunnel was announced but not decoded).
+/// `scratch` receives the inner parse (its content afterwards is meaningless).
 #[inline(always)]
-pub fn decapsulate<P: Packet + ?Sized>(p: &P, mut outer: Summary) -> Summary {
-    let t = match tunnel_of(p, &outer) {
-        None => return outer,
+pub fn decapsulate<P: Packet + ?Sized>(p: &P, s: &mut Summary, scratch: &mut Summary) {
+    let t = match tunnel_of(p, s) {
+        None => return,
         Some(Ok(t)) => t,
         Some(Err(e)) => {
-            outer.inner_error = e;
-            return outer;
+            s.inner_error = e;
+            return;
         }
     };
     // Every outer path reaches here with its own offset: merged into one (see
     // `Packet::merge_offset`) and bounded, the inner parse is verified once.
     let at = p.merge_offset(t.off);
     if at > MAX_HDR_OFF {
-        outer.inner_error = INNER_UNSUPPORTED;
-        return outer;
+        s.inner_error = INNER_UNSUPPORTED;
+        return;
+    }
+    // The inner header must lie within the outer IP payload: Ethernet padding after an
+    // empty protocol-4/41/47 probe is not an inner packet.
+    let least = match t.inner {
+        Inner::Eth => 14,
+        Inner::Ether(ETH_P_IPV6) => 40,
+        Inner::Ether(_) => 20,
+    };
+    if at + least > t.end {
+        s.inner_error = INNER_TRUNCATED;
+        return;
     }
     let inner = match t.inner {
-        Inner::Eth => layer_eth(p, at),
-        Inner::Ether(et) => layer_tagged(p, et, at),
+        Inner::Eth => layer_eth(p, at, scratch),
+        Inner::Ether(et) => layer_tagged(p, et, at, scratch),
     };
     match inner {
-        Ok(mut s) => {
-            s.outer_src = outer.src;
-            s.outer_dst = outer.dst;
-            s.vni = t.vni;
-            s.encap = t.kind;
-            s
+        Ok(()) => {
+            scratch.outer_src = s.src;
+            scratch.outer_dst = s.dst;
+            scratch.vni = t.vni;
+            scratch.encap = t.kind;
+            *s = *scratch;
         }
-        Err(e) => {
-            outer.inner_error = inner_error_of(e);
-            outer
-        }
+        Err(e) => s.inner_error = inner_error_of(e),
+    }
+}
+
+/// End of the outer IP packet `s` (its header's length field), at most the packet's end.
+#[inline(always)]
+fn ip_end<P: Packet + ?Sized>(p: &P, s: &Summary) -> usize {
+    let l3 = s.l3_off as usize;
+    // Bounded, so that the verifier can check the load below (an L3 header this deep
+    // carries no decoded tunnel anyway).
+    if l3 > MAX_HDR_OFF {
+        return 0;
+    }
+    let (field, base) = if s.family == 4 { (l3 + 2, l3) } else { (l3 + 4, l3 + 40) };
+    match p.load::<[u8; 2]>(field) {
+        // An IPv6 payload length of 0 (a jumbogram) runs to the end of the packet.
+        Some(n) if s.family == 6 && n == [0, 0] => p.wire_len(),
+        Some(n) => base + be16(n) as usize,
+        None => 0,
     }
 }
 
@@ -151,8 +180,8 @@ fn tunnel_of<P: Packet + ?Sized>(p: &P, s: &Summary) -> Option<Result<Tunnel, u8
     let off = s.payload_off as usize;
     match s.proto {
         IPPROTO_UDP if s.has_l4() => match s.dst_port {
-            VXLAN_PORT | VXLAN_LINUX_PORT => Some(vxlan(p, off)),
-            GENEVE_PORT => Some(geneve(p, off)),
+            VXLAN_PORT | VXLAN_LINUX_PORT => Some(vxlan(p, off, ip_end(p, s))),
+            GENEVE_PORT => Some(geneve(p, off, ip_end(p, s))),
             _ => None,
         },
         IPPROTO_IPIP | IPPROTO_IPV6 => {
@@ -167,17 +196,18 @@ fn tunnel_of<P: Packet + ?Sized>(p: &P, s: &Summary) -> Option<Result<Tunnel, u8
                 vni: 0,
                 off,
                 inner: Inner::Ether(et),
+                end: ip_end(p, s),
             }))
         }
-        IPPROTO_GRE => Some(gre(p, off)),
+        IPPROTO_GRE => Some(gre(p, off, ip_end(p, s))),
         _ => None,
     }
 }
 
 /// VXLAN (RFC 7348): 8 bytes, the I flag, a 24-bit VNI, then an Ethernet frame.
 #[inline(always)]
-fn vxlan<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
-    let h: [u8; 8] = p.load(off).ok_or(INNER_TRUNCATED)?;
+fn vxlan<P: Packet + ?Sized>(p: &P, off: usize, end: usize) -> Result<Tunnel, u8> {
+    let h: [u8; 8] = load_within(p, off, end)?;
     if h[0] & 0x08 == 0 {
         return Err(INNER_UNSUPPORTED);
     }
@@ -186,13 +216,14 @@ fn vxlan<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
         vni: u32::from_be_bytes([0, h[4], h[5], h[6]]),
         off: off + 8,
         inner: Inner::Eth,
+        end,
     })
 }
 
 /// Geneve (RFC 8926): 8 bytes plus options, version 0, a protocol type and a 24-bit VNI.
 #[inline(always)]
-fn geneve<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
-    let h: [u8; 8] = p.load(off).ok_or(INNER_TRUNCATED)?;
+fn geneve<P: Packet + ?Sized>(p: &P, off: usize, end: usize) -> Result<Tunnel, u8> {
+    let h: [u8; 8] = load_within(p, off, end)?;
     if h[0] >> 6 != 0 {
         return Err(INNER_UNSUPPORTED);
     }
@@ -202,14 +233,15 @@ fn geneve<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
         vni: u32::from_be_bytes([0, h[4], h[5], h[6]]),
         off: off + 8 + (h[0] & 0x3f) as usize * 4,
         inner,
+        end,
     })
 }
 
 /// GRE (RFC 2784/2890): version 0, optional checksum, key (kept as the VNI) and sequence
 /// number. Routing (RFC 1701) and version 1 (PPTP) are not decoded.
 #[inline(always)]
-fn gre<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
-    let h: [u8; 4] = p.load(off).ok_or(INNER_TRUNCATED)?;
+fn gre<P: Packet + ?Sized>(p: &P, off: usize, end: usize) -> Result<Tunnel, u8> {
+    let h: [u8; 4] = load_within(p, off, end)?;
     let flags = be16([h[0], h[1]]);
     if flags & (GRE_R | GRE_VERSION) != 0 {
         return Err(INNER_UNSUPPORTED);
@@ -221,7 +253,7 @@ fn gre<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
     }
     let mut vni = 0;
     if flags & GRE_K != 0 {
-        let k: [u8; 4] = p.load(at).ok_or(INNER_TRUNCATED)?;
+        let k: [u8; 4] = load_within(p, at, end)?;
         vni = u32::from_be_bytes(k);
         at += 4;
     }
@@ -233,7 +265,17 @@ fn gre<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Tunnel, u8> {
         vni,
         off: at,
         inner,
+        end,
     })
+}
+
+/// A tunnel header at `off` that must end by `end` (the outer IP packet's end).
+#[inline(always)]
+fn load_within<T: Copy, P: Packet + ?Sized>(p: &P, off: usize, end: usize) -> Result<T, u8> {
+    if off + core::mem::size_of::<T>() > end {
+        return Err(INNER_TRUNCATED);
+    }
+    p.load(off).ok_or(INNER_TRUNCATED)
 }
 
 /// What a GRE or Geneve protocol type carries.

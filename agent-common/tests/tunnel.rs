@@ -326,6 +326,13 @@ fn empty_and_bad_inner_headers_count_by_the_outer_packet() {
         let p6 = outer6(&raw(proto, &[]));
         assert_eq!(classify_eth(p6.bytes.as_slice()).unwrap().inner_error, INNER_TRUNCATED);
     }
+    // Ethernet padding after an empty probe is not an inner packet or tunnel header.
+    for l4 in [raw(IPPROTO_IPIP, &[]), raw(IPPROTO_GRE, &[]), udp(1, VXLAN_PORT)] {
+        let mut p = outer4(&l4).bytes;
+        p.resize(p.len() + 60, 0x45);
+        let s = classify_eth(p.as_slice()).unwrap();
+        assert_eq!((s.encap, s.inner_error), (ENCAP_NONE, INNER_TRUNCATED));
+    }
     // Garbage after protocol 4 or 41: a bad inner IP header.
     let p = outer4(&raw(IPPROTO_IPIP, &[0x55; 40]));
     assert_eq!(classify_eth(p.bytes.as_slice()).unwrap().inner_error, INNER_BAD);

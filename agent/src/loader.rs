@@ -23,6 +23,21 @@ pub const PROG_XDP: &str = "picket_xdp";
 pub const PROG_TC_INGRESS: &str = "picket_tc_ingress";
 /// TC egress program name.
 pub const PROG_TC_EGRESS: &str = "picket_tc_egress";
+/// XDP program for devices without an Ethernet header (packets start at IP).
+pub const PROG_XDP_IP: &str = "picket_xdp_ip";
+/// TC ingress program for devices without an Ethernet header.
+pub const PROG_TC_IP_INGRESS: &str = "picket_tc_ip_ingress";
+/// TC egress program for devices without an Ethernet header.
+pub const PROG_TC_IP_EGRESS: &str = "picket_tc_ip_egress";
+/// Every program the agent may attach (all are verified at load).
+pub const PROGRAMS: [&str; 6] = [
+    PROG_XDP,
+    PROG_TC_INGRESS,
+    PROG_TC_EGRESS,
+    PROG_XDP_IP,
+    PROG_TC_IP_INGRESS,
+    PROG_TC_IP_EGRESS,
+];
 
 /// Where ingress packets are observed.
 #[derive(
@@ -91,7 +106,7 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
         .map_max_entries(MAP_BLOCKED, sizes.blocked)
         .load(BPF_OBJECT)
         .map_err(explain_load_error)?;
-    for name in [PROG_XDP, PROG_TC_INGRESS, PROG_TC_EGRESS] {
+    for name in PROGRAMS {
         let prog = ebpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("program {name} missing"))?;

@@ -619,6 +619,10 @@ fn globals_merge() {
         src_inserts: 24,
         src_failures: 25,
         src_deferred: 29,
+        encap: [0, 31, 32, 33, 34, 35, 36, 37],
+        inner_errors: [0, 38, 39, 40],
+        mpls: 41,
+        pppoe: 42,
     };
     let orig = full;
     full.merge(&orig);
@@ -646,6 +650,10 @@ fn globals_merge() {
             src_inserts: 48,
             src_failures: 50,
             src_deferred: 58,
+            encap: [0, 62, 64, 66, 68, 70, 72, 74],
+            inner_errors: [0, 76, 78, 80],
+            mpls: 82,
+            pppoe: 84,
         }
     );
 

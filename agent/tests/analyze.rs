@@ -49,6 +49,19 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Runs tshark on `path` (IP reassembly off, so each frame is judged on its own headers) and
 /// returns the requested fields (first occurrence) of the frames matching `filter`.
 fn tshark(path: &Path, filter: &str, extra: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
+    tshark_occurrence(path, filter, extra, fields, "f")
+}
+
+/// [`tshark`] with the given field occurrence (`f` first, `l` last, `a` all, comma-separated):
+/// a tunnelled packet has its fields twice, outer then inner.
+fn tshark_occurrence(
+    path: &Path,
+    filter: &str,
+    extra: &[&str],
+    fields: &[&str],
+    occurrence: &str,
+) -> Vec<Vec<String>> {
+    let occurrence = format!("occurrence={occurrence}");
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
         .arg(path)
@@ -57,7 +70,7 @@ fn tshark(path: &Path, filter: &str, extra: &[&str], fields: &[&str]) -> Vec<Vec
     if !filter.is_empty() {
         cmd.args(["-Y", filter]);
     }
-    cmd.args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
+    cmd.args(["-T", "fields", "-E", "separator=|", "-E", &occurrence]);
     for f in fields {
         cmd.args(["-e", f]);
     }
@@ -91,6 +104,25 @@ fn first_ns(path: &Path) -> u64 {
 
 /// The transport class of `Summary`-based counting, from tshark's first IP header.
 fn l4_class(proto: &str, frag_off: &str, ipv6_nxt: &str) -> &'static str {
+    // All occurrences: a tunnel (protocol 4, 41 or 47, or UDP carrying IP) counts by its
+    // inner packet, one level deep, as Picket accounts it; an ICMP error's quoted header
+    // (after protocol 1 or 58) does not count.
+    let pick = |list: &str| -> String {
+        let v: Vec<&str> = list.split(',').collect();
+        match (v.first(), v.get(1)) {
+            (Some(&("4" | "41" | "47" | "17")), Some(inner)) => inner.to_string(),
+            (Some(first), _) => first.to_string(),
+            _ => String::new(),
+        }
+    };
+    let frag_off = frag_off.split(',').next().unwrap_or("");
+    let (proto, ipv6_nxt) = match (proto.is_empty(), ipv6_nxt.is_empty()) {
+        // Mixed families (6in4, 4in6): the inner header's field.
+        (false, false) if proto.starts_with("41") => (String::new(), pick(ipv6_nxt)),
+        (false, false) => (pick(proto), String::new()),
+        _ => (pick(proto), pick(ipv6_nxt)),
+    };
+    let (proto, ipv6_nxt) = (proto.as_str(), ipv6_nxt.as_str());
     let class = |p: u8, v6: bool| match p {
         6 => "tcp",
         17 => "udp",
@@ -232,7 +264,7 @@ fn corpus_never_panics_and_reports_consistently() {
 fn protocol_counts_match_tshark() {
     for f in esnet_and_ddos() {
         let r = report(&f, &Options::default());
-        let rows = tshark(
+        let rows = tshark_occurrence(
             &f,
             "",
             &[],
@@ -244,6 +276,7 @@ fn protocol_counts_match_tshark() {
                 "icmp.type",
                 "icmp.code",
             ],
+            "a",
         );
         let mut l4: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut icmp: BTreeMap<(u8, u8), u64> = BTreeMap::new();
@@ -254,9 +287,8 @@ fn protocol_counts_match_tshark() {
             e.0 += 1;
             e.1 += len;
             if class == "icmp" {
-                *icmp
-                    .entry((row[4].parse().unwrap(), row[5].parse().unwrap()))
-                    .or_default() += 1;
+                let first = |f: &str| f.split(',').next().unwrap_or("").parse().unwrap();
+                *icmp.entry((first(&row[4]), first(&row[5]))).or_default() += 1;
             }
         }
         let ours: BTreeMap<String, (u64, u64)> = r
@@ -299,9 +331,9 @@ fn flow_counts_match_tshark() {
     };
     for f in esnet_and_ddos() {
         let r = report(&f, &opts);
-        // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors and tunnels.
+        // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors.
         let streams: BTreeSet<String> =
-            tshark(&f, "tcp && !icmp && !icmpv6 && !gre", &[], &["tcp.stream"])
+            tshark(&f, "tcp && !icmp && !icmpv6", &[], &["tcp.stream"])
                 .into_iter()
                 .map(|r| r[0].clone())
                 .collect();
@@ -321,7 +353,8 @@ fn flow_counts_match_tshark() {
             "ipv6.dst",
             "udp.dstport",
         ];
-        let pairs: BTreeSet<_> = tshark(&f, "udp && !icmp && !icmpv6 && !gre", &[], &fields)
+        // The last occurrence: a tunnel's flow is its inner packet's, one level deep.
+        let pairs: BTreeSet<_> = tshark_occurrence(&f, "udp && !icmp && !icmpv6", &[], &fields, "l")
             .into_iter()
             .map(|r| {
                 let a = (format!("{}{}", r[0], r[1]), r[2].clone());

@@ -10,8 +10,8 @@ use crate::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PARSE_ERROR_SLOTS, ParseError,
         SHIM_MPLS, SHIM_PPPOE, Summary,
     },
-    tunnel::{ENCAP_SLOTS, INNER_ERROR_SLOTS},
     sketch::{BITMAP_WORDS, SET_SLOTS, addr_hash, bitmap_insert, port_hash, set_insert},
+    tunnel::{ENCAP_SLOTS, INNER_ERROR_SLOTS},
 };
 
 /// Name of the per-source LRU hash map.
@@ -99,8 +99,7 @@ pub struct SrcState {
     pub _tunnel_pad: [u8; 3],
 }
 
-const _: () =
-    assert!(core::mem::size_of::<SrcState>() == 6 * 8 + 16 + 2 * 128 + 128 + 256 + 40);
+const _: () = assert!(core::mem::size_of::<SrcState>() == 6 * 8 + 16 + 2 * 128 + 128 + 256 + 40);
 
 impl SrcState {
     /// An all-zero state.

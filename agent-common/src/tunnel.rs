@@ -12,9 +12,9 @@
 
 use crate::{
     classify::{
-        ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, ETH_P_TEB, FRAG_NONE,
-        IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, ParseError, Summary, be16,
-        layer_eth, layer_tagged,
+        ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC, ETH_P_TEB, FRAG_NONE, IPPROTO_GRE,
+        IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, ParseError, Summary, be16, layer_eth,
+        layer_tagged,
     },
     packet::Packet,
 };
@@ -39,8 +39,9 @@ pub const ENCAP_6IN6: u8 = 7;
 pub const ENCAP_SLOTS: usize = 8;
 
 /// Stable names of the kinds, indexed by `ENCAP_*`.
-pub const ENCAP_NAMES: [&str; ENCAP_SLOTS] =
-    ["none", "vxlan", "geneve", "gre", "ipip", "6in4", "4in6", "6in6"];
+pub const ENCAP_NAMES: [&str; ENCAP_SLOTS] = [
+    "none", "vxlan", "geneve", "gre", "ipip", "6in4", "4in6", "6in6",
+];
 
 /// [`Summary::inner_error`]: the packet ends inside the tunnel or inner header (an empty
 /// protocol-4/41/47 probe, a snapshot cut short).
@@ -152,7 +153,11 @@ fn ip_end<P: Packet + ?Sized>(p: &P, s: &Summary) -> usize {
     if l3 > MAX_HDR_OFF {
         return 0;
     }
-    let (field, base) = if s.family == 4 { (l3 + 2, l3) } else { (l3 + 4, l3 + 40) };
+    let (field, base) = if s.family == 4 {
+        (l3 + 2, l3)
+    } else {
+        (l3 + 4, l3 + 40)
+    };
     match p.load::<[u8; 2]>(field) {
         // An IPv6 payload length of 0 (a jumbogram) runs to the end of the packet.
         Some(n) if s.family == 6 && n == [0, 0] => p.wire_len(),

@@ -156,7 +156,10 @@ fn l4_strategy() -> impl Strategy<Value = L4> {
         // Tunnel ports and protocols (4, 41, 47) are tests/tunnel.rs's: this model is of
         // plain packets.
         (any::<u16>(), any::<u16>(), payload.clone())
-            .prop_filter("not a tunnel port", |(_, dp, _)| !matches!(*dp, 4789 | 8472 | 6081))
+            .prop_filter("not a tunnel port", |(_, dp, _)| !matches!(
+                *dp,
+                4789 | 8472 | 6081
+            ))
             .prop_map(|(sp, dp, pl)| udp(sp, dp).with_payload(&pl)),
         (any::<bool>(), any::<u8>(), any::<u8>(), payload.clone()).prop_map(
             |(v6, ty, code, pl)| if v6 { icmpv6(ty, code) } else { icmp(ty, code) }

@@ -6,8 +6,8 @@ use agent_common::{
     ParseError, Summary,
     classify::{
         ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_UC, ETH_P_PPPOE_SES, ETH_P_TEB,
-        IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, SHIM_MPLS,
-        SHIM_PPPOE, TCP_SYN, classify_l3,
+        IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, SHIM_MPLS, SHIM_PPPOE,
+        TCP_SYN, classify_l3,
     },
     classify_eth, classify_ip,
     tunnel::*,
@@ -82,7 +82,11 @@ impl Case {
     fn outer_summary(&self, k: usize) -> Result<Summary, ParseError> {
         let b = &self.outer.bytes[..k];
         let l3 = self.outer.l3_off;
-        let et = if self.outer.v6 { ETH_P_IPV6 } else { ETH_P_IPV4 };
+        let et = if self.outer.v6 {
+            ETH_P_IPV6
+        } else {
+            ETH_P_IPV4
+        };
         if k < l3 {
             return Err(ParseError::Truncated);
         }
@@ -125,7 +129,11 @@ impl Case {
                     })
                 }
             };
-            assert_eq!(got, want, "prefix of {k} of {n} bytes: {:02x?}", self.outer.bytes);
+            assert_eq!(
+                got, want,
+                "prefix of {k} of {n} bytes: {:02x?}",
+                self.outer.bytes
+            );
         }
         (self.classify)(&self.outer.bytes).unwrap()
     }
@@ -157,7 +165,10 @@ fn vxlan_inner_syn_is_the_summary_and_the_vteps_are_kept() {
         let s = case.check();
         assert_eq!((s.src, s.dst), (mapped(POD_A), mapped(POD_B)));
         assert_eq!((s.outer_src, s.outer_dst), (mapped(VTEP_A), mapped(VTEP_B)));
-        assert_eq!((s.proto, s.dst_port, s.tcp_flags), (IPPROTO_TCP, 22, TCP_SYN));
+        assert_eq!(
+            (s.proto, s.dst_port, s.tcp_flags),
+            (IPPROTO_TCP, 22, TCP_SYN)
+        );
         assert!(s.is_syn() && s.is_probe());
         assert_eq!(s.wire_len as usize, case.outer.bytes.len());
     }
@@ -185,9 +196,12 @@ fn vxlan_over_ipv6_with_a_tagged_inner_ipv6_frame() {
 fn geneve_with_options_carrying_ethernet_or_ip() {
     for opt_words in [0u8, 2, 5] {
         let inner = eth(&inner_net());
-        let outer = outer4(
-            &udp(1, GENEVE_PORT).with_payload(&geneve(ETH_P_TEB, 77, opt_words, &inner.bytes)),
-        );
+        let outer = outer4(&udp(1, GENEVE_PORT).with_payload(&geneve(
+            ETH_P_TEB,
+            77,
+            opt_words,
+            &inner.bytes,
+        )));
         let case = Case {
             base: 14 + 20 + 8 + 8 + 4 * opt_words as usize,
             outer,
@@ -200,8 +214,7 @@ fn geneve_with_options_carrying_ethernet_or_ip() {
         assert_eq!(case.check().dst_port, 22);
     }
     let inner = raw_ip(&inner_net());
-    let outer =
-        outer4(&udp(1, GENEVE_PORT).with_payload(&geneve(ETH_P_IPV4, 9, 1, &inner.bytes)));
+    let outer = outer4(&udp(1, GENEVE_PORT).with_payload(&geneve(ETH_P_IPV4, 9, 1, &inner.bytes)));
     let case = Case {
         base: 14 + 20 + 8 + 12,
         outer,
@@ -223,9 +236,13 @@ fn gre_with_every_optional_field_and_every_payload() {
         (false, None, Some(5)),
         (true, Some(3), Some(5)),
     ] {
-        let extra = 4 * (usize::from(csum) + usize::from(key.is_some()) + usize::from(seq.is_some()));
+        let extra =
+            4 * (usize::from(csum) + usize::from(key.is_some()) + usize::from(seq.is_some()));
         let inner = raw_ip(&inner_net());
-        let outer = outer4(&raw(IPPROTO_GRE, &gre(ETH_P_IPV4, csum, key, seq, &inner.bytes)));
+        let outer = outer4(&raw(
+            IPPROTO_GRE,
+            &gre(ETH_P_IPV4, csum, key, seq, &inner.bytes),
+        ));
         let case = Case {
             base: 14 + 20 + 4 + extra,
             outer,
@@ -240,7 +257,10 @@ fn gre_with_every_optional_field_and_every_payload() {
     // IPv6 inside, Ethernet inside (gretap), MPLS inside.
     let inner = raw_ip(&inner_net6());
     let case = Case {
-        outer: outer4(&raw(IPPROTO_GRE, &gre(ETH_P_IPV6, false, None, None, &inner.bytes))),
+        outer: outer4(&raw(
+            IPPROTO_GRE,
+            &gre(ETH_P_IPV6, false, None, None, &inner.bytes),
+        )),
         inner,
         base: 14 + 20 + 4,
         kind: ENCAP_GRE,
@@ -251,7 +271,10 @@ fn gre_with_every_optional_field_and_every_payload() {
     case.check();
     let inner = eth(&inner_net());
     let case = Case {
-        outer: outer6(&raw(IPPROTO_GRE, &gre(ETH_P_TEB, false, Some(1), None, &inner.bytes))),
+        outer: outer6(&raw(
+            IPPROTO_GRE,
+            &gre(ETH_P_TEB, false, Some(1), None, &inner.bytes),
+        )),
         inner,
         base: 14 + 40 + 8,
         kind: ENCAP_GRE,
@@ -262,7 +285,10 @@ fn gre_with_every_optional_field_and_every_payload() {
     case.check();
     let mut labelled = mpls(&[100, 200]);
     labelled.extend_from_slice(&inner_net().bytes);
-    let outer = outer4(&raw(IPPROTO_GRE, &gre(ETH_P_MPLS_UC, false, None, None, &labelled)));
+    let outer = outer4(&raw(
+        IPPROTO_GRE,
+        &gre(ETH_P_MPLS_UC, false, None, None, &labelled),
+    ));
     let s = classify_eth(outer.bytes.as_slice()).unwrap();
     assert_eq!((s.encap, s.mpls_depth, s.shim), (ENCAP_GRE, 2, SHIM_MPLS));
     assert_eq!((s.src, s.dst_port), (mapped(POD_A), 22));
@@ -281,7 +307,11 @@ fn ip_in_ip_every_combination_framed_and_raw() {
     for (outer_v6, net, proto, kind, inner_alone) in cases {
         let inner = raw_ip(net);
         let l4 = raw(proto, &inner.bytes);
-        let (outer, hdr) = if outer_v6 { (outer6(&l4), 40) } else { (outer4(&l4), 20) };
+        let (outer, hdr) = if outer_v6 {
+            (outer6(&l4), 40)
+        } else {
+            (outer4(&l4), 20)
+        };
         let case = Case {
             base: 14 + hdr,
             outer: outer.clone(),
@@ -321,13 +351,24 @@ fn empty_and_bad_inner_headers_count_by_the_outer_packet() {
     for proto in [IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE] {
         let p = outer4(&raw(proto, &[]));
         let s = classify_eth(p.bytes.as_slice()).unwrap();
-        assert_eq!((s.encap, s.inner_error), (ENCAP_NONE, INNER_TRUNCATED), "proto {proto}");
+        assert_eq!(
+            (s.encap, s.inner_error),
+            (ENCAP_NONE, INNER_TRUNCATED),
+            "proto {proto}"
+        );
         assert_eq!((s.src, s.proto), (mapped(VTEP_A), proto));
         let p6 = outer6(&raw(proto, &[]));
-        assert_eq!(classify_eth(p6.bytes.as_slice()).unwrap().inner_error, INNER_TRUNCATED);
+        assert_eq!(
+            classify_eth(p6.bytes.as_slice()).unwrap().inner_error,
+            INNER_TRUNCATED
+        );
     }
     // Ethernet padding after an empty probe is not an inner packet or tunnel header.
-    for l4 in [raw(IPPROTO_IPIP, &[]), raw(IPPROTO_GRE, &[]), udp(1, VXLAN_PORT)] {
+    for l4 in [
+        raw(IPPROTO_IPIP, &[]),
+        raw(IPPROTO_GRE, &[]),
+        udp(1, VXLAN_PORT),
+    ] {
         let mut p = outer4(&l4).bytes;
         p.resize(p.len() + 60, 0x45);
         let s = classify_eth(p.as_slice()).unwrap();
@@ -335,13 +376,22 @@ fn empty_and_bad_inner_headers_count_by_the_outer_packet() {
     }
     // Garbage after protocol 4 or 41: a bad inner IP header.
     let p = outer4(&raw(IPPROTO_IPIP, &[0x55; 40]));
-    assert_eq!(classify_eth(p.bytes.as_slice()).unwrap().inner_error, INNER_BAD);
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()).unwrap().inner_error,
+        INNER_BAD
+    );
     let p = outer4(&raw(IPPROTO_IPV6, &inner_net().bytes));
-    assert_eq!(classify_eth(p.bytes.as_slice()).unwrap().inner_error, INNER_BAD);
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()).unwrap().inner_error,
+        INNER_BAD
+    );
     // A bad inner TCP header (data offset 2).
     let bad_tcp = Ipv4::new(POD_A, POD_B).build(&tcp(1, 2, TCP_SYN).with_doff(2));
     let p = outer4(&raw(IPPROTO_IPIP, &bad_tcp.bytes));
-    assert_eq!(classify_eth(p.bytes.as_slice()).unwrap().inner_error, INNER_BAD);
+    assert_eq!(
+        classify_eth(p.bytes.as_slice()).unwrap().inner_error,
+        INNER_BAD
+    );
     // A UDP probe of the VXLAN port with no payload stays a UDP probe, by its outer header.
     let p = outer4(&udp(40000, VXLAN_PORT));
     let s = classify_eth(p.bytes.as_slice()).unwrap();
@@ -375,7 +425,12 @@ fn unsupported_tunnel_headers_are_counted_not_decoded() {
     ];
     for p in unsupported {
         let s = classify_eth(p.bytes.as_slice()).unwrap();
-        assert_eq!((s.encap, s.inner_error), (ENCAP_NONE, INNER_UNSUPPORTED), "{:02x?}", p.bytes);
+        assert_eq!(
+            (s.encap, s.inner_error),
+            (ENCAP_NONE, INNER_UNSUPPORTED),
+            "{:02x?}",
+            p.bytes
+        );
         assert_eq!(s.src, mapped(VTEP_A));
     }
 }
@@ -383,19 +438,27 @@ fn unsupported_tunnel_headers_are_counted_not_decoded() {
 #[test]
 fn one_level_only_and_never_a_fragment() {
     // VXLAN inside GRE: the GRE level is decoded, the inner VXLAN packet is left as UDP.
-    let vx = Ipv4::new(POD_A, POD_B).build(
-        &udp(1, VXLAN_PORT).with_payload(&vxlan(3, &eth(&inner_net6()).bytes)),
-    );
-    let p = outer4(&raw(IPPROTO_GRE, &gre(ETH_P_IPV4, false, None, None, &vx.bytes)));
+    let vx = Ipv4::new(POD_A, POD_B)
+        .build(&udp(1, VXLAN_PORT).with_payload(&vxlan(3, &eth(&inner_net6()).bytes)));
+    let p = outer4(&raw(
+        IPPROTO_GRE,
+        &gre(ETH_P_IPV4, false, None, None, &vx.bytes),
+    ));
     let s = classify_eth(p.bytes.as_slice()).unwrap();
-    assert_eq!((s.encap, s.proto, s.dst_port), (ENCAP_GRE, IPPROTO_UDP, VXLAN_PORT));
+    assert_eq!(
+        (s.encap, s.proto, s.dst_port),
+        (ENCAP_GRE, IPPROTO_UDP, VXLAN_PORT)
+    );
     assert_eq!((s.src, s.outer_src), (mapped(POD_A), mapped(VTEP_A)));
     // A first fragment of a tunnel packet is not decapsulated (its inner packet is cut).
     let frag = Ipv4::new(VTEP_A, VTEP_B)
         .frag(0, true)
         .build(&raw(IPPROTO_IPIP, &raw_ip(&inner_net()).bytes));
     let s = classify_eth(eth(&frag).bytes.as_slice()).unwrap();
-    assert_eq!((s.encap, s.inner_error, s.src), (ENCAP_NONE, 0, mapped(VTEP_A)));
+    assert_eq!(
+        (s.encap, s.inner_error, s.src),
+        (ENCAP_NONE, 0, mapped(VTEP_A))
+    );
 }
 
 #[test]
@@ -421,14 +484,25 @@ fn mpls_stacks_and_pppoe_sessions() {
         }
     }
     // A stack with no bottom within the limit, and an Ethernet pseudowire: not IP.
-    let p = shimmed(ETH_P_MPLS_UC, &[0, 0x10, 0, 64].repeat(MAX_LABELS + 1), &inner_net());
+    let p = shimmed(
+        ETH_P_MPLS_UC,
+        &[0, 0x10, 0, 64].repeat(MAX_LABELS + 1),
+        &inner_net(),
+    );
     let s = classify_eth(p.bytes.as_slice()).unwrap();
-    assert_eq!((s.family, s.ethertype, s.mpls_depth), (0, ETH_P_MPLS_UC, MAX_LABELS as u8));
+    assert_eq!(
+        (s.family, s.ethertype, s.mpls_depth),
+        (0, ETH_P_MPLS_UC, MAX_LABELS as u8)
+    );
     let p = shimmed(ETH_P_MPLS_UC, &mpls(&[16]), &non_ip(0, &[0; 30]));
     assert_eq!(classify_eth(p.bytes.as_slice()).unwrap().family, 0);
     // PPPoE: IPv4 and IPv6 sessions, behind a VLAN tag too; LCP is not IP.
     for net in [inner_net(), inner_net6()] {
-        let proto = if net.ethertype == ETH_P_IPV4 { 0x0021 } else { 0x0057 };
+        let proto = if net.ethertype == ETH_P_IPV4 {
+            0x0021
+        } else {
+            0x0057
+        };
         let p = shimmed(ETH_P_PPPOE_SES, &pppoe(proto, net.bytes.len()), &net);
         let mut want = classify_l3(&p.bytes[22..], net.ethertype, 0).unwrap();
         want = Summary {
@@ -436,7 +510,11 @@ fn mpls_stacks_and_pppoe_sessions() {
             ..shifted(want, 22, p.bytes.len())
         };
         for k in 0..=p.bytes.len() {
-            assert_eq!(classify_eth(&p.bytes[..k]), p.expect_prefix(&want, k), "prefix {k}");
+            assert_eq!(
+                classify_eth(&p.bytes[..k]),
+                p.expect_prefix(&want, k),
+                "prefix {k}"
+            );
         }
         let mut tagged = p.bytes[..12].to_vec();
         tagged.extend_from_slice(&[0x81, 0, 0, 5]);
@@ -446,7 +524,10 @@ fn mpls_stacks_and_pppoe_sessions() {
     }
     let p = shimmed(ETH_P_PPPOE_SES, &pppoe(0xc021, 10), &non_ip(0, &[0; 10]));
     let s = classify_eth(p.bytes.as_slice()).unwrap();
-    assert_eq!((s.family, s.ethertype, s.shim), (0, ETH_P_PPPOE_SES, SHIM_PPPOE));
+    assert_eq!(
+        (s.family, s.ethertype, s.shim),
+        (0, ETH_P_PPPOE_SES, SHIM_PPPOE)
+    );
     let _ = ETH_P_8021Q;
 }
 

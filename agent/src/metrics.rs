@@ -693,7 +693,11 @@ impl Metrics {
             encap.push(("mpls", cur.mpls, last.mpls));
             encap.push(("pppoe", cur.pppoe, last.pppoe));
             for (kind, c, l) in encap {
-                add(&self.encap.get_or_create(&KindLabels { direction, kind }), c, l);
+                add(
+                    &self.encap.get_or_create(&KindLabels { direction, kind }),
+                    c,
+                    l,
+                );
             }
             let names = &agent_common::tunnel::INNER_ERROR_NAMES;
             for k in 1..names.len() {

@@ -332,11 +332,10 @@ fn flow_counts_match_tshark() {
     for f in esnet_and_ddos() {
         let r = report(&f, &opts);
         // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors.
-        let streams: BTreeSet<String> =
-            tshark(&f, "tcp && !icmp && !icmpv6", &[], &["tcp.stream"])
-                .into_iter()
-                .map(|r| r[0].clone())
-                .collect();
+        let streams: BTreeSet<String> = tshark(&f, "tcp && !icmp && !icmpv6", &[], &["tcp.stream"])
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
         assert_eq!(
             r.tcp.flows_total,
             streams.len(),
@@ -354,14 +353,15 @@ fn flow_counts_match_tshark() {
             "udp.dstport",
         ];
         // The last occurrence: a tunnel's flow is its inner packet's, one level deep.
-        let pairs: BTreeSet<_> = tshark_occurrence(&f, "udp && !icmp && !icmpv6", &[], &fields, "l")
-            .into_iter()
-            .map(|r| {
-                let a = (format!("{}{}", r[0], r[1]), r[2].clone());
-                let b = (format!("{}{}", r[3], r[4]), r[5].clone());
-                if a <= b { (a, b) } else { (b, a) }
-            })
-            .collect();
+        let pairs: BTreeSet<_> =
+            tshark_occurrence(&f, "udp && !icmp && !icmpv6", &[], &fields, "l")
+                .into_iter()
+                .map(|r| {
+                    let a = (format!("{}{}", r[0], r[1]), r[2].clone());
+                    let b = (format!("{}{}", r[3], r[4]), r[5].clone());
+                    if a <= b { (a, b) } else { (b, a) }
+                })
+                .collect();
         assert_eq!(r.udp.flows_total, pairs.len(), "{}: UDP flows", f.display());
         let o = &r.tcp.outcomes;
         assert_eq!(

@@ -212,7 +212,9 @@ fn crafted() -> Vec<(Vec<u8>, u32)> {
 /// Every encapsulation the classifier decodes (and the ones it refuses), each carrying a
 /// SYN from a source of its own, plus MPLS and PPPoE and empty tunnel probes.
 fn tunnelled() -> Vec<Vec<u8>> {
-    use agent_common::classify::{ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_UC, ETH_P_PPPOE_SES, ETH_P_TEB};
+    use agent_common::classify::{
+        ETH_P_IPV4, ETH_P_IPV6, ETH_P_MPLS_UC, ETH_P_PPPOE_SES, ETH_P_TEB,
+    };
     use frames::tunnels::{geneve, gre, gre_raw, mpls, pppoe, shimmed, vxlan};
     let syn = frames::tcp(40000, 22, TCP_SYN);
     let inner = |i: u8| frames::ipv4(v4(7, i), v4(8, 1), IPPROTO_TCP, 0, &syn);
@@ -221,16 +223,40 @@ fn tunnelled() -> Vec<Vec<u8>> {
     let outer = |proto: u8, body: &[u8]| frames::ipv4(v4(9, 1), v4(9, 2), proto, 0, body);
     let outer6 = |proto: u8, body: &[u8]| frames::ipv6(v6(0x901), v6(0x902), &[], proto, body);
     let mut f = vec![
-        outer(IPPROTO_UDP, &frames::udp(50000, 4789, &vxlan(42, &inner(1)))),
-        outer(IPPROTO_UDP, &frames::udp(50001, 8472, &vxlan(43, &inner6(2)))),
-        outer6(IPPROTO_UDP, &frames::udp(50002, 4789, &vxlan(44, &inner(3)))),
-        outer(IPPROTO_UDP, &frames::udp(50003, 6081, &geneve(ETH_P_TEB, 5, 3, &inner(4)))),
-        outer(IPPROTO_UDP, &frames::udp(50004, 6081, &geneve(ETH_P_IPV4, 6, 0, &inner_ip(5)))),
+        outer(
+            IPPROTO_UDP,
+            &frames::udp(50000, 4789, &vxlan(42, &inner(1))),
+        ),
+        outer(
+            IPPROTO_UDP,
+            &frames::udp(50001, 8472, &vxlan(43, &inner6(2))),
+        ),
+        outer6(
+            IPPROTO_UDP,
+            &frames::udp(50002, 4789, &vxlan(44, &inner(3))),
+        ),
+        outer(
+            IPPROTO_UDP,
+            &frames::udp(50003, 6081, &geneve(ETH_P_TEB, 5, 3, &inner(4))),
+        ),
+        outer(
+            IPPROTO_UDP,
+            &frames::udp(50004, 6081, &geneve(ETH_P_IPV4, 6, 0, &inner_ip(5))),
+        ),
         outer(47, &gre(ETH_P_IPV4, false, None, None, &inner_ip(6))),
         outer(47, &gre(ETH_P_IPV4, true, Some(7), Some(1), &inner_ip(7))),
         outer(47, &gre(ETH_P_TEB, false, Some(8), None, &inner(8))),
         outer6(47, &gre(ETH_P_IPV6, false, None, None, &inner6(9)[14..])),
-        outer(47, &gre(ETH_P_MPLS_UC, false, None, None, &[mpls(&[16, 17]), inner_ip(10)].concat())),
+        outer(
+            47,
+            &gre(
+                ETH_P_MPLS_UC,
+                false,
+                None,
+                None,
+                &[mpls(&[16, 17]), inner_ip(10)].concat(),
+            ),
+        ),
         outer(4, &inner_ip(11)),
         outer(41, &inner6(12)[14..]),
         outer6(4, &inner_ip(13)),
@@ -250,8 +276,11 @@ fn tunnelled() -> Vec<Vec<u8>> {
     let net = picket_frames::layers::Ipv4::new([10, 99, 11, 1], [10, 99, 8, 1])
         .build(&picket_frames::layers::tcp(1, 80, TCP_SYN));
     f.push(shimmed(ETH_P_PPPOE_SES, &pppoe(0x0021, net.bytes.len()), &net).bytes);
-    let net6 = picket_frames::layers::Ipv6::new(picket_frames::layers::v6(11, 2), picket_frames::layers::v6(8, 1))
-        .build(&picket_frames::layers::udp(5000, 53));
+    let net6 = picket_frames::layers::Ipv6::new(
+        picket_frames::layers::v6(11, 2),
+        picket_frames::layers::v6(8, 1),
+    )
+    .build(&picket_frames::layers::udp(5000, 53));
     f.push(shimmed(ETH_P_PPPOE_SES, &pppoe(0x0057, net6.bytes.len()), &net6).bytes);
     let _ = ETH_P_IPV6;
     f
@@ -400,10 +429,21 @@ fn l3_device_programs_match_the_host() {
         fed += 1;
     }
     let r = c.finish().expect("compare");
-    eprintln!("{fed} packets fed, {} compared, {} refused", r.compared, r.refused);
-    assert!(r.diffs.is_empty(), "kernel and host disagree:\n{}", r.diffs.join("\n"));
+    eprintln!(
+        "{fed} packets fed, {} compared, {} refused",
+        r.compared, r.refused
+    );
+    assert!(
+        r.diffs.is_empty(),
+        "kernel and host disagree:\n{}",
+        r.diffs.join("\n")
+    );
     // The cut ones shorter than the harness's 14-byte minimum do not run.
-    assert!(r.compared >= fed * 4 / 5, "too few ran: {} of {fed}", r.compared);
+    assert!(
+        r.compared >= fed * 4 / 5,
+        "too few ran: {} of {fed}",
+        r.compared
+    );
 }
 
 #[test]
@@ -500,7 +540,9 @@ fn the_kernel_decapsulates_every_tunnel_kind() {
         assert_eq!(g.encap[kind as usize], n, "{}", ENCAP_NAMES[kind as usize]);
     }
     assert_eq!(
-        g.inner_errors[INNER_TRUNCATED as usize..].iter().sum::<u64>(),
+        g.inner_errors[INNER_TRUNCATED as usize..]
+            .iter()
+            .sum::<u64>(),
         5,
         "{:?}",
         g.inner_errors

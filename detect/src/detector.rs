@@ -1001,7 +1001,10 @@ mod tests {
             feed(&mut m, &outer, DIR_INGRESS, SEC);
         }
         let f = d.evaluate(&read(&mut m, SEC));
-        let scan = f.iter().find(|f| f.rule == Rule::PortScan).expect("a port scan");
+        let scan = f
+            .iter()
+            .find(|f| f.rule == Rule::PortScan)
+            .expect("a port scan");
         assert_eq!(scan.source, Some(SCANNER.into()));
         assert_eq!(scan.destination, Some(VICTIM.into()));
         assert_eq!(

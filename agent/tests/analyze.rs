@@ -1070,3 +1070,102 @@ fn spoofed_flood_does_not_hide_a_scanner() {
         r.detection.sources_deferred
     );
 }
+
+#[test]
+fn scans_inside_every_tunnel_are_caught_offline_as_tshark_counts_them() {
+    // A pod (172.16.1.5) scanning 300 ports of another (172.16.2.9) through each tunnel
+    // between two nodes, in a capture written here: the alert names the inner source and
+    // the tunnel, and its port count is the one tshark finds in the inner headers.
+    use agent_common::classify::{ETH_P_IPV4, ETH_P_TEB, IPPROTO_TCP, IPPROTO_UDP, TCP_SYN};
+    use picket_frames::{self as frames, tunnels};
+    use std::net::Ipv4Addr;
+    let (node_a, node_b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let (pod_a, pod_b) = (Ipv4Addr::new(172, 16, 1, 5), Ipv4Addr::new(172, 16, 2, 9));
+    let dir = temp_dir("tunnels");
+    type Wrap = fn(&[u8]) -> Vec<u8>;
+    let kinds: [(&str, u32, Wrap); 5] = [
+        ("vxlan", 42, |eth| {
+            frames::udp(50000, 4789, &tunnels::vxlan(42, eth))
+        }),
+        ("geneve", 7, |eth| {
+            frames::udp(50000, 6081, &tunnels::geneve(ETH_P_TEB, 7, 2, eth))
+        }),
+        ("gre", 99, |eth| {
+            tunnels::gre(ETH_P_IPV4, false, Some(99), Some(1), &eth[14..])
+        }),
+        ("gre", 0, |eth| {
+            tunnels::gre(ETH_P_TEB, true, None, None, eth)
+        }),
+        ("ipip", 0, |eth| eth[14..].to_vec()),
+    ];
+    for (i, (kind, vni, wrap)) in kinds.iter().enumerate() {
+        let t0 = 1_700_000_000_000_000_000u64;
+        let packets: Vec<(u64, Vec<u8>)> = (0..300u16)
+            .map(|n| {
+                let inner = frames::ipv4(
+                    pod_a,
+                    pod_b,
+                    IPPROTO_TCP,
+                    0,
+                    &frames::tcp(40000, 1 + n, TCP_SYN),
+                );
+                let body = wrap(&inner);
+                let proto = match *kind {
+                    "vxlan" | "geneve" => IPPROTO_UDP,
+                    "gre" => 47,
+                    _ => 4,
+                };
+                (
+                    t0 + u64::from(n) * 1_000_000,
+                    frames::ipv4(node_a, node_b, proto, 0, &body),
+                )
+            })
+            .collect();
+        let path = dir.join(format!("{i}-{kind}.pcap"));
+        std::fs::write(&path, pcap_ns(&packets)).unwrap();
+        let r = report(&path, &Options::default());
+        let scans = alerts(&r, "port_scan");
+        let scan = scans
+            .iter()
+            .find(|a| a["source"]["ip"] == "172.16.1.5")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{kind}: no port_scan from the inner source: {:?}",
+                    r.alert_lines
+                )
+            });
+        assert_eq!(scan["destination"]["ip"], "172.16.2.9", "{kind}: {scan}");
+        let t = &scan["picket"]["details"]["tunnel"];
+        assert_eq!(t["kind"], *kind, "{scan}");
+        assert_eq!(t["vni"], *vni, "{scan}");
+        assert_eq!(
+            (t["outer_src"].as_str(), t["outer_dst"].as_str()),
+            (Some("10.0.0.1"), Some("10.0.0.2"))
+        );
+        assert!(
+            scans.iter().all(|a| a["source"]["ip"] != "10.0.0.1"),
+            "{kind}: {scans:?}"
+        );
+        // tshark, by the last (inner) IP header: SYNs from the pod and their distinct ports.
+        let rows = tshark_occurrence(
+            &path,
+            "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+            &["-d", "udp.port==6081,geneve"],
+            &["ip.src", "tcp.dstport"],
+            "l",
+        );
+        assert_eq!(rows.len(), 300, "{kind}: tshark sees the inner SYNs");
+        assert!(rows.iter().all(|r| r[0] == "172.16.1.5"), "{kind}");
+        let ports: BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+        let value = scan["picket"]["value"]
+            .as_f64()
+            .or(scan["picket"]["observed"].as_f64());
+        assert_eq!(r.totals.packets, 300, "{kind}");
+        assert_eq!(
+            scan["picket"]["details"]["distinct_ports"].as_u64(),
+            Some(ports.len() as u64),
+            "{kind}: {scan} ({value:?})"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

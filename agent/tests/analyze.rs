@@ -1166,6 +1166,23 @@ fn scans_inside_every_tunnel_are_caught_offline_as_tshark_counts_them() {
             Some(ports.len() as u64),
             "{kind}: {scan} ({value:?})"
         );
+        // The tunnels table keeps the endpoints; every other table counts the inner packets.
+        let row = picket_analyze::tunnels::TunnelRow {
+            kind,
+            outer_src: "10.0.0.1".into(),
+            outer_dst: "10.0.0.2".into(),
+            vni: *vni,
+            packets: 300,
+            bytes: packets.iter().map(|p| p.1.len() as u64).sum(),
+            inner_sources: 1,
+        };
+        assert_eq!(r.tunnels, vec![row], "{kind}");
+        assert_eq!(r.top_talkers.sources[0].ip, "172.16.1.5", "{kind}");
+        let text = picket_analyze::text::render(&r);
+        assert!(
+            text.contains("Tunnels") && text.contains("10.0.0.2"),
+            "{text}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

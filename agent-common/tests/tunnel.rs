@@ -59,10 +59,12 @@ struct Case {
     kind: u8,
     vni: u32,
     /// Classifies the whole outer frame (Ethernet or raw IP).
-    classify: fn(&[u8]) -> Result<Summary, ParseError>,
+    classify: Classifier,
     /// The inner packet alone, classified as its own layer.
-    inner_alone: fn(&[u8]) -> Result<Summary, ParseError>,
+    inner_alone: Classifier,
 }
+
+type Classifier = fn(&[u8]) -> Result<Summary, ParseError>;
 
 fn eth_c(b: &[u8]) -> Result<Summary, ParseError> {
     classify_eth(b)
@@ -298,7 +300,7 @@ fn gre_with_every_optional_field_and_every_payload() {
 fn ip_in_ip_every_combination_framed_and_raw() {
     let v4 = inner_net();
     let v6n = inner_net6();
-    let cases: [(bool, &Net, u8, u8, fn(&[u8]) -> Result<Summary, ParseError>); 4] = [
+    let cases: [(bool, &Net, u8, u8, Classifier); 4] = [
         (false, &v4, IPPROTO_IPIP, ENCAP_IPIP, inner_v4),
         (false, &v6n, IPPROTO_IPV6, ENCAP_6IN4, inner_v6),
         (true, &v4, IPPROTO_IPIP, ENCAP_4IN6, inner_v4),

@@ -699,12 +699,9 @@ impl Metrics {
                     l,
                 );
             }
-            let names = &agent_common::tunnel::INNER_ERROR_NAMES;
-            for k in 1..names.len() {
-                let labels = KindLabels {
-                    direction,
-                    kind: names[k],
-                };
+            let names = agent_common::tunnel::INNER_ERROR_NAMES;
+            for (k, kind) in names.into_iter().enumerate().skip(1) {
+                let labels = KindLabels { direction, kind };
                 add(
                     &self.inner_errors.get_or_create(&labels),
                     cur.inner_errors[k],

@@ -841,9 +841,15 @@ fn classify_ip_bad_version() {
             Err(ParseError::BadIpHeader),
             "v{v}"
         );
+        // The version is read with the byte after it (one load the verifier can check).
+        assert_eq!(
+            classify_ip(&p.bytes[..2], 0),
+            Err(ParseError::BadIpHeader),
+            "v{v}"
+        );
         assert_eq!(
             classify_ip(&p.bytes[..1], 0),
-            Err(ParseError::BadIpHeader),
+            Err(ParseError::Truncated),
             "v{v}"
         );
     }

@@ -545,6 +545,8 @@ fn globals_observe() {
         rst: 3,
         // `is_probe` has its own table tests (tests/summary.rs).
         probes: pkts.iter().filter(|s| s.is_probe()).count() as u64,
+        // The GRE packet of protocol type 0: a tunnel not decoded.
+        inner_errors: [0, 0, 0, 1],
         ..Globals::default()
     };
     assert_eq!(g, want);

@@ -74,9 +74,8 @@ fn fifty_sources_each_under_the_bar_are_a_syn_flood_at_their_target() {
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    let (sent, secs) = match figures[..] {
-        [sent, secs] => (sent, secs),
-        _ => panic!("the sender printed no counts: {done:?}"),
+    let [sent, secs] = figures[..] else {
+        panic!("the sender printed no counts: {done:?}")
     };
     let per_source = sent / secs / 50.0;
     eprintln!("[rate] {sent} SYNs in {secs:.2} s: {per_source:.0} per source per second");

@@ -2,7 +2,8 @@
 //! `picket analyze`.
 //!
 //! It handles Ethernet II with up to [`MAX_VLAN_TAGS`] VLAN tags (802.1Q, 802.1ad and the
-//! older 0x9100/0x9200 QinQ TPIDs), IPv4 with options and fragments, IPv6 with a chain of up
+//! older 0x9100/0x9200 QinQ TPIDs), PPPoE sessions, up to [`MAX_MPLS_LABELS`] MPLS labels,
+//! one level of tunnel (VXLAN, Geneve, GRE, IP-in-IP: `crate::tunnel`), IPv4 with options and fragments, IPv6 with a chain of up
 //! to [`MAX_EXT_HDRS`] extension headers, and TCP, UDP, ICMP and ICMPv6, whose headers must
 //! lie within the IP payload (Ethernet padding after it is never read as L4). Everything is `#[inline(always)]` and every loop has a constant bound so that
 //! the verifier accepts the same code that the host tests exercise.
@@ -51,6 +52,25 @@ pub const SCTP_COOKIE_ACK: u8 = 11;
 pub const SF_Q_MATCH: u8 = 1;
 /// [`Summary::sflags`]: the quoted L4 header was read (`q_sport`, `q_dport` are set).
 pub const SF_Q_L4: u8 = 2;
+/// IP protocol number of IPv4 in IP (IP-in-IP, RFC 2003).
+pub const IPPROTO_IPIP: u8 = 4;
+/// IP protocol number of IPv6 in IP (6in4, RFC 4213; 6in6, RFC 2473).
+pub const IPPROTO_IPV6: u8 = 41;
+/// IP protocol number of GRE.
+pub const IPPROTO_GRE: u8 = 47;
+
+/// EtherType of an MPLS unicast label stack.
+pub const ETH_P_MPLS_UC: u16 = 0x8847;
+/// EtherType of an MPLS multicast label stack.
+pub const ETH_P_MPLS_MC: u16 = 0x8848;
+/// EtherType of a PPPoE session frame.
+pub const ETH_P_PPPOE_SES: u16 = 0x8864;
+/// EtherType (GRE/Geneve protocol type) of transparent Ethernet bridging: an inner frame.
+pub const ETH_P_TEB: u16 = 0x6558;
+
+/// Most MPLS labels walked; a stack without its bottom-of-stack bit by then is counted as
+/// non-IP (its EtherType stays MPLS). Provider networks use two or three.
+pub const MAX_MPLS_LABELS: usize = 4;
 
 /// Most VLAN tags parsed; a frame with more is [`ParseError::TooManyVlanTags`]. Provider
 /// networks stack two or three (802.1ad + 802.1Q, sometimes a customer tag again).
@@ -135,7 +155,7 @@ impl ParseError {
     }
 }
 
-/// What the classifier learnt about one packet. `#[repr(C)]`, 64 bytes, no padding; 8-byte
+/// What the classifier learnt about one packet. `#[repr(C)]`, 128 bytes, no padding; 8-byte
 /// aligned so that the addresses can be read as words ([`Summary::src_words`]).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +178,8 @@ pub struct Summary {
     pub l3_off: u16,
     /// Offset of the L4 header (0 when not parsed).
     pub l4_off: u16,
-    /// Offset of the L4 payload (0 when not parsed).
+    /// Offset of the L4 payload (0 when not parsed); for the tunnel protocols 4, 41 and 47,
+    /// which have no L4 header, the start of the IP payload.
     pub payload_off: u16,
     /// 0 for non-IP, 4 or 6.
     pub family: u8,
@@ -178,7 +199,27 @@ pub struct Summary {
     pub ttl: u8,
     /// Padding, always zero.
     pub _pad: [u8; 6],
-    // Outcome-aware probing (issue 11, bytes 64..88): what an ICMP error quotes, and the
+
+    // ---- Encapsulation (issue 12, `crate::tunnel`): 40 bytes -------------------------
+    // When `encap != 0` the fields above describe the INNER packet and these the tunnel.
+    /// Outer (tunnel endpoint) source address, encoded as `src`; zero when not tunnelled.
+    pub outer_src: [u8; 16],
+    /// Outer (tunnel endpoint) destination address, encoded as `src`.
+    pub outer_dst: [u8; 16],
+    /// VXLAN/Geneve VNI or GRE key (0 when there is none).
+    pub vni: u32,
+    /// `ENCAP_*` kind of the tunnel decapsulated (`crate::tunnel`), 0 for none.
+    pub encap: u8,
+    /// `INNER_*` reason why a tunnel's inner packet was not decoded (0: decoded or no
+    /// tunnel). The summary then describes the outer packet.
+    pub inner_error: u8,
+    /// `SHIM_*` bits: L2.5 headers walked before L3 (MPLS, PPPoE).
+    pub shim: u8,
+    /// Number of MPLS labels walked.
+    pub mpls_depth: u8,
+
+
+    // Outcome-aware probing (issue 11, bytes 104..128): what an ICMP error quotes, and the
     // SCTP chunk type.
     /// ICMP/ICMPv6 errors: destination of the quoted packet (the probed host).
     pub q_dst: [u8; 16],
@@ -197,8 +238,9 @@ pub struct Summary {
     pub _pad2: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<Summary>() == 88);
-const _: () = assert!(core::mem::offset_of!(Summary, q_dst) == 64);
+const _: () = assert!(core::mem::size_of::<Summary>() == 128);
+const _: () = assert!(core::mem::offset_of!(Summary, outer_src) == 64);
+const _: () = assert!(core::mem::offset_of!(Summary, q_dst) == 104);
 const _: () = assert!(core::mem::offset_of!(Summary, src) == 0);
 const _: () = assert!(core::mem::offset_of!(Summary, dst) == 16);
 
@@ -224,6 +266,13 @@ impl Summary {
         ext_hdrs: 0,
         ttl: 0,
         _pad: [0; 6],
+        outer_src: [0; 16],
+        outer_dst: [0; 16],
+        vni: 0,
+        encap: 0,
+        inner_error: 0,
+        shim: 0,
+        mpls_depth: 0,
         q_dst: [0; 16],
         q_sport: 0,
         q_dport: 0,
@@ -370,6 +419,16 @@ struct VlanTag {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
+struct PppoeHdr {
+    _ver_type: u8,
+    _code: u8,
+    _session: [u8; 2],
+    _len: [u8; 2],
+    ppp_proto: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
 struct Ipv4Hdr {
     ver_ihl: u8,
     _tos: u8,
@@ -459,7 +518,7 @@ struct QuotedL4 {
 }
 
 #[inline(always)]
-fn be16(b: [u8; 2]) -> u16 {
+pub(crate) fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
 
@@ -477,54 +536,183 @@ fn is_vlan_tpid(ethertype: u16) -> bool {
     )
 }
 
-/// Classifies a frame that starts with an Ethernet II header.
+/// Classifies a frame that starts with an Ethernet II header, decapsulating one tunnel
+/// level (`crate::tunnel`).
 #[inline(always)]
 pub fn classify_eth<P: Packet + ?Sized>(p: &P) -> Result<Summary, ParseError> {
-    let eth: EthHdr = p.load(0).ok_or(ParseError::Truncated)?;
-    classify_tagged(p, be16(eth.ethertype), ETH_HLEN)
+    by_value(|s, scratch| classify_eth_into(p, s, scratch))
 }
 
-/// Classifies from the EtherType `ethertype` whose payload starts at `start`: skips up to
-/// [`MAX_VLAN_TAGS`] VLAN tags, then classifies the L3 header (Ethernet frames, and the
-/// cooked link layers whose headers carry an EtherType).
+/// Classifies from the EtherType `ethertype` whose payload starts at `start` (the cooked
+/// link layers whose headers carry an EtherType), decapsulating one tunnel level.
 #[inline(always)]
 pub fn classify_tagged<P: Packet + ?Sized>(
     p: &P,
-    mut ethertype: u16,
+    ethertype: u16,
     start: usize,
 ) -> Result<Summary, ParseError> {
+    by_value(|s, scratch| {
+        layer_tagged(p, ethertype, start, s)?;
+        crate::tunnel::decapsulate(p, s, scratch);
+        Ok(())
+    })
+}
+
+/// Classifies a packet whose byte `off` starts an IP header (raw-IP link types and L3
+/// devices such as tun, ipip, gre, wireguard); the IP version comes from the first nibble.
+/// Decapsulates one tunnel level.
+#[inline(always)]
+pub fn classify_ip<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Summary, ParseError> {
+    by_value(|s, scratch| classify_ip_into(p, off, s, scratch))
+}
+
+/// [`classify_eth`] into `s`, with `scratch` for the inner packet of a tunnel: the BPF
+/// programs keep both in a map, as two 128-byte summaries do not fit their 512-byte stack.
+/// `s` is meaningless after an error.
+#[inline(always)]
+pub fn classify_eth_into<P: Packet + ?Sized>(
+    p: &P,
+    s: &mut Summary,
+    scratch: &mut Summary,
+) -> Result<(), ParseError> {
+    layer_eth(p, 0, s)?;
+    crate::tunnel::decapsulate(p, s, scratch);
+    Ok(())
+}
+
+/// [`classify_ip`] into `s` (see [`classify_eth_into`]).
+#[inline(always)]
+pub fn classify_ip_into<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    s: &mut Summary,
+    scratch: &mut Summary,
+) -> Result<(), ParseError> {
+    layer_ip(p, off, s)?;
+    crate::tunnel::decapsulate(p, s, scratch);
+    Ok(())
+}
+
+/// Runs a classification into two summaries on the stack and returns the first.
+#[inline(always)]
+fn by_value(
+    f: impl FnOnce(&mut Summary, &mut Summary) -> Result<(), ParseError>,
+) -> Result<Summary, ParseError> {
+    let mut s = Summary::EMPTY;
+    let mut scratch = Summary::EMPTY;
+    f(&mut s, &mut scratch)?;
+    Ok(s)
+}
+
+/// One layer of [`classify_eth`]: the Ethernet header at `off` and what follows, without
+/// decapsulation (also the inner frame of VXLAN, Geneve and Ethernet-over-GRE).
+#[inline(always)]
+pub(crate) fn layer_eth<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
+    let eth: EthHdr = p.load(off).ok_or(ParseError::Truncated)?;
+    layer_tagged(p, be16(eth.ethertype), off + ETH_HLEN, s)
+}
+
+/// One layer of [`classify_tagged`]: skips up to [`MAX_VLAN_TAGS`] VLAN tags, a PPPoE
+/// session header and up to [`MAX_MPLS_LABELS`] MPLS labels, then classifies the L3 header.
+#[inline(always)]
+pub(crate) fn layer_tagged<P: Packet + ?Sized>(
+    p: &P,
+    mut ethertype: u16,
+    start: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
     let mut off = start;
-    let mut i = 0;
-    while i < MAX_VLAN_TAGS {
+    let mut tags = 0;
+    while tags < MAX_VLAN_TAGS {
         if !is_vlan_tpid(ethertype) {
             break;
         }
         let tag: VlanTag = p.load(off).ok_or(ParseError::Truncated)?;
         ethertype = be16(tag.ethertype);
         off += VLAN_HLEN;
-        i += 1;
+        tags += 1;
     }
     if is_vlan_tpid(ethertype) {
         return Err(ParseError::TooManyVlanTags);
     }
-    // One path from here on whatever the number of tags (see `Packet::merge_offset`).
-    let off = p.merge_offset(off);
-    if off < start || off > start + VLAN_HLEN * MAX_VLAN_TAGS {
+    let mut shim = 0;
+    if ethertype == ETH_P_PPPOE_SES {
+        let h: PppoeHdr = p.load(off).ok_or(ParseError::Truncated)?;
+        shim |= SHIM_PPPOE;
+        match be16(h.ppp_proto) {
+            0x0021 => ethertype = ETH_P_IPV4,
+            0x0057 => ethertype = ETH_P_IPV6,
+            // LCP, authentication and the other PPP protocols: not IP.
+            _ => {}
+        }
+        if ethertype != ETH_P_PPPOE_SES {
+            off += core::mem::size_of::<PppoeHdr>();
+        }
+    }
+    let mut labels = 0;
+    if ethertype == ETH_P_MPLS_UC || ethertype == ETH_P_MPLS_MC {
+        shim |= SHIM_MPLS;
+        while labels < MAX_MPLS_LABELS {
+            let l: [u8; 4] = p.load(off).ok_or(ParseError::Truncated)?;
+            off += 4;
+            labels += 1;
+            if l[2] & 1 != 0 {
+                // Bottom of the stack: the payload's first nibble tells IPv4 from IPv6 (an
+                // Ethernet pseudowire, nibble 0, is not decoded: non-IP).
+                // Two bytes, not one: LLVM turns a one-byte bound check into a `>=` the
+                // verifier cannot use. Any IP header has both.
+                let first: [u8; 2] = p.load(off).ok_or(ParseError::Truncated)?;
+                match first[0] >> 4 {
+                    4 => ethertype = ETH_P_IPV4,
+                    6 => ethertype = ETH_P_IPV6,
+                    _ => {}
+                }
+                break;
+            }
+        }
+    }
+    // One path from here on whatever the number of tags and labels (see
+    // `Packet::merge_offset`): the offset and the depths go through it packed in one word.
+    let packed = p.merge_offset(off | (tags << 16) | (labels << 20) | ((shim as usize) << 24));
+    let off = packed & 0xffff;
+    let tags = (packed >> 16) & 0x0f;
+    let labels = (packed >> 20) & 0x0f;
+    let shim = ((packed >> 24) & 0x0f) as u8;
+    if off < start || off > start + L2_SHIM_MAX {
         return Err(ParseError::Truncated);
     }
-    let mut s = classify_l3(p, ethertype, off)?;
-    s.vlan_depth = ((off - start) / VLAN_HLEN) as u8;
-    Ok(s)
+    classify_l3_into(p, ethertype, off, s)?;
+    s.vlan_depth = tags as u8;
+    s.mpls_depth = labels as u8;
+    s.shim = shim;
+    Ok(())
 }
 
-/// Classifies a packet whose first byte is an IP header (raw-IP link types); the IP version
-/// comes from the first nibble.
+/// [`Summary::shim`]: a PPPoE session header was walked.
+pub const SHIM_PPPOE: u8 = 1;
+/// [`Summary::shim`]: an MPLS label stack was walked.
+pub const SHIM_MPLS: u8 = 2;
+
+/// Most bytes of VLAN tags, PPPoE header and MPLS labels between the link header and L3.
+const L2_SHIM_MAX: usize =
+    VLAN_HLEN * MAX_VLAN_TAGS + core::mem::size_of::<PppoeHdr>() + 4 * MAX_MPLS_LABELS;
+
+/// One layer of [`classify_ip`]: the IP header at `off`, without decapsulation.
 #[inline(always)]
-pub fn classify_ip<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Summary, ParseError> {
-    let first: u8 = p.load(off).ok_or(ParseError::Truncated)?;
-    match first >> 4 {
-        4 => classify_l3(p, ETH_P_IPV4, off),
-        6 => classify_l3(p, ETH_P_IPV6, off),
+pub(crate) fn layer_ip<P: Packet + ?Sized>(
+    p: &P,
+    off: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
+    // Two bytes (see the MPLS payload above); any IP header has both.
+    let first: [u8; 2] = p.load(off).ok_or(ParseError::Truncated)?;
+    match first[0] >> 4 {
+        4 => classify_l3_into(p, ETH_P_IPV4, off, s),
+        6 => classify_l3_into(p, ETH_P_IPV6, off, s),
         _ => Err(ParseError::BadIpHeader),
     }
 }
@@ -538,15 +726,27 @@ pub fn classify_l3<P: Packet + ?Sized>(
     off: usize,
 ) -> Result<Summary, ParseError> {
     let mut s = Summary::EMPTY;
+    classify_l3_into(p, ethertype, off, &mut s)?;
+    Ok(s)
+}
+
+/// [`classify_l3`] into `s`, which it resets first.
+#[inline(always)]
+pub(crate) fn classify_l3_into<P: Packet + ?Sized>(
+    p: &P,
+    ethertype: u16,
+    off: usize,
+    s: &mut Summary,
+) -> Result<(), ParseError> {
+    *s = Summary::EMPTY;
     s.wire_len = p.wire_len() as u32;
     s.ethertype = ethertype;
     s.l3_off = off as u16;
     match ethertype {
-        ETH_P_IPV4 => parse_ipv4(p, off, &mut s)?,
-        ETH_P_IPV6 => parse_ipv6(p, off, &mut s)?,
-        _ => return Ok(s),
+        ETH_P_IPV4 => parse_ipv4(p, off, s),
+        ETH_P_IPV6 => parse_ipv6(p, off, s),
+        _ => Ok(()),
     }
-    Ok(s)
 }
 
 #[inline(always)]
@@ -682,6 +882,13 @@ fn parse_l4<P: Packet + ?Sized>(
         IPPROTO_UDP => core::mem::size_of::<UdpHdr>(),
         IPPROTO_ICMP | IPPROTO_ICMPV6 => core::mem::size_of::<IcmpHdr>(),
         IPPROTO_SCTP => core::mem::size_of::<SctpHdr>(),
+        // Tunnels: no L4 header, but `crate::tunnel` needs where the inner packet starts.
+        IPPROTO_IPIP | IPPROTO_IPV6 | IPPROTO_GRE => {
+            if off <= end {
+                s.payload_off = off as u16;
+            }
+            return Ok(());
+        }
         _ => return Ok(()),
     };
     if off + fixed > end {

@@ -5,6 +5,7 @@
 //! * [`state`]: map keys and values and the per-packet state updates applied to them.
 //! * [`conv`]: the shared conversation table: a probe's conversation, once per tick.
 //! * [`slots`]: the per-CPU first stage: what each address sent and received per tick.
+//! * [`tunnel`]: one level of decapsulation (VXLAN, Geneve, GRE, IP-in-IP).
 //! * [`sketch`]: the hashes and distinct-count structures used inside the state.
 #![no_std]
 #![deny(missing_docs)]
@@ -18,6 +19,9 @@ pub mod packet;
 pub mod sketch;
 pub mod slots;
 pub mod state;
+pub mod tunnel;
 
-pub use classify::{ParseError, Summary, classify_eth, classify_ip};
+pub use classify::{
+    ParseError, Summary, classify_eth, classify_eth_into, classify_ip, classify_ip_into,
+};
 pub use packet::Packet;

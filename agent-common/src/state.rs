@@ -8,9 +8,10 @@
 use crate::{
     classify::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PARSE_ERROR_SLOTS, ParseError,
-        Summary,
+        SHIM_MPLS, SHIM_PPPOE, Summary,
     },
     sketch::{BITMAP_WORDS, SET_SLOTS, addr_hash, bitmap_insert, port_hash, set_insert},
+    tunnel::{ENCAP_SLOTS, INNER_ERROR_SLOTS},
 };
 
 /// Name of the per-source LRU hash map.
@@ -84,9 +85,21 @@ pub struct SrcState {
     pub port_slots: [u16; SET_SLOTS],
     /// Exact set of the hashes of the first 64 probed destination hosts.
     pub host_slots: [u32; SET_SLOTS],
+
+    // ---- Tunnel of the latest tunnelled probe (issue 12): for alerts -----------------
+    /// Outer source (tunnel endpoint) of the latest tunnelled probe; zero if none was.
+    pub tunnel_src: [u8; 16],
+    /// Outer destination (tunnel endpoint) of the latest tunnelled probe.
+    pub tunnel_dst: [u8; 16],
+    /// Its VNI or GRE key.
+    pub tunnel_vni: u32,
+    /// Its `ENCAP_*` kind (0: no probe of this source came through a tunnel).
+    pub tunnel_kind: u8,
+    /// Padding, always zero.
+    pub _tunnel_pad: [u8; 3],
 }
 
-const _: () = assert!(core::mem::size_of::<SrcState>() == 6 * 8 + 16 + 2 * 128 + 128 + 256);
+const _: () = assert!(core::mem::size_of::<SrcState>() == 6 * 8 + 16 + 2 * 128 + 128 + 256 + 40);
 
 impl SrcState {
     /// An all-zero state.
@@ -102,6 +115,11 @@ impl SrcState {
         host_bits: [0; BITMAP_WORDS],
         port_slots: [0; SET_SLOTS],
         host_slots: [0; SET_SLOTS],
+        tunnel_src: [0; 16],
+        tunnel_dst: [0; 16],
+        tunnel_vni: 0,
+        tunnel_kind: 0,
+        _tunnel_pad: [0; 3],
     };
 
     /// Prepares a new entry created at `now_ns` in window `epoch`.
@@ -123,6 +141,12 @@ impl SrcState {
             self.last_seen_ns = now_ns;
         }
         self.last_dst = s.dst;
+        if s.encap != 0 {
+            self.tunnel_src = s.outer_src;
+            self.tunnel_dst = s.outer_dst;
+            self.tunnel_vni = s.vni;
+            self.tunnel_kind = s.encap;
+        }
         if self.epoch != epoch {
             self.clear_sets();
             self.epoch = epoch;
@@ -193,6 +217,19 @@ pub struct Globals {
     /// Packets from unknown sources not admitted to the per-source map (first sighting
     /// while [`CONFIG_ADMIT_ON_SECOND`] is on).
     pub src_deferred: u64,
+
+    // ---- Encapsulation (issue 12, `crate::tunnel`) -----------------------------------
+    // Every frame counts once in `packets`/`bytes` and the per-protocol counters above,
+    // by its inner packet when decapsulated; these say how many were tunnelled.
+    /// Decapsulated packets by `ENCAP_*` kind (slot 0 unused).
+    pub encap: [u64; ENCAP_SLOTS],
+    /// Tunnel packets whose inner packet was not decoded, by `INNER_*` (slot 0 unused);
+    /// they count by their outer header.
+    pub inner_errors: [u64; INNER_ERROR_SLOTS],
+    /// Frames with an MPLS label stack.
+    pub mpls: u64,
+    /// PPPoE session frames.
+    pub pppoe: u64,
 }
 
 impl Globals {
@@ -201,6 +238,7 @@ impl Globals {
     pub fn observe(&mut self, s: &Summary) {
         self.packets += 1;
         self.bytes += u64::from(s.wire_len);
+        self.observe_encap(s);
         match s.family {
             4 => self.ipv4 += 1,
             6 => self.ipv6 += 1,
@@ -242,6 +280,24 @@ impl Globals {
             IPPROTO_ICMP => self.icmp += 1,
             IPPROTO_ICMPV6 => self.icmpv6 += 1,
             _ => self.other_l4 += 1,
+        }
+    }
+
+    /// The encapsulation counters of one classified packet.
+    #[inline(always)]
+    fn observe_encap(&mut self, s: &Summary) {
+        // The masks keep the indexes provably in bounds for the verifier.
+        if s.encap != 0 {
+            self.encap[s.encap as usize & (ENCAP_SLOTS - 1)] += 1;
+        }
+        if s.inner_error != 0 {
+            self.inner_errors[s.inner_error as usize & (INNER_ERROR_SLOTS - 1)] += 1;
+        }
+        if s.shim & SHIM_MPLS != 0 {
+            self.mpls += 1;
+        }
+        if s.shim & SHIM_PPPOE != 0 {
+            self.pppoe += 1;
         }
     }
 
@@ -288,6 +344,14 @@ impl Globals {
         for (a, b) in self.parse_errors.iter_mut().zip(o.parse_errors.iter()) {
             *a += b;
         }
+        for (a, b) in self.encap.iter_mut().zip(o.encap.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.inner_errors.iter_mut().zip(o.inner_errors.iter()) {
+            *a += b;
+        }
+        self.mpls += o.mpls;
+        self.pppoe += o.pppoe;
     }
 }
 

@@ -547,6 +547,8 @@ fn globals_observe() {
         rst: 3,
         // `is_probe` has its own table tests (tests/summary.rs).
         probes: pkts.iter().filter(|s| s.is_probe()).count() as u64,
+        // The GRE packet of protocol type 0: a tunnel not decoded.
+        inner_errors: [0, 0, 0, 1],
         ..Globals::default()
     };
     assert_eq!(g, want);
@@ -621,6 +623,10 @@ fn globals_merge() {
         src_inserts: 24,
         src_failures: 25,
         src_deferred: 29,
+        encap: [0, 31, 32, 33, 34, 35, 36, 37],
+        inner_errors: [0, 38, 39, 40],
+        mpls: 41,
+        pppoe: 42,
     };
     let orig = full;
     full.merge(&orig);
@@ -648,6 +654,10 @@ fn globals_merge() {
             src_inserts: 48,
             src_failures: 50,
             src_deferred: 58,
+            encap: [0, 62, 64, 66, 68, 70, 72, 74],
+            inner_errors: [0, 76, 78, 80],
+            mpls: 82,
+            pppoe: 84,
         }
     );
 

@@ -1,5 +1,6 @@
 //! Picket's kernel side: XDP (ingress) and TC (ingress or egress) programs that classify
-//! every packet with `agent_common::classify_eth` and update bounded maps. Every packet is
+//! every packet with `agent_common::classify_eth_into` (or `classify_ip_into` on devices
+//! without an Ethernet header: the `*_ip` programs) and update bounded maps. Every packet is
 //! passed on, except, with `--block`, those of the sources the agent blocks (XDP only).
 #![no_std]
 #![no_main]
@@ -9,7 +10,7 @@
 #![allow(missing_docs)]
 
 use agent_common::{
-    Packet, Summary, classify_eth,
+    Packet, Summary, classify_eth_into, classify_ip_into,
     conv::{ConvRec, ConvTable, DEFAULT_CONV_SLOTS, record_answer, record_opening},
     slots::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
@@ -66,6 +67,11 @@ static KNOWN: Array<KnownSources> = Array::with_max_entries(1, 0);
 /// Per-CPU scratch space to build a new per-source entry (too large for the 512-byte stack).
 #[map(name = "SRC_SCRATCH")]
 static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU room for the classifier's summary (0) and a tunnel's inner packet (1): two
+/// 128-byte summaries do not fit the 512-byte stack with everything else.
+#[map(name = "SUMMARY")]
+static SUMMARY: PerCpuArray<Summary> = PerCpuArray::with_max_entries(2, 0);
 
 /// Per-CPU slot through which `Direct::merge_offset` passes header offsets.
 #[map(name = "OFFSET")]
@@ -187,32 +193,48 @@ fn mark_known(addr: &[u8; 16]) {
     }
 }
 
+/// The link layer a program's packets start with.
+const LINK_ETH: u8 = 0;
+/// Devices without a link header (tun, ipip, gre, wireguard): packets start at IP.
+const LINK_IP: u8 = 1;
+
 #[xdp]
 pub fn picket_xdp(ctx: XdpContext) -> u32 {
+    xdp_run::<LINK_ETH>(&ctx)
+}
+
+/// XDP on an L3 device (ARPHRD other than Ethernet): the packet starts at the IP header.
+#[xdp]
+pub fn picket_xdp_ip(ctx: XdpContext) -> u32 {
+    xdp_run::<LINK_IP>(&ctx)
+}
+
+#[inline(always)]
+fn xdp_run<const LINK: u8>(ctx: &XdpContext) -> u32 {
     let pkt = Direct {
         start: ctx.data(),
         end: ctx.data_end(),
         wire_len: ctx.data_end() - ctx.data(),
     };
     let cfg = config();
-    if cfg.flags & CONFIG_BLOCK != 0 && blocked(&pkt) {
+    if cfg.flags & CONFIG_BLOCK != 0 && blocked::<LINK>(&pkt) {
         return xdp_action::XDP_DROP;
     }
     if cfg.flags & CONFIG_EVIDENCE != 0 {
-        capture(&pkt, |off, dst, len| {
+        capture::<LINK>(&pkt, |off, dst, len| {
             // SAFETY: `dst` points to `len` (1..=256) writable bytes of a ring buffer record.
             unsafe { bpf_xdp_load_bytes(ctx.ctx, off, dst, len) }
         });
     }
-    account(&pkt, DIR_INGRESS, cfg);
+    account::<LINK>(&pkt, DIR_INGRESS, cfg);
     xdp_action::XDP_PASS
 }
 
 /// Whether the packet's source is blocked (counted either way); the agent decides who is.
 /// The bit filter first, so that sources that are not blocked pay no hash lookup.
 #[inline(always)]
-fn blocked(pkt: &Direct) -> bool {
-    let Some(src) = evidence_source(pkt) else {
+fn blocked<const LINK: u8>(pkt: &Direct) -> bool {
+    let Some(src) = evidence_source::<LINK>(pkt) else {
         return false;
     };
     let (w, b) = KnownSources::bit(&src.addr);
@@ -238,22 +260,37 @@ pub fn picket_pass(_ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn picket_tc_ingress(ctx: TcContext) -> i32 {
-    tc_account(&ctx, DIR_INGRESS);
+    tc_account::<LINK_ETH>(&ctx, DIR_INGRESS);
     TC_ACT_OK
 }
 
 #[classifier]
 pub fn picket_tc_egress(ctx: TcContext) -> i32 {
-    tc_account(&ctx, DIR_EGRESS);
+    tc_account::<LINK_ETH>(&ctx, DIR_EGRESS);
     TC_ACT_OK
 }
 
-/// Bytes of headers the classifier may need: Ethernet + 4 VLAN tags + IPv6 + 8 extension
-/// headers of common sizes + TCP. Pulled into the linear area when the skb is non-linear.
-const TC_PULL_LEN: u32 = 256;
+/// TC ingress on an L3 device: the packet starts at the IP header.
+#[classifier]
+pub fn picket_tc_ip_ingress(ctx: TcContext) -> i32 {
+    tc_account::<LINK_IP>(&ctx, DIR_INGRESS);
+    TC_ACT_OK
+}
+
+/// TC egress on an L3 device.
+#[classifier]
+pub fn picket_tc_ip_egress(ctx: TcContext) -> i32 {
+    tc_account::<LINK_IP>(&ctx, DIR_EGRESS);
+    TC_ACT_OK
+}
+
+/// Bytes of headers the classifier may need: Ethernet + 4 VLAN tags + IPv6 + extension
+/// headers of common sizes + a tunnel header with Geneve options + the inner headers.
+/// Pulled into the linear area when the skb is non-linear.
+const TC_PULL_LEN: u32 = 320;
 
 #[inline(always)]
-fn tc_account(ctx: &TcContext, dir: u32) {
+fn tc_account<const LINK: u8>(ctx: &TcContext, dir: u32) {
     let wire_len = ctx.len() as usize;
     if ctx.data_end() - ctx.data() < wire_len && ctx.data_end() - ctx.data() < TC_PULL_LEN as usize
     {
@@ -270,12 +307,12 @@ fn tc_account(ctx: &TcContext, dir: u32) {
     };
     let cfg = config();
     if dir == DIR_INGRESS && cfg.flags & CONFIG_EVIDENCE != 0 {
-        capture(&pkt, |off, dst, len| {
+        capture::<LINK>(&pkt, |off, dst, len| {
             // SAFETY: `dst` points to `len` (1..=256) writable bytes of a ring buffer record.
             unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, off, dst, len) }
         });
     }
-    account(&pkt, dir, cfg);
+    account::<LINK>(&pkt, dir, cfg);
 }
 
 /// The agent's configuration (all zero if the map cannot be read).
@@ -287,18 +324,23 @@ fn config() -> Config {
     }
 }
 
-/// The source address of an IPv4 or IPv6 packet (after at most one VLAN tag), as a key of
-/// `FLAGGED` and `BLOCKED`. A minimal parse of its own, done before (and independent of) the classifier,
+/// The source address of an IPv4 or IPv6 packet (after at most one VLAN tag, or at offset
+/// 0 on an L3 device), as a key of `FLAGGED` and `BLOCKED`; the outer address of a tunnel. A minimal parse of its own, done before (and independent of) the classifier,
 /// so that the verifier explores the capture path once rather than once per parse outcome.
 #[inline(always)]
-fn evidence_source(pkt: &Direct) -> Option<AddrKey> {
-    let mut off = 12;
-    let mut et = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
-    if et == 0x8100 || et == 0x88a8 {
-        off += 4;
-        et = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
-    }
-    let l3 = off + 2;
+fn evidence_source<const LINK: u8>(pkt: &Direct) -> Option<AddrKey> {
+    let (et, l3) = if LINK == LINK_IP {
+        let v: [u8; 2] = pkt.load(0)?;
+        (if v[0] >> 4 == 6 { 0x86dd } else { 0x0800 }, 0)
+    } else {
+        let mut off = 12;
+        let mut et = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
+        if et == 0x8100 || et == 0x88a8 {
+            off += 4;
+            et = u16::from_be_bytes(pkt.load::<[u8; 2]>(off)?);
+        }
+        (et, off + 2)
+    };
     match et {
         0x0800 => {
             let a: [u8; 4] = pkt.load(l3 + 12)?;
@@ -321,8 +363,11 @@ fn evidence_source(pkt: &Direct) -> Option<AddrKey> {
 /// Copies the first bytes of a packet from a flagged source into the evidence ring buffer,
 /// if its budget allows. `load(offset, dst, len)` is the program type's load-bytes helper.
 #[inline(always)]
-fn capture(pkt: &Direct, load: impl FnOnce(u32, *mut core::ffi::c_void, u32) -> i64) {
-    let Some(src) = evidence_source(pkt) else {
+fn capture<const LINK: u8>(
+    pkt: &Direct,
+    load: impl FnOnce(u32, *mut core::ffi::c_void, u32) -> i64,
+) {
+    let Some(src) = evidence_source::<LINK>(pkt) else {
         return;
     };
     let wire_len = pkt.wire_len;
@@ -361,30 +406,31 @@ fn capture(pkt: &Direct, load: impl FnOnce(u32, *mut core::ffi::c_void, u32) -> 
 }
 
 #[inline(always)]
-fn account(pkt: &Direct, dir: u32, cfg: Config) {
+fn account<const LINK: u8>(pkt: &Direct, dir: u32, cfg: Config) {
     let Some(g) = GLOBALS.get_ptr_mut(dir) else {
         return;
     };
     // SAFETY: per-CPU slot, only this program on this CPU touches it.
     let g = unsafe { &mut *g };
-    let parsed = match classify_eth(pkt) {
-        Ok(s) => s,
-        Err(e) => {
-            g.observe_error(e, pkt.wire_len as u64);
-            return;
-        }
+    let (Some(sp), Some(scratch)) = (SUMMARY.get_ptr_mut(0), SUMMARY.get_ptr_mut(1)) else {
+        return;
     };
-    // The state updates use none of the header offsets, which differ on every parse path
-    // (VLAN depth, extension-header chain, options): dropping them lets the verifier treat
-    // the paths as one from here, and so verify the updates once rather than once per path.
-    let s = &Summary {
-        l3_off: 0,
-        l4_off: u16::from(parsed.has_l4()),
-        payload_off: 0,
-        vlan_depth: 0,
-        ext_hdrs: 0,
-        ..parsed
+    // SAFETY: two different per-CPU slots, used only by this invocation (programs on one
+    // CPU do not nest).
+    let (s, scratch) = unsafe { (&mut *sp, &mut *scratch) };
+    // The summary lives in map memory, whose contents the verifier does not track: every
+    // parse path (VLAN depth, extension-header chain, options, tunnel) continues as one
+    // from here, so the state updates are verified once rather than once per path.
+    let parsed = if LINK == LINK_IP {
+        classify_ip_into(pkt, 0, s, scratch)
+    } else {
+        classify_eth_into(pkt, s, scratch)
     };
+    if let Err(e) = parsed {
+        g.observe_error(e, pkt.wire_len as u64);
+        return;
+    }
+    let s = &*s;
     g.observe(s);
     if !s.is_ip() {
         return;

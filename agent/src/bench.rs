@@ -64,6 +64,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .try_into()?;
         pass.load()?;
     }
+    print_verifier_counts(&ebpf);
     let mut maps = KernelMaps::take(&mut ebpf)?;
     let src = Ipv4Addr::new(198, 51, 100, 7);
     let dst = Ipv4Addr::new(192, 0, 2, 1);
@@ -461,5 +462,27 @@ fn print_row(
         cell(base),
         cell(prog),
         cell(delta),
+    );
+}
+
+/// The verifier's processed-instruction count of every program (its limit is 1 M; a parse
+/// path added to the classifier shows here first).
+fn print_verifier_counts(ebpf: &aya::Ebpf) {
+    let counts: Vec<String> = loader::PROGRAMS
+        .iter()
+        .map(|name| {
+            let n = ebpf
+                .program(name)
+                .and_then(|p| p.info().ok())
+                .and_then(|i| i.verified_instruction_count());
+            match n {
+                Some(n) => format!("{name} {n}"),
+                None => format!("{name} n/a"),
+            }
+        })
+        .collect();
+    println!(
+        "verifier, instructions processed (limit 1000000): {}",
+        counts.join(", ")
     );
 }

@@ -13,6 +13,7 @@ pub mod block;
 pub mod cli;
 pub mod config;
 pub mod evidence;
+pub mod hook_choice;
 #[cfg(feature = "analyze")]
 pub mod kernel_check;
 pub mod live;

@@ -130,14 +130,29 @@ fn open_kernel(s: &Settings, ifaces: &[String], hook: Hook, metrics: &Metrics) -
         blocked: s.block.max_sources,
     })?;
     let maps = KernelMaps::take(&mut ebpf)?;
-    let blocker = block::start(s, hook, &mut ebpf, metrics)?;
+    // With --block, `auto` attaches XDP everywhere (see `hook_choice::choose`).
+    let block_hook = if hook == Hook::Auto { Hook::Xdp } else { hook };
+    let blocker = block::start(s, block_hook, &mut ebpf, metrics)?;
+    let blocking = s.block.enabled || s.block.dry_run;
     let evidence = match capture_config(s) {
         Some(cfg) => Some(Evidence::new(&mut ebpf, cfg)?),
         None => None,
     };
     let mut attached = 0;
     for iface in ifaces {
-        for a in loader::attach(&mut ebpf, iface, hook, s.xdp_mode, s.egress)? {
+        let (choice, attachments) =
+            loader::attach(&mut ebpf, iface, hook, s.xdp_mode, s.egress, blocking)?;
+        tracing::info!(
+            "hook {} on {iface}{}: {}",
+            loader::hook_name(choice.hook),
+            if choice.l3 {
+                " (programs for IP packets)"
+            } else {
+                ""
+            },
+            choice.reason
+        );
+        for a in attachments {
             tracing::info!("attached {} to {}", a.what, a.iface);
             attached += 1;
         }
@@ -183,7 +198,7 @@ fn open_source(s: &Settings, ifaces: &[String], metrics: &Metrics) -> Result<Ope
     match s.hook {
         Hook::Afpacket => Ok((open_rings(s, ifaces, metrics)?, None, None)),
         Hook::Xdp | Hook::Tc => open_kernel(s, ifaces, s.hook, metrics),
-        Hook::Auto => match open_kernel(s, ifaces, Hook::Xdp, metrics) {
+        Hook::Auto => match open_kernel(s, ifaces, Hook::Auto, metrics) {
             Ok(k) => Ok(k),
             Err(e) => {
                 if s.block.enabled || s.block.dry_run {

@@ -173,6 +173,14 @@ struct ParseErrorLabels {
     kind: ParseErrorKind,
 }
 
+/// `kind` of `picket_encap_packets` (`ENCAP_NAMES`, `mpls`, `pppoe`) and
+/// `picket_inner_errors` (`INNER_ERROR_NAMES`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    direction: Direction,
+    kind: &'static str,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct MapLabels {
     map: MapName,
@@ -232,6 +240,8 @@ pub struct Metrics {
     fragments: Family<DirectionLabels, Counter>,
     tiny_fragments: Family<DirectionLabels, Counter>,
     parse_errors: Family<ParseErrorLabels, Counter>,
+    encap: Family<KindLabels, Counter>,
+    inner_errors: Family<KindLabels, Counter>,
     map_entries: Family<MapLabels, Gauge>,
     map_capacity: Family<MapLabels, Gauge>,
     map_inserts: Family<MapLabels, Counter>,
@@ -278,6 +288,8 @@ impl Metrics {
             fragments: Family::default(),
             tiny_fragments: Family::default(),
             parse_errors: Family::default(),
+            encap: Family::default(),
+            inner_errors: Family::default(),
             map_entries: Family::default(),
             map_capacity: Family::default(),
             map_inserts: Family::default(),
@@ -348,6 +360,19 @@ impl Metrics {
             "parse_errors",
             "Packets the classifier rejected, by direction and kind",
             m.parse_errors.clone(),
+        );
+        r.register(
+            "encap_packets",
+            "Packets decapsulated, by direction and kind (vxlan, geneve, gre, ipip, 6in4, 4in6, \
+             6in6), and packets behind an MPLS label stack (mpls) or a PPPoE session header \
+             (pppoe); the other counters count a tunnelled packet once, by its inner packet",
+            m.encap.clone(),
+        );
+        r.register(
+            "inner_errors",
+            "Tunnel packets whose inner packet was not decoded (counted by their outer packet), \
+             by direction and kind (truncated, bad, unsupported)",
+            m.inner_errors.clone(),
         );
         r.register(
             "map_entries",
@@ -717,6 +742,28 @@ impl Metrics {
                 let labels = FlagLabels { direction, flag };
                 add(&self.tcp_flags.get_or_create(&labels), c, l);
             }
+            let names = &agent_common::tunnel::ENCAP_NAMES;
+            let mut encap: Vec<(&'static str, u64, u64)> = (1..names.len())
+                .map(|k| (names[k], cur.encap[k], last.encap[k]))
+                .collect();
+            encap.push(("mpls", cur.mpls, last.mpls));
+            encap.push(("pppoe", cur.pppoe, last.pppoe));
+            for (kind, c, l) in encap {
+                add(
+                    &self.encap.get_or_create(&KindLabels { direction, kind }),
+                    c,
+                    l,
+                );
+            }
+            let names = agent_common::tunnel::INNER_ERROR_NAMES;
+            for (k, kind) in names.into_iter().enumerate().skip(1) {
+                let labels = KindLabels { direction, kind };
+                add(
+                    &self.inner_errors.get_or_create(&labels),
+                    cur.inner_errors[k],
+                    last.inner_errors[k],
+                );
+            }
             for kind in ParseError::ALL {
                 let slot = kind as usize;
                 let labels = ParseErrorLabels {
@@ -932,6 +979,9 @@ mod tests {
             ..Globals::default()
         };
         g.parse_errors[ParseError::Truncated as usize] = 3;
+        g.encap[agent_common::tunnel::ENCAP_VXLAN as usize] = packets / 5;
+        g.inner_errors[agent_common::tunnel::INNER_TRUNCATED as usize] = 4;
+        g.mpls = 1;
         Snapshot {
             wall_ns: 1_700_000_000_000_000_000,
             globals: [g, Globals::default()],
@@ -985,6 +1035,22 @@ mod tests {
         assert_eq!(
             v(r#"picket_parse_errors_total{direction="ingress",kind="truncated"}"#),
             3.0
+        );
+        assert_eq!(
+            v(r#"picket_encap_packets_total{direction="ingress",kind="vxlan"}"#),
+            5.0
+        );
+        assert_eq!(
+            v(r#"picket_encap_packets_total{direction="ingress",kind="mpls"}"#),
+            1.0
+        );
+        assert_eq!(
+            v(r#"picket_encap_packets_total{direction="egress",kind="6in6"}"#),
+            0.0
+        );
+        assert_eq!(
+            v(r#"picket_inner_errors_total{direction="ingress",kind="truncated"}"#),
+            4.0
         );
         assert_eq!(v(r#"picket_map_entries{map="sources"}"#), 1.0);
         assert_eq!(v(r#"picket_map_capacity_entries{map="sources"}"#), 65536.0);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use agent_common::{
-    classify_eth,
+    classify_eth, classify_ip,
     slots::Slot,
     state::{AddrKey, DIR_INGRESS, Flagged, MAP_FLAGGED, SrcState},
 };
@@ -21,7 +21,7 @@ use picket_detect::{
 };
 
 use crate::{
-    loader::{self, MapSizes, PROG_TC_EGRESS, PROG_XDP},
+    loader::{self, MapSizes, PROG_TC_EGRESS, PROG_TC_IP_EGRESS, PROG_XDP, PROG_XDP_IP},
     maps::KernelMaps,
 };
 
@@ -112,6 +112,12 @@ impl KernelRunner {
     /// the kernel's test harness refuses the input itself (EINVAL: e.g. the skb harness
     /// wants a whole IP header), in which case the program did not run.
     pub fn run(&mut self, frame: &[u8], dir: u32) -> Result<bool> {
+        self.run_on(frame, dir, false)
+    }
+
+    /// [`KernelRunner::run`] through the programs of Ethernet devices, or, with `l3`, those
+    /// of devices without a link header (the frame starts at IP).
+    pub fn run_on(&mut self, frame: &[u8], dir: u32, l3: bool) -> Result<bool> {
         let me = std::thread::current().id();
         if self.pinned != Some(me) {
             pin_to(PARITY_CPU)?;
@@ -122,10 +128,11 @@ impl KernelRunner {
             repeat: 1,
             ..Default::default()
         };
-        let name = if dir == DIR_INGRESS {
-            PROG_XDP
-        } else {
-            PROG_TC_EGRESS
+        let name = match (dir == DIR_INGRESS, l3) {
+            (true, false) => PROG_XDP,
+            (false, false) => PROG_TC_EGRESS,
+            (true, true) => PROG_XDP_IP,
+            (false, true) => PROG_TC_IP_EGRESS,
         };
         let prog = self.ebpf.program_mut(name).context("program missing")?;
         let r = if dir == DIR_INGRESS {
@@ -193,9 +200,19 @@ impl<'a> Comparison<'a> {
 
     /// Runs one Ethernet frame through the kernel program for `dir` and the host model.
     pub fn feed(&mut self, frame: &[u8], dir: u32) -> Result<()> {
+        self.feed_on(frame, dir, false)
+    }
+
+    /// Runs one packet that starts at its IP header through the programs of L3 devices
+    /// (`picket_xdp_ip`, `picket_tc_ip_egress`) and the host model.
+    pub fn feed_ip(&mut self, packet: &[u8], dir: u32) -> Result<()> {
+        self.feed_on(packet, dir, true)
+    }
+
+    fn feed_on(&mut self, frame: &[u8], dir: u32, l3: bool) -> Result<()> {
         let fits = frame.len() >= MIN_FRAME && (dir != DIR_INGRESS || frame.len() <= MAX_XDP_FRAME);
         let ran = fits
-            && self.runner.run(frame, dir).with_context(|| {
+            && self.runner.run_on(frame, dir, l3).with_context(|| {
                 format!(
                     "frame of {} bytes: {:02x?}",
                     frame.len(),
@@ -207,8 +224,12 @@ impl<'a> Comparison<'a> {
             return Ok(());
         }
         self.report.compared += 1;
-        self.host
-            .account(&classify_eth(frame), frame.len() as u64, dir, 0);
+        let parsed = if l3 {
+            classify_ip(frame, 0)
+        } else {
+            classify_eth(frame)
+        };
+        self.host.account(&parsed, frame.len() as u64, dir, 0);
         Ok(())
     }
 

@@ -49,6 +49,19 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Runs tshark on `path` (IP reassembly off, so each frame is judged on its own headers) and
 /// returns the requested fields (first occurrence) of the frames matching `filter`.
 fn tshark(path: &Path, filter: &str, extra: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
+    tshark_occurrence(path, filter, extra, fields, "f")
+}
+
+/// [`tshark`] with the given field occurrence (`f` first, `l` last, `a` all, comma-separated):
+/// a tunnelled packet has its fields twice, outer then inner.
+fn tshark_occurrence(
+    path: &Path,
+    filter: &str,
+    extra: &[&str],
+    fields: &[&str],
+    occurrence: &str,
+) -> Vec<Vec<String>> {
+    let occurrence = format!("occurrence={occurrence}");
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
         .arg(path)
@@ -57,7 +70,7 @@ fn tshark(path: &Path, filter: &str, extra: &[&str], fields: &[&str]) -> Vec<Vec
     if !filter.is_empty() {
         cmd.args(["-Y", filter]);
     }
-    cmd.args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
+    cmd.args(["-T", "fields", "-E", "separator=|", "-E", &occurrence]);
     for f in fields {
         cmd.args(["-e", f]);
     }
@@ -91,6 +104,25 @@ fn first_ns(path: &Path) -> u64 {
 
 /// The transport class of `Summary`-based counting, from tshark's first IP header.
 fn l4_class(proto: &str, frag_off: &str, ipv6_nxt: &str) -> &'static str {
+    // All occurrences: a tunnel (protocol 4, 41 or 47, or UDP carrying IP) counts by its
+    // inner packet, one level deep, as Picket accounts it; an ICMP error's quoted header
+    // (after protocol 1 or 58) does not count.
+    let pick = |list: &str| -> String {
+        let v: Vec<&str> = list.split(',').collect();
+        match (v.first(), v.get(1)) {
+            (Some(&("4" | "41" | "47" | "17")), Some(inner)) => inner.to_string(),
+            (Some(first), _) => first.to_string(),
+            _ => String::new(),
+        }
+    };
+    let frag_off = frag_off.split(',').next().unwrap_or("");
+    let (proto, ipv6_nxt) = match (proto.is_empty(), ipv6_nxt.is_empty()) {
+        // Mixed families (6in4, 4in6): the inner header's field.
+        (false, false) if proto.starts_with("41") => (String::new(), pick(ipv6_nxt)),
+        (false, false) => (pick(proto), String::new()),
+        _ => (pick(proto), pick(ipv6_nxt)),
+    };
+    let (proto, ipv6_nxt) = (proto.as_str(), ipv6_nxt.as_str());
     let class = |p: u8, v6: bool| match p {
         6 => "tcp",
         17 => "udp",
@@ -232,7 +264,7 @@ fn corpus_never_panics_and_reports_consistently() {
 fn protocol_counts_match_tshark() {
     for f in esnet_and_ddos() {
         let r = report(&f, &Options::default());
-        let rows = tshark(
+        let rows = tshark_occurrence(
             &f,
             "",
             &[],
@@ -244,6 +276,7 @@ fn protocol_counts_match_tshark() {
                 "icmp.type",
                 "icmp.code",
             ],
+            "a",
         );
         let mut l4: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let mut icmp: BTreeMap<(u8, u8), u64> = BTreeMap::new();
@@ -254,9 +287,8 @@ fn protocol_counts_match_tshark() {
             e.0 += 1;
             e.1 += len;
             if class == "icmp" {
-                *icmp
-                    .entry((row[4].parse().unwrap(), row[5].parse().unwrap()))
-                    .or_default() += 1;
+                let first = |f: &str| f.split(',').next().unwrap_or("").parse().unwrap();
+                *icmp.entry((first(&row[4]), first(&row[5]))).or_default() += 1;
             }
         }
         let ours: BTreeMap<String, (u64, u64)> = r
@@ -299,12 +331,11 @@ fn flow_counts_match_tshark() {
     };
     for f in esnet_and_ddos() {
         let r = report(&f, &opts);
-        // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors and tunnels.
-        let streams: BTreeSet<String> =
-            tshark(&f, "tcp && !icmp && !icmpv6 && !gre", &[], &["tcp.stream"])
-                .into_iter()
-                .map(|r| r[0].clone())
-                .collect();
+        // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors.
+        let streams: BTreeSet<String> = tshark(&f, "tcp && !icmp && !icmpv6", &[], &["tcp.stream"])
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
         assert_eq!(
             r.tcp.flows_total,
             streams.len(),
@@ -321,14 +352,16 @@ fn flow_counts_match_tshark() {
             "ipv6.dst",
             "udp.dstport",
         ];
-        let pairs: BTreeSet<_> = tshark(&f, "udp && !icmp && !icmpv6 && !gre", &[], &fields)
-            .into_iter()
-            .map(|r| {
-                let a = (format!("{}{}", r[0], r[1]), r[2].clone());
-                let b = (format!("{}{}", r[3], r[4]), r[5].clone());
-                if a <= b { (a, b) } else { (b, a) }
-            })
-            .collect();
+        // The last occurrence: a tunnel's flow is its inner packet's, one level deep.
+        let pairs: BTreeSet<_> =
+            tshark_occurrence(&f, "udp && !icmp && !icmpv6", &[], &fields, "l")
+                .into_iter()
+                .map(|r| {
+                    let a = (format!("{}{}", r[0], r[1]), r[2].clone());
+                    let b = (format!("{}{}", r[3], r[4]), r[5].clone());
+                    if a <= b { (a, b) } else { (b, a) }
+                })
+                .collect();
         assert_eq!(r.udp.flows_total, pairs.len(), "{}: UDP flows", f.display());
         let o = &r.tcp.outcomes;
         assert_eq!(
@@ -1104,4 +1137,120 @@ fn ignore_lists_drop_the_scan_and_bad_entries_fail() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[IPv6 CIDR]:PORT"), "{err}");
+}
+
+#[test]
+fn scans_inside_every_tunnel_are_caught_offline_as_tshark_counts_them() {
+    // A pod (172.16.1.5) scanning 300 ports of another (172.16.2.9) through each tunnel
+    // between two nodes, in a capture written here: the alert names the inner source and
+    // the tunnel, and its port count is the one tshark finds in the inner headers.
+    use agent_common::classify::{ETH_P_IPV4, ETH_P_TEB, IPPROTO_TCP, IPPROTO_UDP, TCP_SYN};
+    use picket_frames::{self as frames, tunnels};
+    use std::net::Ipv4Addr;
+    let (node_a, node_b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let (pod_a, pod_b) = (Ipv4Addr::new(172, 16, 1, 5), Ipv4Addr::new(172, 16, 2, 9));
+    let dir = temp_dir("tunnels");
+    type Wrap = fn(&[u8]) -> Vec<u8>;
+    let kinds: [(&str, u32, Wrap); 5] = [
+        ("vxlan", 42, |eth| {
+            frames::udp(50000, 4789, &tunnels::vxlan(42, eth))
+        }),
+        ("geneve", 7, |eth| {
+            frames::udp(50000, 6081, &tunnels::geneve(ETH_P_TEB, 7, 2, eth))
+        }),
+        ("gre", 99, |eth| {
+            tunnels::gre(ETH_P_IPV4, false, Some(99), Some(1), &eth[14..])
+        }),
+        ("gre", 0, |eth| {
+            tunnels::gre(ETH_P_TEB, true, None, None, eth)
+        }),
+        ("ipip", 0, |eth| eth[14..].to_vec()),
+    ];
+    for (i, (kind, vni, wrap)) in kinds.iter().enumerate() {
+        let t0 = 1_700_000_000_000_000_000u64;
+        let packets: Vec<(u64, Vec<u8>)> = (0..300u16)
+            .map(|n| {
+                let inner = frames::ipv4(
+                    pod_a,
+                    pod_b,
+                    IPPROTO_TCP,
+                    0,
+                    &frames::tcp(40000, 1 + n, TCP_SYN),
+                );
+                let body = wrap(&inner);
+                let proto = match *kind {
+                    "vxlan" | "geneve" => IPPROTO_UDP,
+                    "gre" => 47,
+                    _ => 4,
+                };
+                (
+                    t0 + u64::from(n) * 1_000_000,
+                    frames::ipv4(node_a, node_b, proto, 0, &body),
+                )
+            })
+            .collect();
+        let path = dir.join(format!("{i}-{kind}.pcap"));
+        std::fs::write(&path, pcap_ns(&packets)).unwrap();
+        let r = report(&path, &Options::default());
+        let scans = alerts(&r, "port_scan");
+        let scan = scans
+            .iter()
+            .find(|a| a["source"]["ip"] == "172.16.1.5")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{kind}: no port_scan from the inner source: {:?}",
+                    r.alert_lines
+                )
+            });
+        assert_eq!(scan["destination"]["ip"], "172.16.2.9", "{kind}: {scan}");
+        let t = &scan["picket"]["details"]["tunnel"];
+        assert_eq!(t["kind"], *kind, "{scan}");
+        assert_eq!(t["vni"], *vni, "{scan}");
+        assert_eq!(
+            (t["outer_src"].as_str(), t["outer_dst"].as_str()),
+            (Some("10.0.0.1"), Some("10.0.0.2"))
+        );
+        assert!(
+            scans.iter().all(|a| a["source"]["ip"] != "10.0.0.1"),
+            "{kind}: {scans:?}"
+        );
+        // tshark, by the last (inner) IP header: SYNs from the pod and their distinct ports.
+        let rows = tshark_occurrence(
+            &path,
+            "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+            &["-d", "udp.port==6081,geneve"],
+            &["ip.src", "tcp.dstport"],
+            "l",
+        );
+        assert_eq!(rows.len(), 300, "{kind}: tshark sees the inner SYNs");
+        assert!(rows.iter().all(|r| r[0] == "172.16.1.5"), "{kind}");
+        let ports: BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+        let value = scan["picket"]["value"]
+            .as_f64()
+            .or(scan["picket"]["observed"].as_f64());
+        assert_eq!(r.totals.packets, 300, "{kind}");
+        assert_eq!(
+            scan["picket"]["details"]["distinct_ports"].as_u64(),
+            Some(ports.len() as u64),
+            "{kind}: {scan} ({value:?})"
+        );
+        // The tunnels table keeps the endpoints; every other table counts the inner packets.
+        let row = picket_analyze::tunnels::TunnelRow {
+            kind,
+            outer_src: "10.0.0.1".into(),
+            outer_dst: "10.0.0.2".into(),
+            vni: *vni,
+            packets: 300,
+            bytes: packets.iter().map(|p| p.1.len() as u64).sum(),
+            inner_sources: 1,
+        };
+        assert_eq!(r.tunnels, vec![row], "{kind}");
+        assert_eq!(r.top_talkers.sources[0].ip, "172.16.1.5", "{kind}");
+        let text = picket_analyze::text::render(&r);
+        assert!(
+            text.contains("Tunnels") && text.contains("10.0.0.2"),
+            "{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

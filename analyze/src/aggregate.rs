@@ -65,6 +65,7 @@ pub struct Aggregator {
     ip: HashMap<u8, Count>,
     l4: [Count; 7],
     errors: [u64; PARSE_ERROR_SLOTS],
+    tunnels: crate::tunnels::Tunnels,
     flows: FlowStats,
     app: AppStats,
     timeline: Timeline,
@@ -90,6 +91,7 @@ impl Aggregator {
             ip: HashMap::new(),
             l4: [Count::default(); 7],
             errors: [0; PARSE_ERROR_SLOTS],
+            tunnels: crate::tunnels::Tunnels::default(),
             flows: FlowStats::default(),
             app: AppStats::default(),
             timeline: Timeline::default(),
@@ -155,6 +157,7 @@ impl Aggregator {
             L2::None
         };
         self.l2.entry(l2).or_default().add(wire);
+        self.tunnels.add(s, wire);
         // The same categories as `Globals::observe`.
         let (row, class) = if !s.is_ip() {
             (5, Class::Other)
@@ -214,6 +217,12 @@ impl Aggregator {
             warnings.push(format!(
                 "{} packets belong to flows or addresses beyond the table limits",
                 self.flows.untracked()
+            ));
+        }
+        if self.tunnels.untracked > 0 {
+            warnings.push(format!(
+                "{} tunnelled packets belong to tunnels beyond the table limit",
+                self.tunnels.untracked
             ));
         }
         let application = self.app.finish(top);
@@ -283,6 +292,7 @@ impl Aggregator {
                 })
                 .filter(|e| e.packets > 0)
                 .collect(),
+            tunnels: self.tunnels.rows(top),
             detection: DetectionSummary {
                 thresholds: self.thresholds,
                 window_s: self.window_s,

@@ -426,6 +426,36 @@ pub fn sections(r: &Report) -> Vec<Section> {
 
     out.push(application(r));
 
+    let mut s = Section::new("tunnels", "Tunnels");
+    let mut t = Table::new(
+        "",
+        &[
+            text("kind"),
+            text("outer source"),
+            text("outer destination"),
+            num("vni/key"),
+            num("packets"),
+            num("bytes"),
+            num("inner sources"),
+        ],
+    );
+    for r in &r.tunnels {
+        t.row(vec![
+            r.kind.into(),
+            r.outer_src.clone(),
+            r.outer_dst.clone(),
+            r.vni.to_string(),
+            r.packets.to_string(),
+            r.bytes.to_string(),
+            r.inner_sources.to_string(),
+        ]);
+    }
+    if t.rows.is_empty() {
+        s.lines.push("none".into());
+    }
+    s.table(t);
+    out.push(s);
+
     let mut s = Section::new("errors", "Parse errors");
     let mut t = Table::new("", &[text("kind"), num("packets")]);
     for e in &r.parse_errors {

@@ -19,6 +19,7 @@ pub mod reader;
 pub mod report;
 pub mod text;
 pub mod timeline;
+pub mod tunnels;
 
 use std::{io::Read, path::PathBuf, time::Duration};
 

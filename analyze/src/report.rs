@@ -21,6 +21,7 @@
 //! | `icmp[]` | `version` (`icmp`/`icmpv6`), `type`, `code`, `name` (`"Destination Unreachable / Port Unreachable"`), `packets`, `bytes` |
 //! | `application` | `http_requests`, `http_distinct`, `http[]` (`method`, `host`, `url`, `count`, `first_seen`); `urls_distinct`, `urls[]` (`name`, `count`: http/https URLs in cleartext payloads); `dns` (`queries`, `responses`, `malformed`, `rcodes[]` (`name`, `count`), `names_distinct`, `names[]` (`name`, `qtype`, `queries`, `responses`)); `tls_client_hellos`, `tls_sni_distinct`, `tls_sni[]` (`name`, `count`); `entries_not_kept` |
 //! | `parse_errors[]` | `kind` (`agent_common::ParseError::name`), `packets` |
+//! | `tunnels[]` | one level of VXLAN, Geneve, GRE or IP-in-IP decapsulated (every other table counts those packets once, by their inner packet): `kind` (`vxlan`, `geneve`, `gre`, `ipip`, `6in4`, `4in6`, `6in6`), `outer_src`, `outer_dst`, `vni` (VNI or GRE key, 0 for none), `packets`, `bytes` (outer frames), `inner_sources` (distinct inner source addresses, at most 4096 counted) |
 //! | `detection` | `thresholds` (as in the config file), `window_s`, `poll_interval_s`, `readings`, `map_reads` (readings that needed the per-source state), `admission_changes` and `sources_deferred` (admission at the second sighting under a spoofed flood, as live), `alerts_by_rule` (episodes started per rule), `globals_packets` (packets in the detectors' state model) |
 //! | `alerts[]` | the live agent's alert documents (`picket_detect::document::AlertDocument`: `@timestamp`, `event`, `rule`, `source`, `destination`, `picket`), timed by packet timestamps; `observer.hostname` is empty |
 //! | `timeline` | `bucket_s`, `buckets[]` (`t_s` after the first packet, `packets`, `bytes` `[tcp, udp, icmp, other]`, `size_min`, `size_max`) |
@@ -65,6 +66,8 @@ pub struct Report {
     pub application: Application,
     /// Parse errors by kind.
     pub parse_errors: Vec<ErrorCount>,
+    /// Tunnels decapsulated (the other tables count their packets by the inner packet).
+    pub tunnels: Vec<crate::tunnels::TunnelRow>,
     /// Detector settings and counts.
     pub detection: DetectionSummary,
     /// Alert documents, as the live agent prints them.

@@ -339,6 +339,43 @@ pub struct Details {
     /// (`nmap -f`, `--mtu 16`): the scan tried to slip past filters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiny_fragments: Option<u64>,
+    /// The tunnel the source's latest tunnelled probe came through (a pod scanning pods
+    /// across nodes): the source and destination are the inner addresses, these the
+    /// tunnel endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelInfo>,
+}
+
+/// A tunnel's endpoints, as kept for a probing source ([`SrcState::tunnel_kind`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TunnelInfo {
+    /// `vxlan`, `geneve`, `gre`, `ipip`, `6in4`, `4in6` or `6in6`.
+    pub kind: &'static str,
+    /// Outer destination (the receiving tunnel endpoint).
+    pub outer_dst: IpAddr,
+    /// Outer source (the sending tunnel endpoint, e.g. the scanning pod's node).
+    pub outer_src: IpAddr,
+    /// VXLAN/Geneve VNI or GRE key (0 when the tunnel has none).
+    pub vni: u32,
+}
+
+impl TunnelInfo {
+    /// The tunnel a source's state records, if any.
+    pub fn of(st: &SrcState) -> Option<Self> {
+        let kind = *agent_common::tunnel::ENCAP_NAMES.get(usize::from(st.tunnel_kind))?;
+        (st.tunnel_kind != 0).then(|| TunnelInfo {
+            kind,
+            outer_dst: AddrKey {
+                addr: st.tunnel_dst,
+            }
+            .ip(),
+            outer_src: AddrKey {
+                addr: st.tunnel_src,
+            }
+            .ip(),
+            vni: st.tunnel_vni,
+        })
+    }
 }
 
 /// Sources of a many-to-one finding.
@@ -396,6 +433,9 @@ pub struct Detector {
     flooded: HashMap<IpAddr, u64>,
     /// Tiny first fragments per source in the window, and when the latest came.
     tiny: HashMap<AddrKey, (u64, u64)>,
+    /// The tunnel of each probing source whose probes came tunnelled, from the latest map
+    /// read.
+    tunnels: HashMap<AddrKey, TunnelInfo>,
 }
 
 impl Detector {
@@ -410,6 +450,7 @@ impl Detector {
             flooding: HashMap::new(),
             flooded: HashMap::new(),
             tiny: HashMap::new(),
+            tunnels: HashMap::new(),
         }
     }
 
@@ -431,6 +472,11 @@ impl Detector {
                 .sources
                 .iter()
                 .map(|(k, st)| (*k, st.last_dst))
+                .collect();
+            self.tunnels = snap
+                .sources
+                .iter()
+                .filter_map(|(k, st)| Some((*k, TunnelInfo::of(st)?)))
                 .collect();
         }
         // What each address received this tick, looked up by the flood rules.
@@ -496,6 +542,7 @@ impl Detector {
                 if let Some((n, _)) = self.tiny.get(&src) {
                     f.details.tiny_fragments = Some(*n);
                 }
+                f.details.tunnel = self.tunnels.get(&src).cloned();
                 f
             })
             .collect();
@@ -920,6 +967,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_scan_inside_vxlan_names_the_inner_source_and_the_tunnel() {
+        let t = Thresholds::default();
+        let node_a = Ipv4Addr::new(10, 0, 0, 1);
+        let node_b = Ipv4Addr::new(10, 0, 0, 2);
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(t.clone(), 10.0);
+        for p in 0..t.port_scan_ports {
+            let inner = syn(SCANNER, VICTIM, 40000, 1000 + p as u16);
+            let body = frames::tunnels::vxlan(77, &inner);
+            let outer = frames::ipv4(
+                node_a,
+                node_b,
+                IPPROTO_UDP,
+                0,
+                &frames::udp(50000 + p as u16, 4789, &body),
+            );
+            feed(&mut m, &outer, DIR_INGRESS, SEC);
+        }
+        let f = d.evaluate(&read(&mut m, SEC));
+        let scan = f
+            .iter()
+            .find(|f| f.rule == Rule::PortScan)
+            .expect("a port scan");
+        assert_eq!(scan.source, Some(SCANNER.into()));
+        assert_eq!(scan.destination, Some(VICTIM.into()));
+        assert_eq!(
+            scan.details.tunnel,
+            Some(TunnelInfo {
+                kind: "vxlan",
+                outer_src: node_a.into(),
+                outer_dst: node_b.into(),
+                vni: 77,
+            })
+        );
+        // The tunnel endpoints are not the scanner: no finding names them.
+        assert!(f.iter().all(|f| f.source != Some(node_a.into())), "{f:?}");
     }
 
     #[test]

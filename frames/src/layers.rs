@@ -662,7 +662,7 @@ pub fn eth_tagged(tags: &[(u16, u16)], net: &Net) -> Pkt {
     b.extend_from_slice(&net.ethertype.to_be_bytes());
     let l3 = b.len();
     b.extend_from_slice(&net.bytes);
-    layout(b, l3, net)
+    layout_at(b, l3, net)
 }
 
 /// Ethernet II frame around `net`.
@@ -672,10 +672,11 @@ pub fn eth(net: &Net) -> Pkt {
 
 /// A raw-IP packet (no link header).
 pub fn raw_ip(net: &Net) -> Pkt {
-    layout(net.bytes.clone(), 0, net)
+    layout_at(net.bytes.clone(), 0, net)
 }
 
-fn layout(bytes: Vec<u8>, l3: usize, net: &Net) -> Pkt {
+/// The layout of `bytes` whose L3 packet `net` starts at `l3`.
+pub fn layout_at(bytes: Vec<u8>, l3: usize, net: &Net) -> Pkt {
     Pkt {
         bytes,
         l3_off: l3,

@@ -3,6 +3,7 @@
 //! over it for well-formed Ethernet frames.
 
 pub mod layers;
+pub mod tunnels;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

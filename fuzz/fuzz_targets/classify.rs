@@ -3,6 +3,7 @@
 
 use agent_common::{
     classify_eth, classify_ip,
+    tunnel::{ENCAP_SLOTS, INNER_ERROR_SLOTS},
     slots::{DstSlot, SrcSlot, account_dst, account_src},
     state::{Globals, PlainAdd, SrcState},
 };
@@ -24,8 +25,16 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             assert!(s.l3_off < s.l4_off && s.l4_off <= s.payload_off);
             assert!(s.payload_off as usize <= data.len());
         }
+        // A tunnel is either decoded (its endpoints kept) or not (the reason kept), and its
+        // inner headers come after the outer ones.
+        assert!((s.encap as usize) < ENCAP_SLOTS && (s.inner_error as usize) < INNER_ERROR_SLOTS);
+        assert!(s.encap == 0 || s.inner_error == 0);
+        if s.encap != 0 {
+            assert!(s.l3_off >= 20);
+        }
         g.observe(&s);
         assert_eq!(g.packets, 1);
+        assert_eq!(g.encap.iter().sum::<u64>(), u64::from(s.encap != 0));
         if !s.is_ip() {
             continue;
         }

@@ -102,6 +102,13 @@ impl Lab {
     /// Starts picket on the victim's interface (`-i <veth> -o json --summary-interval 0s
     /// <extra…>`), waits for "picket: watching", and checks that its programs are attached.
     pub fn picket(&self, extra: &[&str]) -> Picket {
+        // `--hook auto` picks TC on veth: the tests of the XDP path ask for it (the default's
+        // choice has a test of its own).
+        let mut args = extra.to_vec();
+        if !extra.contains(&"--hook") {
+            args.extend(["--hook", "xdp"]);
+        }
+        let extra = &args[..];
         let mut p = Picket::spawn(&self.victim, &self.veth.victim_if, extra);
         p.wait_watching(Duration::from_secs(15));
         p.record_links();

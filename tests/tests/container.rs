@@ -371,9 +371,13 @@ fn image_runs_with_exactly_the_daemonsets_capabilities() {
     let want: u64 = spec.add.iter().map(|c| cap_bit(c)).sum();
     assert_eq!(caps_of(pid), [want; 3], "effective, permitted, bounding");
     let err = pod.proc.stderr();
+    // The default hook on a veth is TC, said with its reason.
     assert!(
         err.contains(&format!(
-            "picket: attached xdp (driver) to {}",
+            "picket: hook tc on {}: veth driver: veth: XDP costs",
+            lab.veth.victim_if
+        )) && err.contains(&format!(
+            "picket: attached tc ingress to {}",
             lab.veth.victim_if
         )),
         "{err}"

@@ -53,8 +53,10 @@ declare! {
             check: Check::Any,
             in: [Live],
             help: "Ingress hook: xdp, tc, afpacket (no BPF: AF_PACKET rings, CAP_NET_RAW \
-                   only) or auto (xdp, else afpacket when the BPF programs cannot be loaded \
-                   or attached). The TC egress program is attached too unless egress = false \
+                   only) or auto (per interface: tc on veth, where XDP costs 8-20 %, and on \
+                   devices without an Ethernet header, xdp elsewhere and with block; \
+                   afpacket when the BPF programs cannot be loaded or attached; one line \
+                   says which and why). The TC egress program is attached too unless egress = false \
                    (--no-egress).",
         }
         afpacket_ring_bytes: u64 {

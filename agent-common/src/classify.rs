@@ -962,6 +962,14 @@ fn parse_l4<P: Packet + ?Sized>(
 /// fit in the IP payload is left unread too: never an error, the ICMP header was valid.
 #[inline(always)]
 fn parse_quote<P: Packet + ?Sized>(p: &P, off: usize, end: usize, s: &mut Summary) {
+    // Every path to an error (tag depths, IP options, extension headers, outer or inner
+    // packet) reaches here with offsets of its own: merged and bounded again, the quote is
+    // verified once instead of once per path (which took the programs past the verifier's
+    // million instructions).
+    let off = p.merge_offset(off);
+    if off > crate::tunnel::MAX_HDR_OFF + 128 {
+        return;
+    }
     let (proto, l4, qsrc) = if s.family == 4 {
         let Some(ip) = p.load::<Ipv4Hdr>(off) else {
             return;

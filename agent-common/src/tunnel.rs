@@ -182,7 +182,12 @@ fn tunnel_of<P: Packet + ?Sized>(p: &P, s: &Summary) -> Option<Result<Tunnel, u8
     if !s.is_ip() || s.fragment != FRAG_NONE || s.payload_off == 0 {
         return None;
     }
+    // Bounded here, whatever the compiler kept of the offset's range: the programs keep the
+    // summary in a map, where a reloaded `u16` could be anything up to 64 KiB.
     let off = s.payload_off as usize;
+    if off > MAX_HDR_OFF {
+        return Some(Err(INNER_UNSUPPORTED));
+    }
     match s.proto {
         IPPROTO_UDP if s.has_l4() => match s.dst_port {
             VXLAN_PORT | VXLAN_LINUX_PORT => Some(vxlan(p, off, ip_end(p, s))),

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 fn check_invariants(s: &Summary, len: usize) -> Result<(), TestCaseError> {
     prop_assert_eq!(s.wire_len as usize, len);
     prop_assert_eq!(s._pad, [0; 6]);
-    prop_assert_eq!(s._reserved, [0; 24]);
+    prop_assert_eq!(s._pad2, 0);
     prop_assert!((s.encap as usize) < ENCAP_SLOTS);
     prop_assert!((s.inner_error as usize) < INNER_ERROR_SLOTS);
     // Either a tunnel was decoded or its inner packet was not: never both.

@@ -5,7 +5,7 @@ use std::{collections::HashMap, net::IpAddr};
 
 use agent_common::{
     slots::{DstSlot, SrcSlot},
-    state::{AddrKey, Globals},
+    state::{AddrKey, Globals, SrcState},
 };
 use serde::{Deserialize, Serialize};
 

@@ -20,19 +20,21 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
+    // The JSON keeps every row; text, HTML and charts show the first --top.
+    let shown = report.trimmed(args.top);
     if let Some(path) = &args.html {
-        let page = html::render(&report)?;
+        let page = html::render(&shown)?;
         std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(dir) = &args.plot {
-        charts::write_all(&report, dir)?;
+        charts::write_all(&shown, dir)?;
     }
     let out = if args.json {
         let mut s = serde_json::to_string_pretty(&report)?;
         s.push('\n');
         s
     } else {
-        text::render(&report)
+        text::render(&shown)
     };
     match std::io::stdout().lock().write_all(out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),

@@ -136,7 +136,8 @@ pub struct AnalyzeArgs {
     /// Also write the charts as PNG and SVG files into DIR (created if needed).
     #[arg(long, value_name = "DIR")]
     pub plot: Option<std::path::PathBuf>,
-    /// Entries in each ranked list (talkers, flows, names, URLs); 0 for all.
+    /// Entries in each ranked list (talkers, flows, names, URLs) of the text and HTML
+    /// reports; 0 for all. The JSON keeps every row.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// No progress bar.
@@ -166,7 +167,6 @@ impl AnalyzeArgs {
             poll_interval: s.poll_interval,
             window: s.window,
             allow: s.allow,
-            top: self.top,
             progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
         })
     }

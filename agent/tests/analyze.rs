@@ -193,10 +193,7 @@ fn corpus_never_panics_and_reports_consistently() {
         "the shared corpus is missing ({} files)",
         files.len()
     );
-    let opts = Options {
-        top: 5,
-        ..Options::default()
-    };
+    let opts = Options::default();
     let (mut ok, mut errors) = (0, Vec::new());
     for f in &files {
         let name = f.display().to_string();
@@ -293,10 +290,7 @@ fn protocol_counts_match_tshark() {
 
 #[test]
 fn flow_counts_match_tshark() {
-    let opts = Options {
-        top: 0,
-        ..Options::default()
-    };
+    let opts = Options::default();
     for f in esnet_and_ddos() {
         let r = report(&f, &opts);
         // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors and tunnels.
@@ -608,10 +602,7 @@ fn ordinary_captures_raise_no_alerts() {
 
 #[test]
 fn application_hints_match_tshark() {
-    let opts = Options {
-        top: 0,
-        ..Options::default()
-    };
+    let opts = Options::default();
     // HTTP requests: method and URL of each (tshark leaves the URL empty without Host).
     for rel in [
         "esnet/nmap_80_w_service_detection.pcap",
@@ -1036,4 +1027,137 @@ fn spoofed_flood_does_not_hide_a_scanner() {
         "{}",
         r.detection.sources_deferred
     );
+}
+
+/// An Ethernet/IPv4 TCP segment from `src`:`sport` to `dst`:`dport` with sequence number
+/// `seq`, `flags` and `payload`.
+fn tcp_segment(
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    use picket_frames as frames;
+    let mut l4 = frames::tcp(sport, dport, flags);
+    l4[4..8].copy_from_slice(&seq.to_be_bytes());
+    l4[8..12].copy_from_slice(&ack.to_be_bytes());
+    l4.extend_from_slice(payload);
+    frames::ipv4(src.into(), dst.into(), 6, 0, &l4)
+}
+
+/// A client talking HTTP to port 80 with its requests cut across segments, one segment late,
+/// one retransmitted, three requests pipelined in one segment (one a WebDAV PROPFIND with a
+/// body) and a response head split in two.
+fn split_http_capture() -> Vec<u8> {
+    use agent_common::classify::{TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN};
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+    let robots = b"GET /robots.txt HTTP/1.1\r\nHost: t.example\r\nUser-Agent: nmap\r\n\r\n";
+    let mut pipelined =
+        b"PROPFIND /dav/ HTTP/1.1\r\nHost: t.example\r\nContent-Length: 15\r\n\r\n".to_vec();
+    pipelined.extend_from_slice(b"<propfind/>\r\n\r\n");
+    pipelined.extend_from_slice(b"GET /a HTTP/1.1\r\nHost: t.example\r\n\r\n");
+    pipelined.extend_from_slice(b"MKCOL /dav/x/ HTTP/1.1\r\nHost: t.example\r\n\r\n");
+    let last = b"GET /split-at-the-end HTTP/1.1\r\nHost: t.example\r\n\r\n";
+    let response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n";
+    let (cs, ss) = (1000u32, 5000u32);
+    let pa = TCP_PSH | TCP_ACK;
+    let mut seq = cs + 1;
+    let mut pkts = vec![
+        tcp_segment(c, s, cs, 0, TCP_SYN, &[]),
+        tcp_segment(s, c, ss, cs + 1, TCP_SYN | TCP_ACK, &[]),
+        tcp_segment(c, s, cs + 1, ss + 1, TCP_ACK, &[]),
+    ];
+    // robots.txt in three segments, the third before the second, the first sent twice.
+    let (a, b) = (10, 30);
+    pkts.push(tcp_segment(c, s, seq, ss + 1, pa, &robots[..a]));
+    pkts.push(tcp_segment(c, s, seq + b as u32, ss + 1, pa, &robots[b..]));
+    pkts.push(tcp_segment(c, s, seq, ss + 1, pa, &robots[..a]));
+    pkts.push(tcp_segment(c, s, seq + a as u32, ss + 1, pa, &robots[a..b]));
+    seq += robots.len() as u32;
+    let mut sseq = ss + 1;
+    pkts.push(tcp_segment(s, c, sseq, seq, pa, &response[..20]));
+    pkts.push(tcp_segment(s, c, sseq + 20, seq, pa, &response[20..]));
+    sseq += response.len() as u32;
+    pkts.push(tcp_segment(c, s, seq, sseq, pa, &pipelined));
+    seq += pipelined.len() as u32;
+    // The last head's empty line is split between two segments.
+    let cut = last.len() - 3;
+    pkts.push(tcp_segment(c, s, seq, sseq, pa, &last[..cut]));
+    pkts.push(tcp_segment(c, s, seq + cut as u32, sseq, pa, &last[cut..]));
+    seq += last.len() as u32;
+    pkts.push(tcp_segment(c, s, seq, sseq, TCP_FIN | TCP_ACK, &[]));
+    pkts.push(tcp_segment(s, c, sseq, seq + 1, TCP_FIN | TCP_ACK, &[]));
+    pkts.push(tcp_segment(c, s, seq + 1, sseq + 1, TCP_ACK, &[]));
+    let t0 = 1_700_000_000_000_000_000u64;
+    pcap_ns(
+        &pkts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (t0 + i as u64 * 1_000_000, p))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Every HTTP request tshark finds (each of several in one frame), as (method, full URI).
+fn tshark_http_requests(path: &Path) -> BTreeMap<(String, String), u64> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args([
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-Y",
+            "http.request",
+        ])
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"])
+        .args(["-e", "http.request.method", "-e", "http.request.full_uri"])
+        .output()
+        .expect("tshark must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut m = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let (methods, uris) = line.split_once('|').unwrap();
+        for (method, uri) in methods.split(',').zip(uris.split(',')) {
+            *m.entry((method.to_string(), uri.to_string())).or_default() += 1;
+        }
+    }
+    m
+}
+
+fn picket_http_requests(r: &Report) -> BTreeMap<(String, String), u64> {
+    let mut ours = BTreeMap::new();
+    for h in &r.application.http {
+        *ours.entry((h.method.clone(), h.url.clone())).or_default() += h.count;
+    }
+    ours
+}
+
+#[test]
+fn split_and_pipelined_http_requests_match_tshark() {
+    let dir = temp_dir("split-http");
+    let f = dir.join("split.pcap");
+    std::fs::write(&f, split_http_capture()).unwrap();
+    let r = report(&f, &Options::default());
+    let theirs = tshark_http_requests(&f);
+    assert_eq!(
+        theirs.values().sum::<u64>(),
+        5,
+        "tshark should see the five requests: {theirs:?}"
+    );
+    assert_eq!(picket_http_requests(&r), theirs);
+    assert_eq!(r.application.http_requests, 5);
+    assert_eq!(
+        (
+            r.application.http_responses,
+            r.application.http_status[0].name.as_str()
+        ),
+        (1, "404")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

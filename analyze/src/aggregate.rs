@@ -18,8 +18,8 @@ use super::{
     names,
     reader::{Frame, InputInfo},
     report::{
-        Count, DetectionSummary, ErrorCount, LinkTypeCount, ProtoCount, Protocols, Report, SCHEMA,
-        Totals,
+        Count, DetectionSummary, ErrorCount, Limits, LinkTypeCount, ProtoCount, Protocols, Report,
+        SCHEMA, Totals,
     },
     timeline::{Class, SizeHistogram, Timeline},
 };
@@ -49,7 +49,6 @@ const L4: [(&str, &str); 7] = [
 
 /// Accumulates everything the report needs, one frame at a time.
 pub struct Aggregator {
-    top: usize,
     window_s: f64,
     poll_s: f64,
     thresholds: Thresholds,
@@ -74,7 +73,6 @@ impl Aggregator {
     /// An empty aggregation with the given options.
     pub fn new(opts: &Options) -> Self {
         Aggregator {
-            top: opts.top,
             window_s: opts.window.as_secs_f64(),
             poll_s: opts.poll_interval.as_secs_f64(),
             thresholds: opts.thresholds.clone(),
@@ -177,7 +175,6 @@ impl Aggregator {
 
     /// The report.
     pub fn finish(self) -> Report {
-        let top = self.top;
         let det = self.detection.finish();
         let mut totals = self.totals;
         if let (Some(first), Some(last)) = (self.first, self.last) {
@@ -208,7 +205,7 @@ impl Aggregator {
                 self.flows.untracked()
             ));
         }
-        let application = self.app.finish(top);
+        let application = self.app.finish();
         if application.entries_not_kept > 0 {
             warnings.push(format!(
                 "{} application entries beyond the table limits were not kept",
@@ -262,9 +259,9 @@ impl Aggregator {
                     })
                     .collect(),
             },
-            top_talkers: self.flows.talkers(top),
-            tcp: self.flows.tcp_summary(top),
-            udp: self.flows.udp_summary(top),
+            top_talkers: self.flows.talkers(),
+            tcp: self.flows.tcp_summary(),
+            udp: self.flows.udp_summary(),
             icmp: self.flows.icmp(),
             application,
             parse_errors: ParseError::ALL
@@ -295,6 +292,13 @@ impl Aggregator {
             timeline: self.timeline.finish(),
             packet_sizes: self.sizes.finish(),
             totals,
+            limits: Limits {
+                flows_max: crate::flows::MAX_TRACKED,
+                addresses_max: crate::flows::MAX_TRACKED,
+                application_entries_max: crate::app::MAX_ENTRIES,
+                tcp_streams_max: crate::streams::MAX_STREAMS,
+                packets_untracked: self.flows.untracked(),
+            },
             warnings,
         }
     }

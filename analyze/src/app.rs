@@ -1,9 +1,9 @@
 //! Application hints from L4 payloads (which start at `Summary::payload_off`): HTTP requests,
 //! http/https URLs in cleartext, DNS questions and response codes, TLS SNI.
 //!
-//! Each payload is looked at on its own (no TCP reassembly): a request line, DNS header or
-//! ClientHello must start in the packet that carries it. Every read is bounds-checked;
-//! strings taken from packets are made printable (`\xNN` escapes) before they are kept.
+//! TCP heads are reassembled across segments first ([`crate::streams`]); UDP payloads are
+//! read one datagram at a time. Every read is bounds-checked; strings taken from packets are
+//! made printable (`\xNN` escapes) before they are kept.
 
 use std::{cmp::Reverse, collections::HashMap, fmt::Write as _};
 
@@ -15,15 +15,16 @@ use agent_common::{
 use super::{
     names,
     report::{Application, DnsName, DnsSummary, HttpRequest, NameCount},
+    streams::{Head, Streams},
     top_n,
 };
 
 /// Most distinct entries kept per table; later new entries are only counted.
-const MAX_ENTRIES: usize = 100_000;
+pub const MAX_ENTRIES: usize = 100_000;
 /// Longest URL kept (longer ones are cut).
 const MAX_URL: usize = 2048;
 /// Longest HTTP request head looked at.
-const MAX_HEAD: usize = 8192;
+const MAX_HEAD: usize = crate::streams::MAX_HTTP_HEAD;
 /// Most DNS compression pointers followed in one name.
 const MAX_JUMPS: usize = 32;
 const DNS_PORT: u16 = 53;
@@ -62,6 +63,13 @@ fn upsert<K: std::hash::Hash + Eq, V: Default>(
     f(map.entry(key).or_default());
 }
 
+/// The sequence number of a TCP segment (the classifier checked that the header is there).
+pub(crate) fn tcp_seq(s: &Summary, data: &[u8]) -> Option<u32> {
+    let off = usize::from(s.l4_off) + 4;
+    data.get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// Counts one entry of a capped table.
 fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K, overflow: &mut u64) {
     upsert(map, key, overflow, |v| *v += 1);
@@ -79,9 +87,30 @@ struct DnsAgg {
     responses: u64,
 }
 
-/// Application-layer tallies.
+/// Application-layer tallies, and the TCP streams their heads come from.
 #[derive(Debug, Default)]
 pub struct AppStats {
+    streams: Streams,
+    tally: Tally,
+}
+
+/// Entries of each table not kept because it was full.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct NotKept {
+    /// HTTP (method, host, URL) entries.
+    pub http: u64,
+    /// URLs.
+    pub urls: u64,
+    /// DNS questions.
+    pub dns_names: u64,
+    /// TLS server names.
+    pub tls_sni: u64,
+    /// TCP segments read on their own because the stream table was full.
+    pub streams: u64,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
     http: HashMap<(String, String, String), HttpAgg>,
     http_requests: u64,
     urls: HashMap<String, u64>,
@@ -92,37 +121,82 @@ pub struct AppStats {
     dns_malformed: u64,
     sni: HashMap<String, u64>,
     client_hellos: u64,
-    overflow: u64,
+    http_responses: u64,
+    status: HashMap<u16, u64>,
+    not_kept: NotKept,
 }
 
 impl AppStats {
-    /// Looks at the payload of one classified packet.
+    /// Looks at the payload of one classified packet (`data`: its captured bytes).
     pub fn observe(&mut self, s: &Summary, data: &[u8], ts_ns: u64) {
         let p = l4_payload(s, data);
-        if p.is_empty() {
-            return;
-        }
+        let dns = s.src_port == DNS_PORT || s.dst_port == DNS_PORT;
         match s.proto {
-            IPPROTO_UDP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => self.dns(p),
-            // DNS over TCP: a 2-byte length, then the message (when it starts here).
-            IPPROTO_TCP if (s.src_port == DNS_PORT || s.dst_port == DNS_PORT) && p.len() > 14 => {
-                self.dns(&p[2..])
-            }
-            IPPROTO_TCP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => {}
-            IPPROTO_TCP => {
-                if let Some(req) = parse_http(p) {
-                    self.http_request(req, s, ts_ns);
-                } else if let Some(name) = client_hello_sni(p) {
-                    self.client_hellos += 1;
-                    bump(&mut self.sni, name, &mut self.overflow);
-                } else if p.first() == Some(&0x16) && p.get(5) == Some(&1) {
-                    self.client_hellos += 1;
-                }
+            IPPROTO_UDP if dns && !p.is_empty() => self.tally.dns(p),
+            IPPROTO_TCP if s.has_l4() => {
+                let Some(seq) = tcp_seq(s, data) else {
+                    return;
+                };
+                let (key, side) = crate::flows::canonical(s);
+                let flags = s.tcp_flags;
+                let syn = flags & agent_common::classify::TCP_SYN != 0;
+                let end = flags
+                    & (agent_common::classify::TCP_FIN | agent_common::classify::TCP_RST)
+                    != 0;
+                let tally = &mut self.tally;
+                self.streams.segment(
+                    (key.0, key.1, key.2, key.3, side as u8),
+                    seq,
+                    syn,
+                    end,
+                    dns,
+                    p,
+                    &mut |h| tally.head(h, s, ts_ns),
+                );
             }
             _ => {}
         }
-        if s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP {
-            scan_urls(p, |u| bump(&mut self.urls, u, &mut self.overflow));
+        if !p.is_empty() && (s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP) {
+            let t = &mut self.tally;
+            scan_urls(p, |u| bump(&mut t.urls, u, &mut t.not_kept.urls));
+        }
+    }
+
+    /// The report section, every entry kept (sorted, largest first).
+    pub fn finish(&self) -> Application {
+        let mut a = self.tally.finish();
+        a.not_kept.streams = self.streams.not_reassembled;
+        a
+    }
+}
+
+impl Tally {
+    fn head(&mut self, h: Head<'_>, s: &Summary, ts_ns: u64) {
+        match h {
+            Head::HttpRequest(b) => {
+                if let Some(req) = parse_http(b) {
+                    self.http_request(req, s, ts_ns);
+                }
+            }
+            Head::HttpResponse(b) => {
+                if let Some(code) = b
+                    .get(9..12)
+                    .filter(|c| b.starts_with(b"HTTP/") && c.iter().all(u8::is_ascii_digit))
+                {
+                    self.http_responses += 1;
+                    let code = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+                    *self.status.entry(code).or_default() += 1;
+                }
+            }
+            Head::TlsHandshake(b) => {
+                if b.get(5) == Some(&1) {
+                    self.client_hellos += 1;
+                    if let Some(name) = client_hello_sni(b) {
+                        bump(&mut self.sni, name, &mut self.not_kept.tls_sni);
+                    }
+                }
+            }
+            Head::Dns(m) => self.dns(m),
         }
     }
 
@@ -159,7 +233,7 @@ impl AppStats {
             format!("http://{authority}{path}")
         };
         let key = (req.method.to_string(), host, cut(url));
-        upsert(&mut self.http, key, &mut self.overflow, |a| {
+        upsert(&mut self.http, key, &mut self.not_kept.http, |a| {
             if a.count == 0 {
                 a.first_ns = ts_ns;
             }
@@ -174,20 +248,20 @@ impl AppStats {
         };
         if msg.response {
             self.dns_responses += 1;
-            bump(&mut self.rcodes, msg.rcode, &mut self.overflow);
+            *self.rcodes.entry(msg.rcode).or_default() += 1;
         } else {
             self.dns_queries += 1;
         }
         if let Some(q) = msg.question {
-            upsert(&mut self.dns, q, &mut self.overflow, |a| {
+            upsert(&mut self.dns, q, &mut self.not_kept.dns_names, |a| {
                 a.queries += u64::from(!msg.response);
                 a.responses += u64::from(msg.response);
             });
         }
     }
 
-    /// The report section; ranked lists keep `top` entries (0: all).
-    pub fn finish(&self, top: usize) -> Application {
+    fn finish(&self) -> Application {
+        let top = 0;
         let http = top_n(self.http.iter(), top, |(k, a)| {
             (Reverse(a.count), &k.2, &k.0, &k.1)
         })
@@ -235,7 +309,19 @@ impl AppStats {
             tls_client_hellos: self.client_hellos,
             tls_sni_distinct: self.sni.len(),
             tls_sni: counts(&self.sni, top),
-            entries_not_kept: self.overflow,
+            http_responses: self.http_responses,
+            http_status: top_n(self.status.iter(), 0, |(c, n)| (Reverse(**n), **c))
+                .into_iter()
+                .map(|(c, n)| NameCount {
+                    name: c.to_string(),
+                    count: *n,
+                })
+                .collect(),
+            entries_not_kept: self.not_kept.http
+                + self.not_kept.urls
+                + self.not_kept.dns_names
+                + self.not_kept.tls_sni,
+            not_kept: self.not_kept,
         }
     }
 }
@@ -284,7 +370,7 @@ fn be16(b: &[u8], off: usize) -> Option<usize> {
 /// The parts of an HTTP request head that the report keeps.
 #[derive(Debug, PartialEq)]
 pub struct Http<'a> {
-    /// One of the request methods recognised.
+    /// The method: any RFC 9110 token (so WebDAV's and extension methods too).
     pub method: &'a str,
     /// The request target, as sent.
     pub target: &'a [u8],
@@ -292,15 +378,17 @@ pub struct Http<'a> {
     pub host: Option<&'a [u8]>,
 }
 
-const METHODS: [&str; 9] = [
-    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-];
+/// Longest method token accepted.
+const MAX_METHOD: usize = 32;
 
 /// An HTTP/1.x request line (`METHOD SP target SP HTTP/x.y`) and its `Host` header.
 pub fn parse_http(p: &[u8]) -> Option<Http<'_>> {
-    let method = METHODS
-        .into_iter()
-        .find(|m| p.starts_with(m.as_bytes()) && p.get(m.len()) == Some(&b' '))?;
+    let sp = p.iter().take(MAX_METHOD + 1).position(|b| *b == b' ')?;
+    if sp == 0 || !p[..sp].iter().all(|c| crate::streams::is_tchar(*c)) {
+        return None;
+    }
+    // Token characters are ASCII.
+    let method = std::str::from_utf8(&p[..sp]).ok()?;
     let head = &p[..p.len().min(MAX_HEAD)];
     let mut lines = head
         .split(|b| *b == b'\n')
@@ -495,7 +583,11 @@ mod tests {
         let r = parse_http(b"CONNECT example.com:443 HTTP/1.1\r\n").unwrap();
         assert_eq!(r.target, b"example.com:443");
         assert!(parse_http(b"GET / FTP/1.0\r\n").is_none());
-        assert!(parse_http(b"GETX / HTTP/1.0\r\n").is_none());
+        assert_eq!(
+            parse_http(b"PROPFIND /d HTTP/1.1\r\n\r\n").unwrap().method,
+            "PROPFIND"
+        );
+        assert!(parse_http(b"G(T / HTTP/1.0\r\n").is_none());
         assert!(parse_http(b"GET ").is_none());
         assert_eq!(parse_http(b"GET / HTTP/1.0").unwrap().host, None);
     }

@@ -25,7 +25,7 @@ use super::{
 };
 
 /// Most flows (TCP and UDP each) and addresses tracked; later new ones are only counted.
-const MAX_TRACKED: usize = 1 << 20;
+pub const MAX_TRACKED: usize = 1 << 20;
 
 type Addr = [u8; 16];
 
@@ -34,7 +34,7 @@ fn ip(a: &Addr) -> String {
 }
 
 /// A flow key with the lower endpoint first, and the direction of the packet that made it.
-fn canonical(s: &Summary) -> (FlowKey, usize) {
+pub(crate) fn canonical(s: &Summary) -> (FlowKey, usize) {
     let a = (s.src, s.src_port);
     let b = (s.dst, s.dst_port);
     if a <= b {
@@ -194,7 +194,7 @@ impl FlowStats {
         ok &= counted(&mut self.conversations, pair, bytes);
         if s.has_l4() {
             ok &= match s.proto {
-                IPPROTO_TCP => self.tcp(s, tcp_seq(s, data), bytes, ts_ns),
+                IPPROTO_TCP => self.tcp(s, crate::app::tcp_seq(s, data), bytes, ts_ns),
                 IPPROTO_UDP => self.udp(s, bytes, ts_ns),
                 IPPROTO_ICMP | IPPROTO_ICMPV6 if s.is_icmp() => {
                     counted(&mut self.icmp, (s.family, s.icmp_type, s.icmp_code), bytes)
@@ -270,7 +270,8 @@ impl FlowStats {
     }
 
     /// The talkers section.
-    pub fn talkers(&self, top: usize) -> TopTalkers {
+    pub fn talkers(&self) -> TopTalkers {
+        let top = 0;
         let rank = |c: &Count| (Reverse(c.bytes), Reverse(c.packets));
         let talkers = |m: &HashMap<Addr, Count>| {
             top_n(m.iter(), top, |(a, c)| (rank(c), **a))
@@ -301,7 +302,8 @@ impl FlowStats {
     }
 
     /// The TCP section.
-    pub fn tcp_summary(&self, top: usize) -> TcpSummary {
+    pub fn tcp_summary(&self) -> TcpSummary {
+        let top = 0;
         let all = || {
             self.tcp
                 .iter()
@@ -343,7 +345,8 @@ impl FlowStats {
     }
 
     /// The UDP section.
-    pub fn udp_summary(&self, top: usize) -> UdpSummary {
+    pub fn udp_summary(&self) -> UdpSummary {
+        let top = 0;
         UdpSummary {
             flows_total: self.udp.len(),
             flows: top_n(self.udp.iter(), top, |(k, f)| f.rank(k))
@@ -372,13 +375,6 @@ impl FlowStats {
     pub fn untracked(&self) -> u64 {
         self.untracked
     }
-}
-
-/// The sequence number of a TCP segment (the classifier checked that the header is there).
-fn tcp_seq(s: &Summary, data: &[u8]) -> Option<u32> {
-    let off = usize::from(s.l4_off) + 4;
-    data.get(off..off + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// "SYN,ACK,…" for a set of `TCP_*` bits.
@@ -451,7 +447,7 @@ mod tests {
         for (i, (s, data)) in pkts.iter().enumerate() {
             st.observe(s, data, 60, i as u64);
         }
-        let t = st.tcp_summary(0);
+        let t = st.tcp_summary();
         assert_eq!(t.flows_total, 6);
         let o = &t.outcomes;
         assert_eq!(
@@ -483,8 +479,8 @@ mod tests {
         );
         let minutes: u64 = t.connections_per_minute.iter().map(|m| m.connections).sum();
         assert_eq!(minutes, 5);
-        let talk = st.talkers(1);
-        assert_eq!(talk.sources.len(), 1);
+        let talk = st.talkers();
+        assert_eq!(talk.sources.len(), 2);
         assert_eq!(
             (talk.sources[0].ip.as_str(), talk.sources[0].packets),
             ("10.0.0.1", 9)

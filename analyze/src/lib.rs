@@ -17,6 +17,7 @@ pub mod layout;
 pub mod names;
 pub mod reader;
 pub mod report;
+pub mod streams;
 pub mod text;
 pub mod timeline;
 
@@ -43,21 +44,18 @@ pub struct Options {
     pub window: Duration,
     /// Offenders never alerted on.
     pub allow: Vec<IpNet>,
-    /// Entries per ranked list (0: all).
-    pub top: usize,
     /// Show a progress bar for files at least this large (when stderr is a terminal).
     pub progress_min: Option<u64>,
 }
 
 impl Default for Options {
-    /// The live agent's defaults, top 10, no progress bar.
+    /// The live agent's defaults, no progress bar.
     fn default() -> Self {
         Options {
             thresholds: Thresholds::default(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             window: DEFAULT_WINDOW,
             allow: Vec::new(),
-            top: 10,
             progress_min: None,
         }
     }

@@ -28,6 +28,7 @@ const MAX_HEAD: usize = crate::streams::MAX_HTTP_HEAD;
 /// Most DNS compression pointers followed in one name.
 const MAX_JUMPS: usize = 32;
 const DNS_PORT: u16 = 53;
+const SSDP_PORT: u16 = 1900;
 
 /// The bytes of the L4 payload, without link-layer padding past the IP packet's own length.
 pub fn l4_payload<'a>(s: &Summary, data: &'a [u8]) -> &'a [u8] {
@@ -133,6 +134,12 @@ impl AppStats {
         let dns = s.src_port == DNS_PORT || s.dst_port == DNS_PORT;
         match s.proto {
             IPPROTO_UDP if dns && !p.is_empty() => self.tally.dns(p),
+            // SSDP: HTTP requests in UDP datagrams.
+            IPPROTO_UDP if s.src_port == SSDP_PORT || s.dst_port == SSDP_PORT => {
+                if let Some(req) = parse_http(p) {
+                    self.tally.http_request(req, s, ts_ns);
+                }
+            }
             IPPROTO_TCP if s.has_l4() => {
                 let Some(seq) = tcp_seq(s, data) else {
                     return;
@@ -225,12 +232,8 @@ impl Tally {
             } else {
                 host.clone()
             };
-            let path = if target.starts_with('/') {
-                target
-            } else {
-                String::new()
-            };
-            format!("http://{authority}{path}")
+            // Origin form (`/path`) or asterisk form (`*`), appended as Wireshark does.
+            format!("http://{authority}{target}")
         };
         let key = (req.method.to_string(), host, cut(url));
         upsert(&mut self.http, key, &mut self.not_kept.http, |a| {

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 
 use anyhow::{Context as _, Result};
-use picket_analyze::{analyze, charts, html, text};
+use picket_analyze::{FrameFilter, analyze_filtered, charts, html, text};
 
 use crate::{analyze_live, cli::AnalyzeArgs, kernel_check};
 
@@ -15,7 +15,19 @@ use crate::{analyze_live, cli::AnalyzeArgs, kernel_check};
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     let report = match &args.live {
         Some(iface) => analyze_live::run(args, iface)?,
-        None => analyze(&args.files, &args.options()?)?,
+        None => {
+            let options = args.options()?;
+            let mut filter = args
+                .filter
+                .as_deref()
+                .map(crate::capture_filter::PcapFilter::new)
+                .transpose()?;
+            analyze_filtered(
+                &args.files,
+                &options,
+                filter.as_mut().map(|f| f as &mut dyn FrameFilter),
+            )?
+        }
     };
     for w in &report.warnings {
         tracing::warn!("{w}");

@@ -114,8 +114,10 @@ pub struct AnalyzeArgs {
     /// With --live: stop after this long.
     #[arg(long, value_parser = parse_duration, requires = "live")]
     pub duration: Option<std::time::Duration>,
-    /// With --live: capture filter in tcpdump syntax (e.g. "tcp port 80"), run in the kernel.
-    #[arg(short = 'f', long, value_name = "FILTER", requires = "live")]
+    /// Capture filter in libpcap (tcpdump) syntax, e.g. 'tcp port 80 and host 10.0.0.1':
+    /// only matching packets are analysed. With --live it runs in the kernel; on files,
+    /// libpcap's compiled program runs on each frame.
+    #[arg(short = 'f', long, value_name = "FILTER")]
     pub filter: Option<String>,
     /// With --live: also write the packets to FILE (pcap), then FILE's stem.2.pcap, ... when
     /// it reaches --write-file-bytes, deleting the oldest to stay under --write-max-bytes.

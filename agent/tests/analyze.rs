@@ -615,7 +615,11 @@ fn application_hints_match_tshark() {
         let f = capture(rel);
         let r = report(&f, &opts);
         let theirs = tshark_http_requests(&f);
-        assert_eq!(r.application.http_requests, theirs.values().sum::<u64>(), "{rel}");
+        assert_eq!(
+            r.application.http_requests,
+            theirs.values().sum::<u64>(),
+            "{rel}"
+        );
         assert_eq!(picket_http_requests(&r), theirs, "{rel}");
     }
     // DNS questions and response codes.
@@ -1151,4 +1155,46 @@ fn split_and_pipelined_http_requests_match_tshark() {
         (1, "404")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capture_filter_keeps_what_tcpdump_keeps() {
+    for (rel, expr) in [
+        (
+            "esnet/nmap_80_w_service_detection.pcap",
+            "tcp port 80 and host 10.87.1.10",
+        ),
+        (
+            "esnet/nmap_80_w_service_detection.pcap",
+            "tcp[tcpflags] & tcp-syn != 0",
+        ),
+        ("tcpdump-tests/dns_udp.pcap", "udp and not port 53"),
+        ("ddos/amp.UDP.snmp.src161.pcapng", "icmp"),
+    ] {
+        let f = capture(rel);
+        let out = picket(&["--json", "--no-progress", "-f", expr, f.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let tcpdump = Command::new("tcpdump")
+            .args(["-nn", "-r"])
+            .arg(&f)
+            .arg(expr)
+            .output()
+            .expect("tcpdump must be installed");
+        let lines = String::from_utf8_lossy(&tcpdump.stdout).lines().count() as u64;
+        assert_eq!(v["totals"]["packets"], lines, "{rel} -f {expr:?}");
+        assert_eq!(v["filter"]["packets_matched"], lines);
+        assert_eq!(v["filter"]["expression"], expr);
+        assert!(v["filter"]["packets_read"].as_u64() > Some(lines), "{rel}");
+    }
+    let whois = capture("esnet/whois.pcap");
+    let out = picket(&["-f", "tcp prot 80", whois.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("bad capture filter \"tcp prot 80\""), "{err}");
 }

@@ -299,6 +299,7 @@ impl Aggregator {
                 tcp_streams_max: crate::streams::MAX_STREAMS,
                 packets_untracked: self.flows.untracked(),
             },
+            filter: None,
             warnings,
         }
     }

@@ -75,16 +75,64 @@ fn validate(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// A capture filter: which frames are analysed, decided on the frame's bytes as captured
+/// with its link type (`picket analyze -f` runs libpcap's compiled filters through it).
+pub trait FrameFilter {
+    /// The expression, as given (shown in the report).
+    fn expression(&self) -> &str;
+    /// Whether the frame passes; an error (one line) when the filter cannot be applied to
+    /// frames of this link type.
+    fn matches(&mut self, linktype: u32, frame: &[u8]) -> Result<bool>;
+}
+
 /// Analyses capture files (`-`: standard input), read in order as one capture. Fails when an
 /// input cannot be opened or is not a capture; truncated or corrupt inputs give warnings.
 pub fn analyze(paths: &[PathBuf], opts: &Options) -> Result<Report> {
+    analyze_filtered(paths, opts, None)
+}
+
+/// [`analyze`], on the frames `filter` passes only.
+pub fn analyze_filtered(
+    paths: &[PathBuf],
+    opts: &Options,
+    mut filter: Option<&mut dyn FrameFilter>,
+) -> Result<Report> {
     validate(opts)?;
     let mut agg = aggregate::Aggregator::new(opts);
+    let mut matched = 0u64;
+    let mut error = None;
     for path in paths {
-        let info = reader::read_path(path, opts.progress_min, &mut |f| agg.frame(f))?;
+        let info = reader::read_path(path, opts.progress_min, &mut |f| {
+            if let Some(flt) = filter.as_deref_mut() {
+                if error.is_some() {
+                    return;
+                }
+                match flt.matches(f.linktype, f.data) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        error = Some(e);
+                        return;
+                    }
+                }
+                matched += 1;
+            }
+            agg.frame(f)
+        })?;
+        if let Some(e) = error {
+            return Err(e.context(path.display().to_string()));
+        }
         agg.input(info);
     }
-    Ok(agg.finish())
+    let mut report = agg.finish();
+    if let Some(flt) = filter {
+        report.filter = Some(report::FilterSummary {
+            expression: flt.expression().to_string(),
+            packets_read: report.inputs.iter().map(|i| i.packets).sum(),
+            packets_matched: matched,
+        });
+    }
+    Ok(report)
 }
 
 /// Analyses one capture read from `input`, named `name` in the report.

@@ -27,6 +27,7 @@
 //! | `timeline` | `bucket_s`, `buckets[]` (`t_s` after the first packet, `packets`, `bytes` `[tcp, udp, icmp, other]`, `size_min`, `size_max`) |
 //! | `packet_sizes[]` | `range` (`"40-79"`, …, `"5120+"`), `packets` |
 //! | `limits` | `flows_max`, `addresses_max`, `application_entries_max`, `tcp_streams_max`: the table sizes that bound memory; `packets_untracked`: packets whose address, flow or ICMP entry did not fit |
+//! | `filter` | with `-f` only: `expression`, `packets_read`, `packets_matched` (the packets every other section counts) |
 //! | `warnings[]` | truncated or corrupt inputs, tables that overflowed, timestamps going backwards |
 
 use std::collections::BTreeMap;
@@ -81,6 +82,9 @@ pub struct Report {
     pub packet_sizes: Vec<SizeBin>,
     /// Table limits and what they cut.
     pub limits: Limits,
+    /// The capture filter (`-f`), when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterSummary>,
     /// Problems met.
     pub warnings: Vec<String>,
 }
@@ -386,6 +390,17 @@ pub struct Application {
     pub entries_not_kept: u64,
     /// Per table: entries not kept, and segments read without reassembly.
     pub not_kept: NotKept,
+}
+
+/// The capture filter and what it kept.
+#[derive(Clone, Debug, Serialize)]
+pub struct FilterSummary {
+    /// The expression (libpcap syntax).
+    pub expression: String,
+    /// Packets read from the inputs.
+    pub packets_read: u64,
+    /// Packets that passed and were analysed (`totals.packets`).
+    pub packets_matched: u64,
 }
 
 /// The tables' size limits, which bound memory on captures of any size, and what they cut.

@@ -6,7 +6,7 @@
 use std::io::Write as _;
 
 use anyhow::{Context as _, Result};
-use picket_analyze::{FrameFilter, analyze_filtered, charts, html, text};
+use picket_analyze::{FrameFilter, analyze_filtered, charts, flow_export, html, text};
 
 use crate::{analyze_live, cli::AnalyzeArgs, kernel_check};
 
@@ -37,6 +37,13 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     if let Some(path) = &args.html {
         let page = html::render(&shown)?;
         std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.flows {
+        let format = flow_export::FlowFormat::from_path(path)?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        flow_export::write(&report, format, file)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(dir) = &args.plot {
         charts::write_all(&shown, dir)?;

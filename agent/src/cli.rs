@@ -149,6 +149,12 @@ pub struct AnalyzeArgs {
     /// compare the kernel's maps with the host's; any difference is printed and fails.
     #[arg(long)]
     pub kernel: bool,
+    // -- Analyst options: flow export and threads. --
+    /// Also write every TCP and UDP flow (5-tuple, times, packets and bytes each way, flags,
+    /// outcome, application) to FILE: CSV when it ends in .csv, JSON lines for .jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub flows: Option<std::path::PathBuf>,
+    // -- End of the analyst options. --
     /// The live agent's settings that apply offline (poll interval, window, allowlist,
     /// thresholds), with its defaults and checks.
     #[command(flatten)]

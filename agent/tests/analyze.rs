@@ -1198,3 +1198,84 @@ fn capture_filter_keeps_what_tcpdump_keeps() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("bad capture filter \"tcp prot 80\""), "{err}");
 }
+
+#[test]
+fn flows_file_holds_every_flow_as_csv_and_json_lines() {
+    let dir = temp_dir("flows");
+    let f = capture("esnet/nmap_80_w_service_detection.pcap");
+    let (csv_path, jsonl) = (dir.join("flows.csv"), dir.join("flows.jsonl"));
+    let mut reports = Vec::new();
+    for out in [&csv_path, &jsonl] {
+        let o = picket(&[
+            "--json",
+            "--no-progress",
+            "--flows",
+            out.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        reports.push(serde_json::from_slice::<Value>(&o.stdout).unwrap());
+    }
+    let r = &reports[0];
+    let rows: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (tcp, udp) = (&r["tcp"], &r["udp"]);
+    let total = tcp["flows_total"].as_u64().unwrap() + udp["flows_total"].as_u64().unwrap();
+    assert!(total > 5, "{total}");
+    assert_eq!(rows.len() as u64, total);
+    let l4 = |id: &str| {
+        r["protocols"]["l4"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map_or((0, 0), |p| {
+                (p["packets"].as_u64().unwrap(), p["bytes"].as_u64().unwrap())
+            })
+    };
+    for proto in ["tcp", "udp"] {
+        let (mut packets, mut bytes) = (0, 0);
+        for row in rows.iter().filter(|x| x["proto"] == proto) {
+            packets += row["packets_to_server"].as_u64().unwrap()
+                + row["packets_to_client"].as_u64().unwrap();
+            bytes +=
+                row["bytes_to_server"].as_u64().unwrap() + row["bytes_to_client"].as_u64().unwrap();
+        }
+        assert_eq!((packets, bytes), l4(proto), "{proto}");
+    }
+    // The HTTP flows carry their application and Host.
+    let http: Vec<&Value> = rows.iter().filter(|x| x["app"] == "http").collect();
+    assert!(!http.is_empty() && http.iter().all(|x| x["server_port"] == 80));
+    // The CSV has the same rows (read back by Python's csv module).
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import csv,sys,json; rows=list(csv.DictReader(open(sys.argv[1]))); print(json.dumps([len(rows), sorted(rows[0].keys()), sum(int(r['packets_to_server']) for r in rows)]))",
+        ])
+        .arg(&csv_path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(v[0].as_u64(), Some(total));
+    let mut keys: Vec<String> = rows[0].as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(v[1], serde_json::json!(keys));
+    let to_server: u64 = rows
+        .iter()
+        .map(|x| x["packets_to_server"].as_u64().unwrap())
+        .sum();
+    assert_eq!(v[2].as_u64(), Some(to_server));
+    // An extension that names no format is refused in one line.
+    let o = picket(&["--flows", "/tmp/flows.txt", f.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("name the file .csv or .jsonl"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

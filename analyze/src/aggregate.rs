@@ -206,6 +206,9 @@ impl Aggregator {
             ));
         }
         let application = self.app.finish();
+        let app = &self.app;
+        let tcp = self.flows.tcp_summary(&|k| app.hint(IPPROTO_TCP, k));
+        let udp = self.flows.udp_summary(&|k| app.hint(IPPROTO_UDP, k));
         if application.entries_not_kept > 0 {
             warnings.push(format!(
                 "{} application entries beyond the table limits were not kept",
@@ -260,8 +263,8 @@ impl Aggregator {
                     .collect(),
             },
             top_talkers: self.flows.talkers(),
-            tcp: self.flows.tcp_summary(),
-            udp: self.flows.udp_summary(),
+            tcp,
+            udp,
             icmp: self.flows.icmp(),
             application,
             parse_errors: ParseError::ALL

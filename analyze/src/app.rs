@@ -110,8 +110,22 @@ pub struct NotKept {
     pub streams: u64,
 }
 
+/// The application a flow carried, from its first head: protocol and name (HTTP Host, TLS
+/// server name, DNS question).
+#[derive(Clone, Debug, Default)]
+pub struct Hint {
+    /// `http`, `tls`, `dns` or `ssdp`.
+    pub app: &'static str,
+    /// Host, server name or question name; empty when the head had none.
+    pub name: String,
+}
+
+/// A flow: IP protocol and the canonical key (lower endpoint first).
+pub type HintKey = (u8, crate::flows::FlowKey);
+
 #[derive(Debug, Default)]
 struct Tally {
+    hints: HashMap<HintKey, Hint>,
     http: HashMap<(String, String, String), HttpAgg>,
     http_requests: u64,
     urls: HashMap<String, u64>,
@@ -133,10 +147,11 @@ impl AppStats {
         let p = l4_payload(s, data);
         let dns = s.src_port == DNS_PORT || s.dst_port == DNS_PORT;
         match s.proto {
-            IPPROTO_UDP if dns && !p.is_empty() => self.tally.dns(p),
+            IPPROTO_UDP if dns && !p.is_empty() => self.tally.dns(p, s),
             // SSDP: HTTP requests in UDP datagrams.
             IPPROTO_UDP if s.src_port == SSDP_PORT || s.dst_port == SSDP_PORT => {
                 if let Some(req) = parse_http(p) {
+                    self.tally.hint(s, "ssdp", req.host.map(printable));
                     self.tally.http_request(req, s, ts_ns);
                 }
             }
@@ -169,6 +184,11 @@ impl AppStats {
         }
     }
 
+    /// The application flow `key` of IP protocol `proto` carried, if a head told.
+    pub fn hint(&self, proto: u8, key: &crate::flows::FlowKey) -> Option<&Hint> {
+        self.tally.hints.get(&(proto, *key))
+    }
+
     /// The report section, every entry kept (sorted, largest first).
     pub fn finish(&self) -> Application {
         let mut a = self.tally.finish();
@@ -178,10 +198,23 @@ impl AppStats {
 }
 
 impl Tally {
+    /// Notes the application of the packet's flow, once (bounded like the flow tables).
+    fn hint(&mut self, s: &Summary, app: &'static str, name: Option<String>) {
+        let key = (s.proto, crate::flows::canonical(s).0);
+        if self.hints.len() >= crate::flows::MAX_TRACKED && !self.hints.contains_key(&key) {
+            return;
+        }
+        self.hints.entry(key).or_insert_with(|| Hint {
+            app,
+            name: name.unwrap_or_default(),
+        });
+    }
+
     fn head(&mut self, h: Head<'_>, s: &Summary, ts_ns: u64) {
         match h {
             Head::HttpRequest(b) => {
                 if let Some(req) = parse_http(b) {
+                    self.hint(s, "http", req.host.map(printable));
                     self.http_request(req, s, ts_ns);
                 }
             }
@@ -191,6 +224,7 @@ impl Tally {
                     .filter(|c| b.starts_with(b"HTTP/") && c.iter().all(u8::is_ascii_digit))
                 {
                     self.http_responses += 1;
+                    self.hint(s, "http", None);
                     let code = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
                     *self.status.entry(code).or_default() += 1;
                 }
@@ -198,12 +232,14 @@ impl Tally {
             Head::TlsHandshake(b) => {
                 if b.get(5) == Some(&1) {
                     self.client_hellos += 1;
-                    if let Some(name) = client_hello_sni(b) {
+                    let sni = client_hello_sni(b);
+                    self.hint(s, "tls", sni.clone());
+                    if let Some(name) = sni {
                         bump(&mut self.sni, name, &mut self.not_kept.tls_sni);
                     }
                 }
             }
-            Head::Dns(m) => self.dns(m),
+            Head::Dns(m) => self.dns(m, s),
         }
     }
 
@@ -244,11 +280,12 @@ impl Tally {
         });
     }
 
-    fn dns(&mut self, m: &[u8]) {
+    fn dns(&mut self, m: &[u8], s: &Summary) {
         let Some(msg) = parse_dns(m) else {
             self.dns_malformed += 1;
             return;
         };
+        self.hint(s, "dns", msg.question.as_ref().map(|q| q.0.clone()));
         if msg.response {
             self.dns_responses += 1;
             *self.rcodes.entry(msg.rcode).or_default() += 1;

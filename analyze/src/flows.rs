@@ -16,6 +16,7 @@ use agent_common::{
 };
 
 use super::{
+    app::Hint,
     names,
     report::{
         Conversation, Count, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes,
@@ -57,7 +58,8 @@ fn counted<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Count>, key: K, bytes: 
     }
 }
 
-type FlowKey = (Addr, u16, Addr, u16);
+/// A flow's endpoints, lower first.
+pub type FlowKey = (Addr, u16, Addr, u16);
 
 /// What TCP and UDP flows have in common.
 #[derive(Clone, Debug, Default)]
@@ -101,10 +103,15 @@ impl Base {
         )
     }
 
-    fn report(&self, k: &FlowKey) -> Flow {
+    fn report(&self, k: &FlowKey, hint: Option<&Hint>) -> Flow {
         let ends = [(k.0, k.1), (k.2, k.3)];
         let (c, srv) = (ends[self.client], ends[1 - self.client]);
         Flow {
+            app: hint.map_or("", |h| h.app),
+            app_name: hint.map(|h| h.name.clone()).unwrap_or_default(),
+            bytes_to_server: self.dir[self.client].bytes,
+            bytes_to_client: self.dir[1 - self.client].bytes,
+            last_seen: picket_detect::document::rfc3339(self.last_ns),
             client: ip(&c.0),
             client_port: c.1,
             server: ip(&srv.0),
@@ -301,8 +308,8 @@ impl FlowStats {
         }
     }
 
-    /// The TCP section.
-    pub fn tcp_summary(&self) -> TcpSummary {
+    /// The TCP section; `hint` tells the application of a flow.
+    pub fn tcp_summary<'h>(&self, hint: &dyn Fn(&FlowKey) -> Option<&'h Hint>) -> TcpSummary {
         let top = 0;
         let all = || {
             self.tcp
@@ -322,7 +329,7 @@ impl FlowStats {
         let flows = top_n(all(), top, |(k, f)| f.base.rank(k))
             .into_iter()
             .map(|(k, f)| TcpFlow {
-                flow: f.base.report(k),
+                flow: f.base.report(k, hint(k)),
                 flags: flag_names(f.flags),
                 handshake: f.handshake(),
                 handshake_completed: f.established,
@@ -344,14 +351,14 @@ impl FlowStats {
         }
     }
 
-    /// The UDP section.
-    pub fn udp_summary(&self) -> UdpSummary {
+    /// The UDP section; `hint` tells the application of a flow.
+    pub fn udp_summary<'h>(&self, hint: &dyn Fn(&FlowKey) -> Option<&'h Hint>) -> UdpSummary {
         let top = 0;
         UdpSummary {
             flows_total: self.udp.len(),
             flows: top_n(self.udp.iter(), top, |(k, f)| f.rank(k))
                 .into_iter()
-                .map(|(k, f)| f.report(k))
+                .map(|(k, f)| f.report(k, hint(k)))
                 .collect(),
         }
     }
@@ -447,7 +454,7 @@ mod tests {
         for (i, (s, data)) in pkts.iter().enumerate() {
             st.observe(s, data, 60, i as u64);
         }
-        let t = st.tcp_summary();
+        let t = st.tcp_summary(&|_| None);
         assert_eq!(t.flows_total, 6);
         let o = &t.outcomes;
         assert_eq!(

@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod app;
 pub mod charts;
+pub mod flow_export;
 pub mod flows;
 pub mod html;
 pub mod layout;

@@ -17,7 +17,7 @@
 //! | `link_types[]` | `linktype` (number), `name`, `supported`, `packets`, `bytes` — unsupported link types are counted here and in `totals` only |
 //! | `protocols` | `ethertypes[]`, `ip_protocols[]`, `l4[]`: each `id`, `name`, `packets`, `bytes`. EtherType ids are `0x0800`-style, `llc` (802.3 length field), `none` (loopback/raw link without a known family) or `unparsed`; IP protocol ids are the decimal number; `l4` ids are `tcp`, `udp`, `icmp`, `icmpv6`, `other_ip` (other protocols and non-first fragments), `non_ip`, `unparsed`, summing to the packets of supported link types |
 //! | `top_talkers` | `sources[]`, `destinations[]` (`ip`, `packets`, `bytes`), `conversations[]` (`a`, `b`, `packets`, `bytes`; address pair in either direction), `*_distinct` |
-//! | `tcp` | `flows_total`; `outcomes` (`handshake_completed`, `closed`, `reset`, `half_open`, `open`); `connections_per_minute[]` (`minute`, `connections`: flows opened by a SYN); `flows[]` by bytes: `client`, `client_port`, `server`, `server_port` (client = sender of the first SYN, else receiver of the first SYN-ACK, else sender of the first packet; a SYN with a new sequence number or on a closed flow starts a new flow, as Wireshark's streams), `packets`, `bytes`, `packets_to_server`, `packets_to_client`, `first_seen`, `duration_s`, `flags` (`"SYN,ACK,FIN"`: every flag seen), `handshake` (`completed`: SYN then an ACK from the client; `syn`; `syn_ack`: SYN and SYN-ACK only; `syn_ack_only`; `not_seen`: joined mid-stream), `handshake_completed`, `outcome` (`closed`: FIN both ways; `reset`: a RST; `half_open`: SYN without completed handshake; `open`: still open at the end) |
+//! | `tcp` | `flows_total`; `outcomes` (`handshake_completed`, `closed`, `reset`, `half_open`, `open`); `connections_per_minute[]` (`minute`, `connections`: flows opened by a SYN); `flows[]` by bytes: `client`, `client_port`, `server`, `server_port` (client = sender of the first SYN, else receiver of the first SYN-ACK, else sender of the first packet; a SYN with a new sequence number or on a closed flow starts a new flow, as Wireshark's streams), `packets`, `bytes`, `packets_to_server`, `packets_to_client`, `bytes_to_server`, `bytes_to_client`, `first_seen`, `last_seen`, `duration_s`, `app` (`http`, `tls`, `dns`, `ssdp` from the flow's first head, else empty), `app_name` (HTTP Host, TLS SNI or DNS question), `flags` (`"SYN,ACK,FIN"`: every flag seen), `handshake` (`completed`: SYN then an ACK from the client; `syn`; `syn_ack`: SYN and SYN-ACK only; `syn_ack_only`; `not_seen`: joined mid-stream), `handshake_completed`, `outcome` (`closed`: FIN both ways; `reset`: a RST; `half_open`: SYN without completed handshake; `open`: still open at the end) |
 //! | `udp` | `flows_total`; `flows[]`: as TCP without flags, handshake and outcome (client = sender of the first packet) |
 //! | `icmp[]` | `version` (`icmp`/`icmpv6`), `type`, `code`, `name` (`"Destination Unreachable / Port Unreachable"`), `packets`, `bytes` |
 //! | `application` | `http_requests`, `http_distinct`, `http[]` (`method`, `host`, `url`, `count`, `first_seen`); `urls_distinct`, `urls[]` (`name`, `count`: http/https URLs in cleartext payloads); `dns` (`queries`, `responses`, `malformed`, `rcodes[]` (`name`, `count`), `names_distinct`, `names[]` (`name`, `qtype`, `queries`, `responses`)); `tls_client_hellos`, `tls_sni_distinct`, `tls_sni[]` (`name`, `count`); `http_responses`, `http_status[]` (`name`: the status code, `count`); `entries_not_kept`; `not_kept` (`http`, `urls`, `dns_names`, `tls_sni`: entries not kept because the table was full; `streams`: TCP segments read without reassembly because the stream table was full). HTTP, TLS and DNS-over-TCP heads are reassembled across TCP segments (out of order and retransmitted; see `picket_analyze::streams`); any RFC 9110 method token counts |
@@ -237,10 +237,20 @@ pub struct Flow {
     pub packets_to_server: u64,
     /// Packets server → client.
     pub packets_to_client: u64,
+    /// Bytes client → server.
+    pub bytes_to_server: u64,
+    /// Bytes server → client.
+    pub bytes_to_client: u64,
     /// First packet.
     pub first_seen: String,
+    /// Last packet.
+    pub last_seen: String,
     /// Seconds from the first to the last packet.
     pub duration_s: f64,
+    /// Application seen in the flow's heads (`http`, `tls`, `dns`, `ssdp`; empty if none).
+    pub app: &'static str,
+    /// Its name: HTTP Host, TLS server name or DNS question (empty if none).
+    pub app_name: String,
 }
 
 /// One TCP flow.

@@ -1,7 +1,9 @@
 //! The aggregation of every packet into a [`Report`]: protocol mix, flows, application hints,
 //! timeline, sizes and the live detectors on packet time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::HashMap;
 
 use agent_common::{
     ParseError, Summary,
@@ -81,8 +83,8 @@ impl Aggregator {
             last: None,
             prev_ts: None,
             linktypes: BTreeMap::new(),
-            l2: HashMap::new(),
-            ip: HashMap::new(),
+            l2: HashMap::default(),
+            ip: HashMap::default(),
             l4: [Count::default(); 7],
             errors: [0; PARSE_ERROR_SLOTS],
             flows: FlowStats::default(),

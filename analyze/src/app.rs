@@ -5,7 +5,9 @@
 //! read one datagram at a time. Every read is bounds-checked; strings taken from packets are
 //! made printable (`\xNN` escapes) before they are kept.
 
-use std::{cmp::Reverse, collections::HashMap, fmt::Write as _};
+use std::{cmp::Reverse, fmt::Write as _};
+
+use crate::HashMap;
 
 use agent_common::{
     Summary,

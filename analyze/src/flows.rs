@@ -1,10 +1,7 @@
 //! Per-address and per-flow tallies: top talkers, conversations, TCP flows with their
 //! handshake and outcome, UDP flows, TCP connections started per minute, ICMP messages.
 
-use std::{
-    cmp::Reverse,
-    collections::{BTreeMap, HashMap},
-};
+use std::{cmp::Reverse, collections::BTreeMap};
 
 use agent_common::{
     Summary,
@@ -16,6 +13,7 @@ use agent_common::{
 };
 
 use super::{
+    HashMap,
     app::Hint,
     names,
     report::{

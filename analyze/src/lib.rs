@@ -32,6 +32,11 @@ use picket_detect::{
 };
 
 pub use picket_capture::link;
+
+/// The hash map of every table: foldhash instead of SipHash, as the keys (addresses, ports)
+/// come from packets and hashing them was the largest cost after the tables themselves. The
+/// seed is still random per process, and every output is sorted, so no order leaks out.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub use report::Report;
 
 /// What [`analyze`] needs besides the inputs.

@@ -9,7 +9,7 @@
 //! protocol) falls back to looking for a head at the start of each later segment, as a
 //! per-packet reader would.
 
-use std::collections::HashMap;
+use crate::HashMap;
 
 /// Longest HTTP head buffered (bytes up to the empty line).
 pub const MAX_HTTP_HEAD: usize = 8192;

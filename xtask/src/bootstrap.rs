@@ -51,6 +51,8 @@ const TEST_PACKAGES: &[&str] = &[
     "python3-venv",
     "systemd",
     "util-linux",
+    // `picket analyze --html`: the interactive charts are checked in headless Chromium.
+    "chromium",
 ];
 
 /// Python tool the manifest tests run, installed in [`test_venv`] from PyPI (it bundles the

@@ -154,6 +154,10 @@ pub struct AnalyzeArgs {
     /// outcome, application) to FILE: CSV when it ends in .csv, JSON lines for .jsonl.
     #[arg(long, value_name = "FILE")]
     pub flows: Option<std::path::PathBuf>,
+    /// Threads (default: every CPU): with 2 or more, flows and application heads are
+    /// aggregated on a thread of their own beside reading and detection. Same report.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     // -- End of the analyst options. --
     /// The live agent's settings that apply offline (poll interval, window, allowlist,
     /// thresholds), with its defaults and checks.
@@ -176,6 +180,10 @@ impl AnalyzeArgs {
             window: s.window,
             allow: s.allow,
             progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
+            threads: self.threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, usize::from),
+                usize::from,
+            ),
         })
     }
 

@@ -1407,3 +1407,31 @@ fn html_charts_draw_and_zoom_in_headless_chromium() {
     assert!(za.abs_diff(a) <= (end - start) / 20 && zb.abs_diff(b) <= (end - start) / 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_threads_give_the_same_report_as_one() {
+    // Captures with flows, HTTP heads, DNS and alerts; the split-request capture too.
+    let dir = temp_dir("threads");
+    let split = dir.join("split.pcap");
+    std::fs::write(&split, split_http_capture()).unwrap();
+    let files = [
+        capture("esnet/tcp_0_1000_20190821.pcap"),
+        capture("esnet/nmap_80_w_service_detection.pcap"),
+        capture("ddos/amp.dns.RRSIG.fragmented.pcap"),
+        capture("tcpdump-tests/dns_tcp.pcap"),
+        split,
+    ];
+    let json = |threads: usize| {
+        let opts = Options {
+            threads,
+            ..Options::default()
+        };
+        let r = analyze::analyze(&files, &opts).unwrap();
+        assert!(r.totals.packets > 5000 && !r.alerts.is_empty() && r.tcp.flows_total > 1000);
+        serde_json::to_string_pretty(&r).unwrap()
+    };
+    let one = json(1);
+    assert_eq!(one, json(2), "--threads 2 changed the report");
+    assert_eq!(one, json(1), "two runs differ");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,15 +14,13 @@ use picket_capture::link;
 use picket_detect::{detector::Thresholds, document as output, episodes::Phase, replay::Detection};
 
 use super::{
-    Options,
-    app::AppStats,
-    flows::FlowStats,
-    names,
+    Options, names,
     reader::{Frame, InputInfo},
     report::{
         Count, DetectionSummary, ErrorCount, Limits, LinkTypeCount, ProtoCount, Protocols, Report,
         SCHEMA, Totals,
     },
+    stages::Sink,
     timeline::{Class, SizeHistogram, Timeline},
 };
 
@@ -50,7 +48,7 @@ const L4: [(&str, &str); 7] = [
 ];
 
 /// Accumulates everything the report needs, one frame at a time.
-pub struct Aggregator {
+pub struct Aggregator<'s> {
     window_s: f64,
     poll_s: f64,
     thresholds: Thresholds,
@@ -63,17 +61,17 @@ pub struct Aggregator {
     ip: HashMap<u8, Count>,
     l4: [Count; 7],
     errors: [u64; PARSE_ERROR_SLOTS],
-    flows: FlowStats,
-    app: AppStats,
+    /// Flows, talkers and application heads (inline or on another thread).
+    stage: Sink<'s>,
     timeline: Timeline,
     sizes: SizeHistogram,
     detection: Detection,
     inputs: Vec<InputInfo>,
 }
 
-impl Aggregator {
-    /// An empty aggregation with the given options.
-    pub fn new(opts: &Options) -> Self {
+impl<'s> Aggregator<'s> {
+    /// An empty aggregation with the given options, handing flows to `stage`.
+    pub fn new(opts: &Options, stage: Sink<'s>) -> Self {
         Aggregator {
             window_s: opts.window.as_secs_f64(),
             poll_s: opts.poll_interval.as_secs_f64(),
@@ -87,8 +85,7 @@ impl Aggregator {
             ip: HashMap::default(),
             l4: [Count::default(); 7],
             errors: [0; PARSE_ERROR_SLOTS],
-            flows: FlowStats::default(),
-            app: AppStats::default(),
+            stage,
             timeline: Timeline::default(),
             sizes: SizeHistogram::default(),
             detection: Detection::new(
@@ -165,8 +162,7 @@ impl Aggregator {
         self.timeline.add(ts, class, wire);
         if s.is_ip() {
             self.ip.entry(s.proto).or_default().add(wire);
-            self.flows.observe(s, f.data, wire, ts);
-            self.app.observe(s, f.data, ts);
+            self.stage.observe(s, f.data, wire, ts);
         }
     }
 
@@ -175,8 +171,10 @@ impl Aggregator {
         self.inputs.push(info);
     }
 
-    /// The report.
-    pub fn finish(self) -> Report {
+    /// The report; an error only when the flow stage's thread failed.
+    pub fn finish(self) -> anyhow::Result<Report> {
+        let stage = self.stage.finish()?;
+        let (flows, app) = (stage.flows, stage.app);
         let det = self.detection.finish();
         let mut totals = self.totals;
         if let (Some(first), Some(last)) = (self.first, self.last) {
@@ -201,16 +199,16 @@ impl Aggregator {
                 totals.out_of_order
             ));
         }
-        if self.flows.untracked() > 0 {
+        if flows.untracked() > 0 {
             warnings.push(format!(
                 "{} packets belong to flows or addresses beyond the table limits",
-                self.flows.untracked()
+                flows.untracked()
             ));
         }
-        let application = self.app.finish();
-        let app = &self.app;
-        let tcp = self.flows.tcp_summary(&|k| app.hint(IPPROTO_TCP, k));
-        let udp = self.flows.udp_summary(&|k| app.hint(IPPROTO_UDP, k));
+        let application = app.finish();
+        let app = &app;
+        let tcp = flows.tcp_summary(&|k| app.hint(IPPROTO_TCP, k));
+        let udp = flows.udp_summary(&|k| app.hint(IPPROTO_UDP, k));
         if application.entries_not_kept > 0 {
             warnings.push(format!(
                 "{} application entries beyond the table limits were not kept",
@@ -223,7 +221,7 @@ impl Aggregator {
                 .entry(e.finding.rule.name().to_string())
                 .or_default() += 1;
         }
-        Report {
+        Ok(Report {
             schema: SCHEMA,
             inputs: self.inputs,
             link_types: self
@@ -264,10 +262,10 @@ impl Aggregator {
                     })
                     .collect(),
             },
-            top_talkers: self.flows.talkers(),
+            top_talkers: flows.talkers(),
             tcp,
             udp,
-            icmp: self.flows.icmp(),
+            icmp: flows.icmp(),
             application,
             parse_errors: ParseError::ALL
                 .iter()
@@ -302,11 +300,11 @@ impl Aggregator {
                 addresses_max: crate::flows::MAX_TRACKED,
                 application_entries_max: crate::app::MAX_ENTRIES,
                 tcp_streams_max: crate::streams::MAX_STREAMS,
-                packets_untracked: self.flows.untracked(),
+                packets_untracked: flows.untracked(),
             },
             filter: None,
             warnings,
-        }
+        })
     }
 }
 

@@ -18,6 +18,7 @@ pub mod layout;
 pub mod names;
 pub mod reader;
 pub mod report;
+pub mod stages;
 pub mod streams;
 pub mod text;
 pub mod timeline;
@@ -52,6 +53,10 @@ pub struct Options {
     pub allow: Vec<IpNet>,
     /// Show a progress bar for files at least this large (when stderr is a terminal).
     pub progress_min: Option<u64>,
+    /// Threads: 1 runs everything on the calling thread; 2 or more run the flow stage
+    /// ([`stages`]) on a thread of its own (the pipeline has two stages, so more threads
+    /// gain nothing). The report is the same for any value.
+    pub threads: usize,
 }
 
 impl Default for Options {
@@ -63,6 +68,7 @@ impl Default for Options {
             window: DEFAULT_WINDOW,
             allow: Vec::new(),
             progress_min: None,
+            threads: 1,
         }
     }
 }
@@ -101,10 +107,23 @@ pub fn analyze(paths: &[PathBuf], opts: &Options) -> Result<Report> {
 pub fn analyze_filtered(
     paths: &[PathBuf],
     opts: &Options,
-    mut filter: Option<&mut dyn FrameFilter>,
+    filter: Option<&mut dyn FrameFilter>,
 ) -> Result<Report> {
     validate(opts)?;
-    let mut agg = aggregate::Aggregator::new(opts);
+    if opts.threads > 1 {
+        std::thread::scope(|scope| read_all(paths, opts, filter, stages::Sink::piped(scope)))
+    } else {
+        read_all(paths, opts, filter, stages::Sink::Inline(Box::default()))
+    }
+}
+
+fn read_all(
+    paths: &[PathBuf],
+    opts: &Options,
+    mut filter: Option<&mut dyn FrameFilter>,
+    stage: stages::Sink<'_>,
+) -> Result<Report> {
+    let mut agg = aggregate::Aggregator::new(opts, stage);
     let mut matched = 0u64;
     let mut error = None;
     for path in paths {
@@ -130,7 +149,7 @@ pub fn analyze_filtered(
         }
         agg.input(info);
     }
-    let mut report = agg.finish();
+    let mut report = agg.finish()?;
     if let Some(flt) = filter {
         report.filter = Some(report::FilterSummary {
             expression: flt.expression().to_string(),
@@ -144,10 +163,10 @@ pub fn analyze_filtered(
 /// Analyses one capture read from `input`, named `name` in the report.
 pub fn analyze_reader<R: Read + Send>(name: &str, input: R, opts: &Options) -> Result<Report> {
     validate(opts)?;
-    let mut agg = aggregate::Aggregator::new(opts);
+    let mut agg = aggregate::Aggregator::new(opts, stages::Sink::Inline(Box::default()));
     let info = reader::read_capture(name, input, &mut |_| {}, &mut |f| agg.frame(f))?;
     agg.input(info);
-    Ok(agg.finish())
+    agg.finish()
 }
 
 /// The first `top` items by `key` (all when `top` is 0), in key order.

@@ -342,6 +342,7 @@ impl FlowStats {
                 .iter()
                 .map(|(m, n)| MinuteCount {
                     minute: picket_detect::document::rfc3339(m * 60_000_000_000),
+                    minute_ns: m * 60_000_000_000,
                     connections: *n,
                 })
                 .collect(),

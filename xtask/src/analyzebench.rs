@@ -298,17 +298,27 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
     let pps = rows[0].packets_per_s();
     println!(
         "\none core, full report: {pps:.0} packets/s, target >= {TARGET_PACKETS_PER_S:.0}: {}",
-        if pps >= TARGET_PACKETS_PER_S { "met" } else { "MISSED" }
+        if pps >= TARGET_PACKETS_PER_S {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     if !nf_flows.is_null() {
-        println!("flows: picket {picket_flows} (TCP streams split as Wireshark's, UDP by address/port pair), NFStream {nf_flows} (its idle/active timeouts)");
+        println!(
+            "flows: picket {picket_flows} (TCP streams split as Wireshark's, UDP by address/port pair), NFStream {nf_flows} (its idle/active timeouts)"
+        );
     }
     if two_cores {
         let scaling = best.as_secs_f64() / best2.as_secs_f64();
         println!(
             "--threads 2 on two cores: {:.0} packets/s, {scaling:.2}x --threads 1, target >= {TARGET_TWO_THREADS}x: {}; report {}",
             total as f64 / best2.as_secs_f64(),
-            if scaling >= TARGET_TWO_THREADS { "met" } else { "MISSED" },
+            if scaling >= TARGET_TWO_THREADS {
+                "met"
+            } else {
+                "MISSED"
+            },
             if two_same { "identical" } else { "DIFFERENT" }
         );
         if !two_same {

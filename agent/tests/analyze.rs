@@ -1368,7 +1368,7 @@ fn html_charts_draw_and_zoom_in_headless_chromium() {
             y0 + h <= info.height as usize,
             "{id} below the screenshot: {b:?}"
         );
-        let mut inked = 0;
+        let mut inked = 0usize;
         for y in y0..y0 + h {
             for x in x0..(x0 + w).min(info.width as usize) {
                 let p = (y * info.width as usize + x) * channels;

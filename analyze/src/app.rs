@@ -17,8 +17,8 @@ use agent_common::{
 use super::{
     names,
     report::{Application, DnsName, DnsSummary, HttpRequest, NameCount},
-    streams::{Head, Streams},
-    top_n,
+    sorted,
+    streams::{Head, Segment, Streams},
 };
 
 /// Most distinct entries kept per table; later new entries are only counted.
@@ -169,12 +169,14 @@ impl AppStats {
                     != 0;
                 let tally = &mut self.tally;
                 self.streams.segment(
-                    (key.0, key.1, key.2, key.3, side as u8),
-                    seq,
-                    syn,
-                    end,
-                    dns,
-                    p,
+                    Segment {
+                        key: (key.0, key.1, key.2, key.3, side as u8),
+                        seq,
+                        syn,
+                        end,
+                        dns,
+                        payload: p,
+                    },
                     &mut |h| tally.head(h, s, ts_ns),
                 );
             }
@@ -303,8 +305,7 @@ impl Tally {
     }
 
     fn finish(&self) -> Application {
-        let top = 0;
-        let http = top_n(self.http.iter(), top, |(k, a)| {
+        let http = sorted(self.http.iter(), |(k, a)| {
             (Reverse(a.count), &k.2, &k.0, &k.1)
         })
         .into_iter()
@@ -316,7 +317,7 @@ impl Tally {
             first_seen: picket_detect::document::rfc3339(a.first_ns),
         })
         .collect();
-        let names = top_n(self.dns.iter(), top, |(k, a)| {
+        let names = sorted(self.dns.iter(), |(k, a)| {
             (Reverse(a.queries + a.responses), &k.0, k.1)
         })
         .into_iter()
@@ -327,7 +328,7 @@ impl Tally {
             responses: a.responses,
         })
         .collect();
-        let rcodes = top_n(self.rcodes.iter(), 0, |(rc, n)| (Reverse(**n), **rc))
+        let rcodes = sorted(self.rcodes.iter(), |(rc, n)| (Reverse(**n), **rc))
             .into_iter()
             .map(|(rc, count)| NameCount {
                 name: names::dns_rcode(*rc),
@@ -339,7 +340,7 @@ impl Tally {
             http_distinct: self.http.len(),
             http,
             urls_distinct: self.urls.len(),
-            urls: counts(&self.urls, top),
+            urls: counts(&self.urls),
             dns: DnsSummary {
                 queries: self.dns_queries,
                 responses: self.dns_responses,
@@ -350,9 +351,9 @@ impl Tally {
             },
             tls_client_hellos: self.client_hellos,
             tls_sni_distinct: self.sni.len(),
-            tls_sni: counts(&self.sni, top),
+            tls_sni: counts(&self.sni),
             http_responses: self.http_responses,
-            http_status: top_n(self.status.iter(), 0, |(c, n)| (Reverse(**n), **c))
+            http_status: sorted(self.status.iter(), |(c, n)| (Reverse(**n), **c))
                 .into_iter()
                 .map(|(c, n)| NameCount {
                     name: c.to_string(),
@@ -368,8 +369,8 @@ impl Tally {
     }
 }
 
-fn counts(map: &HashMap<String, u64>, top: usize) -> Vec<NameCount> {
-    top_n(map.iter(), top, |(name, n)| (Reverse(**n), *name))
+fn counts(map: &HashMap<String, u64>) -> Vec<NameCount> {
+    sorted(map.iter(), |(name, n)| (Reverse(**n), *name))
         .into_iter()
         .map(|(name, count)| NameCount {
             name: name.clone(),

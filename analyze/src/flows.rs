@@ -20,7 +20,7 @@ use super::{
         Conversation, Count, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes,
         TcpSummary, TopTalkers, UdpSummary,
     },
-    top_n,
+    sorted,
 };
 
 /// Most flows (TCP and UDP each) and addresses tracked; later new ones are only counted.
@@ -276,10 +276,9 @@ impl FlowStats {
 
     /// The talkers section.
     pub fn talkers(&self) -> TopTalkers {
-        let top = 0;
         let rank = |c: &Count| (Reverse(c.bytes), Reverse(c.packets));
         let talkers = |m: &HashMap<Addr, Count>| {
-            top_n(m.iter(), top, |(a, c)| (rank(c), **a))
+            sorted(m.iter(), |(a, c)| (rank(c), **a))
                 .into_iter()
                 .map(|(a, c)| Talker {
                     ip: ip(a),
@@ -294,7 +293,7 @@ impl FlowStats {
             conversations_distinct: self.conversations.len(),
             sources: talkers(&self.sources),
             destinations: talkers(&self.destinations),
-            conversations: top_n(self.conversations.iter(), top, |(k, c)| (rank(c), **k))
+            conversations: sorted(self.conversations.iter(), |(k, c)| (rank(c), **k))
                 .into_iter()
                 .map(|((a, b), c)| Conversation {
                     a: ip(a),
@@ -308,7 +307,6 @@ impl FlowStats {
 
     /// The TCP section; `hint` tells the application of a flow.
     pub fn tcp_summary<'h>(&self, hint: &dyn Fn(&FlowKey) -> Option<&'h Hint>) -> TcpSummary {
-        let top = 0;
         let all = || {
             self.tcp
                 .iter()
@@ -324,7 +322,7 @@ impl FlowStats {
                 _ => outcomes.open += 1,
             }
         }
-        let flows = top_n(all(), top, |(k, f)| f.base.rank(k))
+        let flows = sorted(all(), |(k, f)| f.base.rank(k))
             .into_iter()
             .map(|(k, f)| TcpFlow {
                 flow: f.base.report(k, hint(k)),
@@ -352,10 +350,9 @@ impl FlowStats {
 
     /// The UDP section; `hint` tells the application of a flow.
     pub fn udp_summary<'h>(&self, hint: &dyn Fn(&FlowKey) -> Option<&'h Hint>) -> UdpSummary {
-        let top = 0;
         UdpSummary {
             flows_total: self.udp.len(),
-            flows: top_n(self.udp.iter(), top, |(k, f)| f.rank(k))
+            flows: sorted(self.udp.iter(), |(k, f)| f.rank(k))
                 .into_iter()
                 .map(|(k, f)| f.report(k, hint(k)))
                 .collect(),
@@ -364,7 +361,7 @@ impl FlowStats {
 
     /// ICMP and ICMPv6 messages by type and code (all of them, most frequent first).
     pub fn icmp(&self) -> Vec<IcmpMessage> {
-        top_n(self.icmp.iter(), 0, |(k, c)| (Reverse(c.packets), **k))
+        sorted(self.icmp.iter(), |(k, c)| (Reverse(c.packets), **k))
             .into_iter()
             .map(|((family, ty, code), c)| IcmpMessage {
                 version: if *family == 6 { "icmpv6" } else { "icmp" },

@@ -169,17 +169,9 @@ pub fn analyze_reader<R: Read + Send>(name: &str, input: R, opts: &Options) -> R
     agg.finish()
 }
 
-/// The first `top` items by `key` (all when `top` is 0), in key order.
-pub(crate) fn top_n<T, K: Ord>(
-    items: impl Iterator<Item = T>,
-    top: usize,
-    key: impl Fn(&T) -> K,
-) -> Vec<T> {
+/// Every item, sorted by `key` (the tables' rows, largest first by their keys).
+pub(crate) fn sorted<T, K: Ord>(items: impl Iterator<Item = T>, key: impl Fn(&T) -> K) -> Vec<T> {
     let mut v: Vec<T> = items.collect();
-    if top > 0 && v.len() > top {
-        v.select_nth_unstable_by_key(top - 1, &key);
-        v.truncate(top);
-    }
     v.sort_by_key(key);
     v
 }

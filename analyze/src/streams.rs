@@ -168,9 +168,10 @@ impl Stream {
                     let len = usize::from(u16::from_be_bytes([s.buf[3], s.buf[4]]));
                     match s.buf[0] {
                         0x16 => s.mode = Mode::TlsRecord { len },
-                        // ChangeCipherSpec: what follows is encrypted.
-                        0x14 => s.lose_for_good(),
-                        20..=24 => {
+                        // ChangeCipherSpec: what follows is encrypted (read per segment).
+                        0x14 => s.lose(),
+                        // Alert, application data, heartbeat: skipped.
+                        0x15 | 0x17 | 0x18 => {
                             s.buf.clear();
                             s.skip_then(len as u64, Mode::TlsHeader);
                         }
@@ -249,7 +250,8 @@ impl Stream {
             Body::None => self.mode = next,
             Body::Length(n) => self.skip_then(n, next),
             Body::Chunked => self.mode = Mode::ChunkSize { request },
-            Body::UntilClose => self.lose_for_good(),
+            // The body runs to the close: later segments are read from their start.
+            Body::UntilClose => self.lose(),
         }
         end - old
     }
@@ -304,12 +306,6 @@ impl Stream {
         self.mode = Mode::Lost;
         self.buf = Vec::new();
         self.skip = 0;
-    }
-
-    /// The rest of the stream carries no heads (encrypted, or a body until the close); it is
-    /// still read a segment at a time, like a stream whose framing was lost.
-    fn lose_for_good(&mut self) {
-        self.lose();
     }
 }
 
@@ -397,6 +393,22 @@ fn body_framing(head: &[u8], request: bool) -> Body {
 /// A direction of a connection: the flow key (lower endpoint first) and the side sending.
 pub type StreamKey = ([u8; 16], u16, [u8; 16], u16, u8);
 
+/// One TCP segment, as the stream table needs it.
+pub struct Segment<'a> {
+    /// Its direction.
+    pub key: StreamKey,
+    /// Sequence number.
+    pub seq: u32,
+    /// SYN set: the stream (re)starts after it.
+    pub syn: bool,
+    /// FIN or RST set: the stream ends after it.
+    pub end: bool,
+    /// DNS framing (port 53) rather than HTTP/TLS.
+    pub dns: bool,
+    /// Its data.
+    pub payload: &'a [u8],
+}
+
 /// The streams being reassembled.
 #[derive(Debug, Default)]
 pub struct Streams {
@@ -406,18 +418,16 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Accounts one TCP segment: `seq` its sequence number, `flags` its TCP flags, `payload`
-    /// its data; `dns` selects DNS framing. Complete heads are passed to `on`.
-    pub fn segment(
-        &mut self,
-        key: StreamKey,
-        seq: u32,
-        syn: bool,
-        fin_or_rst: bool,
-        dns: bool,
-        payload: &[u8],
-        on: &mut dyn FnMut(Head<'_>),
-    ) {
+    /// Accounts one TCP segment; complete heads are passed to `on`.
+    pub fn segment(&mut self, seg: Segment<'_>, on: &mut dyn FnMut(Head<'_>)) {
+        let Segment {
+            key,
+            seq,
+            syn,
+            end,
+            dns,
+            payload,
+        } = seg;
         if syn {
             // A new connection (or a port reused): the stream starts after the SYN.
             let data_seq = seq.wrapping_add(1);
@@ -442,7 +452,7 @@ impl Streams {
                 }
             }
         }
-        if fin_or_rst {
+        if end {
             self.streams.remove(&key);
         }
     }
@@ -512,9 +522,17 @@ mod tests {
         let mut st = Streams::default();
         let key = ([1; 16], 1000, [2; 16], 80, 0);
         let mut out = Vec::new();
-        st.segment(key, 99, true, false, dns, &[], &mut |_| {});
+        let seg = |seq, syn, payload| Segment {
+            key,
+            seq,
+            syn,
+            end: false,
+            dns,
+            payload,
+        };
+        st.segment(seg(99, true, &[]), &mut |_| {});
         for (seq, p) in segments {
-            st.segment(key, *seq, false, false, dns, p, &mut |h| {
+            st.segment(seg(*seq, false, p), &mut |h| {
                 out.push(match h {
                     Head::HttpRequest(b) => format!("req {}", String::from_utf8_lossy(b)),
                     Head::HttpResponse(b) => format!("resp {}", String::from_utf8_lossy(b)),

@@ -25,6 +25,9 @@ const MAX_AHEAD: u32 = 1 << 20;
 /// Most streams (one per direction of a connection) reassembled at once; further ones are
 /// read a segment at a time.
 pub const MAX_STREAMS: usize = 1 << 18;
+/// Most bytes buffered over every stream (heads being read and out-of-order segments); a
+/// stream that would go past it drops its buffers and reads its segments on their own.
+pub const MAX_BUFFERED: usize = 128 << 20;
 /// Bytes a stream needs to tell what protocol it carries.
 const MAX_SNIFF: usize = 24;
 
@@ -413,7 +416,9 @@ pub struct Segment<'a> {
 #[derive(Debug, Default)]
 pub struct Streams {
     streams: HashMap<StreamKey, Stream>,
-    /// Segments read on their own because the table was full.
+    /// Bytes the streams' buffers hold, at most [`MAX_BUFFERED`].
+    buffered: usize,
+    /// Segments read on their own because the table or the buffer budget was full.
     pub not_reassembled: u64,
 }
 
@@ -432,18 +437,30 @@ impl Streams {
             // A new connection (or a port reused): the stream starts after the SYN.
             let data_seq = seq.wrapping_add(1);
             if self.streams.len() < MAX_STREAMS || self.streams.contains_key(&key) {
-                self.streams.insert(key, Stream::new(data_seq, dns));
+                if let Some(old) = self.streams.insert(key, Stream::new(data_seq, dns)) {
+                    self.buffered -= old.buffered();
+                }
             }
         }
         if !payload.is_empty() {
             let data_seq = seq.wrapping_add(u32::from(syn));
             let room = self.streams.len() < MAX_STREAMS;
             match self.streams.get_mut(&key) {
-                Some(st) => st.segment(data_seq, payload, on),
+                Some(st) => {
+                    let before = st.buffered();
+                    st.segment(data_seq, payload, on);
+                    self.buffered = self.buffered + st.buffered() - before;
+                    if self.buffered > MAX_BUFFERED {
+                        self.buffered -= st.buffered();
+                        st.drop_buffers();
+                        self.not_reassembled += 1;
+                    }
+                }
                 None if room => {
                     // Joined mid-stream: this segment is the start.
                     let mut st = Stream::new(data_seq, dns);
                     st.segment(data_seq, payload, on);
+                    self.buffered += st.buffered();
                     self.streams.insert(key, st);
                 }
                 None => {
@@ -452,13 +469,24 @@ impl Streams {
                 }
             }
         }
-        if end {
-            self.streams.remove(&key);
+        if end && let Some(st) = self.streams.remove(&key) {
+            self.buffered -= st.buffered();
         }
     }
 }
 
 impl Stream {
+    /// Bytes this stream's buffers hold.
+    fn buffered(&self) -> usize {
+        self.buf.capacity() + self.pending.iter().map(|p| p.1.capacity()).sum::<usize>()
+    }
+
+    /// Frees the buffers: framing is lost, later segments are read on their own.
+    fn drop_buffers(&mut self) {
+        self.lose();
+        self.pending = Vec::new();
+    }
+
     fn segment(&mut self, seq: u32, payload: &[u8], on: &mut dyn FnMut(Head<'_>)) {
         let ahead = seq.wrapping_sub(self.next_seq);
         if ahead == 0 || ahead > u32::MAX / 2 {

@@ -5,6 +5,7 @@ default idle and active timeouts, no L7 dissection, one meter process) and the p
 them.
 """
 
+import contextlib
 import json
 import sys
 
@@ -12,17 +13,19 @@ from nfstream import NFStreamer
 
 
 def main() -> None:
-    streamer = NFStreamer(
-        source=sys.argv[1],
-        n_dissections=0,
-        statistical_analysis=False,
-        n_meters=1,
-    )
     flows = 0
     packets = 0
-    for flow in streamer:
-        flows += 1
-        packets += flow.bidirectional_packets
+    # NFStream prints notes (e.g. on the number of meters) to standard output.
+    with contextlib.redirect_stdout(sys.stderr):
+        streamer = NFStreamer(
+            source=sys.argv[1],
+            n_dissections=0,
+            statistical_analysis=False,
+            n_meters=1,
+        )
+        for flow in streamer:
+            flows += 1
+            packets += flow.bidirectional_packets
     print(json.dumps({"flows": flows, "packets": packets}))
 
 

@@ -436,10 +436,10 @@ impl Streams {
         if syn {
             // A new connection (or a port reused): the stream starts after the SYN.
             let data_seq = seq.wrapping_add(1);
-            if self.streams.len() < MAX_STREAMS || self.streams.contains_key(&key) {
-                if let Some(old) = self.streams.insert(key, Stream::new(data_seq, dns)) {
-                    self.buffered -= old.buffered();
-                }
+            if (self.streams.len() < MAX_STREAMS || self.streams.contains_key(&key))
+                && let Some(old) = self.streams.insert(key, Stream::new(data_seq, dns))
+            {
+                self.buffered -= old.buffered();
             }
         }
         if !payload.is_empty() {

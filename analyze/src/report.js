@@ -58,7 +58,7 @@
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       grid: { left: 70, right: 30, top: 30, bottom: 60 },
-      xAxis: { type: "time" },
+      xAxis: { type: "time", min: tMin, max: tMax },
       yAxis: { type: "value", name: yName },
       dataZoom: zoom(),
       series: series
@@ -79,6 +79,18 @@
   var t0 = R.totals.start_ns ? R.totals.start_ns / 1e6 : 0;
   var buckets = R.timeline.buckets;
   var at = function (b) { return t0 + b.t_s * 1000; };
+  // One time range for every time chart (the capture, widened to whole minutes for the
+  // per-minute bars), so that zooming one zooms the others to the same times.
+  var minutes = R.tcp.connections_per_minute;
+  var tMin = t0;
+  var tMax = R.totals.end_ns ? R.totals.end_ns / 1e6 : t0;
+  if (minutes.length) {
+    tMin = Math.min(tMin, minutes[0].minute_ns / 1e6);
+    tMax = Math.max(tMax, minutes[minutes.length - 1].minute_ns / 1e6 + 60000);
+  }
+  if (tMax <= tMin) {
+    tMax = tMin + 1000;
+  }
 
   timeChart(
     "chart-traffic",
@@ -122,8 +134,8 @@
         name: "TCP connections opened",
         type: "bar",
         barMaxWidth: 12,
-        data: R.tcp.connections_per_minute.map(function (m) {
-          return [Date.parse(m.minute) + 30000, m.connections];
+        data: minutes.map(function (m) {
+          return [m.minute_ns / 1e6 + 30000, m.connections];
         })
       }
     ],

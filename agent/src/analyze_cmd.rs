@@ -6,7 +6,7 @@
 use std::io::Write as _;
 
 use anyhow::{Context as _, Result};
-use picket_analyze::{analyze, charts, html, text};
+use picket_analyze::{FrameFilter, analyze_filtered, charts, flow_export, html, text};
 
 use crate::{analyze_live, cli::AnalyzeArgs, kernel_check};
 
@@ -15,24 +15,45 @@ use crate::{analyze_live, cli::AnalyzeArgs, kernel_check};
 pub fn run(args: &AnalyzeArgs) -> Result<()> {
     let report = match &args.live {
         Some(iface) => analyze_live::run(args, iface)?,
-        None => analyze(&args.files, &args.options()?)?,
+        None => {
+            let options = args.options()?;
+            let mut filter = args
+                .filter
+                .as_deref()
+                .map(crate::capture_filter::PcapFilter::new)
+                .transpose()?;
+            analyze_filtered(
+                &args.files,
+                &options,
+                filter.as_mut().map(|f| f as &mut dyn FrameFilter),
+            )?
+        }
     };
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
+    // The JSON keeps every row; text, HTML and charts show the first --top.
+    let shown = report.trimmed(args.top);
     if let Some(path) = &args.html {
-        let page = html::render(&report)?;
+        let page = html::render(&shown)?;
         std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(path) = &args.flows {
+        let format = flow_export::FlowFormat::from_path(path)?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        flow_export::write(&report, format, file)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if let Some(dir) = &args.plot {
-        charts::write_all(&report, dir)?;
+        charts::write_all(&shown, dir)?;
     }
     let out = if args.json {
         let mut s = serde_json::to_string_pretty(&report)?;
         s.push('\n');
         s
     } else {
-        text::render(&report)
+        text::render(&shown)
     };
     match std::io::stdout().lock().write_all(out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),

@@ -41,7 +41,7 @@ struct Progress {
 }
 
 struct Feed {
-    agg: Arc<Mutex<Option<Aggregator>>>,
+    agg: Arc<Mutex<Option<Aggregator<'static>>>>,
     write: Option<PcapRotator>,
     write_failed: bool,
     progress: Arc<Progress>,
@@ -98,7 +98,10 @@ pub fn run(args: &AnalyzeArgs, iface: &str) -> Result<Report> {
         .as_deref()
         .map(|p| writer(p, linktype, args))
         .transpose()?;
-    let agg = Arc::new(Mutex::new(Some(Aggregator::new(&opts))));
+    let agg = Arc::new(Mutex::new(Some(Aggregator::new(
+        &opts,
+        picket_analyze::stages::Sink::Inline(Box::default()),
+    ))));
     let progress = Arc::new(Progress::default());
     let cfg = RingConfig {
         iface: iface.to_string(),
@@ -152,7 +155,7 @@ pub fn run(args: &AnalyzeArgs, iface: &str) -> Result<Report> {
         truncated: false,
         warnings,
     });
-    Ok(agg.finish())
+    agg.finish()
 }
 
 fn writer(path: &Path, linktype: u32, args: &AnalyzeArgs) -> Result<PcapRotator> {

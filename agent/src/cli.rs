@@ -114,8 +114,10 @@ pub struct AnalyzeArgs {
     /// With --live: stop after this long.
     #[arg(long, value_parser = parse_duration, requires = "live")]
     pub duration: Option<std::time::Duration>,
-    /// With --live: capture filter in tcpdump syntax (e.g. "tcp port 80"), run in the kernel.
-    #[arg(short = 'f', long, value_name = "FILTER", requires = "live")]
+    /// Capture filter in libpcap (tcpdump) syntax, e.g. 'tcp port 80 and host 10.0.0.1':
+    /// only matching packets are analysed. With --live it runs in the kernel; on files,
+    /// libpcap's compiled program runs on each frame.
+    #[arg(short = 'f', long, value_name = "FILTER")]
     pub filter: Option<String>,
     /// With --live: also write the packets to FILE (pcap), then FILE's stem.2.pcap, ... when
     /// it reaches --write-file-bytes, deleting the oldest to stay under --write-max-bytes.
@@ -136,7 +138,8 @@ pub struct AnalyzeArgs {
     /// Also write the charts as PNG and SVG files into DIR (created if needed).
     #[arg(long, value_name = "DIR")]
     pub plot: Option<std::path::PathBuf>,
-    /// Entries in each ranked list (talkers, flows, names, URLs); 0 for all.
+    /// Entries in each ranked list (talkers, flows, names, URLs) of the text and HTML
+    /// reports; 0 for all. The JSON keeps every row.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// No progress bar.
@@ -146,6 +149,16 @@ pub struct AnalyzeArgs {
     /// compare the kernel's maps with the host's; any difference is printed and fails.
     #[arg(long)]
     pub kernel: bool,
+    // -- Analyst options: flow export and threads. --
+    /// Also write every TCP and UDP flow (5-tuple, times, packets and bytes each way, flags,
+    /// outcome, application) to FILE: CSV when it ends in .csv, JSON lines for .jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub flows: Option<std::path::PathBuf>,
+    /// Threads (default: every CPU): with 2 or more, flows and application heads are
+    /// aggregated on a thread of their own beside reading and detection. Same report.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    // -- End of the analyst options. --
     /// The live agent's settings that apply offline (poll interval, window, allowlist,
     /// thresholds), with its defaults and checks.
     #[command(flatten)]
@@ -183,8 +196,11 @@ impl AnalyzeArgs {
             ignore_scanners: s.ignore_scanners,
             ignore_scanned: s.ignore_scanned,
             local: self.vantage.local.clone(),
-            top: self.top,
             progress_min: (!self.no_progress).then_some(PROGRESS_MIN_BYTES),
+            threads: self.threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, usize::from),
+                usize::from,
+            ),
         })
     }
 

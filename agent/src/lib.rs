@@ -10,6 +10,8 @@ pub mod analyze_cmd;
 pub mod analyze_live;
 pub mod bench;
 pub mod block;
+#[cfg(feature = "analyze")]
+pub mod capture_filter;
 pub mod cli;
 pub mod config;
 pub mod evidence;

@@ -225,10 +225,7 @@ fn corpus_never_panics_and_reports_consistently() {
         "the shared corpus is missing ({} files)",
         files.len()
     );
-    let opts = Options {
-        top: 5,
-        ..Options::default()
-    };
+    let opts = Options::default();
     let (mut ok, mut errors) = (0, Vec::new());
     for f in &files {
         let name = f.display().to_string();
@@ -325,10 +322,7 @@ fn protocol_counts_match_tshark() {
 
 #[test]
 fn flow_counts_match_tshark() {
-    let opts = Options {
-        top: 0,
-        ..Options::default()
-    };
+    let opts = Options::default();
     for f in esnet_and_ddos() {
         let r = report(&f, &opts);
         // TCP: Wireshark's streams (it also splits reused ports), outside ICMP errors.
@@ -637,39 +631,25 @@ fn ordinary_captures_raise_no_alerts() {
 
 #[test]
 fn application_hints_match_tshark() {
-    let opts = Options {
-        top: 0,
-        ..Options::default()
-    };
-    // HTTP requests: method and URL of each (tshark leaves the URL empty without Host).
+    let opts = Options::default();
+    // HTTP requests: method and URL of each (tshark leaves the URL empty without Host),
+    // SSDP's over UDP included.
     for rel in [
         "esnet/nmap_80_w_service_detection.pcap",
         "tcpdump-tests/accecn_handshake.pcap",
         "tcpdump-tests/print-flags.pcap",
+        "tcpdump-tests/eapon1.pcap",
+        "ddos/amp.dns.RRSIG.fragmented.pcap",
     ] {
         let f = capture(rel);
         let r = report(&f, &opts);
-        let theirs = tshark(
-            &f,
-            "http.request",
-            &[],
-            &["http.request.method", "http.request.full_uri"],
+        let theirs = tshark_http_requests(&f);
+        assert_eq!(
+            r.application.http_requests,
+            theirs.values().sum::<u64>(),
+            "{rel}"
         );
-        assert_eq!(r.application.http_requests, theirs.len() as u64, "{rel}");
-        let mut ours: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for h in &r.application.http {
-            let url = if h.host.is_empty() {
-                String::new()
-            } else {
-                h.url.clone()
-            };
-            *ours.entry((h.method.clone(), url)).or_default() += h.count;
-        }
-        let mut expected: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for t in theirs {
-            *expected.entry((t[0].clone(), t[1].clone())).or_default() += 1;
-        }
-        assert_eq!(ours, expected, "{rel}");
+        assert_eq!(picket_http_requests(&r), theirs, "{rel}");
     }
     // DNS questions and response codes.
     for rel in [
@@ -769,16 +749,13 @@ fn html_report_and_plots_contain_the_charts() {
     let r = report(&f, &Options::default());
     let page = html::render(&r).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert_eq!(page.matches("<svg").count(), charts::Chart::ALL.len());
-    for c in charts::Chart::ALL {
-        assert!(
-            page.contains(&format!("id=\"chart-{}\"", c.name())),
-            "{}",
-            c.name()
-        );
-        assert!(page.contains(c.title()));
+    for (id, title) in html::CHARTS {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
+        assert!(page.contains(title));
     }
-    assert!(!page.contains("<script"), "self-contained, no scripts");
+    // Self-contained: the charting library is inlined, nothing is loaded from elsewhere.
+    assert!(page.contains("echarts"), "inlined ECharts");
+    assert!(!page.contains("<script src"), "no external scripts");
     assert!(!page.contains("src=\"http"), "no external resources");
     assert!(
         page.contains("24.132.150.54"),
@@ -803,7 +780,7 @@ fn html_report_and_plots_contain_the_charts() {
     assert!(
         std::fs::read_to_string(&page_path)
             .unwrap()
-            .contains("chart-bytes-over-time")
+            .contains("chart-traffic")
     );
     for c in charts::Chart::ALL {
         let png = std::fs::read(plots.join(format!("{}.png", c.name()))).unwrap();
@@ -1252,5 +1229,426 @@ fn scans_inside_every_tunnel_are_caught_offline_as_tshark_counts_them() {
             "{text}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An Ethernet/IPv4 TCP segment from `src`:`sport` to `dst`:`dport` with sequence number
+/// `seq`, `flags` and `payload`.
+fn tcp_segment(
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    use picket_frames as frames;
+    let mut l4 = frames::tcp(sport, dport, flags);
+    l4[4..8].copy_from_slice(&seq.to_be_bytes());
+    l4[8..12].copy_from_slice(&ack.to_be_bytes());
+    l4.extend_from_slice(payload);
+    frames::ipv4(src.into(), dst.into(), 6, 0, &l4)
+}
+
+/// A client talking HTTP to port 80 with its requests cut across segments, one segment late,
+/// one retransmitted, three requests pipelined in one segment (one a WebDAV PROPFIND with a
+/// body) and a response head split in two.
+fn split_http_capture() -> Vec<u8> {
+    use agent_common::classify::{TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN};
+    let (c, s) = (([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80));
+    let robots = b"GET /robots.txt HTTP/1.1\r\nHost: t.example\r\nUser-Agent: nmap\r\n\r\n";
+    let mut pipelined =
+        b"PROPFIND /dav/ HTTP/1.1\r\nHost: t.example\r\nContent-Length: 15\r\n\r\n".to_vec();
+    pipelined.extend_from_slice(b"<propfind/>\r\n\r\n");
+    pipelined.extend_from_slice(b"GET /a HTTP/1.1\r\nHost: t.example\r\n\r\n");
+    pipelined.extend_from_slice(b"MKCOL /dav/x/ HTTP/1.1\r\nHost: t.example\r\n\r\n");
+    let last = b"GET /split-at-the-end HTTP/1.1\r\nHost: t.example\r\n\r\n";
+    let response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno\n";
+    let (cs, ss) = (1000u32, 5000u32);
+    let pa = TCP_PSH | TCP_ACK;
+    let mut seq = cs + 1;
+    let mut pkts = vec![
+        tcp_segment(c, s, cs, 0, TCP_SYN, &[]),
+        tcp_segment(s, c, ss, cs + 1, TCP_SYN | TCP_ACK, &[]),
+        tcp_segment(c, s, cs + 1, ss + 1, TCP_ACK, &[]),
+    ];
+    // robots.txt in three segments, the third before the second, the first sent twice.
+    let (a, b) = (10, 30);
+    pkts.push(tcp_segment(c, s, seq, ss + 1, pa, &robots[..a]));
+    pkts.push(tcp_segment(c, s, seq + b as u32, ss + 1, pa, &robots[b..]));
+    pkts.push(tcp_segment(c, s, seq, ss + 1, pa, &robots[..a]));
+    pkts.push(tcp_segment(c, s, seq + a as u32, ss + 1, pa, &robots[a..b]));
+    seq += robots.len() as u32;
+    let mut sseq = ss + 1;
+    pkts.push(tcp_segment(s, c, sseq, seq, pa, &response[..20]));
+    pkts.push(tcp_segment(s, c, sseq + 20, seq, pa, &response[20..]));
+    sseq += response.len() as u32;
+    pkts.push(tcp_segment(c, s, seq, sseq, pa, &pipelined));
+    seq += pipelined.len() as u32;
+    // The last head's empty line is split between two segments.
+    let cut = last.len() - 3;
+    pkts.push(tcp_segment(c, s, seq, sseq, pa, &last[..cut]));
+    pkts.push(tcp_segment(c, s, seq + cut as u32, sseq, pa, &last[cut..]));
+    seq += last.len() as u32;
+    pkts.push(tcp_segment(c, s, seq, sseq, TCP_FIN | TCP_ACK, &[]));
+    pkts.push(tcp_segment(s, c, sseq, seq + 1, TCP_FIN | TCP_ACK, &[]));
+    pkts.push(tcp_segment(c, s, seq + 1, sseq + 1, TCP_ACK, &[]));
+    let t0 = 1_700_000_000_000_000_000u64;
+    pcap_ns(
+        &pkts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (t0 + i as u64 * 1_000_000, p))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Every HTTP request tshark finds (each of several in one frame), as (method, full URI;
+/// empty without a Host header).
+fn tshark_http_requests(path: &Path) -> BTreeMap<(String, String), u64> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args([
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-Y",
+            "http.request",
+        ])
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"])
+        .args(["-e", "http.request.method", "-e", "http.request.full_uri"])
+        .output()
+        .expect("tshark must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut m = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let (methods, uris) = line.split_once('|').unwrap();
+        for (method, uri) in methods.split(',').zip(uris.split(',')) {
+            *m.entry((method.to_string(), uri.to_string())).or_default() += 1;
+        }
+    }
+    m
+}
+
+fn picket_http_requests(r: &Report) -> BTreeMap<(String, String), u64> {
+    let mut ours = BTreeMap::new();
+    for h in &r.application.http {
+        let url = if h.host.is_empty() {
+            String::new()
+        } else {
+            h.url.clone()
+        };
+        *ours.entry((h.method.clone(), url)).or_default() += h.count;
+    }
+    ours
+}
+
+#[test]
+fn split_and_pipelined_http_requests_match_tshark() {
+    let dir = temp_dir("split-http");
+    let f = dir.join("split.pcap");
+    std::fs::write(&f, split_http_capture()).unwrap();
+    let r = report(&f, &Options::default());
+    let theirs = tshark_http_requests(&f);
+    assert_eq!(
+        theirs.values().sum::<u64>(),
+        5,
+        "tshark should see the five requests: {theirs:?}"
+    );
+    assert_eq!(picket_http_requests(&r), theirs);
+    assert_eq!(r.application.http_requests, 5);
+    assert_eq!(
+        (
+            r.application.http_responses,
+            r.application.http_status[0].name.as_str()
+        ),
+        (1, "404")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capture_filter_keeps_what_tcpdump_keeps() {
+    for (rel, expr) in [
+        (
+            "esnet/nmap_80_w_service_detection.pcap",
+            "tcp port 80 and host 10.87.1.10",
+        ),
+        (
+            "esnet/nmap_80_w_service_detection.pcap",
+            "tcp[tcpflags] & tcp-syn != 0",
+        ),
+        ("tcpdump-tests/dns_udp.pcap", "udp and not port 53"),
+        ("ddos/amp.UDP.snmp.src161.pcapng", "icmp"),
+    ] {
+        let f = capture(rel);
+        let out = picket(&["--json", "--no-progress", "-f", expr, f.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let tcpdump = Command::new("tcpdump")
+            .args(["-nn", "-r"])
+            .arg(&f)
+            .arg(expr)
+            .output()
+            .expect("tcpdump must be installed");
+        let lines = String::from_utf8_lossy(&tcpdump.stdout).lines().count() as u64;
+        assert_eq!(v["totals"]["packets"], lines, "{rel} -f {expr:?}");
+        assert_eq!(v["filter"]["packets_matched"], lines);
+        assert_eq!(v["filter"]["expression"], expr);
+        assert!(v["filter"]["packets_read"].as_u64() > Some(lines), "{rel}");
+    }
+    let whois = capture("esnet/whois.pcap");
+    let out = picket(&["-f", "tcp prot 80", whois.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("bad capture filter \"tcp prot 80\""), "{err}");
+}
+
+#[test]
+fn flows_file_holds_every_flow_as_csv_and_json_lines() {
+    let dir = temp_dir("flows");
+    let f = capture("esnet/nmap_80_w_service_detection.pcap");
+    let (csv_path, jsonl) = (dir.join("flows.csv"), dir.join("flows.jsonl"));
+    let mut reports = Vec::new();
+    for out in [&csv_path, &jsonl] {
+        let o = picket(&[
+            "--json",
+            "--no-progress",
+            "--flows",
+            out.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        reports.push(serde_json::from_slice::<Value>(&o.stdout).unwrap());
+    }
+    let r = &reports[0];
+    let rows: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (tcp, udp) = (&r["tcp"], &r["udp"]);
+    let total = tcp["flows_total"].as_u64().unwrap() + udp["flows_total"].as_u64().unwrap();
+    assert!(total > 5, "{total}");
+    assert_eq!(rows.len() as u64, total);
+    let l4 = |id: &str| {
+        r["protocols"]["l4"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map_or((0, 0), |p| {
+                (p["packets"].as_u64().unwrap(), p["bytes"].as_u64().unwrap())
+            })
+    };
+    for proto in ["tcp", "udp"] {
+        let (mut packets, mut bytes) = (0, 0);
+        for row in rows.iter().filter(|x| x["proto"] == proto) {
+            packets += row["packets_to_server"].as_u64().unwrap()
+                + row["packets_to_client"].as_u64().unwrap();
+            bytes +=
+                row["bytes_to_server"].as_u64().unwrap() + row["bytes_to_client"].as_u64().unwrap();
+        }
+        assert_eq!((packets, bytes), l4(proto), "{proto}");
+    }
+    // The HTTP flows carry their application and Host.
+    let http: Vec<&Value> = rows.iter().filter(|x| x["app"] == "http").collect();
+    assert!(!http.is_empty() && http.iter().all(|x| x["server_port"] == 80));
+    // The CSV has the same rows (read back by Python's csv module).
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import csv,sys,json; rows=list(csv.DictReader(open(sys.argv[1]))); print(json.dumps([len(rows), sorted(rows[0].keys()), sum(int(r['packets_to_server']) for r in rows)]))",
+        ])
+        .arg(&csv_path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(v[0].as_u64(), Some(total));
+    let mut keys: Vec<String> = rows[0].as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(v[1], serde_json::json!(keys));
+    let to_server: u64 = rows
+        .iter()
+        .map(|x| x["packets_to_server"].as_u64().unwrap())
+        .sum();
+    assert_eq!(v[2].as_u64(), Some(to_server));
+    // An extension that names no format is refused in one line.
+    let o = picket(&["--flows", "/tmp/flows.txt", f.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("name the file .csv or .jsonl"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs headless Chromium on `url` with `args` (a 1280-pixel wide window, scale 1).
+fn chromium(args: &[&str], url: &str) -> std::process::Output {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--window-size=1280,4200",
+            "--virtual-time-budget=5000",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium must be installed (cargo xtask bootstrap)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The value of attribute `name` of the element with id `id` in a dumped DOM.
+fn dom_attr(dom: &str, id: &str, name: &str) -> String {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let tag = &dom[dom[..at].rfind('<').unwrap()..];
+    let tag = &tag[..tag.find('>').unwrap()];
+    let start = tag
+        .find(&format!("{name}=\""))
+        .unwrap_or_else(|| panic!("#{id} has no {name}: {tag}"))
+        + name.len()
+        + 2;
+    tag[start..start + tag[start..].find('"').unwrap()].to_string()
+}
+
+#[test]
+fn html_charts_draw_and_zoom_in_headless_chromium() {
+    // A capture with alerts, so that the time charts carry episode bands.
+    let f = capture("esnet/two_way_all_flags.pcap");
+    let dir = temp_dir("chromium");
+    let page = dir.join("report.html");
+    let out = picket(&[
+        f.to_str().unwrap(),
+        "--no-progress",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("file://{}", page.display());
+    let dom = String::from_utf8(chromium(&["--dump-dom"], &url).stdout).unwrap();
+    let body = &dom[dom.find("<body").unwrap()..];
+    let drawn = body[body.find("data-charts-drawn=\"").unwrap() + 19..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(drawn, html::CHARTS.len().to_string(), "every chart drawn");
+    let episodes: usize = body[body.find("data-episodes=\"").unwrap() + 15..]
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(episodes > 0, "the capture raises alerts: bands expected");
+    // A screenshot: inside every chart's box, a good share of the pixels are not background.
+    let shot = dir.join("shot.png");
+    chromium(&[&format!("--screenshot={}", shot.display())], &url);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    for (id, _) in html::CHARTS {
+        let b: Vec<usize> = dom_attr(&dom, id, "data-box")
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let (x0, y0, w, h) = (b[0], b[1], b[2], b[3]);
+        assert!(w > 300 && h > 200, "{id}: box {b:?}");
+        assert!(
+            y0 + h <= info.height as usize,
+            "{id} below the screenshot: {b:?}"
+        );
+        let mut inked = 0usize;
+        for y in y0..y0 + h {
+            for x in x0..(x0 + w).min(info.width as usize) {
+                let p = (y * info.width as usize + x) * channels;
+                if buf[p..p + 3].iter().any(|c| *c < 235) {
+                    inked += 1;
+                }
+            }
+        }
+        let share = inked as f64 / (w * h) as f64;
+        assert!(
+            share > 0.02,
+            "{id}: only {:.1}% of its pixels drawn",
+            share * 100.0
+        );
+    }
+    // A scripted zoom: the middle half of the capture's time range.
+    let range = |dom: &str| -> (u64, u64) {
+        (
+            dom_attr(dom, "zoom-range", "data-start-ms")
+                .parse()
+                .unwrap(),
+            dom_attr(dom, "zoom-range", "data-end-ms").parse().unwrap(),
+        )
+    };
+    let (start, end) = range(&dom);
+    assert!(end > start);
+    let (a, b) = (start + (end - start) / 4, end - (end - start) / 4);
+    let zoomed =
+        String::from_utf8(chromium(&["--dump-dom"], &format!("{url}#zoom={a},{b}")).stdout)
+            .unwrap();
+    let (za, zb) = range(&zoomed);
+    assert!(
+        za >= start && zb <= end && (zb - za) < (end - start) * 3 / 4,
+        "zoom to {a}..{b} shows {za}..{zb} (whole range {start}..{end})"
+    );
+    assert!(za.abs_diff(a) <= (end - start) / 20 && zb.abs_diff(b) <= (end - start) / 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_threads_give_the_same_report_as_one() {
+    // Captures with flows, HTTP heads, DNS and alerts; the split-request capture too.
+    let dir = temp_dir("threads");
+    let split = dir.join("split.pcap");
+    std::fs::write(&split, split_http_capture()).unwrap();
+    let files = [
+        capture("esnet/tcp_0_1000_20190821.pcap"),
+        capture("esnet/nmap_80_w_service_detection.pcap"),
+        capture("ddos/amp.dns.RRSIG.fragmented.pcap"),
+        capture("tcpdump-tests/dns_tcp.pcap"),
+        split,
+    ];
+    let json = |threads: usize| {
+        let opts = Options {
+            threads,
+            ..Options::default()
+        };
+        let r = analyze::analyze(&files, &opts).unwrap();
+        assert!(r.totals.packets > 5000 && !r.alerts.is_empty() && r.tcp.flows_total > 1000);
+        serde_json::to_string_pretty(&r).unwrap()
+    };
+    let one = json(1);
+    assert_eq!(one, json(2), "--threads 2 changed the report");
+    assert_eq!(one, json(1), "two runs differ");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,9 @@
 //! The aggregation of every packet into a [`Report`]: protocol mix, flows, application hints,
 //! timeline, sizes and the live detectors on packet time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::HashMap;
 
 use agent_common::{
     ParseError, Summary,
@@ -15,15 +17,13 @@ use picket_detect::{
 };
 
 use super::{
-    Options,
-    app::AppStats,
-    flows::FlowStats,
-    names,
+    Options, names,
     reader::{Frame, InputInfo},
     report::{
-        Count, DetectionSummary, ErrorCount, LinkTypeCount, ProtoCount, Protocols, Report, SCHEMA,
-        Totals,
+        Count, DetectionSummary, ErrorCount, Limits, LinkTypeCount, ProtoCount, Protocols, Report,
+        SCHEMA, Totals,
     },
+    stages::Sink,
     timeline::{Class, SizeHistogram, Timeline},
 };
 
@@ -51,8 +51,7 @@ const L4: [(&str, &str); 7] = [
 ];
 
 /// Accumulates everything the report needs, one frame at a time.
-pub struct Aggregator {
-    top: usize,
+pub struct Aggregator<'s> {
     window_s: f64,
     poll_s: f64,
     thresholds: Thresholds,
@@ -66,19 +65,18 @@ pub struct Aggregator {
     l4: [Count; 7],
     errors: [u64; PARSE_ERROR_SLOTS],
     tunnels: crate::tunnels::Tunnels,
-    flows: FlowStats,
-    app: AppStats,
+    /// Flows, talkers and application heads (inline or on another thread).
+    stage: Sink<'s>,
     timeline: Timeline,
     sizes: SizeHistogram,
     detection: Detection,
     inputs: Vec<InputInfo>,
 }
 
-impl Aggregator {
-    /// An empty aggregation with the given options.
-    pub fn new(opts: &Options) -> Self {
+impl<'s> Aggregator<'s> {
+    /// An empty aggregation with the given options, handing flows to `stage`.
+    pub fn new(opts: &Options, stage: Sink<'s>) -> Self {
         Aggregator {
-            top: opts.top,
             window_s: opts.window.as_secs_f64(),
             poll_s: opts.poll_interval.as_secs_f64(),
             thresholds: opts.thresholds.clone(),
@@ -87,13 +85,12 @@ impl Aggregator {
             last: None,
             prev_ts: None,
             linktypes: BTreeMap::new(),
-            l2: HashMap::new(),
-            ip: HashMap::new(),
+            l2: HashMap::default(),
+            ip: HashMap::default(),
             l4: [Count::default(); 7],
             errors: [0; PARSE_ERROR_SLOTS],
             tunnels: crate::tunnels::Tunnels::default(),
-            flows: FlowStats::default(),
-            app: AppStats::default(),
+            stage,
             timeline: Timeline::default(),
             sizes: SizeHistogram::default(),
             detection: Detection::new(
@@ -176,8 +173,7 @@ impl Aggregator {
         self.timeline.add(ts, class, wire);
         if s.is_ip() {
             self.ip.entry(s.proto).or_default().add(wire);
-            self.flows.observe(s, f.data, wire, ts);
-            self.app.observe(s, f.data, ts);
+            self.stage.observe(s, f.data, wire, ts);
         }
     }
 
@@ -186,9 +182,10 @@ impl Aggregator {
         self.inputs.push(info);
     }
 
-    /// The report.
-    pub fn finish(self) -> Report {
-        let top = self.top;
+    /// The report; an error only when the flow stage's thread failed.
+    pub fn finish(self) -> anyhow::Result<Report> {
+        let stage = self.stage.finish()?;
+        let (flows, app) = (stage.flows, stage.app);
         let det = self.detection.finish();
         let mut totals = self.totals;
         if let (Some(first), Some(last)) = (self.first, self.last) {
@@ -213,10 +210,10 @@ impl Aggregator {
                 totals.out_of_order
             ));
         }
-        if self.flows.untracked() > 0 {
+        if flows.untracked() > 0 {
             warnings.push(format!(
                 "{} packets belong to flows or addresses beyond the table limits",
-                self.flows.untracked()
+                flows.untracked()
             ));
         }
         if self.tunnels.untracked > 0 {
@@ -225,7 +222,10 @@ impl Aggregator {
                 self.tunnels.untracked
             ));
         }
-        let application = self.app.finish(top);
+        let application = app.finish();
+        let app = &app;
+        let tcp = flows.tcp_summary(&|k| app.hint(IPPROTO_TCP, k));
+        let udp = flows.udp_summary(&|k| app.hint(IPPROTO_UDP, k));
         if application.entries_not_kept > 0 {
             warnings.push(format!(
                 "{} application entries beyond the table limits were not kept",
@@ -238,7 +238,7 @@ impl Aggregator {
                 .entry(e.finding.rule.name().to_string())
                 .or_default() += 1;
         }
-        Report {
+        Ok(Report {
             schema: SCHEMA,
             inputs: self.inputs,
             link_types: self
@@ -279,10 +279,10 @@ impl Aggregator {
                     })
                     .collect(),
             },
-            top_talkers: self.flows.talkers(top),
-            tcp: self.flows.tcp_summary(top),
-            udp: self.flows.udp_summary(top),
-            icmp: self.flows.icmp(),
+            top_talkers: flows.talkers(),
+            tcp,
+            udp,
+            icmp: flows.icmp(),
             application,
             parse_errors: ParseError::ALL
                 .iter()
@@ -292,7 +292,7 @@ impl Aggregator {
                 })
                 .filter(|e| e.packets > 0)
                 .collect(),
-            tunnels: self.tunnels.rows(top),
+            tunnels: self.tunnels.rows(),
             detection: DetectionSummary {
                 thresholds: self.thresholds,
                 window_s: self.window_s,
@@ -313,8 +313,16 @@ impl Aggregator {
             timeline: self.timeline.finish(),
             packet_sizes: self.sizes.finish(),
             totals,
+            limits: Limits {
+                flows_max: crate::flows::MAX_TRACKED,
+                addresses_max: crate::flows::MAX_TRACKED,
+                application_entries_max: crate::app::MAX_ENTRIES,
+                tcp_streams_max: crate::streams::MAX_STREAMS,
+                packets_untracked: flows.untracked(),
+            },
+            filter: None,
             warnings,
-        }
+        })
     }
 }
 

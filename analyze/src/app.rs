@@ -1,11 +1,13 @@
 //! Application hints from L4 payloads (which start at `Summary::payload_off`): HTTP requests,
 //! http/https URLs in cleartext, DNS questions and response codes, TLS SNI.
 //!
-//! Each payload is looked at on its own (no TCP reassembly): a request line, DNS header or
-//! ClientHello must start in the packet that carries it. Every read is bounds-checked;
-//! strings taken from packets are made printable (`\xNN` escapes) before they are kept.
+//! TCP heads are reassembled across segments first ([`crate::streams`]); UDP payloads are
+//! read one datagram at a time. Every read is bounds-checked; strings taken from packets are
+//! made printable (`\xNN` escapes) before they are kept.
 
-use std::{cmp::Reverse, collections::HashMap, fmt::Write as _};
+use std::{cmp::Reverse, fmt::Write as _};
+
+use crate::HashMap;
 
 use agent_common::{
     Summary,
@@ -15,18 +17,20 @@ use agent_common::{
 use super::{
     names,
     report::{Application, DnsName, DnsSummary, HttpRequest, NameCount},
-    top_n,
+    sorted,
+    streams::{Head, Segment, Streams},
 };
 
 /// Most distinct entries kept per table; later new entries are only counted.
-const MAX_ENTRIES: usize = 100_000;
+pub const MAX_ENTRIES: usize = 100_000;
 /// Longest URL kept (longer ones are cut).
 const MAX_URL: usize = 2048;
 /// Longest HTTP request head looked at.
-const MAX_HEAD: usize = 8192;
+const MAX_HEAD: usize = crate::streams::MAX_HTTP_HEAD;
 /// Most DNS compression pointers followed in one name.
 const MAX_JUMPS: usize = 32;
 const DNS_PORT: u16 = 53;
+const SSDP_PORT: u16 = 1900;
 
 /// The bytes of the L4 payload, without link-layer padding past the IP packet's own length.
 pub fn l4_payload<'a>(s: &Summary, data: &'a [u8]) -> &'a [u8] {
@@ -62,6 +66,13 @@ fn upsert<K: std::hash::Hash + Eq, V: Default>(
     f(map.entry(key).or_default());
 }
 
+/// The sequence number of a TCP segment (the classifier checked that the header is there).
+pub(crate) fn tcp_seq(s: &Summary, data: &[u8]) -> Option<u32> {
+    let off = usize::from(s.l4_off) + 4;
+    data.get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// Counts one entry of a capped table.
 fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K, overflow: &mut u64) {
     upsert(map, key, overflow, |v| *v += 1);
@@ -79,9 +90,44 @@ struct DnsAgg {
     responses: u64,
 }
 
-/// Application-layer tallies.
+/// Application-layer tallies, and the TCP streams their heads come from.
 #[derive(Debug, Default)]
 pub struct AppStats {
+    streams: Streams,
+    tally: Tally,
+}
+
+/// Entries of each table not kept because it was full.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct NotKept {
+    /// HTTP (method, host, URL) entries.
+    pub http: u64,
+    /// URLs.
+    pub urls: u64,
+    /// DNS questions.
+    pub dns_names: u64,
+    /// TLS server names.
+    pub tls_sni: u64,
+    /// TCP segments read on their own because the stream table was full.
+    pub streams: u64,
+}
+
+/// The application a flow carried, from its first head: protocol and name (HTTP Host, TLS
+/// server name, DNS question).
+#[derive(Clone, Debug, Default)]
+pub struct Hint {
+    /// `http`, `tls`, `dns` or `ssdp`.
+    pub app: &'static str,
+    /// Host, server name or question name; empty when the head had none.
+    pub name: String,
+}
+
+/// A flow: IP protocol and the canonical key (lower endpoint first).
+pub type HintKey = (u8, crate::flows::FlowKey);
+
+#[derive(Debug, Default)]
+struct Tally {
+    hints: HashMap<HintKey, Hint>,
     http: HashMap<(String, String, String), HttpAgg>,
     http_requests: u64,
     urls: HashMap<String, u64>,
@@ -92,37 +138,112 @@ pub struct AppStats {
     dns_malformed: u64,
     sni: HashMap<String, u64>,
     client_hellos: u64,
-    overflow: u64,
+    http_responses: u64,
+    status: HashMap<u16, u64>,
+    not_kept: NotKept,
 }
 
 impl AppStats {
-    /// Looks at the payload of one classified packet.
+    /// Looks at the payload of one classified packet (`data`: its captured bytes).
     pub fn observe(&mut self, s: &Summary, data: &[u8], ts_ns: u64) {
         let p = l4_payload(s, data);
-        if p.is_empty() {
-            return;
-        }
+        let dns = s.src_port == DNS_PORT || s.dst_port == DNS_PORT;
         match s.proto {
-            IPPROTO_UDP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => self.dns(p),
-            // DNS over TCP: a 2-byte length, then the message (when it starts here).
-            IPPROTO_TCP if (s.src_port == DNS_PORT || s.dst_port == DNS_PORT) && p.len() > 14 => {
-                self.dns(&p[2..])
-            }
-            IPPROTO_TCP if s.src_port == DNS_PORT || s.dst_port == DNS_PORT => {}
-            IPPROTO_TCP => {
+            IPPROTO_UDP if dns && !p.is_empty() => self.tally.dns(p, s),
+            // SSDP: HTTP requests in UDP datagrams.
+            IPPROTO_UDP if s.src_port == SSDP_PORT || s.dst_port == SSDP_PORT => {
                 if let Some(req) = parse_http(p) {
-                    self.http_request(req, s, ts_ns);
-                } else if let Some(name) = client_hello_sni(p) {
-                    self.client_hellos += 1;
-                    bump(&mut self.sni, name, &mut self.overflow);
-                } else if p.first() == Some(&0x16) && p.get(5) == Some(&1) {
-                    self.client_hellos += 1;
+                    self.tally.hint(s, "ssdp", req.host.map(printable));
+                    self.tally.http_request(req, s, ts_ns);
                 }
+            }
+            IPPROTO_TCP if s.has_l4() => {
+                let Some(seq) = tcp_seq(s, data) else {
+                    return;
+                };
+                let (key, side) = crate::flows::canonical(s);
+                let flags = s.tcp_flags;
+                let syn = flags & agent_common::classify::TCP_SYN != 0;
+                let end = flags
+                    & (agent_common::classify::TCP_FIN | agent_common::classify::TCP_RST)
+                    != 0;
+                let tally = &mut self.tally;
+                self.streams.segment(
+                    Segment {
+                        key: (key.0, key.1, key.2, key.3, side as u8),
+                        seq,
+                        syn,
+                        end,
+                        dns,
+                        payload: p,
+                    },
+                    &mut |h| tally.head(h, s, ts_ns),
+                );
             }
             _ => {}
         }
-        if s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP {
-            scan_urls(p, |u| bump(&mut self.urls, u, &mut self.overflow));
+        if !p.is_empty() && (s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP) {
+            let t = &mut self.tally;
+            scan_urls(p, |u| bump(&mut t.urls, u, &mut t.not_kept.urls));
+        }
+    }
+
+    /// The application flow `key` of IP protocol `proto` carried, if a head told.
+    pub fn hint(&self, proto: u8, key: &crate::flows::FlowKey) -> Option<&Hint> {
+        self.tally.hints.get(&(proto, *key))
+    }
+
+    /// The report section, every entry kept (sorted, largest first).
+    pub fn finish(&self) -> Application {
+        let mut a = self.tally.finish();
+        a.not_kept.streams = self.streams.not_reassembled;
+        a
+    }
+}
+
+impl Tally {
+    /// Notes the application of the packet's flow, once (bounded like the flow tables).
+    fn hint(&mut self, s: &Summary, app: &'static str, name: Option<String>) {
+        let key = (s.proto, crate::flows::canonical(s).0);
+        if self.hints.len() >= crate::flows::MAX_TRACKED && !self.hints.contains_key(&key) {
+            return;
+        }
+        self.hints.entry(key).or_insert_with(|| Hint {
+            app,
+            name: name.unwrap_or_default(),
+        });
+    }
+
+    fn head(&mut self, h: Head<'_>, s: &Summary, ts_ns: u64) {
+        match h {
+            Head::HttpRequest(b) => {
+                if let Some(req) = parse_http(b) {
+                    self.hint(s, "http", req.host.map(printable));
+                    self.http_request(req, s, ts_ns);
+                }
+            }
+            Head::HttpResponse(b) => {
+                if let Some(code) = b
+                    .get(9..12)
+                    .filter(|c| b.starts_with(b"HTTP/") && c.iter().all(u8::is_ascii_digit))
+                {
+                    self.http_responses += 1;
+                    self.hint(s, "http", None);
+                    let code = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+                    *self.status.entry(code).or_default() += 1;
+                }
+            }
+            Head::TlsHandshake(b) => {
+                if b.get(5) == Some(&1) {
+                    self.client_hellos += 1;
+                    let sni = client_hello_sni(b);
+                    self.hint(s, "tls", sni.clone());
+                    if let Some(name) = sni {
+                        bump(&mut self.sni, name, &mut self.not_kept.tls_sni);
+                    }
+                }
+            }
+            Head::Dns(m) => self.dns(m, s),
         }
     }
 
@@ -151,15 +272,11 @@ impl AppStats {
             } else {
                 host.clone()
             };
-            let path = if target.starts_with('/') {
-                target
-            } else {
-                String::new()
-            };
-            format!("http://{authority}{path}")
+            // Origin form (`/path`) or asterisk form (`*`), appended as Wireshark does.
+            format!("http://{authority}{target}")
         };
         let key = (req.method.to_string(), host, cut(url));
-        upsert(&mut self.http, key, &mut self.overflow, |a| {
+        upsert(&mut self.http, key, &mut self.not_kept.http, |a| {
             if a.count == 0 {
                 a.first_ns = ts_ns;
             }
@@ -167,28 +284,28 @@ impl AppStats {
         });
     }
 
-    fn dns(&mut self, m: &[u8]) {
+    fn dns(&mut self, m: &[u8], s: &Summary) {
         let Some(msg) = parse_dns(m) else {
             self.dns_malformed += 1;
             return;
         };
+        self.hint(s, "dns", msg.question.as_ref().map(|q| q.0.clone()));
         if msg.response {
             self.dns_responses += 1;
-            bump(&mut self.rcodes, msg.rcode, &mut self.overflow);
+            *self.rcodes.entry(msg.rcode).or_default() += 1;
         } else {
             self.dns_queries += 1;
         }
         if let Some(q) = msg.question {
-            upsert(&mut self.dns, q, &mut self.overflow, |a| {
+            upsert(&mut self.dns, q, &mut self.not_kept.dns_names, |a| {
                 a.queries += u64::from(!msg.response);
                 a.responses += u64::from(msg.response);
             });
         }
     }
 
-    /// The report section; ranked lists keep `top` entries (0: all).
-    pub fn finish(&self, top: usize) -> Application {
-        let http = top_n(self.http.iter(), top, |(k, a)| {
+    fn finish(&self) -> Application {
+        let http = sorted(self.http.iter(), |(k, a)| {
             (Reverse(a.count), &k.2, &k.0, &k.1)
         })
         .into_iter()
@@ -200,7 +317,7 @@ impl AppStats {
             first_seen: picket_detect::document::rfc3339(a.first_ns),
         })
         .collect();
-        let names = top_n(self.dns.iter(), top, |(k, a)| {
+        let names = sorted(self.dns.iter(), |(k, a)| {
             (Reverse(a.queries + a.responses), &k.0, k.1)
         })
         .into_iter()
@@ -211,7 +328,7 @@ impl AppStats {
             responses: a.responses,
         })
         .collect();
-        let rcodes = top_n(self.rcodes.iter(), 0, |(rc, n)| (Reverse(**n), **rc))
+        let rcodes = sorted(self.rcodes.iter(), |(rc, n)| (Reverse(**n), **rc))
             .into_iter()
             .map(|(rc, count)| NameCount {
                 name: names::dns_rcode(*rc),
@@ -223,7 +340,7 @@ impl AppStats {
             http_distinct: self.http.len(),
             http,
             urls_distinct: self.urls.len(),
-            urls: counts(&self.urls, top),
+            urls: counts(&self.urls),
             dns: DnsSummary {
                 queries: self.dns_queries,
                 responses: self.dns_responses,
@@ -234,14 +351,26 @@ impl AppStats {
             },
             tls_client_hellos: self.client_hellos,
             tls_sni_distinct: self.sni.len(),
-            tls_sni: counts(&self.sni, top),
-            entries_not_kept: self.overflow,
+            tls_sni: counts(&self.sni),
+            http_responses: self.http_responses,
+            http_status: sorted(self.status.iter(), |(c, n)| (Reverse(**n), **c))
+                .into_iter()
+                .map(|(c, n)| NameCount {
+                    name: c.to_string(),
+                    count: *n,
+                })
+                .collect(),
+            entries_not_kept: self.not_kept.http
+                + self.not_kept.urls
+                + self.not_kept.dns_names
+                + self.not_kept.tls_sni,
+            not_kept: self.not_kept,
         }
     }
 }
 
-fn counts(map: &HashMap<String, u64>, top: usize) -> Vec<NameCount> {
-    top_n(map.iter(), top, |(name, n)| (Reverse(**n), *name))
+fn counts(map: &HashMap<String, u64>) -> Vec<NameCount> {
+    sorted(map.iter(), |(name, n)| (Reverse(**n), *name))
         .into_iter()
         .map(|(name, count)| NameCount {
             name: name.clone(),
@@ -284,7 +413,7 @@ fn be16(b: &[u8], off: usize) -> Option<usize> {
 /// The parts of an HTTP request head that the report keeps.
 #[derive(Debug, PartialEq)]
 pub struct Http<'a> {
-    /// One of the request methods recognised.
+    /// The method: any RFC 9110 token (so WebDAV's and extension methods too).
     pub method: &'a str,
     /// The request target, as sent.
     pub target: &'a [u8],
@@ -292,15 +421,17 @@ pub struct Http<'a> {
     pub host: Option<&'a [u8]>,
 }
 
-const METHODS: [&str; 9] = [
-    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-];
+/// Longest method token accepted.
+const MAX_METHOD: usize = 32;
 
 /// An HTTP/1.x request line (`METHOD SP target SP HTTP/x.y`) and its `Host` header.
 pub fn parse_http(p: &[u8]) -> Option<Http<'_>> {
-    let method = METHODS
-        .into_iter()
-        .find(|m| p.starts_with(m.as_bytes()) && p.get(m.len()) == Some(&b' '))?;
+    let sp = p.iter().take(MAX_METHOD + 1).position(|b| *b == b' ')?;
+    if sp == 0 || !p[..sp].iter().all(|c| crate::streams::is_tchar(*c)) {
+        return None;
+    }
+    // Token characters are ASCII.
+    let method = std::str::from_utf8(&p[..sp]).ok()?;
     let head = &p[..p.len().min(MAX_HEAD)];
     let mut lines = head
         .split(|b| *b == b'\n')
@@ -495,7 +626,11 @@ mod tests {
         let r = parse_http(b"CONNECT example.com:443 HTTP/1.1\r\n").unwrap();
         assert_eq!(r.target, b"example.com:443");
         assert!(parse_http(b"GET / FTP/1.0\r\n").is_none());
-        assert!(parse_http(b"GETX / HTTP/1.0\r\n").is_none());
+        assert_eq!(
+            parse_http(b"PROPFIND /d HTTP/1.1\r\n\r\n").unwrap().method,
+            "PROPFIND"
+        );
+        assert!(parse_http(b"G(T / HTTP/1.0\r\n").is_none());
         assert!(parse_http(b"GET ").is_none());
         assert_eq!(parse_http(b"GET / HTTP/1.0").unwrap().host, None);
     }

@@ -144,13 +144,7 @@ fn draw<DB: DrawingBackend>(c: Chart, root: &DrawingArea<DB, Shift>, r: &Report)
             )
         }
         Chart::Connections => {
-            let m = &r.tcp.connections_per_minute;
-            // "2024-01-02T03:04:00.000Z" → "03:04".
-            let labels: Vec<String> = m
-                .iter()
-                .map(|m| m.minute.get(11..16).unwrap_or(&m.minute).to_string())
-                .collect();
-            let values: Vec<f64> = m.iter().map(|m| m.connections as f64).collect();
+            let (labels, values) = minute_bars(&r.tcp.connections_per_minute);
             bars(
                 root,
                 c.title(),
@@ -162,6 +156,34 @@ fn draw<DB: DrawingBackend>(c: Chart, root: &DrawingArea<DB, Shift>, r: &Report)
         }
         Chart::Talkers => talkers(root, r),
     }
+}
+
+/// Most bars of the per-minute chart; longer captures get bars of several minutes.
+const MAX_MINUTE_BARS: u64 = 1440;
+
+/// One bar per minute from the first to the last, minutes without connections included (as
+/// empty bars: the axis keeps the gaps), or per group of minutes past [`MAX_MINUTE_BARS`].
+fn minute_bars(m: &[crate::report::MinuteCount]) -> (Vec<String>, Vec<f64>) {
+    const MINUTE: u64 = 60_000_000_000;
+    let (Some(first), Some(last)) = (m.first(), m.last()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let minutes = (last.minute_ns - first.minute_ns) / MINUTE + 1;
+    let per_bar = minutes.div_ceil(MAX_MINUTE_BARS);
+    let bars = minutes.div_ceil(per_bar) as usize;
+    let mut values = vec![0.0; bars];
+    for c in m {
+        values[((c.minute_ns - first.minute_ns) / MINUTE / per_bar) as usize] +=
+            c.connections as f64;
+    }
+    let labels = (0..bars as u64)
+        .map(|i| {
+            // "2024-01-02T03:04:00.000Z" → "03:04".
+            let t = picket_detect::document::rfc3339(first.minute_ns + i * per_bar * MINUTE);
+            t.get(11..16).unwrap_or(&t).to_string()
+        })
+        .collect();
+    (labels, values)
 }
 
 /// Short number for axis labels: 950, 1.2k, 3.4M.
@@ -410,6 +432,33 @@ fn duration(s: f64) -> String {
 }
 
 #[cfg(test)]
+mod minute_tests {
+    use super::*;
+    use crate::report::MinuteCount;
+
+    fn at(minute: u64, connections: u64) -> MinuteCount {
+        let ns = 1_700_000_040_000_000_000 + minute * 60_000_000_000;
+        MinuteCount {
+            minute: picket_detect::document::rfc3339(ns),
+            minute_ns: ns,
+            connections,
+        }
+    }
+
+    #[test]
+    fn minutes_without_connections_stay_on_the_axis() {
+        let (labels, values) = minute_bars(&[at(0, 3), at(4, 1)]);
+        assert_eq!(values, [3.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(labels.len(), 5);
+        assert_ne!(labels[1], labels[0]);
+        // Two days: bars of two minutes, every connection still counted.
+        let (labels, values) = minute_bars(&[at(0, 1), at(1, 1), at(2879, 5)]);
+        assert_eq!(labels.len(), 1440);
+        assert_eq!((values[0], values[1439]), (2.0, 5.0));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
@@ -421,7 +470,10 @@ mod tests {
     fn a_chart_with_one_bar_is_drawn() {
         // Every packet the same size: one histogram bucket (plotters once looped forever
         // placing a single x label).
-        let mut agg = Aggregator::new(&Options::default());
+        let mut agg = Aggregator::new(
+            &Options::default(),
+            crate::stages::Sink::Inline(Box::default()),
+        );
         let frame = picket_frames::ipv4(
             Ipv4Addr::new(192, 0, 2, 1),
             Ipv4Addr::new(192, 0, 2, 2),
@@ -437,7 +489,7 @@ mod tests {
                 orig_len: frame.len() as u32,
             });
         }
-        let r = agg.finish();
+        let r = agg.finish().unwrap();
         assert_eq!(r.packet_sizes.iter().filter(|b| b.packets > 0).count(), 1);
         for c in Chart::ALL {
             assert!(svg(&r, c).unwrap().contains("<svg"));

@@ -1,10 +1,7 @@
 //! Per-address and per-flow tallies: top talkers, conversations, TCP flows with their
 //! handshake and outcome, UDP flows, TCP connections started per minute, ICMP messages.
 
-use std::{
-    cmp::Reverse,
-    collections::{BTreeMap, HashMap},
-};
+use std::{cmp::Reverse, collections::BTreeMap};
 
 use agent_common::{
     Summary,
@@ -16,16 +13,18 @@ use agent_common::{
 };
 
 use super::{
+    HashMap,
+    app::Hint,
     names,
     report::{
         Conversation, Count, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes,
         TcpSummary, TopTalkers, UdpSummary,
     },
-    top_n,
+    sorted,
 };
 
 /// Most flows (TCP and UDP each) and addresses tracked; later new ones are only counted.
-const MAX_TRACKED: usize = 1 << 20;
+pub const MAX_TRACKED: usize = 1 << 20;
 
 type Addr = [u8; 16];
 
@@ -34,7 +33,7 @@ fn ip(a: &Addr) -> String {
 }
 
 /// A flow key with the lower endpoint first, and the direction of the packet that made it.
-fn canonical(s: &Summary) -> (FlowKey, usize) {
+pub(crate) fn canonical(s: &Summary) -> (FlowKey, usize) {
     let a = (s.src, s.src_port);
     let b = (s.dst, s.dst_port);
     if a <= b {
@@ -57,7 +56,8 @@ fn counted<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Count>, key: K, bytes: 
     }
 }
 
-type FlowKey = (Addr, u16, Addr, u16);
+/// A flow's endpoints, lower first.
+pub type FlowKey = (Addr, u16, Addr, u16);
 
 /// What TCP and UDP flows have in common.
 #[derive(Clone, Debug, Default)]
@@ -101,10 +101,15 @@ impl Base {
         )
     }
 
-    fn report(&self, k: &FlowKey) -> Flow {
+    fn report(&self, k: &FlowKey, hint: Option<&Hint>) -> Flow {
         let ends = [(k.0, k.1), (k.2, k.3)];
         let (c, srv) = (ends[self.client], ends[1 - self.client]);
         Flow {
+            app: hint.map_or("", |h| h.app),
+            app_name: hint.map(|h| h.name.clone()).unwrap_or_default(),
+            bytes_to_server: self.dir[self.client].bytes,
+            bytes_to_client: self.dir[1 - self.client].bytes,
+            last_seen: picket_detect::document::rfc3339(self.last_ns),
             client: ip(&c.0),
             client_port: c.1,
             server: ip(&srv.0),
@@ -194,7 +199,7 @@ impl FlowStats {
         ok &= counted(&mut self.conversations, pair, bytes);
         if s.has_l4() {
             ok &= match s.proto {
-                IPPROTO_TCP => self.tcp(s, tcp_seq(s, data), bytes, ts_ns),
+                IPPROTO_TCP => self.tcp(s, crate::app::tcp_seq(s, data), bytes, ts_ns),
                 IPPROTO_UDP => self.udp(s, bytes, ts_ns),
                 IPPROTO_ICMP | IPPROTO_ICMPV6 if s.is_icmp() => {
                     counted(&mut self.icmp, (s.family, s.icmp_type, s.icmp_code), bytes)
@@ -270,10 +275,10 @@ impl FlowStats {
     }
 
     /// The talkers section.
-    pub fn talkers(&self, top: usize) -> TopTalkers {
+    pub fn talkers(&self) -> TopTalkers {
         let rank = |c: &Count| (Reverse(c.bytes), Reverse(c.packets));
         let talkers = |m: &HashMap<Addr, Count>| {
-            top_n(m.iter(), top, |(a, c)| (rank(c), **a))
+            sorted(m.iter(), |(a, c)| (rank(c), **a))
                 .into_iter()
                 .map(|(a, c)| Talker {
                     ip: ip(a),
@@ -288,7 +293,7 @@ impl FlowStats {
             conversations_distinct: self.conversations.len(),
             sources: talkers(&self.sources),
             destinations: talkers(&self.destinations),
-            conversations: top_n(self.conversations.iter(), top, |(k, c)| (rank(c), **k))
+            conversations: sorted(self.conversations.iter(), |(k, c)| (rank(c), **k))
                 .into_iter()
                 .map(|((a, b), c)| Conversation {
                     a: ip(a),
@@ -300,8 +305,8 @@ impl FlowStats {
         }
     }
 
-    /// The TCP section.
-    pub fn tcp_summary(&self, top: usize) -> TcpSummary {
+    /// The TCP section; `hint` tells the application of a flow.
+    pub fn tcp_summary<'h>(&self, hint: &dyn Fn(&FlowKey) -> Option<&'h Hint>) -> TcpSummary {
         let all = || {
             self.tcp
                 .iter()
@@ -317,10 +322,10 @@ impl FlowStats {
                 _ => outcomes.open += 1,
             }
         }
-        let flows = top_n(all(), top, |(k, f)| f.base.rank(k))
+        let flows = sorted(all(), |(k, f)| f.base.rank(k))
             .into_iter()
             .map(|(k, f)| TcpFlow {
-                flow: f.base.report(k),
+                flow: f.base.report(k, hint(k)),
                 flags: flag_names(f.flags),
                 handshake: f.handshake(),
                 handshake_completed: f.established,
@@ -335,6 +340,7 @@ impl FlowStats {
                 .iter()
                 .map(|(m, n)| MinuteCount {
                     minute: picket_detect::document::rfc3339(m * 60_000_000_000),
+                    minute_ns: m * 60_000_000_000,
                     connections: *n,
                 })
                 .collect(),
@@ -342,20 +348,20 @@ impl FlowStats {
         }
     }
 
-    /// The UDP section.
-    pub fn udp_summary(&self, top: usize) -> UdpSummary {
+    /// The UDP section; `hint` tells the application of a flow.
+    pub fn udp_summary<'h>(&self, hint: &dyn Fn(&FlowKey) -> Option<&'h Hint>) -> UdpSummary {
         UdpSummary {
             flows_total: self.udp.len(),
-            flows: top_n(self.udp.iter(), top, |(k, f)| f.rank(k))
+            flows: sorted(self.udp.iter(), |(k, f)| f.rank(k))
                 .into_iter()
-                .map(|(k, f)| f.report(k))
+                .map(|(k, f)| f.report(k, hint(k)))
                 .collect(),
         }
     }
 
     /// ICMP and ICMPv6 messages by type and code (all of them, most frequent first).
     pub fn icmp(&self) -> Vec<IcmpMessage> {
-        top_n(self.icmp.iter(), 0, |(k, c)| (Reverse(c.packets), **k))
+        sorted(self.icmp.iter(), |(k, c)| (Reverse(c.packets), **k))
             .into_iter()
             .map(|((family, ty, code), c)| IcmpMessage {
                 version: if *family == 6 { "icmpv6" } else { "icmp" },
@@ -372,13 +378,6 @@ impl FlowStats {
     pub fn untracked(&self) -> u64 {
         self.untracked
     }
-}
-
-/// The sequence number of a TCP segment (the classifier checked that the header is there).
-fn tcp_seq(s: &Summary, data: &[u8]) -> Option<u32> {
-    let off = usize::from(s.l4_off) + 4;
-    data.get(off..off + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// "SYN,ACK,…" for a set of `TCP_*` bits.
@@ -451,7 +450,7 @@ mod tests {
         for (i, (s, data)) in pkts.iter().enumerate() {
             st.observe(s, data, 60, i as u64);
         }
-        let t = st.tcp_summary(0);
+        let t = st.tcp_summary(&|_| None);
         assert_eq!(t.flows_total, 6);
         let o = &t.outcomes;
         assert_eq!(
@@ -483,8 +482,8 @@ mod tests {
         );
         let minutes: u64 = t.connections_per_minute.iter().map(|m| m.connections).sum();
         assert_eq!(minutes, 5);
-        let talk = st.talkers(1);
-        assert_eq!(talk.sources.len(), 1);
+        let talk = st.talkers();
+        assert_eq!(talk.sources.len(), 2);
         assert_eq!(
             (talk.sources[0].ip.as_str(), talk.sources[0].packets),
             ("10.0.0.1", 9)

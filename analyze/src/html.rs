@@ -1,13 +1,32 @@
-//! The self-contained HTML report: the text report's sections as HTML tables, and every chart
-//! as inline SVG. No scripts, no external resources.
+//! The self-contained HTML report: the text report's sections as sortable HTML tables, and
+//! interactive charts (zoom, pan, values on hover, alert episodes as bands, a conversation
+//! heatmap) drawn by ECharts, inlined from `analyze/vendor/echarts` (Apache-2.0) so the page
+//! works offline: no external resources.
 
 use anyhow::Result;
 
 use super::{
-    charts::{self, Chart},
     layout::{Section, Table, sections},
     report::Report,
 };
+
+/// ECharts 5.6.0 (`dist/echarts.min.js` of the npm package), and its license.
+const ECHARTS: &str = include_str!("../vendor/echarts/echarts.min.js");
+/// The page's own script: the charts and the sortable tables.
+const SCRIPT: &str = include_str!("report.js");
+
+/// The charts: element id, title.
+pub const CHARTS: [(&str, &str); 6] = [
+    ("chart-traffic", "Bytes over time by protocol"),
+    ("chart-packets", "Packets over time, and the largest packet"),
+    ("chart-connections", "TCP connections opened per minute"),
+    (
+        "chart-heatmap",
+        "Conversations between the busiest addresses (bytes)",
+    ),
+    ("chart-talkers", "Top sources by bytes sent"),
+    ("chart-sizes", "Packet sizes"),
+];
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1200px}\
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
@@ -15,7 +34,9 @@ table{border-collapse:collapse;margin:.6em 0 1.2em}caption{text-align:left;font-
 th,td{border:1px solid #ddd;padding:.2em .6em;font-size:.9em;vertical-align:top}th{background:#f3f3f3}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}td{word-break:break-all}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.9em;color:#555}\
-p.line{margin:.2em 0;font-family:monospace;white-space:pre-wrap}";
+p.line{margin:.2em 0;font-family:monospace;white-space:pre-wrap}\
+div.chart{width:100%;height:360px}th{cursor:pointer}th[data-dir=asc]::after{content:' \\25B2'}\
+th[data-dir=desc]::after{content:' \\25BC'}#zoom-range{font-family:monospace;font-size:.9em}";
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -51,19 +72,27 @@ pub fn render(r: &Report) -> Result<String> {
         section(&mut out, &s);
         if s.id == "totals" {
             out.push_str("<section id=\"charts\">\n<h2>Charts</h2>\n");
-            for c in Chart::ALL {
-                let svg = charts::svg(r, c)?;
-                // Inline: drop any XML declaration before the <svg> element.
-                let svg = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+            out.push_str(
+                "<p>Wheel or slider to zoom, drag to pan, hover for values; alert episodes are \
+                 red bands. Time range shown: <span id=\"zoom-range\"></span></p>\n",
+            );
+            for (id, title) in CHARTS {
                 out.push_str(&format!(
-                    "<figure id=\"chart-{}\">\n{svg}\n<figcaption>{}</figcaption>\n</figure>\n",
-                    c.name(),
-                    escape(c.title())
+                    "<figure>\n<figcaption>{}</figcaption>\n<div class=\"chart\" id=\"{id}\"></div>\n</figure>\n",
+                    escape(title)
                 ));
             }
             out.push_str("</section>\n");
         }
     }
+    // The data, as JSON that cannot close the script element.
+    let data = serde_json::to_string(r)?.replace("</", "<\\/");
+    out.push_str(&format!(
+        "<script type=\"application/json\" id=\"picket-data\">{data}</script>\n"
+    ));
+    out.push_str(&format!(
+        "<script>{ECHARTS}</script>\n<script>{SCRIPT}</script>\n"
+    ));
     out.push_str("</body>\n</html>\n");
     Ok(out)
 }
@@ -84,7 +113,7 @@ fn section(out: &mut String, s: &Section) {
 }
 
 fn table(out: &mut String, t: &Table) {
-    out.push_str("<table>\n");
+    out.push_str("<table class=\"sortable\">\n");
     if !t.caption.is_empty() {
         out.push_str(&format!("<caption>{}</caption>\n", escape(&t.caption)));
     }

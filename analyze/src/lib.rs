@@ -11,12 +11,15 @@
 pub mod aggregate;
 pub mod app;
 pub mod charts;
+pub mod flow_export;
 pub mod flows;
 pub mod html;
 pub mod layout;
 pub mod names;
 pub mod reader;
 pub mod report;
+pub mod stages;
+pub mod streams;
 pub mod text;
 pub mod timeline;
 pub mod tunnels;
@@ -32,6 +35,11 @@ use picket_detect::{
 };
 
 pub use picket_capture::link;
+
+/// The hash map of every table: foldhash instead of SipHash, as the keys (addresses, ports)
+/// come from packets and hashing them was the largest cost after the tables themselves. The
+/// seed is still random per process, and every output is sorted, so no order leaks out.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub use report::Report;
 
 /// What [`analyze`] needs besides the inputs.
@@ -52,14 +60,16 @@ pub struct Options {
     /// The watched hosts (`--local`): the capture is accounted as the live agent on them
     /// would see it; empty: as a SPAN port sees it (see `picket_detect::replay`).
     pub local: Vec<IpNet>,
-    /// Entries per ranked list (0: all).
-    pub top: usize,
     /// Show a progress bar for files at least this large (when stderr is a terminal).
     pub progress_min: Option<u64>,
+    /// Threads: 1 runs everything on the calling thread; 2 or more run the flow stage
+    /// ([`stages`]) on a thread of its own (the pipeline has two stages, so more threads
+    /// gain nothing). The report is the same for any value.
+    pub threads: usize,
 }
 
 impl Default for Options {
-    /// The live agent's defaults, top 10, no progress bar.
+    /// The live agent's defaults, no progress bar.
     fn default() -> Self {
         Options {
             thresholds: Thresholds::default(),
@@ -69,8 +79,8 @@ impl Default for Options {
             ignore_scanners: Vec::new(),
             ignore_scanned: Vec::new(),
             local: Vec::new(),
-            top: 10,
             progress_min: None,
+            threads: 1,
         }
     }
 }
@@ -89,38 +99,91 @@ fn validate(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// A capture filter: which frames are analysed, decided on the frame's bytes as captured
+/// with its link type (`picket analyze -f` runs libpcap's compiled filters through it).
+pub trait FrameFilter {
+    /// The expression, as given (shown in the report).
+    fn expression(&self) -> &str;
+    /// Whether the frame passes; an error (one line) when the filter cannot be applied to
+    /// frames of this link type.
+    fn matches(&mut self, linktype: u32, frame: &[u8]) -> Result<bool>;
+}
+
 /// Analyses capture files (`-`: standard input), read in order as one capture. Fails when an
 /// input cannot be opened or is not a capture; truncated or corrupt inputs give warnings.
 pub fn analyze(paths: &[PathBuf], opts: &Options) -> Result<Report> {
+    analyze_filtered(paths, opts, None)
+}
+
+/// [`analyze`], on the frames `filter` passes only.
+pub fn analyze_filtered(
+    paths: &[PathBuf],
+    opts: &Options,
+    filter: Option<&mut dyn FrameFilter>,
+) -> Result<Report> {
     validate(opts)?;
-    let mut agg = aggregate::Aggregator::new(opts);
+    if opts.threads > 1 {
+        std::thread::scope(|scope| read_all(paths, opts, filter, stages::Sink::piped(scope)))
+    } else {
+        read_all(paths, opts, filter, stages::Sink::Inline(Box::default()))
+    }
+}
+
+fn read_all(
+    paths: &[PathBuf],
+    opts: &Options,
+    mut filter: Option<&mut dyn FrameFilter>,
+    stage: stages::Sink<'_>,
+) -> Result<Report> {
+    let mut agg = aggregate::Aggregator::new(opts, stage);
+    let mut matched = 0u64;
+    let mut error = None;
     for path in paths {
-        let info = reader::read_path(path, opts.progress_min, &mut |f| agg.frame(f))?;
+        let info = reader::read_path(path, opts.progress_min, &mut |f| {
+            if let Some(flt) = filter.as_deref_mut() {
+                if error.is_some() {
+                    return;
+                }
+                match flt.matches(f.linktype, f.data) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        error = Some(e);
+                        return;
+                    }
+                }
+                matched += 1;
+            }
+            agg.frame(f)
+        })?;
+        if let Some(e) = error {
+            return Err(e.context(path.display().to_string()));
+        }
         agg.input(info);
     }
-    Ok(agg.finish())
+    let mut report = agg.finish()?;
+    if let Some(flt) = filter {
+        report.filter = Some(report::FilterSummary {
+            expression: flt.expression().to_string(),
+            packets_read: report.inputs.iter().map(|i| i.packets).sum(),
+            packets_matched: matched,
+        });
+    }
+    Ok(report)
 }
 
 /// Analyses one capture read from `input`, named `name` in the report.
 pub fn analyze_reader<R: Read + Send>(name: &str, input: R, opts: &Options) -> Result<Report> {
     validate(opts)?;
-    let mut agg = aggregate::Aggregator::new(opts);
+    let mut agg = aggregate::Aggregator::new(opts, stages::Sink::Inline(Box::default()));
     let info = reader::read_capture(name, input, &mut |_| {}, &mut |f| agg.frame(f))?;
     agg.input(info);
-    Ok(agg.finish())
+    agg.finish()
 }
 
-/// The first `top` items by `key` (all when `top` is 0), in key order.
-pub(crate) fn top_n<T, K: Ord>(
-    items: impl Iterator<Item = T>,
-    top: usize,
-    key: impl Fn(&T) -> K,
-) -> Vec<T> {
+/// Every item, sorted by `key` (the tables' rows, largest first by their keys).
+pub(crate) fn sorted<T, K: Ord>(items: impl Iterator<Item = T>, key: impl Fn(&T) -> K) -> Vec<T> {
     let mut v: Vec<T> = items.collect();
-    if top > 0 && v.len() > top {
-        v.select_nth_unstable_by_key(top - 1, &key);
-        v.truncate(top);
-    }
     v.sort_by_key(key);
     v
 }

@@ -3,8 +3,9 @@
 //!
 //! # JSON schema (`"schema": "picket-analyze/1"`)
 //!
-//! One object; every list is sorted (largest first, ties by name) and ranked lists hold at most
-//! `--top` entries (0: all), with the `*_distinct` / `*_total` fields giving the full counts.
+//! One object; every list is sorted (largest first, ties by name) and holds every entry the
+//! tables kept (`--top` trims the text and HTML only); `limits` gives the table sizes and
+//! what they cut, and the `*_distinct` / `*_total` fields the full counts.
 //! Times are RFC 3339 UTC strings with milliseconds; `*_ns` fields are nanoseconds since the
 //! Unix epoch; byte counts are lengths on the wire (pcap `orig_len`).
 //!
@@ -16,22 +17,25 @@
 //! | `link_types[]` | `linktype` (number), `name`, `supported`, `packets`, `bytes` — unsupported link types are counted here and in `totals` only |
 //! | `protocols` | `ethertypes[]`, `ip_protocols[]`, `l4[]`: each `id`, `name`, `packets`, `bytes`. EtherType ids are `0x0800`-style, `llc` (802.3 length field), `none` (loopback/raw link without a known family) or `unparsed`; IP protocol ids are the decimal number; `l4` ids are `tcp`, `udp`, `icmp`, `icmpv6`, `other_ip` (other protocols and non-first fragments), `non_ip`, `unparsed`, summing to the packets of supported link types |
 //! | `top_talkers` | `sources[]`, `destinations[]` (`ip`, `packets`, `bytes`), `conversations[]` (`a`, `b`, `packets`, `bytes`; address pair in either direction), `*_distinct` |
-//! | `tcp` | `flows_total`; `outcomes` (`handshake_completed`, `closed`, `reset`, `half_open`, `open`); `connections_per_minute[]` (`minute`, `connections`: flows opened by a SYN); `flows[]` by bytes: `client`, `client_port`, `server`, `server_port` (client = sender of the first SYN, else receiver of the first SYN-ACK, else sender of the first packet; a SYN with a new sequence number or on a closed flow starts a new flow, as Wireshark's streams), `packets`, `bytes`, `packets_to_server`, `packets_to_client`, `first_seen`, `duration_s`, `flags` (`"SYN,ACK,FIN"`: every flag seen), `handshake` (`completed`: SYN then an ACK from the client; `syn`; `syn_ack`: SYN and SYN-ACK only; `syn_ack_only`; `not_seen`: joined mid-stream), `handshake_completed`, `outcome` (`closed`: FIN both ways; `reset`: a RST; `half_open`: SYN without completed handshake; `open`: still open at the end) |
+//! | `tcp` | `flows_total`; `outcomes` (`handshake_completed`, `closed`, `reset`, `half_open`, `open`); `connections_per_minute[]` (`minute`, `minute_ns`, `connections`: flows opened by a SYN; minutes without any are left out); `flows[]` by bytes: `client`, `client_port`, `server`, `server_port` (client = sender of the first SYN, else receiver of the first SYN-ACK, else sender of the first packet; a SYN with a new sequence number or on a closed flow starts a new flow, as Wireshark's streams), `packets`, `bytes`, `packets_to_server`, `packets_to_client`, `bytes_to_server`, `bytes_to_client`, `first_seen`, `last_seen`, `duration_s`, `app` (`http`, `tls`, `dns`, `ssdp` from the flow's first head, else empty), `app_name` (HTTP Host, TLS SNI or DNS question), `flags` (`"SYN,ACK,FIN"`: every flag seen), `handshake` (`completed`: SYN then an ACK from the client; `syn`; `syn_ack`: SYN and SYN-ACK only; `syn_ack_only`; `not_seen`: joined mid-stream), `handshake_completed`, `outcome` (`closed`: FIN both ways; `reset`: a RST; `half_open`: SYN without completed handshake; `open`: still open at the end) |
 //! | `udp` | `flows_total`; `flows[]`: as TCP without flags, handshake and outcome (client = sender of the first packet) |
 //! | `icmp[]` | `version` (`icmp`/`icmpv6`), `type`, `code`, `name` (`"Destination Unreachable / Port Unreachable"`), `packets`, `bytes` |
-//! | `application` | `http_requests`, `http_distinct`, `http[]` (`method`, `host`, `url`, `count`, `first_seen`); `urls_distinct`, `urls[]` (`name`, `count`: http/https URLs in cleartext payloads); `dns` (`queries`, `responses`, `malformed`, `rcodes[]` (`name`, `count`), `names_distinct`, `names[]` (`name`, `qtype`, `queries`, `responses`)); `tls_client_hellos`, `tls_sni_distinct`, `tls_sni[]` (`name`, `count`); `entries_not_kept` |
+//! | `application` | `http_requests`, `http_distinct`, `http[]` (`method`, `host`, `url`, `count`, `first_seen`); `urls_distinct`, `urls[]` (`name`, `count`: http/https URLs in cleartext payloads); `dns` (`queries`, `responses`, `malformed`, `rcodes[]` (`name`, `count`), `names_distinct`, `names[]` (`name`, `qtype`, `queries`, `responses`)); `tls_client_hellos`, `tls_sni_distinct`, `tls_sni[]` (`name`, `count`); `http_responses`, `http_status[]` (`name`: the status code, `count`); `entries_not_kept`; `not_kept` (`http`, `urls`, `dns_names`, `tls_sni`: entries not kept because the table was full; `streams`: TCP segments read without reassembly because the stream table was full). HTTP, TLS and DNS-over-TCP heads are reassembled across TCP segments (out of order and retransmitted; see `picket_analyze::streams`); any RFC 9110 method token counts |
 //! | `parse_errors[]` | `kind` (`agent_common::ParseError::name`), `packets` |
 //! | `tunnels[]` | one level of VXLAN, Geneve, GRE or IP-in-IP decapsulated (every other table counts those packets once, by their inner packet): `kind` (`vxlan`, `geneve`, `gre`, `ipip`, `6in4`, `4in6`, `6in6`), `outer_src`, `outer_dst`, `vni` (VNI or GRE key, 0 for none), `packets`, `bytes` (outer frames), `inner_sources` (distinct inner source addresses, at most 4096 counted) |
 //! | `detection` | `thresholds` (as in the config file), `window_s`, `poll_interval_s`, `readings`, `map_reads` (readings that needed the per-source state), `admission_changes` and `sources_deferred` (admission at the second sighting under a spoofed flood, as live), `alerts_by_rule` (episodes started per rule), `globals_packets` (packets in the detectors' state model) |
 //! | `alerts[]` | the live agent's alert documents (`picket_detect::document::AlertDocument`: `@timestamp`, `event`, `rule`, `source`, `destination`, `picket`), timed by packet timestamps; `observer.hostname` is empty |
 //! | `timeline` | `bucket_s`, `buckets[]` (`t_s` after the first packet, `packets`, `bytes` `[tcp, udp, icmp, other]`, `size_min`, `size_max`) |
 //! | `packet_sizes[]` | `range` (`"40-79"`, …, `"5120+"`), `packets` |
+//! | `limits` | `flows_max`, `addresses_max`, `application_entries_max`, `tcp_streams_max`: the table sizes that bound memory; `packets_untracked`: packets whose address, flow or ICMP entry did not fit |
+//! | `filter` | with `-f` only: `expression`, `packets_read`, `packets_matched` (the packets every other section counts) |
 //! | `warnings[]` | truncated or corrupt inputs, tables that overflowed, timestamps going backwards |
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use super::app::NotKept;
 use super::{
     reader::InputInfo,
     timeline::{SizeBin, TimelineReport},
@@ -79,6 +83,11 @@ pub struct Report {
     pub timeline: TimelineReport,
     /// Packet-size histogram.
     pub packet_sizes: Vec<SizeBin>,
+    /// Table limits and what they cut.
+    pub limits: Limits,
+    /// The capture filter (`-f`), when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterSummary>,
     /// Problems met.
     pub warnings: Vec<String>,
 }
@@ -231,10 +240,20 @@ pub struct Flow {
     pub packets_to_server: u64,
     /// Packets server → client.
     pub packets_to_client: u64,
+    /// Bytes client → server.
+    pub bytes_to_server: u64,
+    /// Bytes server → client.
+    pub bytes_to_client: u64,
     /// First packet.
     pub first_seen: String,
+    /// Last packet.
+    pub last_seen: String,
     /// Seconds from the first to the last packet.
     pub duration_s: f64,
+    /// Application seen in the flow's heads (`http`, `tls`, `dns`, `ssdp`; empty if none).
+    pub app: &'static str,
+    /// Its name: HTTP Host, TLS server name or DNS question (empty if none).
+    pub app_name: String,
 }
 
 /// One TCP flow.
@@ -258,6 +277,8 @@ pub struct TcpFlow {
 pub struct MinuteCount {
     /// Start of the minute.
     pub minute: String,
+    /// The same, in ns since the epoch.
+    pub minute_ns: u64,
     /// Flows opened by a SYN in it.
     pub connections: u64,
 }
@@ -376,8 +397,63 @@ pub struct Application {
     pub tls_sni_distinct: usize,
     /// Top SNI names.
     pub tls_sni: Vec<NameCount>,
-    /// New entries not kept because a table was full.
+    /// HTTP response heads seen.
+    pub http_responses: u64,
+    /// Responses by status code.
+    pub http_status: Vec<NameCount>,
+    /// New entries not kept because a table was full (sum of `not_kept` but `streams`).
     pub entries_not_kept: u64,
+    /// Per table: entries not kept, and segments read without reassembly.
+    pub not_kept: NotKept,
+}
+
+/// The capture filter and what it kept.
+#[derive(Clone, Debug, Serialize)]
+pub struct FilterSummary {
+    /// The expression (libpcap syntax).
+    pub expression: String,
+    /// Packets read from the inputs.
+    pub packets_read: u64,
+    /// Packets that passed and were analysed (`totals.packets`).
+    pub packets_matched: u64,
+}
+
+/// The tables' size limits, which bound memory on captures of any size, and what they cut.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limits {
+    /// Most TCP flows, and most UDP flows, kept.
+    pub flows_max: usize,
+    /// Most addresses (sources, destinations) and address pairs kept.
+    pub addresses_max: usize,
+    /// Most entries of each application table (HTTP, URLs, DNS names, SNI).
+    pub application_entries_max: usize,
+    /// Most TCP stream directions reassembled at once.
+    pub tcp_streams_max: usize,
+    /// Packets whose address, flow or ICMP entry was not kept because a table was full.
+    pub packets_untracked: u64,
+}
+
+impl Report {
+    /// The report with every ranked list cut to its first `top` entries (0: all), for
+    /// the text and HTML renderings; the JSON keeps every row.
+    pub fn trimmed(&self, top: usize) -> Report {
+        let mut r = self.clone();
+        if top == 0 {
+            return r;
+        }
+        let t = &mut r.top_talkers;
+        t.sources.truncate(top);
+        t.destinations.truncate(top);
+        t.conversations.truncate(top);
+        r.tcp.flows.truncate(top);
+        r.udp.flows.truncate(top);
+        let a = &mut r.application;
+        a.http.truncate(top);
+        a.urls.truncate(top);
+        a.dns.names.truncate(top);
+        a.tls_sni.truncate(top);
+        r
+    }
 }
 
 /// Parse errors of one kind.

@@ -60,8 +60,8 @@ impl Tunnels {
         }
     }
 
-    /// The rows, most packets first (ties by endpoints), at most `top` (0: all).
-    pub fn rows(&self, top: usize) -> Vec<TunnelRow> {
+    /// Every row, most packets first (ties by endpoints); text and HTML trim them to `--top`.
+    pub fn rows(&self) -> Vec<TunnelRow> {
         let ip = |a: &[u8; 16]| AddrKey { addr: *a }.ip().to_string();
         let mut v: Vec<TunnelRow> = self
             .rows
@@ -91,9 +91,6 @@ impl Tunnels {
                 ))
             })
         });
-        if top > 0 {
-            v.truncate(top);
-        }
         v
     }
 }

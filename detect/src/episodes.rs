@@ -219,7 +219,15 @@ impl Episodes {
 
     /// Feeds one reading's findings (at monotonic `mono_ns`, wall `wall_ns`); returns the
     /// events to print, in a stable order.
-    pub fn step(&mut self, mono_ns: u64, wall_ns: u64, findings: Vec<Finding>) -> Vec<AlertEvent> {
+    pub fn step(
+        &mut self,
+        mono_ns: u64,
+        wall_ns: u64,
+        mut findings: Vec<Finding>,
+    ) -> Vec<AlertEvent> {
+        // Episode ids follow the findings' order: make it independent of hash-map order, so
+        // that the same capture gives the same ids in every run.
+        findings.sort_by_key(|f| (f.rule, f.scope, f.offender()));
         let mut events = Vec::new();
         let update_ns = (self.timing.update_every_s * 1e9) as u64;
         let end_ns = (self.timing.end_after_s * 1e9) as u64;

@@ -1,6 +1,8 @@
-//! The offline analysis part of `cargo xtask bench`: `picket analyze` throughput on one core,
-//! next to a dpkt script doing the same per-protocol counting (`xtask/bench/dpkt_count.py`)
-//! and to `tshark -q -z io,phs`, all on the same capture.
+//! The offline analysis part of `cargo xtask bench`: `picket analyze` throughput on one core
+//! (and on two, `--threads 2`), next to a dpkt script doing the same per-protocol counting
+//! (`xtask/bench/dpkt_count.py`), `tshark -q -z io,phs`, NFStream metering the flows
+//! (`xtask/bench/nfstream_flows.py`) and `tcpdump -r FILE -w /dev/null` (the read-speed
+//! floor), all on the same capture.
 //!
 //! The capture (`target/bench/analyze-2m.pcap`) is generated from the Ethernet frames of the
 //! shared captures (`../shared/pcaps/{esnet,ddos,tcpdump-tests}`), repeated until it holds at
@@ -47,6 +49,12 @@ const DPKT_FULL_MAX: Duration = Duration::from_secs(90);
 /// Throughput targets: picket at least this many times dpkt, tshark.
 const TARGET_DPKT: f64 = 50.0;
 const TARGET_TSHARK: f64 = 10.0;
+/// Packets per second of the full report on one core.
+const TARGET_PACKETS_PER_S: f64 = 5e6;
+/// `--threads 2` over `--threads 1`.
+const TARGET_TWO_THREADS: f64 = 1.7;
+/// NFStream on the whole file when its estimate from the prefix stays below this.
+const NFSTREAM_FULL_MAX: Duration = Duration::from_secs(90);
 
 /// One measured tool.
 struct Measure {
@@ -121,13 +129,17 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
         Ok((v, wall))
     };
     let (dpkt_json, dpkt_prefix_wall) = dpkt(&prefix)?;
-    compare(&picket_json, &dpkt_json)?;
-    println!(
-        "check: picket's protocol mix equals dpkt's on {} ({} packets; {} decided by the byte-level rules where dpkt's decoding differs)",
-        prefix.display(),
-        dpkt_json["packets"],
-        dpkt_json["fallback_packets"]
-    );
+    // A differing mix fails the bench, after the figures (they are still worth reading).
+    let check = compare(&picket_json, &dpkt_json);
+    match &check {
+        Ok(()) => println!(
+            "check: picket's protocol mix equals dpkt's on {} ({} packets; {} decided by the byte-level rules where dpkt's decoding differs)",
+            prefix.display(),
+            dpkt_json["packets"],
+            dpkt_json["fallback_packets"]
+        ),
+        Err(e) => println!("check FAILED: {e:#}"),
+    }
 
     let mut rows = Vec::new();
     // picket: best of PICKET_RUNS.
@@ -135,7 +147,7 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
     for _ in 0..PICKET_RUNS {
         let mut command = pinned(picket);
         command
-            .args(["analyze", "--json", "--no-progress"])
+            .args(["analyze", "--json", "--no-progress", "--threads", "1"])
             .arg(&full)
             .stdout(Stdio::null());
         best = best.min(timed(&mut command)?);
@@ -145,8 +157,36 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
         packets: total as u64,
         bytes: full_bytes,
         wall: best,
-        note: format!("best of {PICKET_RUNS}"),
+        note: format!("best of {PICKET_RUNS}, --threads 1, one core"),
     });
+    let picket_report: Value = {
+        let mut command = pinned(picket);
+        command
+            .args(["analyze", "--json", "--no-progress", "--threads", "1"])
+            .arg(&full);
+        serde_json::from_slice(&output(&mut command)?.0)
+            .context("picket analyze --json printed invalid JSON")?
+    };
+    let picket_flows = picket_report["tcp"]["flows_total"].as_u64().unwrap_or(0)
+        + picket_report["udp"]["flows_total"].as_u64().unwrap_or(0);
+    // Two threads on two cores: the scaling, and the same report.
+    let two_cores = util::find_program("taskset").is_some() && available_cpus() >= 2;
+    let mut best2 = Duration::MAX;
+    let mut two_same = true;
+    if two_cores {
+        for _ in 0..PICKET_RUNS {
+            let mut command = util::cmd(util::find_program("taskset").unwrap_or_default());
+            command
+                .args(["-c", "0,1"])
+                .arg(picket)
+                .args(["analyze", "--json", "--no-progress", "--threads", "2"])
+                .arg(&full)
+                .stdin(Stdio::null());
+            let (out, wall) = output(&mut command)?;
+            best2 = best2.min(wall);
+            two_same &= serde_json::from_slice::<Value>(&out).ok().as_ref() == Some(&picket_report);
+        }
+    }
 
     // dpkt: the whole file when it fits in DPKT_FULL_MAX, else the prefix, scaled.
     let estimate = dpkt_prefix_wall.mul_f64(total as f64 / PREFIX_PACKETS as f64);
@@ -195,8 +235,104 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
         None => bail!("tshark not found (run `cargo xtask bootstrap`)"),
     }
 
+    // NFStream: the flow table work, C-accelerated; the whole file when it fits.
+    let venv_python = crate::bootstrap::test_venv().join("bin").join("python");
+    let nfstream_script = workspace_root().join("xtask/bench/nfstream_flows.py");
+    let nfstream = |file: &Path| -> Result<(Value, Duration)> {
+        let mut command = pinned(&venv_python);
+        command.arg(&nfstream_script).arg(file);
+        let (out, wall) = output(&mut command)?;
+        let v = serde_json::from_slice::<Value>(&out)
+            .context("nfstream_flows.py printed invalid JSON")?;
+        Ok((v, wall))
+    };
+    let (nf_prefix, nf_prefix_wall) = nfstream(&prefix)?;
+    let nf_estimate = nf_prefix_wall.mul_f64(total as f64 / PREFIX_PACKETS as f64);
+    let nf_flows = if nf_estimate <= NFSTREAM_FULL_MAX {
+        let (v, wall) = nfstream(&full)?;
+        rows.push(Measure {
+            name: "NFStream (n_meters=1)".into(),
+            packets: total as u64,
+            bytes: full_bytes,
+            wall,
+            note: format!("1 run; {} flows (picket: {picket_flows})", v["flows"]),
+        });
+        v["flows"].clone()
+    } else {
+        rows.push(Measure {
+            name: "NFStream (n_meters=1)".into(),
+            packets: PREFIX_PACKETS as u64,
+            bytes: prefix_bytes,
+            wall: nf_prefix_wall,
+            note: format!(
+                "on the first {PREFIX_PACKETS} packets (full file estimated {:.0} s), rates scaled; {} flows in them",
+                nf_estimate.as_secs_f64(),
+                nf_prefix["flows"]
+            ),
+        });
+        Value::Null
+    };
+
+    // tcpdump reading the file and writing nothing: how fast the file can be read at all.
+    match util::find_program("tcpdump") {
+        Some(tcpdump) => {
+            let mut command = pinned(&tcpdump);
+            command
+                .args(["-r"])
+                .arg(&full)
+                .args(["-w", "/dev/null"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            rows.push(Measure {
+                name: "tcpdump -r -w /dev/null".into(),
+                packets: total as u64,
+                bytes: full_bytes,
+                wall: timed(&mut command)?,
+                note: "1 run; reads and writes nothing back: the read-speed floor".into(),
+            });
+        }
+        None => bail!("tcpdump not found (run `cargo xtask bootstrap`)"),
+    }
+
     print_table(&rows);
-    Ok(())
+    let pps = rows[0].packets_per_s();
+    println!(
+        "\none core, full report: {pps:.0} packets/s, target >= {TARGET_PACKETS_PER_S:.0}: {}",
+        if pps >= TARGET_PACKETS_PER_S {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    if !nf_flows.is_null() {
+        println!(
+            "flows: picket {picket_flows} (TCP streams split as Wireshark's, UDP by address/port pair), NFStream {nf_flows} (its idle/active timeouts)"
+        );
+    }
+    if two_cores {
+        let scaling = best.as_secs_f64() / best2.as_secs_f64();
+        println!(
+            "--threads 2 on two cores: {:.0} packets/s, {scaling:.2}x --threads 1, target >= {TARGET_TWO_THREADS}x: {}; report {}",
+            total as f64 / best2.as_secs_f64(),
+            if scaling >= TARGET_TWO_THREADS {
+                "met"
+            } else {
+                "MISSED"
+            },
+            if two_same { "identical" } else { "DIFFERENT" }
+        );
+        if !two_same {
+            bail!("picket analyze --threads 2 printed a different report than --threads 1");
+        }
+    } else {
+        println!("--threads 2: skipped, fewer than two CPUs (or no taskset)");
+    }
+    check
+}
+
+/// CPUs this process may run on.
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn print_table(rows: &[Measure]) {
@@ -210,13 +346,21 @@ fn print_table(rows: &[Measure]) {
             (String::new(), String::new())
         } else {
             let want = if m.name.starts_with("dpkt") {
-                TARGET_DPKT
+                Some(TARGET_DPKT)
+            } else if m.name.starts_with("tshark") {
+                Some(TARGET_TSHARK)
             } else {
-                TARGET_TSHARK
+                None
             };
             let ratio = picket / m.packets_per_s();
-            let verdict = if ratio >= want { "met" } else { "MISSED" };
-            (format!("{ratio:.1}x"), format!(">= {want:.0}x {verdict}"))
+            let target = want.map_or_else(
+                || "-".to_string(),
+                |want| {
+                    let verdict = if ratio >= want { "met" } else { "MISSED" };
+                    format!(">= {want:.0}x {verdict}")
+                },
+            );
+            (format!("{ratio:.2}x"), target)
         };
         println!(
             "{:<24} {:>12.0} {:>9.1} {:>9.2} {:>12}  {}",

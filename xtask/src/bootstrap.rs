@@ -54,6 +54,8 @@ const TEST_PACKAGES: &[&str] = &[
     // HTTP load test: a real web server under a load generator (one connection per request).
     "lighttpd",
     "apache2-utils",
+    // `picket analyze --html`: the interactive charts are checked in headless Chromium.
+    "chromium",
 ];
 
 /// Python tool the manifest tests run, installed in [`test_venv`] from PyPI (it bundles the
@@ -63,7 +65,8 @@ const KUBERNETES_VALIDATE: &str = "kubernetes-validate";
 /// Python packages the detection corpus (`cargo xtask corpus`) needs in [`test_venv`]: scapy
 /// writes the captures, dpkt recounts them independently. Pinned, so the captures stay
 /// byte-for-byte reproducible.
-const CORPUS_PACKAGES: &[&str] = &["scapy==2.8.0", "dpkt==1.9.8"];
+/// NFStream is the flow-meter peer of `picket analyze` in `cargo xtask bench`.
+const CORPUS_PACKAGES: &[&str] = &["scapy==2.8.0", "dpkt==1.9.8", "nfstream==6.6.0"];
 
 /// Where Debian's `llvm-22-dev` lives; bpf-linker's build needs it as `LLVM_PREFIX`.
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -141,20 +144,20 @@ fn kubernetes_validate() -> Result<()> {
     Ok(())
 }
 
-/// scapy and dpkt in [`test_venv`], for the detection corpus.
+/// scapy and dpkt in [`test_venv`], for the detection corpus, and NFStream for the bench.
 pub fn corpus_tools() -> Result<()> {
     let venv = test_venv();
     let python = venv.join("bin").join("python");
     let works = || {
         Command::new(&python)
-            .args(["-c", "import scapy, dpkt"])
+            .args(["-c", "import scapy, dpkt, nfstream"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
     if works() {
-        println!("ok: scapy and dpkt present ({})", venv.display());
+        println!("ok: scapy, dpkt and nfstream present ({})", venv.display());
         return Ok(());
     }
     println!(
@@ -163,14 +166,15 @@ pub fn corpus_tools() -> Result<()> {
         venv.display()
     );
     util::run(cmd("python3").args(["-m", "venv"]).arg(&venv))?;
+    // `python -m pip`: the venv's own interpreter, even when the venv was moved.
     util::run(
-        cmd(venv.join("bin").join("pip"))
-            .args(["install", "--quiet"])
+        cmd(&python)
+            .args(["-m", "pip", "install", "--quiet"])
             .args(CORPUS_PACKAGES),
     )?;
     if !works() {
         bail!(
-            "scapy and dpkt were installed but `{} -c 'import scapy, dpkt'` fails",
+            "the test venv's packages were installed but `{} -c 'import scapy, dpkt, nfstream'` fails",
             python.display()
         );
     }

@@ -50,6 +50,7 @@ const TARGETS: &[(&str, Seeds, u64)] = &[
     ("http", Seeds::Payloads(App::Http), 3),
     ("dns", Seeds::Payloads(App::Dns), 3),
     ("tls_sni", Seeds::Payloads(App::Tls), 3),
+    ("streams", Seeds::Payloads(App::Http), 3),
 ];
 
 /// Kinds of seed corpus.

@@ -337,26 +337,17 @@ impl WindowSets {
         let now = secs(now_ns);
         let oldest = now.saturating_sub(SLOW_S);
         let fast = (fast_s.round() as u32).clamp(1, SLOW_S);
-        let mut out = Vec::new();
         expire(&mut self.ports, oldest);
         expire(&mut self.hosts, oldest);
-        for ((src, dst, group), v) in &self.ports {
-            let key = SetKey::Ports {
-                src: *src,
-                dst: *dst,
-                group: *group,
-            };
-            out.extend(hit(key, v, now, fast, &bars.ports, PORT_CAP));
-        }
-        for ((src, group, port), v) in &self.hosts {
-            let key = SetKey::Hosts {
-                src: *src,
-                group: *group,
-                port: *port,
-            };
-            out.extend(hit(key, v, now, fast, &bars.hosts, HOST_CAP));
-        }
-        out
+        let ports = self.ports.iter().filter_map(|(&(src, dst, group), v)| {
+            let key = SetKey::Ports { src, dst, group };
+            hit(key, v, now, fast, &bars.ports, PORT_CAP)
+        });
+        let hosts = self.hosts.iter().filter_map(|(&(src, group, port), v)| {
+            let key = SetKey::Hosts { src, group, port };
+            hit(key, v, now, fast, &bars.hosts, HOST_CAP)
+        });
+        ports.chain(hosts).collect()
     }
 }
 

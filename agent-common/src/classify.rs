@@ -218,7 +218,6 @@ pub struct Summary {
     /// Number of MPLS labels walked.
     pub mpls_depth: u8,
 
-
     // Outcome-aware probing (issue 11, bytes 104..128): what an ICMP error quotes, and the
     // SCTP chunk type.
     /// ICMP/ICMPv6 errors: destination of the quoted packet (the probed host).

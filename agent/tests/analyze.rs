@@ -1206,10 +1206,17 @@ fn scans_inside_every_tunnel_are_caught_offline_as_tshark_counts_them() {
             .as_f64()
             .or(scan["picket"]["observed"].as_f64());
         assert_eq!(r.totals.packets, 300, "{kind}");
+        // A port set holds at most PORT_CAP ports; past it the count is a saturated bound.
+        let cap = picket_detect::windows::PORT_CAP;
         assert_eq!(
             scan["picket"]["details"]["distinct_ports"].as_u64(),
-            Some(ports.len() as u64),
+            Some(ports.len().min(cap) as u64),
             "{kind}: {scan} ({value:?})"
+        );
+        assert_eq!(
+            scan["picket"]["details"]["saturated"].as_bool(),
+            Some(ports.len() > cap),
+            "{kind}: {scan}"
         );
         // The tunnels table keeps the endpoints; every other table counts the inner packets.
         let row = picket_analyze::tunnels::TunnelRow {

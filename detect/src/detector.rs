@@ -976,8 +976,10 @@ mod tests {
         let node_b = Ipv4Addr::new(10, 0, 0, 2);
         let mut m = HostMaps::new();
         let mut d = Detector::new(t.clone(), 10.0);
+        // Each probe refused by the victim, its RST tunnelled back.
         for p in 0..t.port_scan_ports {
-            let inner = syn(SCANNER, VICTIM, 40000, 1000 + p as u16);
+            let port = 1000 + p as u16;
+            let inner = syn(SCANNER, VICTIM, 40000, port);
             let body = frames::tunnels::vxlan(77, &inner);
             let outer = frames::ipv4(
                 node_a,
@@ -987,6 +989,17 @@ mod tests {
                 &frames::udp(50000 + p as u16, 4789, &body),
             );
             feed(&mut m, &outer, DIR_INGRESS, SEC);
+            let rst = frames::tcp(port, 40000, agent_common::classify::TCP_RST | TCP_ACK);
+            let inner = frames::ipv4(VICTIM, SCANNER, IPPROTO_TCP, 0, &rst);
+            let body = frames::tunnels::vxlan(77, &inner);
+            let outer = frames::ipv4(
+                node_b,
+                node_a,
+                IPPROTO_UDP,
+                0,
+                &frames::udp(50000 + p as u16, 4789, &body),
+            );
+            feed(&mut m, &outer, DIR_EGRESS, SEC);
         }
         let f = d.evaluate(&read(&mut m, SEC));
         let scan = f

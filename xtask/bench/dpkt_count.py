@@ -20,17 +20,23 @@ import dpkt
 TCP, UDP, ICMP, ICMPV6, OTHER_IP, NON_IP, UNPARSED = (
     "tcp", "udp", "icmp", "icmpv6", "other_ip", "non_ip", "unparsed")
 UNPARSED_ROW = ("unparsed", None, UNPARSED)
-VLAN = (0x8100, 0x88a8)
+VLAN = (0x8100, 0x88a8, 0x9100, 0x9200)
+# agent_common::classify::{MAX_VLAN_TAGS, MAX_EXT_HDRS, MAX_MPLS_LABELS},
+# agent_common::tunnel::MAX_HDR_OFF.
+MAX_VLAN_TAGS, MAX_EXT_HDRS, MAX_MPLS_LABELS, MAX_HDR_OFF = 4, 8, 4, 1024
+ETH_P_TEB = 0x6558
 # EtherTypes dpkt decodes through (tags, labels) and picket does not: always use `rules`.
-DPKT_SPECIAL = (0x8100, 0x88a8, 0x9100, 0x8847, 0x8848)
+DPKT_SPECIAL = (0x8100, 0x88a8, 0x9100, 0x9200, 0x8847, 0x8848, 0x8864)
 
 
 def be16(b, o):
     return (b[o] << 8) | b[o + 1]
 
 
-def l4(buf, off, et, p):
-    n = len(buf)
+def l4(buf, off, et, p, end):
+    """The transport row of protocol `p` at `off`; the IP payload ends at `end` (headers are
+    checked against it, never against the frame: Ethernet padding is not TCP)."""
+    n = min(len(buf), end)
     if p == 6:
         if off + 14 > n:
             return UNPARSED_ROW
@@ -50,9 +56,13 @@ def rules(buf):
     n = len(buf)
     if n < 14:
         return UNPARSED_ROW
-    et = be16(buf, 12)
-    off = 14
-    for _ in range(2):
+    return tagged(buf, be16(buf, 12), 14, True)
+
+
+def tagged(buf, et, off, outer):
+    """The row of the L3 packet of EtherType `et` at `off`, after VLAN tags."""
+    n = len(buf)
+    for _ in range(MAX_VLAN_TAGS):
         if et not in VLAN:
             break
         if off + 4 > n:
@@ -61,22 +71,48 @@ def rules(buf):
         off += 4
     if et in VLAN:
         return UNPARSED_ROW
+    if et == 0x8864:  # PPPoE session: IPv4 or IPv6 inside, else not IP
+        if off + 8 > n:
+            return UNPARSED_ROW
+        ppp = be16(buf, off + 6)
+        if ppp in (0x0021, 0x0057):
+            et = 0x0800 if ppp == 0x0021 else 0x86DD
+            off += 8
+    if et in (0x8847, 0x8848):  # MPLS: labels to the bottom of the stack, then the nibble
+        for _ in range(MAX_MPLS_LABELS):
+            if off + 4 > n:
+                return UNPARSED_ROW
+            bottom = buf[off + 2] & 1
+            off += 4
+            if bottom:
+                if off + 2 > n:
+                    return UNPARSED_ROW
+                et = {4: 0x0800, 6: 0x86DD}.get(buf[off] >> 4, et)
+                break
     if et == 0x0800:
         if off + 20 > n or buf[off] >> 4 != 4:
             return UNPARSED_ROW
         hl = (buf[off] & 15) * 4
-        if hl < 20 or be16(buf, off + 2) < hl or off + hl > n:
+        tot = be16(buf, off + 2)
+        if hl < 20 or tot < hl or off + hl > n:
             return UNPARSED_ROW
         p = buf[off + 9]
         if be16(buf, off + 6) & 0x1FFF:
             return (et, p, OTHER_IP)
-        return l4(buf, off + hl, et, p)
+        first = bool(be16(buf, off + 6) & 0x2000)
+        row = l4(buf, off + hl, et, p, off + tot)
+        if outer and not first and row != UNPARSED_ROW:
+            return decap(buf, et, p, off + hl, min(off + tot, n), row)
+        return row
     if et == 0x86DD:
         if off + 40 > n or buf[off] >> 4 != 6:
             return UNPARSED_ROW
+        plen = be16(buf, off + 4)
+        end = n if plen == 0 else off + 40 + plen
         nh = buf[off + 6]
         off += 40
-        for _ in range(6):
+        first = False
+        for _ in range(MAX_EXT_HDRS):
             if nh in (0, 43, 60, 51):
                 if off + 2 > n:
                     return UNPARSED_ROW
@@ -92,12 +128,62 @@ def rules(buf):
                 nh = nxt
                 if frag & 0xFFF8:
                     return (et, nh, OTHER_IP)
+                first = first or bool(frag & 1)
             else:
                 break
         if nh in (0, 43, 44, 51, 60) or off > n:
             return UNPARSED_ROW
-        return l4(buf, off, et, nh)
+        row = l4(buf, off, et, nh, end)
+        if outer and not first and row != UNPARSED_ROW:
+            return decap(buf, et, nh, off, min(end, n), row)
+        return row
     return (et, None, NON_IP) if et >= 0x600 else ("llc", None, NON_IP)
+
+
+def decap(buf, et, p, off, end, row):
+    """One level of tunnel (agent_common::tunnel): the inner packet's row, or `row` (the
+    outer packet's) when there is no tunnel or its inner packet is not decoded."""
+    inner = None
+    if p in (4, 41):
+        inner = (0x0800 if p == 4 else 0x86DD, off)
+    elif p == 47:
+        if off + 4 > end:
+            return row
+        flags = be16(buf, off)
+        if flags & (0x4000 | 0x0007):
+            return row
+        proto = be16(buf, off + 2)
+        at = off + 4 + (4 if flags & 0x8000 else 0)
+        if flags & 0x2000:
+            if at + 4 > end:
+                return row
+            at += 4
+        at += 4 if flags & 0x1000 else 0
+        inner = (proto, at)
+    elif p == 17 and row[2] == UDP:
+        dport = be16(buf, off + 2)
+        h = off + 8
+        if dport in (4789, 8472):
+            if h + 8 > end or not buf[h] & 0x08:
+                return row
+            inner = (ETH_P_TEB, h + 8)
+        elif dport == 6081:
+            if h + 8 > end or buf[h] >> 6:
+                return row
+            inner = (be16(buf, h + 2), h + 8 + (buf[h] & 0x3F) * 4)
+    if inner is None:
+        return row
+    proto, at = inner
+    if proto not in (ETH_P_TEB, 0x0800, 0x86DD, 0x8847, 0x8848) or at > MAX_HDR_OFF:
+        return row
+    least = 14 if proto == ETH_P_TEB else 40 if proto == 0x86DD else 20
+    if at + least > end:
+        return row
+    if proto == ETH_P_TEB:
+        got = tagged(buf, be16(buf, at + 12), at + 14, False)
+    else:
+        got = tagged(buf, proto, at, False)
+    return row if got == UNPARSED_ROW else got
 
 
 def with_dpkt(buf):
@@ -127,6 +213,8 @@ def with_dpkt(buf):
     else:
         return (et, None, NON_IP)
     t = type(seg)
+    if p in (4, 41, 47) or (p == 17 and t is dpkt.udp.UDP and seg.dport in (4789, 8472, 6081)):
+        return None  # a tunnel: `rules` decapsulates as picket does
     if p == 6 and t is dpkt.tcp.TCP:
         if len(seg.opts) != seg.off * 4 - 20:
             return None
@@ -137,7 +225,7 @@ def with_dpkt(buf):
         return (et, p, ICMP)
     if p == 58 and t is dpkt.icmp6.ICMP6 and len(seg) >= 8:
         return (et, p, ICMPV6)
-    if p not in (6, 17, 1, 58, 0, 43, 44, 51, 60):
+    if p not in (6, 17, 1, 58, 0, 43, 44, 51, 60, 4, 41, 47):
         return (et, p, OTHER_IP)
     return None
 

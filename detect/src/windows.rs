@@ -93,6 +93,11 @@ struct Entry {
     outcome: Outcome,
 }
 
+/// The order in which a full set gives up values of one second (see `ValueSet::observe`).
+fn rank(value: u32) -> u32 {
+    agent_common::sketch::fmix32(value)
+}
+
 /// One key's failed values and accepted counts.
 #[derive(Clone, Debug, Default)]
 struct ValueSet {
@@ -128,8 +133,16 @@ impl ValueSet {
             Some(i) => self.entries[i] = e,
             None if self.entries.len() < cap => self.entries.push(e),
             None => {
-                if let Some(oldest) = self.entries.iter_mut().min_by_key(|e| e.at_s) {
-                    *oldest = e;
+                // Full: the newest values stay, and among values of one second those of the
+                // smallest rank (a hash of the value alone, the same for every key). So two
+                // probers sending the same values in the same seconds keep the same subset,
+                // which is what the decoy rule compares; arrival order within a reading does
+                // not matter.
+                let key = |x: &Entry| (std::cmp::Reverse(x.at_s), rank(x.value));
+                if let Some(worst) = self.entries.iter_mut().max_by_key(|x| key(x))
+                    && key(&e) < key(worst)
+                {
+                    *worst = e;
                 }
             }
         }
@@ -434,5 +447,35 @@ fn trim<K: Clone + Eq + std::hash::Hash>(m: &mut HashMap<K, ValueSet>, max: usiz
     order.sort_unstable_by_key(|(f, at, _)| (*f, *at));
     for (_, _, k) in order.into_iter().take(m.len() - max * 3 / 4) {
         m.remove(&k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_sets_of_the_same_values_keep_the_same_subset_whatever_the_order() {
+        // Two probers refused on the same 1000 ports in the same second, in opposite orders:
+        // each set holds PORT_CAP of them, and the same ones (what decoy folding compares).
+        let fill = |order: &mut dyn Iterator<Item = u32>| {
+            let mut s = ValueSet::default();
+            for v in order {
+                s.observe(v, 7, Outcome::Rejected, PORT_CAP);
+            }
+            s.values(0, true)
+        };
+        let a = fill(&mut (0..1000u32));
+        let b = fill(&mut (0..1000u32).rev());
+        assert_eq!(a.len(), PORT_CAP);
+        assert_eq!(a, b);
+        // A newer second still displaces the older values.
+        let mut s = ValueSet::default();
+        for v in 0..PORT_CAP as u32 {
+            s.observe(v, 1, Outcome::Rejected, PORT_CAP);
+        }
+        s.observe(5000, 2, Outcome::Rejected, PORT_CAP);
+        assert!(s.values(0, true).contains(&5000));
+        assert_eq!(s.values(2, true), vec![5000]);
     }
 }

@@ -22,5 +22,5 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
         app.observe(&s, data, 1);
     }
-    let _ = app.finish(10);
+    let _ = app.finish();
 });

@@ -26,7 +26,7 @@ use std::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::{
-    detector::{Details, Finding, Rule, Scope, Sources},
+    detector::{Details, Finding, Rule, Scope, Sources, Unit},
     episodes::SAMPLE,
     snapshot::Snapshot,
 };
@@ -39,6 +39,10 @@ pub const STORM_MIN_SOURCES: usize = 8;
 pub const DECOY_MIN_SOURCES: usize = 3;
 /// Least overlap (|A ∩ B| / |A ∪ B|) of a decoy's ports with the largest set.
 pub const DECOY_MIN_JACCARD: f64 = 0.5;
+/// How long a source's `port_scan` of a destination many senders reach waits for decoys
+/// to cross the bar: their probes settle a reading later, and count at the doubled bar of
+/// probers that never get answers (a few readings at the default 1 s poll).
+pub const DECOY_HOLD_NS: u64 = 3_000_000_000;
 /// Sources remembered per target; more are counted as a lower bound.
 const SOURCES_PER_TARGET: usize = 1024;
 /// Targets remembered; beyond it the least recently seen are forgotten.
@@ -107,6 +111,8 @@ pub struct Folder {
     scanners: HashMap<IpAddr, HashMap<IpAddr, Scanner>>,
     /// Addresses that sent RSTs, and when last.
     rst_senders: HashMap<IpAddr, u64>,
+    /// (source, destination) of `port_scan` findings held back, and since when.
+    held: HashMap<(IpAddr, IpAddr), u64>,
 }
 
 /// Findings folded in one reading, per rule of the folded findings.
@@ -136,8 +142,64 @@ impl Folder {
         for level in [false, true] {
             candidates = self.fold_storms(now, level, candidates, &mut out, &mut folded);
         }
-        out.extend(candidates);
+        // A target under a flood is crowded by the flood's sources, not by decoys.
+        let flooded: HashSet<IpAddr> = out
+            .iter()
+            .filter(|f| f.scope == Scope::Destination && f.unit != Unit::Ports)
+            .filter_map(|f| f.destination)
+            .collect();
+        out.extend(self.hold_crowded(snap, now, &flooded, candidates));
         (out, folded)
+    }
+
+    /// Holds back, for [`DECOY_HOLD_NS`], a source's new `port_scan` of a destination that
+    /// [`DECOY_MIN_SOURCES`] or more senders reached in the tick: decoys' probes settle a
+    /// reading later than the real scanner's (their answers go to addresses that do not
+    /// exist, so they end unanswered instead of refused), and without the wait the real
+    /// scanner would open an episode of its own just before the decoy scan folds it.
+    fn hold_crowded(
+        &mut self,
+        snap: &Snapshot,
+        now: u64,
+        flooded: &HashSet<IpAddr>,
+        found: Vec<Finding>,
+    ) -> Vec<Finding> {
+        self.held
+            .retain(|_, at| now.saturating_sub(*at) <= FOLD_WINDOW_NS);
+        let crowded: HashSet<IpAddr> = snap
+            .tick
+            .dst
+            .iter()
+            .filter(|d| {
+                let senders: u32 = d.src_bits.iter().map(|w| w.count_ones()).sum();
+                senders as usize >= DECOY_MIN_SOURCES
+            })
+            .map(|d| {
+                agent_common::state::AddrKey {
+                    addr: d.head.addr_bytes(),
+                }
+                .ip()
+            })
+            .filter(|ip| !flooded.contains(ip))
+            .collect();
+        found
+            .into_iter()
+            .filter(|f| {
+                let (Rule::PortScan, Some(src), Some(dst)) = (f.rule, f.source, f.destination)
+                else {
+                    return true;
+                };
+                let first = match self.held.get(&(src, dst)) {
+                    Some(at) => *at,
+                    None if crowded.contains(&dst) && self.held.len() < RST_SENDERS_MAX => {
+                        self.held.insert((src, dst), now);
+                        now
+                    }
+                    None => return true,
+                };
+                now.saturating_sub(first) >= DECOY_HOLD_NS
+            })
+            .collect()
     }
 
     fn expire(&mut self, now: u64) {
@@ -419,6 +481,63 @@ mod tests {
             s.tick.src.push(slot);
         }
         s
+    }
+
+    /// `snap` whose tick shows `senders` distinct senders reaching `dst`.
+    fn crowded(t: u64, dst: &str, senders: u32) -> Snapshot {
+        let mut s = snap(t, &[]);
+        let mut slot = agent_common::slots::DstSlot::default();
+        let key = AddrKey::from_ip(dst.parse().unwrap());
+        slot.head.addr = [
+            u64::from_ne_bytes(key.addr[..8].try_into().unwrap()),
+            u64::from_ne_bytes(key.addr[8..].try_into().unwrap()),
+        ];
+        slot.src_bits[0] = (1u64 << senders) - 1;
+        s.tick.dst.push(slot);
+        s
+    }
+
+    #[test]
+    fn a_scan_of_a_crowded_target_waits_for_its_decoys() {
+        let mut f = Folder::default();
+        // The real scanner crosses the bar first; its decoys a reading later: one episode.
+        let (out, _) = f.fold(
+            &crowded(SEC, "192.0.2.1", 3),
+            vec![scan("10.0.0.9", "192.0.2.1", 0..100)],
+        );
+        assert!(out.is_empty(), "held: {out:#?}");
+        let later = vec![
+            scan("10.0.0.1", "192.0.2.1", 0..100),
+            scan("10.0.0.2", "192.0.2.1", 0..100),
+            scan("10.0.0.9", "192.0.2.1", 0..100),
+        ];
+        let (out, _) = f.fold(&crowded(2 * SEC, "192.0.2.1", 3), later);
+        assert_eq!(rules_of(&out), vec![Rule::DecoyScan]);
+        // Alone on a crowded target, it is let through once the wait is over; on a target
+        // few senders reach, at once.
+        let mut f = Folder::default();
+        let alone = || vec![scan("10.0.0.9", "192.0.2.1", 0..100)];
+        assert!(f.fold(&crowded(SEC, "192.0.2.1", 5), alone()).0.is_empty());
+        let t = SEC + DECOY_HOLD_NS;
+        assert_eq!(
+            rules_of(&f.fold(&snap(t, &[]), alone()).0),
+            vec![Rule::PortScan]
+        );
+        let mut f = Folder::default();
+        let quiet = f.fold(&crowded(SEC, "192.0.2.1", 2), alone()).0;
+        assert_eq!(rules_of(&quiet), vec![Rule::PortScan]);
+        // A target crowded by a flood's forged sources: the scan is reported at once.
+        let mut f = Folder::default();
+        let mut found = alone();
+        let mut syn = flood(Rule::SynFlood, "10.0.0.200", "192.0.2.1");
+        (syn.scope, syn.source) = (Scope::Destination, None);
+        found.push(syn);
+        let out = f.fold(&crowded(SEC, "192.0.2.1", 60), found).0;
+        assert_eq!(rules_of(&out), vec![Rule::SynFlood, Rule::PortScan]);
+    }
+
+    fn rules_of(out: &[Finding]) -> Vec<Rule> {
+        out.iter().map(|f| f.rule).collect()
     }
 
     #[test]

@@ -239,6 +239,7 @@ pub struct Summary {
 
 const _: () = assert!(core::mem::size_of::<Summary>() == 128);
 const _: () = assert!(core::mem::offset_of!(Summary, outer_src) == 64);
+const _: () = assert!(core::mem::offset_of!(Summary, outer_dst) == 80);
 const _: () = assert!(core::mem::offset_of!(Summary, q_dst) == 104);
 const _: () = assert!(core::mem::offset_of!(Summary, src) == 0);
 const _: () = assert!(core::mem::offset_of!(Summary, dst) == 16);
@@ -299,8 +300,22 @@ impl Summary {
     /// The quoted destination of an ICMP error as two native-endian words.
     #[inline(always)]
     pub fn q_dst_words(&self) -> [u64; 2] {
-        // SAFETY: `q_dst` is at offset 64 of an 8-byte aligned struct (asserted above).
+        // SAFETY: `q_dst` is at offset 104 of an 8-byte aligned struct (asserted above).
         unsafe { *(self.q_dst.as_ptr() as *const [u64; 2]) }
+    }
+
+    /// The tunnel's outer source address as two native-endian words.
+    #[inline(always)]
+    pub fn outer_src_words(&self) -> [u64; 2] {
+        // SAFETY: `outer_src` is at offset 64 of an 8-byte aligned struct (asserted above).
+        unsafe { *(self.outer_src.as_ptr() as *const [u64; 2]) }
+    }
+
+    /// The tunnel's outer destination address as two native-endian words.
+    #[inline(always)]
+    pub fn outer_dst_words(&self) -> [u64; 2] {
+        // SAFETY: `outer_dst` is at offset 80 of an 8-byte aligned struct.
+        unsafe { *(self.outer_dst.as_ptr() as *const [u64; 2]) }
     }
 
     /// True for IPv4 or IPv6 packets.

@@ -28,6 +28,7 @@ use crate::{
     classify::{FRAG_NONE, FRAG_TINY, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
     sketch::fmix32,
     state::Config,
+    tunnel::{ENCAP_GENEVE, ENCAP_NONE, ENCAP_VXLAN},
 };
 
 /// Name of the per-CPU table of what addresses sent.
@@ -82,9 +83,11 @@ pub struct SlotHead {
 
 /// What one address sent in one tick, on one CPU.
 ///
-/// Layout (64 bytes): `head` at 0, `syn` at 32, `tcp_other` at 36, `udp` at 40, `synack` at
-/// 44, `rst` at 46, `icmp_req` at 48, `icmp_other` at 50, `other` at 52, `frags` at 54,
-/// `tiny_frag` at 56, `refl_req` at 58, `_pad` at 60. The u16 counters saturate.
+/// Layout (64 bytes): `head` at 0, `syn` at 32, `tcp_other` at 36, `udp` at 40, `icmp_req`
+/// at 44, `synack` at 48, `rst` at 50, `icmp_other` at 52, `other` at 54, `frags` at 56,
+/// `tiny_frag` at 58, `refl_req` at 60, `tcp_small` at 62. The u16 counters saturate; what a
+/// one-source flood fills (SYN, other TCP, UDP, ICMP requests) is u32, so that the source
+/// explains its whole flood at the destination.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SrcSlot {
@@ -96,12 +99,12 @@ pub struct SrcSlot {
     pub tcp_other: u32,
     /// UDP packets (later UDP fragments included).
     pub udp: u32,
+    /// ICMP/ICMPv6 requests (echo, timestamp, address mask).
+    pub icmp_req: u32,
     /// TCP SYN-ACKs.
     pub synack: u16,
     /// TCP RSTs.
     pub rst: u16,
-    /// ICMP/ICMPv6 requests (echo, timestamp, address mask).
-    pub icmp_req: u16,
     /// Other ICMP/ICMPv6 (replies and errors).
     pub icmp_other: u16,
     /// Packets of other IP protocols.
@@ -112,14 +115,19 @@ pub struct SrcSlot {
     pub tiny_frag: u16,
     /// UDP datagrams to a reflector port ([`reflector_port`]): requests, e.g. a resolver's.
     pub refl_req: u16,
-    /// Padding, always zero.
-    pub _pad: [u8; 4],
+    /// Of `tcp_other`, segments of at most [`SMALL_SEGMENT`] bytes on the wire: bare ACKs,
+    /// FINs, ACK-class probes.
+    pub tcp_small: u16,
 }
 
 /// What one address received in one tick, on one CPU.
 ///
-/// Layout (128 bytes): `head` at 0, then u32 counters from 32 to 96, `src_bits` at 96,
-/// `refl_b` at 112, `udp_later_p` at 116, `refl_src_bits` at 120. `*_p` count packets and `*_b` bytes on the wire (saturating).
+/// Layout (192 bytes, three cache lines): `head` at 0, then u32 counters from 32 to 96,
+/// `src_bits` at 96, `refl_b` at 112, `udp_later_p` at 116, `refl_src_bits` at 120,
+/// `tcp_b` at 128, `icmp_b` at 132, `outer_p` at 136, `inner_p` at 140, `tun_src` at 144,
+/// `tun_dst` at 160, `tun_vni` at 176, `tun_kind` at 180, `_pad` at 181. `*_p` count
+/// packets and `*_b` bytes on the wire (saturating). The third line holds what only
+/// non-SYN TCP, ICMP and tunnelled packets write.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DstSlot {
@@ -167,6 +175,26 @@ pub struct DstSlot {
     pub udp_later_p: u32,
     /// 64-bit linear-counting bitmap of the senders from reflector ports.
     pub refl_src_bits: u64,
+    /// Other TCP (not SYN): bytes.
+    pub tcp_b: u32,
+    /// ICMP/ICMPv6 of every type: bytes.
+    pub icmp_b: u32,
+    /// Tunnelled packets this address received as their *outer* destination (the tunnel
+    /// endpoint's view, counted as UDP for VXLAN/Geneve and as another IP protocol for GRE
+    /// and IP-in-IP; see [`account_packet`]).
+    pub outer_p: u32,
+    /// Packets this address received *inside* a tunnel (the inner view).
+    pub inner_p: u32,
+    /// Outer source of the latest packet received inside a tunnel (as `head.addr`).
+    pub tun_src: [u64; 2],
+    /// Outer destination of the latest packet received inside a tunnel.
+    pub tun_dst: [u64; 2],
+    /// VNI or GRE key of that packet.
+    pub tun_vni: u32,
+    /// `ENCAP_*` kind of that packet (0: nothing received inside a tunnel).
+    pub tun_kind: u8,
+    /// Padding, always zero.
+    pub _pad: [u8; 11],
 }
 
 /// Largest TCP packet (bytes on the wire) counted as small: Ethernet, IPv6 and TCP with
@@ -203,7 +231,10 @@ pub fn reflector_port(port: u16) -> bool {
 
 const _: () = assert!(core::mem::size_of::<SlotHead>() == 32);
 const _: () = assert!(core::mem::size_of::<SrcSlot>() == 64);
-const _: () = assert!(core::mem::size_of::<DstSlot>() == 128);
+const _: () = assert!(core::mem::offset_of!(SrcSlot, tcp_small) == 62);
+const _: () = assert!(core::mem::size_of::<DstSlot>() == 192);
+const _: () = assert!(core::mem::offset_of!(DstSlot, tcp_b) == 128);
+const _: () = assert!(core::mem::offset_of!(DstSlot, tun_src) == 144);
 
 /// A slot type: what the 2-way set logic needs of it.
 pub trait Slot: Copy {
@@ -365,7 +396,12 @@ impl SrcSlot {
                 TcpClass::Syn => self.syn = self.syn.wrapping_add(1),
                 TcpClass::SynAck => sat16(&mut self.synack),
                 TcpClass::Rst => sat16(&mut self.rst),
-                TcpClass::Other => self.tcp_other = self.tcp_other.wrapping_add(1),
+                TcpClass::Other => {
+                    self.tcp_other = self.tcp_other.wrapping_add(1);
+                    if s.wire_len <= SMALL_SEGMENT {
+                        sat16(&mut self.tcp_small);
+                    }
+                }
             },
             IPPROTO_UDP => {
                 self.udp = self.udp.wrapping_add(1);
@@ -375,7 +411,7 @@ impl SrcSlot {
             }
             IPPROTO_ICMP | IPPROTO_ICMPV6 => {
                 if icmp_request(s) {
-                    sat16(&mut self.icmp_req);
+                    self.icmp_req = self.icmp_req.wrapping_add(1);
                 } else {
                     sat16(&mut self.icmp_other);
                 }
@@ -394,9 +430,35 @@ impl SrcSlot {
 /// Hash of a packet's sender for the distinct-sender bitmaps (the IPv4 address of a mapped
 /// address, bytes 0–3 and 12–15 of an IPv6 one).
 #[inline(always)]
-fn sender_hash(s: &Summary) -> u32 {
-    let a = s.src_words();
+fn sender_hash(a: [u64; 2]) -> u32 {
     fmix32(a[0] as u32 ^ (a[1] >> 32) as u32)
+}
+
+/// Sets a sender's bit in a 128-bit bitmap; written only when new, so that a hot flow
+/// leaves the line clean.
+#[inline(always)]
+fn mark_sender(bits: &mut [u64; 2], sender: [u64; 2]) {
+    let h = sender_hash(sender);
+    let word = ((h >> 6) & 1) as usize;
+    let bit = 1u64 << (h & 63);
+    if bits[word] & bit == 0 {
+        bits[word] |= bit;
+    }
+}
+
+/// Writes `v` into `*field` only when it differs (the line stays clean for a steady flow).
+#[inline(always)]
+fn set_if_changed<T: PartialEq + Copy>(field: &mut T, v: T) {
+    if *field != v {
+        *field = v;
+    }
+}
+
+/// Whether a tunnel's outer header is UDP (VXLAN, Geneve) rather than an IP protocol of
+/// its own (GRE, IP-in-IP).
+#[inline(always)]
+fn outer_is_udp(encap: u8) -> bool {
+    encap == ENCAP_VXLAN || encap == ENCAP_GENEVE
 }
 
 impl DstSlot {
@@ -409,7 +471,7 @@ impl DstSlot {
             IPPROTO_TCP => match tcp_class(s) {
                 TcpClass::Syn => count(&mut self.syn_p, &mut self.syn_b, len),
                 c => {
-                    self.tcp_p = self.tcp_p.wrapping_add(1);
+                    count(&mut self.tcp_p, &mut self.tcp_b, len);
                     if len <= SMALL_SEGMENT {
                         self.tcp_small_p = self.tcp_small_p.wrapping_add(1);
                     }
@@ -426,13 +488,14 @@ impl DstSlot {
                     self.udp_later_p = self.udp_later_p.wrapping_add(1);
                 } else if reflector_port(s.src_port) {
                     count(&mut self.refl_p, &mut self.refl_b, len);
-                    let bit = 1u64 << (sender_hash(s) & 63);
+                    let bit = 1u64 << (sender_hash(s.src_words()) & 63);
                     if self.refl_src_bits & bit == 0 {
                         self.refl_src_bits |= bit;
                     }
                 }
             }
             IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+                self.icmp_b = self.icmp_b.saturating_add(len);
                 if icmp_request(s) {
                     self.icmp_req_p = self.icmp_req_p.wrapping_add(1);
                 } else {
@@ -447,12 +510,42 @@ impl DstSlot {
         if s.fragment != FRAG_NONE {
             count(&mut self.frag_p, &mut self.frag_b, len);
         }
-        // The sender's bit; written only when new, so a hot flow leaves the line clean.
-        let h = sender_hash(s);
-        let word = ((h >> 6) & 1) as usize;
-        let bit = 1u64 << (h & 63);
-        if self.src_bits[word] & bit == 0 {
-            self.src_bits[word] |= bit;
+        mark_sender(&mut self.src_bits, s.src_words());
+        if s.encap != ENCAP_NONE {
+            self.inner_p = self.inner_p.wrapping_add(1);
+            set_if_changed(&mut self.tun_src, s.outer_src_words());
+            set_if_changed(&mut self.tun_dst, s.outer_dst_words());
+            set_if_changed(&mut self.tun_vni, s.vni);
+            set_if_changed(&mut self.tun_kind, s.encap);
+        }
+    }
+
+    /// Accounts the outer header of a tunnelled packet (`s` describes its inner packet)
+    /// received by this slot's address, the tunnel's outer destination.
+    #[inline(always)]
+    pub fn observe_outer_recv(&mut self, s: &Summary) {
+        let len = s.wire_len;
+        head_count(&mut self.head, len);
+        if outer_is_udp(s.encap) {
+            count(&mut self.udp_p, &mut self.udp_b, len);
+        } else {
+            count(&mut self.other_p, &mut self.other_b, len);
+        }
+        self.outer_p = self.outer_p.wrapping_add(1);
+        mark_sender(&mut self.src_bits, s.outer_src_words());
+    }
+}
+
+impl SrcSlot {
+    /// Accounts the outer header of a tunnelled packet sent by this slot's address, the
+    /// tunnel's outer source.
+    #[inline(always)]
+    pub fn observe_outer_sent(&mut self, s: &Summary) {
+        head_count(&mut self.head, s.wire_len);
+        if outer_is_udp(s.encap) {
+            self.udp = self.udp.wrapping_add(1);
+        } else {
+            sat16(&mut self.other);
         }
     }
 }
@@ -495,19 +588,61 @@ impl Geometry {
         }
     }
 
-    /// Index of way 0 of the sender's set in [`MAP_SRC`] on `cpu`.
+    /// Index of way 0 of a sender's set in [`MAP_SRC`] on `cpu`.
     #[inline(always)]
-    pub fn src_set(&self, cpu: u32, s: &Summary) -> u32 {
-        let a = s.src_words();
-        set_index(cpu, self.tick, self.src_per_cpu, slot_hash(&a, self.seed))
+    pub fn src_set(&self, cpu: u32, addr: &[u64; 2]) -> u32 {
+        set_index(cpu, self.tick, self.src_per_cpu, slot_hash(addr, self.seed))
     }
 
-    /// Index of way 0 of the receiver's set in [`MAP_DST`] on `cpu`.
+    /// Index of way 0 of a receiver's set in [`MAP_DST`] on `cpu`.
     #[inline(always)]
-    pub fn dst_set(&self, cpu: u32, s: &Summary) -> u32 {
-        let a = s.dst_words();
-        set_index(cpu, self.tick, self.dst_per_cpu, slot_hash(&a, self.seed))
+    pub fn dst_set(&self, cpu: u32, addr: &[u64; 2]) -> u32 {
+        set_index(cpu, self.tick, self.dst_per_cpu, slot_hash(addr, self.seed))
     }
+}
+
+/// The two slot tables as [`account_packet`] reaches them: the BPF maps in the kernel, slices in
+/// the host model.
+pub trait SlotTables {
+    /// The two ways of the [`MAP_SRC`] set at `i`.
+    fn src_ways(&mut self, i: u32) -> Option<[&mut SrcSlot; 2]>;
+    /// The two ways of the [`MAP_DST`] set at `i`.
+    fn dst_ways(&mut self, i: u32) -> Option<[&mut DstSlot; 2]>;
+}
+
+/// Accounts an IP packet in the slot tables of `cpu`. Returns its sender's packets in this
+/// tick on this CPU, this one included (the lower bound).
+///
+/// A tunnelled packet (`s.encap != 0`, `s` describing the inner packet) is accounted twice,
+/// once by each header, as a router and the inner hosts each see it: the inner packet at its
+/// inner source and destination, by its inner protocol; the outer header at the tunnel
+/// endpoints, as UDP (VXLAN, Geneve) or as its own IP protocol (GRE, IP-in-IP), so that a
+/// flood of encapsulated packets counts at the endpoint it hits. Every other count (totals,
+/// conversations, probes, per-source state) takes the packet once, by its inner header.
+#[inline(always)]
+pub fn account_packet<T: SlotTables + ?Sized>(
+    t: &mut T,
+    cpu: u32,
+    geo: Geometry,
+    s: &Summary,
+) -> u32 {
+    let sent = match t.src_ways(geo.src_set(cpu, &s.src_words())) {
+        Some([w0, w1]) => account_src(w0, w1, geo.tick, s),
+        None => 0,
+    };
+    if let Some([w0, w1]) = t.dst_ways(geo.dst_set(cpu, &s.dst_words())) {
+        account_dst(w0, w1, geo.tick, s);
+    }
+    if s.encap != ENCAP_NONE {
+        let (from, to) = (s.outer_src_words(), s.outer_dst_words());
+        if let Some([w0, w1]) = t.src_ways(geo.src_set(cpu, &from)) {
+            pick(w0, w1, from, geo.tick).observe_outer_sent(s);
+        }
+        if let Some([w0, w1]) = t.dst_ways(geo.dst_set(cpu, &to)) {
+            pick(w0, w1, to, geo.tick).observe_outer_recv(s);
+        }
+    }
+    sent
 }
 
 /// Accounts a packet in its sender's set (`w0`, `w1`: the two ways). Returns the sender's
@@ -532,14 +667,20 @@ mod pod {
     unsafe impl aya::Pod for super::DstSlot {}
 }
 
+/// An address kept as two native-endian words (`Summary::src_words`) as its 16 bytes.
+#[cfg(feature = "std")]
+pub fn words_to_bytes(w: &[u64; 2]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&w[0].to_ne_bytes());
+    out[8..].copy_from_slice(&w[1].to_ne_bytes());
+    out
+}
+
 #[cfg(feature = "std")]
 impl SlotHead {
     /// The address as 16 bytes (IPv4-mapped for IPv4).
     pub fn addr_bytes(&self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.addr[0].to_ne_bytes());
-        out[8..].copy_from_slice(&self.addr[1].to_ne_bytes());
-        out
+        words_to_bytes(&self.addr)
     }
 
     /// Packets certainly this address's (the Space-Saving lower bound).
@@ -571,12 +712,12 @@ impl SrcSlot {
     /// Adds another CPU's slot of the same address and tick.
     pub fn merge(&mut self, o: &SrcSlot) {
         merge_fields!(self, o; syn, tcp_other, udp, synack, rst, icmp_req, icmp_other, other,
-            frags, tiny_frag, refl_req);
+            frags, tiny_frag, refl_req, tcp_small);
     }
 
     /// ICMP and ICMPv6 packets of every kind.
     pub fn icmp(&self) -> u32 {
-        u32::from(self.icmp_req) + u32::from(self.icmp_other)
+        self.icmp_req + u32::from(self.icmp_other)
     }
 }
 
@@ -586,7 +727,11 @@ impl DstSlot {
     pub fn merge(&mut self, o: &DstSlot) {
         merge_fields!(self, o; syn_p, syn_b, tcp_p, tcp_small_p, udp_p, udp_b, icmp_req_p,
             icmp_other_p, icmp_err_p, other_p, other_b, frag_p, frag_b, synack_p, rst_p, refl_p,
-            refl_b, udp_later_p);
+            refl_b, udp_later_p, tcp_b, icmp_b, outer_p, inner_p);
+        if o.tun_kind != 0 {
+            (self.tun_src, self.tun_dst) = (o.tun_src, o.tun_dst);
+            (self.tun_vni, self.tun_kind) = (o.tun_vni, o.tun_kind);
+        }
         self.src_bits[0] |= o.src_bits[0];
         self.src_bits[1] |= o.src_bits[1];
         self.refl_src_bits |= o.refl_src_bits;

@@ -418,7 +418,7 @@ fn sent_class(s: &Summary) -> &'static str {
         ("rst", u32::from(w.rst)),
         ("tcp_other", w.tcp_other),
         ("udp", w.udp),
-        ("icmp_req", u32::from(w.icmp_req)),
+        ("icmp_req", w.icmp_req),
         ("icmp_other", u32::from(w.icmp_other)),
         ("other", u32::from(w.other)),
     ];

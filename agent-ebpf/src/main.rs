@@ -13,7 +13,8 @@ use agent_common::{
     Packet, Summary, classify_eth_into, classify_ip_into,
     conv::{ConvRec, ConvTable, DEFAULT_CONV_SLOTS, record_answer, record_opening},
     slots::{
-        DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
+        DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SlotTables, SrcSlot,
+        account_packet,
     },
     state::{
         Adder, AddrKey, Blocked, CONFIG_ADMIT_ON_SECOND, CONFIG_BLOCK, CONFIG_EVIDENCE, Config,
@@ -466,19 +467,33 @@ fn account<const LINK: u8>(pkt: &Direct, dir: u32, cfg: Config) {
     update_source(g, s, now, cfg.epoch, maybe_known);
 }
 
+/// The two adjacent entries at `i` (even) of a set-associative array map.
+///
+/// # Safety
+/// The caller names who may write the entries at once: the ways must not be borrowed
+/// elsewhere by this program invocation.
+#[inline(always)]
+// A map is a shared static that hands out pointers to its values (aya's `get_ptr_mut`).
+#[allow(clippy::mut_from_ref)]
+unsafe fn ways_of<T>(map: &'static Array<T>, i: u32) -> Option<[&'static mut T; 2]> {
+    match (map.get_ptr_mut(i), map.get_ptr_mut(i | 1)) {
+        // SAFETY: two different entries (i is even) of a preallocated array; the caller
+        // vouches for the writers.
+        (Some(w0), Some(w1)) => Some(unsafe { [&mut *w0, &mut *w1] }),
+        _ => None,
+    }
+}
+
 /// `CONV` as `agent_common::conv` functions see it.
 struct SharedConv;
 
 impl ConvTable for SharedConv {
     #[inline(always)]
     fn ways(&mut self, i: u32) -> Option<[&mut ConvRec; 2]> {
-        match (CONV.get_ptr_mut(i), CONV.get_ptr_mut(i | 1)) {
-            // SAFETY: two different records (i is even). The table is shared: a race between
-            // CPUs on one record can at worst count a conversation twice or merge flag bits;
-            // the two sides of a conversation write disjoint bytes.
-            (Some(w0), Some(w1)) => Some(unsafe { [&mut *w0, &mut *w1] }),
-            _ => None,
-        }
+        // SAFETY: the table is shared: a race between CPUs on one record can at worst count
+        // a conversation twice or merge flag bits; the two sides of a conversation write
+        // disjoint bytes.
+        unsafe { ways_of(&CONV, i) }
     }
 }
 
@@ -486,22 +501,27 @@ impl ConvTable for SharedConv {
 /// Returns the sender's packets in this tick on this CPU (0 if its slot was out of reach).
 #[inline(always)]
 fn account_slots(s: &Summary, cfg: &Config) -> u32 {
-    let geo = Geometry::of(cfg);
     // SAFETY: helper without arguments (inlined by the verifier on x86-64).
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    let i = geo.src_set(cpu, s);
-    let sent = match (SRC.get_ptr_mut(i), SRC.get_ptr_mut(i | 1)) {
-        // SAFETY: two different entries (i is even) of this CPU's partition, written only
-        // by programs on this CPU, which do not nest.
-        (Some(w0), Some(w1)) => unsafe { account_src(&mut *w0, &mut *w1, geo.tick, s) },
-        _ => 0,
-    };
-    let i = geo.dst_set(cpu, s);
-    if let (Some(w0), Some(w1)) = (DST.get_ptr_mut(i), DST.get_ptr_mut(i | 1)) {
-        // SAFETY: as above.
-        unsafe { account_dst(&mut *w0, &mut *w1, geo.tick, s) };
+    account_packet(&mut SlotMaps, cpu, Geometry::of(cfg), s)
+}
+
+/// `SRC` and `DST` as `agent_common::slots::account_packet` sees them.
+struct SlotMaps;
+
+impl SlotTables for SlotMaps {
+    #[inline(always)]
+    fn src_ways(&mut self, i: u32) -> Option<[&mut SrcSlot; 2]> {
+        // SAFETY: entries of this CPU's partition, written only by programs on this CPU,
+        // which do not nest.
+        unsafe { ways_of(&SRC, i) }
     }
-    sent
+
+    #[inline(always)]
+    fn dst_ways(&mut self, i: u32) -> Option<[&mut DstSlot; 2]> {
+        // SAFETY: as above.
+        unsafe { ways_of(&DST, i) }
+    }
 }
 
 // Map values go by reference: by value they would be copied onto the 512-byte BPF stack.

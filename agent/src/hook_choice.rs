@@ -114,7 +114,9 @@ fn driver_of(iface: &str) -> Option<String> {
         if fd < 0 {
             return None;
         }
-        let rc = libc::ioctl(fd, libc::SIOCETHTOOL, &mut ifr);
+        // The request's type differs between libc flavours (c_ulong on glibc, c_int on musl).
+        #[allow(clippy::unnecessary_cast)]
+        let rc = libc::ioctl(fd, libc::SIOCETHTOOL as libc::Ioctl, &mut ifr);
         libc::close(fd);
         if rc != 0 {
             return None;

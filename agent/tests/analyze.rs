@@ -981,11 +981,13 @@ fn mutated_captures_never_panic() {
 
 /// A nanosecond pcap (Ethernet) of the given frames.
 fn pcap_ns(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    use picket_capture::{
-        link::LINKTYPE_ETHERNET,
-        writer::{PcapWriter, Resolution},
-    };
-    let mut w = PcapWriter::new(Vec::new(), Resolution::Nano, LINKTYPE_ETHERNET, 65535).unwrap();
+    pcap_ns_link(frames, picket_capture::link::LINKTYPE_ETHERNET)
+}
+
+/// A nanosecond pcap of the given frames with link type `link`.
+fn pcap_ns_link(frames: &[(u64, Vec<u8>)], link: u32) -> Vec<u8> {
+    use picket_capture::writer::{PcapWriter, Resolution};
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Nano, link, 65535).unwrap();
     for (ts, data) in frames {
         w.write(*ts, data.len() as u32, data).unwrap();
     }
@@ -1234,6 +1236,71 @@ fn scans_inside_every_tunnel_are_caught_offline_as_tshark_counts_them() {
         assert!(
             text.contains("Tunnels") && text.contains("10.0.0.2"),
             "{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_scan_captured_on_an_l3_device_is_caught_as_tshark_counts_it() {
+    // What `tcpdump -i tun0` writes: LINKTYPE_RAW, every packet starting at its IP header
+    // (IPv4 and IPv6 alike). A scan of 200 ports over each family, every probe refused.
+    use agent_common::classify::{IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN};
+    use picket_capture::link::LINKTYPE_RAW;
+    use picket_frames as frames;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let (s4, d4) = (Ipv4Addr::new(10, 8, 0, 2), Ipv4Addr::new(10, 8, 0, 1));
+    let (s6, d6): (Ipv6Addr, Ipv6Addr) =
+        ("fd00:8::2".parse().unwrap(), "fd00:8::1".parse().unwrap());
+    let t0 = 1_700_000_000_000_000_000u64;
+    let mut packets = Vec::new();
+    for n in 0..200u16 {
+        let t = t0 + u64::from(n) * 2_000_000;
+        let syn = frames::tcp(40000, 1 + n, TCP_SYN);
+        let rst = frames::tcp(1 + n, 40000, TCP_RST | TCP_ACK);
+        packets.push((t, frames::ipv4(s4, d4, IPPROTO_TCP, 0, &syn)[14..].to_vec()));
+        packets.push((
+            t + 100_000,
+            frames::ipv4(d4, s4, IPPROTO_TCP, 0, &rst)[14..].to_vec(),
+        ));
+        packets.push((
+            t + 500_000,
+            frames::ipv6(s6, d6, &[], IPPROTO_TCP, &syn)[14..].to_vec(),
+        ));
+        packets.push((
+            t + 600_000,
+            frames::ipv6(d6, s6, &[], IPPROTO_TCP, &rst)[14..].to_vec(),
+        ));
+    }
+    let dir = temp_dir("l3");
+    let path = dir.join("tun.pcap");
+    std::fs::write(&path, pcap_ns_link(&packets, LINKTYPE_RAW)).unwrap();
+    let r = report(&path, &Options::default());
+    assert_eq!(r.totals.packets, 800);
+    for (src, dst) in [("10.8.0.2", "10.8.0.1"), ("fd00:8::2", "fd00:8::1")] {
+        let rows = tshark(
+            &path,
+            &if src.contains(':') {
+                format!("ipv6.src == {src}")
+            } else {
+                format!("ip.src == {src}")
+            },
+            &[],
+            &["tcp.dstport"],
+        );
+        let ports: BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(ports.len(), 200, "tshark: {src}");
+        let scans = alerts(&r, "port_scan");
+        let scan = scans
+            .iter()
+            .find(|a| a["source"]["ip"] == src)
+            .unwrap_or_else(|| panic!("no port_scan from {src}: {:?}", r.alert_lines));
+        assert_eq!(scan["destination"]["ip"], dst, "{scan}");
+        let cap = picket_detect::windows::PORT_CAP;
+        assert_eq!(
+            scan["picket"]["details"]["distinct_ports"].as_u64(),
+            Some(ports.len().min(cap) as u64),
+            "{scan}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

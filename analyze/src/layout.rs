@@ -471,7 +471,7 @@ pub fn sections(r: &Report) -> Vec<Section> {
     let th = &d.thresholds;
     let mut s = Section::new("alerts", "Alerts");
     s.lines.push(format!(
-        "detectors read every {} s of capture time, window {} s; thresholds: port_scan {} ports, host_sweep {} hosts; from one source: syn_flood {}/s, udp_flood {}/s, icmp_flood {}/s; at one destination: syn_flood {}/s (ACKs under {} per SYN), udp_flood {}/s or {} Mbit/s, icmp_flood {}/s, tcp_flood {}/s, frag_flood {}/s, proto_flood {}/s, reflection {}/s or {} Mbit/s",
+        "detectors read every {} s of capture time, window {} s; thresholds: port_scan {} ports, host_sweep {} hosts; from one source: syn_flood {}/s, udp_flood {}/s, icmp_flood {}/s; at one destination: syn_flood {}/s or {} Mbit/s (ACKs under {} per SYN), udp_flood {}/s or {} Mbit/s, icmp_flood {}/s or {} Mbit/s, tcp_flood {}/s or {} Mbit/s, frag_flood {}/s or {} Mbit/s, proto_flood {}/s or {} Mbit/s, reflection {}/s or {} Mbit/s",
         d.poll_interval_s,
         d.window_s,
         th.port_scan_ports,
@@ -480,13 +480,18 @@ pub fn sections(r: &Report) -> Vec<Section> {
         th.udp_flood_pps,
         th.icmp_flood_pps,
         th.syn_flood_dst_pps,
+        th.syn_flood_dst_bps / 1e6,
         th.syn_flood_dst_ack_ratio,
         th.udp_flood_dst_pps,
         th.udp_flood_dst_bps / 1e6,
         th.icmp_flood_dst_pps,
+        th.icmp_flood_dst_bps / 1e6,
         th.tcp_flood_pps,
+        th.tcp_flood_bps / 1e6,
         th.frag_flood_pps,
+        th.frag_flood_bps / 1e6,
         th.proto_flood_pps,
+        th.proto_flood_bps / 1e6,
         th.reflection_pps,
         th.reflection_bps / 1e6,
     ));

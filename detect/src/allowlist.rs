@@ -258,6 +258,7 @@ mod tests {
             port,
             outcome: Outcome::Rejected,
             at_ns: 0,
+            ack_class: false,
         }
     }
 

@@ -4,12 +4,14 @@
 use std::{collections::HashMap, net::IpAddr};
 
 use agent_common::{
-    slots::{DstSlot, SrcSlot},
+    slots::{DstSlot, SrcSlot, words_to_bytes},
     state::{AddrKey, Globals, SrcState},
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    ack_sweeps::{AckSweep, AckSweeps},
+    probes::ProbeGroup,
     snapshot::{Snapshot, TickCounts},
     windows::{Bars, Hit, OutcomeCounts, Scale, SetKey, WindowSets},
 };
@@ -131,6 +133,8 @@ pub struct Thresholds {
     pub syn_flood_pps: f64,
     /// `syn_flood` (destination): SYNs per second towards one destination...
     pub syn_flood_dst_pps: f64,
+    /// ...or SYN bits per second towards it...
+    pub syn_flood_dst_bps: f64,
     /// ...followed by fewer ACK-class packets to it than this fraction of the SYNs.
     pub syn_flood_dst_ack_ratio: f64,
     /// `udp_flood`: UDP packets per second from one source.
@@ -144,13 +148,22 @@ pub struct Thresholds {
     /// `icmp_flood` (destination): ICMP/ICMPv6 requests, or unsolicited replies and errors,
     /// per second towards one destination.
     pub icmp_flood_dst_pps: f64,
-    /// `tcp_flood` (destination): TCP packets without SYN per second towards one destination.
+    /// ...or their bits per second.
+    pub icmp_flood_dst_bps: f64,
+    /// `tcp_flood` (destination): small TCP packets without SYN per second towards one
+    /// destination...
     pub tcp_flood_pps: f64,
-    /// `frag_flood` (destination): IP fragments per second towards one destination.
+    /// ...or bits per second of all TCP without SYN.
+    pub tcp_flood_bps: f64,
+    /// `frag_flood` (destination): IP fragments per second towards one destination...
     pub frag_flood_pps: f64,
+    /// ...or their bits per second.
+    pub frag_flood_bps: f64,
     /// `proto_flood` (destination): packets of other IP protocols per second towards one
-    /// destination.
+    /// destination...
     pub proto_flood_pps: f64,
+    /// ...or their bits per second.
+    pub proto_flood_bps: f64,
     /// `reflection` (destination): UDP packets per second from reflector ports towards one
     /// destination...
     pub reflection_pps: f64,
@@ -188,23 +201,35 @@ impl Default for Thresholds {
     ///   SYN-ACK; real bots answer it with RST). A busy server at 2 400 connections/s gets at
     ///   least one ACK-class packet per SYN (the handshake's last ACK, then data and FIN), so
     ///   its ratio is ≥ 1. SYN cookies do not change this: they answer every SYN.
+    ///   `syn_flood_dst_bps = 10 Mbit/s`, with the same ACK condition, for SYNs padded with
+    ///   data: ordinary SYNs are 60–80 bytes (2 000/s ≈ 1.3 Mbit/s), so only SYNs carrying
+    ///   payload reach 10 Mbit/s below the packet bar.
     /// * `udp_flood_pps = 20000`: above a fast QUIC or media stream from one peer (~10 k
     ///   packets/s at 100 Mbit/s), far below a flood tool's rate.
     /// * `udp_flood_dst_pps = 50000` or `udp_flood_dst_bps = 500 Mbit/s`, while the
     ///   destination sends back under 1 % as much UDP: a QUIC download or RTP call is two-way
     ///   (the client ACKs at ≥ 5 %), a flood is one-way.
     /// * `icmp_flood_pps = 1000`: `ping` sends 1/s, `ping -f` hundreds to thousands.
-    /// * `icmp_flood_dst_pps = 5000`: requests, or replies and errors the destination never
-    ///   asked for (it sent under 1 % as many requests); ping and mtr send 1–10 per second.
+    /// * `icmp_flood_dst_pps = 5000` or `icmp_flood_dst_bps = 50 Mbit/s`: requests, or
+    ///   replies and errors the destination never asked for (it sent under 1 % as many
+    ///   requests); ping and mtr send 1–10 per second of under 100 bytes, so 50 Mbit/s below
+    ///   the packet bar takes pings padded past 1 200 bytes.
     /// * `tcp_flood_pps = 20000` small segments (bare ACK, RST, FIN: ≤ 128 bytes), while the
     ///   destination sends back (other than RST) under 1 % as many TCP packets: an ACK or RST
     ///   flood draws only RSTs, or nothing. A download's data segments are large, and are not
     ///   counted: its receiver, coalescing them (GRO), may ACK well under 1 % of them (seen on
-    ///   veth: 115 000 segments/s in, under 1 % ACKed). *Trade-off:* an ACK flood padded past
-    ///   128 bytes is a bandwidth flood this rule does not see.
-    /// * `frag_flood_pps = 20000` and `proto_flood_pps = 20000`, while the destination sends
-    ///   back under 1 % as many packets (of that protocol): NFS over UDP, big DNS answers,
-    ///   tunnels and IPsec peers are two-way.
+    ///   veth: 115 000 segments/s in, under 1 % ACKed). `tcp_flood_bps = 500 Mbit/s` counts
+    ///   every segment without SYN, large ones too (an ACK flood padded to full frames), while
+    ///   the destination sends back under 0.1 % as many: a receiver, however it coalesces,
+    ///   ACKs at least every 64 KiB it takes in (≥ 2 % of full segments), and a backup or CDN
+    ///   stream stalls without ACKs once the window is full.
+    /// * `frag_flood_pps = 20000` or `frag_flood_bps = 200 Mbit/s`, and `proto_flood_pps =
+    ///   20000` or `proto_flood_bps = 200 Mbit/s`, while the destination sends back under 1 %
+    ///   as many packets (of that protocol): NFS over UDP, big DNS answers, tunnels and IPsec
+    ///   peers are two-way. A tunnelled packet counts at its outer destination by its outer
+    ///   protocol too (`agent_common::slots::account_packet`), so a GRE flood of random inner
+    ///   packets is a `proto_flood` of the endpoint it hits, and a busy tunnel endpoint,
+    ///   which sends its share of the tunnel back, is not.
     /// * `reflection_pps = 5000` or `reflection_bps = 50 Mbit/s` from ≥ 10 reflectors, while
     ///   the destination sent under 10 % as many requests to reflector ports: a resolver asks
     ///   about as often as it is answered; amplified answers are large (DNS ANY ≈ 3 000 B,
@@ -216,15 +241,20 @@ impl Default for Thresholds {
             scan_failure_ratio: 0.5,
             syn_flood_pps: 1000.0,
             syn_flood_dst_pps: 2000.0,
+            syn_flood_dst_bps: 10e6,
             syn_flood_dst_ack_ratio: 0.2,
             udp_flood_pps: 20_000.0,
             udp_flood_dst_pps: 50_000.0,
             udp_flood_dst_bps: 500e6,
             icmp_flood_pps: 1000.0,
             icmp_flood_dst_pps: 5000.0,
+            icmp_flood_dst_bps: 50e6,
             tcp_flood_pps: 20_000.0,
+            tcp_flood_bps: 500e6,
             frag_flood_pps: 20_000.0,
+            frag_flood_bps: 200e6,
             proto_flood_pps: 20_000.0,
+            proto_flood_bps: 200e6,
             reflection_pps: 5000.0,
             reflection_bps: 50e6,
         }
@@ -362,18 +392,30 @@ pub struct TunnelInfo {
 impl TunnelInfo {
     /// The tunnel a source's state records, if any.
     pub fn of(st: &SrcState) -> Option<Self> {
-        let kind = *agent_common::tunnel::ENCAP_NAMES.get(usize::from(st.tunnel_kind))?;
-        (st.tunnel_kind != 0).then(|| TunnelInfo {
-            kind,
-            outer_dst: AddrKey {
-                addr: st.tunnel_dst,
-            }
-            .ip(),
-            outer_src: AddrKey {
-                addr: st.tunnel_src,
-            }
-            .ip(),
-            vni: st.tunnel_vni,
+        Self::new(st.tunnel_kind, st.tunnel_src, st.tunnel_dst, st.tunnel_vni)
+    }
+
+    /// The tunnel that carried the latest packet a destination received inside one, when
+    /// most of what it received came tunnelled.
+    pub fn of_dst(d: &DstSlot) -> Option<Self> {
+        if u64::from(d.inner_p) * 2 < u64::from(d.head.pkts_lower()) {
+            return None;
+        }
+        Self::new(
+            d.tun_kind,
+            words_to_bytes(&d.tun_src),
+            words_to_bytes(&d.tun_dst),
+            d.tun_vni,
+        )
+    }
+
+    fn new(kind: u8, outer_src: [u8; 16], outer_dst: [u8; 16], vni: u32) -> Option<Self> {
+        let name = *agent_common::tunnel::ENCAP_NAMES.get(usize::from(kind))?;
+        (kind != 0).then(|| TunnelInfo {
+            kind: name,
+            outer_dst: AddrKey { addr: outer_dst }.ip(),
+            outer_src: AddrKey { addr: outer_src }.ip(),
+            vni,
         })
     }
 }
@@ -402,6 +444,8 @@ fn is_zero(n: &u32) -> bool {
 /// Fractions the destination must send back under for a one-way flood (see
 /// [`Thresholds::default`]).
 const TCP_ANSWER_MAX: f64 = 0.01;
+/// `tcp_flood` by bits: most TCP packets sent back per TCP packet received.
+const TCP_BULK_ANSWER_MAX: f64 = 0.001;
 const ONE_WAY_MAX: f64 = 0.01;
 const REFLECTION_ASKED_MAX: f64 = 0.10;
 /// Fewest distinct reflectors for `reflection`.
@@ -436,6 +480,8 @@ pub struct Detector {
     /// The tunnel of each probing source whose probes came tunnelled, from the latest map
     /// read.
     tunnels: HashMap<AddrKey, TunnelInfo>,
+    /// ACK-class probing per source, for the sweeps the outcome join sees only in part.
+    acks: AckSweeps,
 }
 
 impl Detector {
@@ -451,6 +497,7 @@ impl Detector {
             flooded: HashMap::new(),
             tiny: HashMap::new(),
             tunnels: HashMap::new(),
+            acks: AckSweeps::new(),
         }
     }
 
@@ -505,6 +552,7 @@ impl Detector {
         let t = &self.thresholds;
         let bars = Bars::new(t.port_scan_ports, t.host_sweep_hosts, t.scan_failure_ratio);
         let hits = self.sets.evaluate(snap.mono_ns, self.window_s, &bars);
+        let mut ack_sweeps = Vec::new();
         // One finding per source and rule: its largest set.
         let mut best: HashMap<(AddrKey, Rule), Hit> = HashMap::new();
         for h in hits {
@@ -526,6 +574,14 @@ impl Detector {
                 }
             }
         }
+        self.acks
+            .observe(&snap.probes, &snap.tick.src, &recv, snap.mono_ns, recent);
+        for sweep in self.acks.sweeps() {
+            let src = AddrKey { addr: sweep.src };
+            if sweep.hosts() >= t.host_sweep_hosts && !best.contains_key(&(src, Rule::HostSweep)) {
+                ack_sweeps.push(ack_sweep_finding(&sweep, t.host_sweep_hosts, self.window_s));
+            }
+        }
         let mut scans: Vec<Finding> = best
             .into_iter()
             .filter(|((src, rule), h)| {
@@ -545,6 +601,7 @@ impl Detector {
                 f.details.tunnel = self.tunnels.get(&src).cloned();
                 f
             })
+            .chain(ack_sweeps)
             .collect();
         scans.sort_by(|a, b| (a.source, a.rule.name()).cmp(&(b.source, b.rule.name())));
         out.extend(scans);
@@ -640,7 +697,7 @@ fn src_flood_findings(
     // ICMP replies and errors count only beyond what the source received: a host answering
     // a ping flood (or a UDP flood with port unreachables) is its victim, not a flooder.
     let answers = back.map_or(0, |b| b.head.pkts);
-    let icmp = u32::from(s.icmp_req) + u32::from(s.icmp_other).saturating_sub(answers);
+    let icmp = s.icmp_req + u32::from(s.icmp_other).saturating_sub(answers);
     // SYNs whose handshakes the source completes (its ACK-class segments: the handshake's
     // ACK, data, FIN) are connections, not a flood: a load generator opening thousands per
     // second to a web server. A flood tool, a SYN scanner, or the kernel of either, answers
@@ -713,21 +770,33 @@ fn dst_flood_findings(
                 distinct_sources: Some(d.distinct_sources().value),
                 saturated: d.distinct_sources().saturated,
                 packets: Some(u64::from(d.head.pkts_lower())),
+                tunnel: TunnelInfo::of_dst(d),
                 ..details
             },
         });
     };
+    // The packet rate, or else the bit rate, when either is over its bar.
+    let over = |p: u32, b: u32, pps: f64, bps: f64| {
+        if rate(p) >= pps {
+            Some((rate(p), pps, Unit::PacketsPerSecond))
+        } else if bits(b) >= bps {
+            Some((bits(b), bps, Unit::BitsPerSecond))
+        } else {
+            None
+        }
+    };
     // SYNs not followed by the handshake's ACK: ACK-class packets the destination received.
     let acks = d.tcp_p.saturating_sub(d.rst_p).saturating_sub(d.synack_p);
-    if rate(d.syn_p) >= t.syn_flood_dst_pps
+    if let Some((value, bar, unit)) =
+        over(d.syn_p, d.syn_b, t.syn_flood_dst_pps, t.syn_flood_dst_bps)
         && f64::from(acks) < t.syn_flood_dst_ack_ratio * f64::from(d.syn_p)
     {
         let ratio = |n: u32| (f64::from(n) / f64::from(d.syn_p.max(1)) * 1000.0).round() / 1000.0;
         push(
             Rule::SynFlood,
-            rate(d.syn_p),
-            t.syn_flood_dst_pps,
-            Unit::PacketsPerSecond,
+            value,
+            bar,
+            unit,
             Details {
                 synack_ratio: Some(ratio(u32::from(back.synack))),
                 ack_ratio: Some(ratio(acks)),
@@ -742,8 +811,9 @@ fn dst_flood_findings(
         .tcp_other
         .saturating_add(u32::from(back.synack))
         .saturating_add(back.syn);
-    // Small segments only: the data of a download arrives in large ones, and a receiver
-    // coalescing them (GRO) ACKs under 1 % of them.
+    // By packets, small segments only: the data of a download arrives in large ones, and a
+    // receiver coalescing them (GRO) ACKs under 1 % of them. By bits, every segment, against
+    // a far stricter answer bar: even a coalescing receiver ACKs each 64 KiB it takes in.
     if rate(d.tcp_small_p) >= t.tcp_flood_pps && under(tcp_back, d.tcp_small_p, TCP_ANSWER_MAX) {
         push(
             Rule::TcpFlood,
@@ -752,57 +822,43 @@ fn dst_flood_findings(
             Unit::PacketsPerSecond,
             Details::default(),
         );
+    } else if bits(d.tcp_b) >= t.tcp_flood_bps && under(tcp_back, d.tcp_p, TCP_BULK_ANSWER_MAX) {
+        push(
+            Rule::TcpFlood,
+            bits(d.tcp_b),
+            t.tcp_flood_bps,
+            Unit::BitsPerSecond,
+            Details::default(),
+        );
     }
-    if under(back.udp, d.udp_p, ONE_WAY_MAX) {
-        if rate(d.udp_p) >= t.udp_flood_dst_pps {
-            push(
-                Rule::UdpFlood,
-                rate(d.udp_p),
-                t.udp_flood_dst_pps,
-                Unit::PacketsPerSecond,
-                Details::default(),
-            );
-        } else if bits(d.udp_b) >= t.udp_flood_dst_bps {
-            push(
-                Rule::UdpFlood,
-                bits(d.udp_b),
-                t.udp_flood_dst_bps,
-                Unit::BitsPerSecond,
-                Details::default(),
-            );
-        }
+    if under(back.udp, d.udp_p, ONE_WAY_MAX)
+        && let Some((value, bar, unit)) =
+            over(d.udp_p, d.udp_b, t.udp_flood_dst_pps, t.udp_flood_dst_bps)
+    {
+        push(Rule::UdpFlood, value, bar, unit, Details::default());
     }
-    let unsolicited = under(u32::from(back.icmp_req), d.icmp_other_p, ONE_WAY_MAX);
+    let unsolicited = under(back.icmp_req, d.icmp_other_p, ONE_WAY_MAX);
     let icmp = d
         .icmp_req_p
         .max(if unsolicited { d.icmp_other_p } else { 0 });
-    if rate(icmp) >= t.icmp_flood_dst_pps {
-        push(
-            Rule::IcmpFlood,
-            rate(icmp),
-            t.icmp_flood_dst_pps,
-            Unit::PacketsPerSecond,
-            Details::default(),
-        );
-    }
-    if rate(d.frag_p) >= t.frag_flood_pps && under(back.head.pkts, d.frag_p, ONE_WAY_MAX) {
-        push(
-            Rule::FragFlood,
-            rate(d.frag_p),
-            t.frag_flood_pps,
-            Unit::PacketsPerSecond,
-            Details::default(),
-        );
-    }
-    if rate(d.other_p) >= t.proto_flood_pps && under(u32::from(back.other), d.other_p, ONE_WAY_MAX)
+    // The bytes of the packets counted, when not all ICMP is: their share of all ICMP's.
+    let icmp_all = d.icmp_req_p.saturating_add(d.icmp_other_p).max(1);
+    let icmp_b = (u64::from(d.icmp_b) * u64::from(icmp) / u64::from(icmp_all)) as u32;
+    if let Some((value, bar, unit)) = over(icmp, icmp_b, t.icmp_flood_dst_pps, t.icmp_flood_dst_bps)
     {
-        push(
-            Rule::ProtoFlood,
-            rate(d.other_p),
-            t.proto_flood_pps,
-            Unit::PacketsPerSecond,
-            Details::default(),
-        );
+        push(Rule::IcmpFlood, value, bar, unit, Details::default());
+    }
+    if under(back.head.pkts, d.frag_p, ONE_WAY_MAX)
+        && let Some((value, bar, unit)) =
+            over(d.frag_p, d.frag_b, t.frag_flood_pps, t.frag_flood_bps)
+    {
+        push(Rule::FragFlood, value, bar, unit, Details::default());
+    }
+    if under(u32::from(back.other), d.other_p, ONE_WAY_MAX)
+        && let Some((value, bar, unit)) =
+            over(d.other_p, d.other_b, t.proto_flood_pps, t.proto_flood_bps)
+    {
+        push(Rule::ProtoFlood, value, bar, unit, Details::default());
     }
     let reflectors = d.distinct_reflectors();
     if reflectors.value >= MIN_REFLECTORS
@@ -842,6 +898,35 @@ fn dst_flood_findings(
         }
     }
     out
+}
+
+/// The finding of an ACK-class sweep whose estimate is over the host bar.
+fn ack_sweep_finding(s: &AckSweep, bar: u32, window_s: f64) -> Finding {
+    Finding {
+        rule: Rule::HostSweep,
+        scope: Scope::Source,
+        source: Some(AddrKey { addr: s.src }.ip()),
+        destination: None,
+        value: f64::from(s.hosts()),
+        threshold: f64::from(bar),
+        unit: Unit::Hosts,
+        window_s,
+        estimated: true,
+        details: Details {
+            ports: vec![s.port],
+            distinct_hosts: Some(s.hosts()),
+            failure_ratio: Some(1.0),
+            outcomes: Some(OutcomeCounts {
+                accepted: 0,
+                rejected: s.reset_hosts,
+                unanswered: s.silent,
+                unknown: 0,
+            }),
+            protocol: Some(ProbeGroup::Tcp),
+            scale: Some(Scale::Fast),
+            ..Details::default()
+        },
+    }
 }
 
 /// The finding of a set over its bar.
@@ -1019,6 +1104,158 @@ mod tests {
         );
         // The tunnel endpoints are not the scanner: no finding names them.
         assert!(f.iter().all(|f| f.source != Some(node_a.into())), "{f:?}");
+    }
+
+    #[test]
+    fn a_tunnelled_flood_counts_at_both_headers_and_names_its_tunnel() {
+        use agent_common::classify::ETH_P_IPV4;
+        let (node_a, node_b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let vxlan = |inner: &[u8]| {
+            let body = frames::tunnels::vxlan(77, inner);
+            frames::ipv4(
+                node_a,
+                node_b,
+                IPPROTO_UDP,
+                0,
+                &frames::udp(50000, 4789, &body),
+            )
+        };
+        // A SYN flood of 3 000 forged inner sources on a victim pod, carried from node A.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for i in 0..3000u32 {
+            let src = Ipv4Addr::from(0x0b00_0000 + i * 7);
+            feed(
+                &mut m,
+                &vxlan(&syn(src, VICTIM, 40000, 80)),
+                DIR_INGRESS,
+                SEC,
+            );
+        }
+        let f = d.evaluate(&read(&mut m, SEC));
+        let flood = f
+            .iter()
+            .find(|f| (f.rule, f.scope) == (Rule::SynFlood, Scope::Destination))
+            .unwrap_or_else(|| panic!("{f:?}"));
+        assert_eq!(flood.destination, Some(VICTIM.into()));
+        let tunnel = flood.details.tunnel.as_ref().expect("the tunnel");
+        assert_eq!((tunnel.kind, tunnel.vni), ("vxlan", 77));
+        assert_eq!(
+            (tunnel.outer_src, tunnel.outer_dst),
+            (node_a.into(), node_b.into())
+        );
+        // A GRE flood from forged outer sources around random inner packets: no inner host
+        // gets much, the endpoint it hits gets it all, as another IP protocol.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for i in 0..30_000u32 {
+            let inner = frames::ipv4(
+                Ipv4Addr::from(0x0c00_0000 + i * 13),
+                Ipv4Addr::from(0x0d00_0000 + i * 17),
+                IPPROTO_UDP,
+                0,
+                &frames::udp(1024, 2048, &[0; 64]),
+            );
+            let body = frames::tunnels::gre(ETH_P_IPV4, false, None, None, &inner[14..]);
+            let outer = frames::ipv4(Ipv4Addr::from(0x0e00_0000 + i * 19), node_b, 47, 0, &body);
+            feed(&mut m, &outer, DIR_INGRESS, SEC);
+        }
+        let f = d.evaluate(&read(&mut m, SEC));
+        assert_eq!(
+            rules(&f),
+            vec![(Rule::ProtoFlood, Scope::Destination)],
+            "{f:?}"
+        );
+        assert_eq!(f[0].destination, Some(node_b.into()));
+        // A busy tunnel both ways (60 000 packets in, 15 000 back) is no flood of either node.
+        let mut m = HostMaps::new();
+        let mut d = Detector::new(Thresholds::default(), 10.0);
+        for i in 0..60_000u32 {
+            let data = frames::ipv4(
+                SCANNER,
+                VICTIM,
+                IPPROTO_TCP,
+                0,
+                &frames::tcp(80, 40000, TCP_ACK),
+            );
+            feed(&mut m, &vxlan(&data), DIR_INGRESS, SEC);
+            if i % 4 == 0 {
+                let ack = frames::ipv4(
+                    VICTIM,
+                    SCANNER,
+                    IPPROTO_TCP,
+                    0,
+                    &frames::tcp(40000, 80, TCP_ACK),
+                );
+                let body = frames::tunnels::vxlan(77, &ack);
+                let back = frames::ipv4(
+                    node_b,
+                    node_a,
+                    IPPROTO_UDP,
+                    0,
+                    &frames::udp(50000, 4789, &body),
+                );
+                feed(&mut m, &back, DIR_EGRESS, SEC);
+            }
+        }
+        let f = d.evaluate(&read(&mut m, SEC));
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn every_destination_flood_has_a_bit_rate_bar() {
+        let t = Thresholds::default();
+        let b = VICTIM.to_ipv6_mapped().octets();
+        let addr = [
+            u64::from_ne_bytes(b[..8].try_into().unwrap()),
+            u64::from_ne_bytes(b[8..].try_into().unwrap()),
+        ];
+        // Packets under each packet bar (TCP's counts small segments only), at 1 500 bytes
+        // each: over each bit-rate bar.
+        type Fill = fn(&mut DstSlot, u32);
+        let cases: [(Rule, u32, Fill); 5] = [
+            (Rule::SynFlood, 1000, |d, n| {
+                (d.syn_p, d.syn_b) = (n, n * 1500)
+            }),
+            (Rule::TcpFlood, 50_000, |d, n| {
+                (d.tcp_p, d.tcp_b) = (n, n * 1500)
+            }),
+            (Rule::IcmpFlood, 4500, |d, n| {
+                (d.icmp_req_p, d.icmp_b) = (n, n * 1500)
+            }),
+            (Rule::FragFlood, 18_000, |d, n| {
+                (d.frag_p, d.frag_b) = (n, n * 1500)
+            }),
+            (Rule::ProtoFlood, 18_000, |d, n| {
+                (d.other_p, d.other_b) = (n, n * 1500)
+            }),
+        ];
+        for (rule, n, fill) in cases {
+            let mut d = DstSlot::default();
+            d.head.addr = addr;
+            d.head.pkts = n;
+            fill(&mut d, n);
+            let f = dst_flood_findings(&t, 1.0, &d, None);
+            assert_eq!(
+                f.iter().map(|f| (f.rule, f.unit)).collect::<Vec<_>>(),
+                vec![(rule, Unit::BitsPerSecond)],
+                "{f:?}"
+            );
+            // A tenth of it stays under every bar.
+            let mut d = DstSlot::default();
+            d.head.addr = addr;
+            fill(&mut d, n / 10);
+            assert!(dst_flood_findings(&t, 1.0, &d, None).is_empty(), "{rule:?}");
+        }
+        // Full-size TCP answered as a download is (an ACK per 8 segments) is no flood.
+        let mut d = DstSlot::default();
+        d.head.addr = addr;
+        (d.tcp_p, d.tcp_b) = (80_000, 80_000 * 1500);
+        let back = SrcSlot {
+            tcp_other: 10_000,
+            ..SrcSlot::default()
+        };
+        assert!(dst_flood_findings(&t, 1.0, &d, Some(&back)).is_empty());
     }
 
     #[test]

@@ -119,6 +119,12 @@ pub struct Folder {
 pub type Folded = BTreeMap<Rule, u64>;
 
 impl Folder {
+    /// Whether a `port_scan` is held back for its decoys: readings must go on for it to be
+    /// released or folded (an offline replay takes them after its last packet).
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Folds one reading's findings. `snap` provides the follow-ups (the RSTs each address
     /// sent in the tick).
     pub fn fold(&mut self, snap: &Snapshot, findings: Vec<Finding>) -> (Vec<Finding>, Folded) {

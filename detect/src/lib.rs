@@ -17,6 +17,7 @@
 //!   expiry and eviction.
 //! * [`document`]: alert, block and summary documents (JSON and text).
 
+pub mod ack_sweeps;
 pub mod admission;
 pub mod allowlist;
 pub mod blocking;

@@ -363,6 +363,7 @@ mod tests {
             port,
             outcome,
             at_ns,
+            ack_class: false,
         }
     }
 

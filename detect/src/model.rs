@@ -8,7 +8,8 @@ use agent_common::{
     ParseError, Summary,
     conv::{ConvRec, DEFAULT_CONV_SLOTS, record_answer, record_opening},
     slots::{
-        DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SrcSlot, account_dst, account_src,
+        DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SlotTables, SrcSlot,
+        account_packet,
     },
     state::{AddrKey, DIR_INGRESS, Globals, PlainAdd, SrcState, admitted},
 };
@@ -44,22 +45,27 @@ pub struct HostMaps {
     pub join: OutcomeJoin,
 }
 
-/// The first stage, as `account_slots` in the BPF programs, on partition 0.
-fn account_slots(src: &mut [SrcSlot], dst: &mut [DstSlot], geo: Geometry, s: &Summary) -> u32 {
-    let sent = match ways(src, geo.src_set(0, s)) {
-        Some([w0, w1]) => account_src(w0, w1, geo.tick, s),
-        None => 0,
-    };
-    if let Some([w0, w1]) = ways(dst, geo.dst_set(0, s)) {
-        account_dst(w0, w1, geo.tick, s);
+/// The host model's slot tables: one CPU's partition of each, both banks.
+struct Partition<'a> {
+    src: &'a mut [SrcSlot],
+    dst: &'a mut [DstSlot],
+}
+
+impl SlotTables for Partition<'_> {
+    fn src_ways(&mut self, i: u32) -> Option<[&mut SrcSlot; 2]> {
+        ways(self.src, i)
     }
-    sent
+
+    fn dst_ways(&mut self, i: u32) -> Option<[&mut DstSlot; 2]> {
+        ways(self.dst, i)
+    }
 }
 
 /// The two ways of the set at `i`.
-fn ways<T>(table: &mut [T], i: u32) -> Option<&mut [T; 2]> {
+fn ways<T>(table: &mut [T], i: u32) -> Option<[&mut T; 2]> {
     let i = i as usize;
-    table.get_mut(i..i.checked_add(2)?)?.try_into().ok()
+    let [a, b] = <&mut [T; 2]>::try_from(table.get_mut(i..i.checked_add(2)?)?).ok()?;
+    Some([a, b])
 }
 
 impl Default for HostMaps {
@@ -124,7 +130,11 @@ impl HostMaps {
         if !s.is_ip() {
             return;
         }
-        let tick_packets = account_slots(&mut self.src, &mut self.dst, self.geometry, s);
+        let mut tables = Partition {
+            src: &mut self.src,
+            dst: &mut self.dst,
+        };
+        let tick_packets = account_packet(&mut tables, 0, self.geometry, s);
         let conv = self.geometry.conv();
         if record_answer(self.conv.as_mut_slice(), conv, s, !self.admit_on_second) {
             return;

@@ -221,6 +221,7 @@ impl OutcomeJoin {
             port,
             outcome,
             at_ns: probe_ns,
+            ack_class: r.proto == IPPROTO_TCP && r.init_seen == 0 && r.answer & ANS_RST_BARE != 0,
         })
     }
 

@@ -160,6 +160,12 @@ impl Pipeline {
         }
     }
 
+    /// Whether a finding is held back for what later readings may bring (see
+    /// [`Folder::holding`]).
+    pub fn holding(&self) -> bool {
+        self.folder.holding()
+    }
+
     /// Ends every open episode at `wall_ns`.
     pub fn finish(&mut self, wall_ns: u64) -> Vec<AlertEvent> {
         self.episodes.finish(wall_ns)
@@ -192,6 +198,7 @@ mod tests {
                     port: 1000 + s * 20 + p,
                     outcome: Outcome::Rejected,
                     at_ns: 1_000_000_000,
+                    ack_class: false,
                 });
             }
         }

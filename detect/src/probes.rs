@@ -62,6 +62,10 @@ pub struct ProbeEvent {
     pub outcome: Outcome,
     /// Time of the probe's tick on the snapshot's clock (`Snapshot::mono_ns`), ns.
     pub at_ns: u64,
+    /// Known only by the bare RST it drew: an ACK-class probe (`-sA`, `-sW`, `-sM`, `-PA`),
+    /// which the vantage cannot tell from a segment of a connection until it is answered
+    /// (`crate::ack_sweeps` estimates the silent ones).
+    pub ack_class: bool,
 }
 
 impl ProbeEvent {
@@ -101,6 +105,7 @@ mod tests {
             port: 80,
             outcome: Outcome::Rejected,
             at_ns: 0,
+            ack_class: false,
         };
         assert_eq!(e.src_ip(), "192.0.2.1".parse::<IpAddr>().unwrap());
         assert_eq!(e.dst_ip(), "::".parse::<IpAddr>().unwrap());

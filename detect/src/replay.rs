@@ -34,6 +34,7 @@ use crate::{
     allowlist::Allowlists,
     detector::Thresholds,
     episodes::{AlertEvent, EpisodeTiming},
+    folding::DECOY_HOLD_NS,
     model::HostMaps,
     pipeline::Pipeline,
     snapshot::Snapshot,
@@ -235,6 +236,13 @@ impl Detection {
                 end = end.saturating_add(self.poll_ns);
                 self.reading(end);
             }
+            // A scan held back for its decoys is released (or folded) by the readings the live
+            // agent would go on taking: take them, up to the hold's length.
+            let hold_end = end.saturating_add(DECOY_HOLD_NS);
+            while self.pipeline.holding() && end < hold_end {
+                end = end.saturating_add(self.poll_ns);
+                self.reading(end);
+            }
             self.events.extend(self.pipeline.finish(end));
         }
         DetectionResult {
@@ -300,7 +308,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use agent_common::{
-        classify::{IPPROTO_ICMP, IPPROTO_TCP, TCP_RST, TCP_SYN},
+        classify::{IPPROTO_ICMP, IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN},
         classify_eth,
     };
     use picket_frames as frames;
@@ -456,14 +464,22 @@ mod tests {
     #[test]
     fn five_hundred_forged_scanners_of_one_target_are_one_episode() {
         // Each forged source probes 32 ports of its own, in turn, ~1800 SYNs/s in all: below
-        // every flood bar, within one window, and no two sources alike (not decoys).
+        // every flood bar, within one window, and no two sources alike (not decoys). The
+        // victim refuses each probe (its RSTs go to the forged addresses).
         let mut d = detection(&[]);
         for p in 0..32u16 {
             for s in 0..500u16 {
                 let src = Ipv4Addr::from(0x0a00_0000 + u32::from(s) * 7 + 1);
-                let syn = frames::tcp(40000, 2000 + s * 40 + p, TCP_SYN);
+                let port = 2000 + s * 40 + p;
+                let syn = frames::tcp(40000, port, TCP_SYN);
                 let t = 1_000 * MS + (u64::from(p) * 500 + u64::from(s)) * 550_000;
                 feed(&mut d, &frames::ipv4(src, VICTIM, IPPROTO_TCP, 0, &syn), t);
+                let rst = frames::tcp(port, 40000, TCP_RST | TCP_ACK);
+                feed(
+                    &mut d,
+                    &frames::ipv4(VICTIM, src, IPPROTO_TCP, 0, &rst),
+                    t + 100_000,
+                );
             }
         }
         let r = d.finish();

@@ -19,6 +19,8 @@
 //! * **Scales** ([`Scale`]): fast (the `window` setting, 10 s by default), medium (60 s) and
 //!   slow (600 s). Medium and slow count only while failures keep coming (one within a tenth
 //!   of their window), so a finding ends soon after the probing stops, whatever the scale.
+//! * **One-way vantage**: unknown outcomes count at the fast scale only, at doubled bars. A
+//!   slow scan seen without its answers is not reported (no failure tells it from a client).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -386,7 +388,12 @@ fn hit(key: SetKey, v: &ValueSet, now: u32, fast: u32, bars: &[Bar; 3], cap: usi
         let ratio = |n: u32| f64::from(n) / f64::from(n + c.accepted).max(1.0);
         let confirmed = failed >= bar.distinct && ratio(failed) >= bar.ratio && ticks >= bar.ticks;
         let with_unknown = failed + c.unknown;
+        // Unknown outcomes (no answer ever visible) count at the fast scale only: the longer
+        // scales' low bars rest on failures being rare for ordinary clients, and without
+        // answers there is no failure to tell a slow scan from a busy client (a NAT gateway
+        // reaches 50 hosts in seconds).
         let filtered = !confirmed
+            && *scale == Scale::Fast
             && c.unknown > 0
             && with_unknown >= 2 * bar.distinct
             && ratio(with_unknown) >= bar.ratio

@@ -88,12 +88,15 @@ struct Start {
     source: Option<String>,
     destination: Option<String>,
     source_prefix: Option<String>,
+    /// Time of the start, ns since the Unix epoch.
+    at_ns: Option<u64>,
 }
 
 impl Start {
     fn from_alert(alert: &Value) -> Self {
         let text = |v: &Value| v.as_str().map(str::to_owned);
         Start {
+            at_ns: alert["@timestamp"].as_str().and_then(rfc3339_ns),
             rule: text(&alert["rule"]["name"]).unwrap_or_default(),
             scope: text(&alert["picket"]["scope"]).unwrap_or_default(),
             source: text(&alert["source"]["ip"]),
@@ -113,12 +116,21 @@ impl Start {
         who.as_deref().unwrap_or("?")
     }
 
-    /// Whether this start satisfies one expectation of the label.
-    fn satisfies(&self, expect: &Value) -> bool {
+    /// Whether this start satisfies one expectation of the label, in a capture whose first
+    /// packet came at `first_ns`.
+    fn satisfies(&self, expect: &Value, first_ns: u64) -> bool {
         if expect["rule"].as_str() != Some(self.rule.as_str())
             || expect["scope"].as_str() != Some(self.scope.as_str())
         {
             return false;
+        }
+        if let Some(within) = expect["within_s"].as_f64() {
+            let late = self
+                .at_ns
+                .is_none_or(|at| at.saturating_sub(first_ns) as f64 > within * 1e9);
+            if late {
+                return false;
+            }
         }
         if let Some(want) = expect["source"].as_str() {
             let by_ip = self.source.as_deref().is_some_and(|ip| in_net(want, ip));
@@ -176,6 +188,19 @@ struct Row {
     verdict: Verdict,
     starts: usize,
     analyze_s: f64,
+}
+
+impl Options {
+    /// What `cargo xtask test` runs: the whole corpus, every verdict asserted.
+    pub fn asserting() -> Self {
+        Options {
+            out: None,
+            keep: false,
+            assert_all: true,
+            only: None,
+            jobs: 2,
+        }
+    }
 }
 
 /// Entry point of `cargo xtask corpus`.
@@ -406,9 +431,10 @@ fn judge(picket: &Path, dir: &Path, scenario: &Value) -> Result<Row> {
             Verdict::FalseAlarm
         }
     } else {
+        let first_ns = scenario["first_ns"].as_u64().unwrap_or(0);
         let hit = starts
             .iter()
-            .any(|s| expects.iter().any(|e| s.satisfies(e)));
+            .any(|s| expects.iter().any(|e| s.satisfies(e, first_ns)));
         let forbidden: Vec<&str> = forbid
             .iter()
             .copied()
@@ -460,11 +486,60 @@ fn describe_expect(e: &Value) -> String {
         .as_str()
         .or_else(|| e["destination"].as_str())
         .unwrap_or("");
+    let within = e["within_s"]
+        .as_f64()
+        .map(|s| format!(" within {s} s"))
+        .unwrap_or_default();
     format!(
-        "{}/{} {who}",
+        "{}/{} {who}{within}",
         e["rule"].as_str().unwrap_or("?"),
         short_scope(e["scope"].as_str().unwrap_or("?"))
     )
+}
+
+/// Nanoseconds since the Unix epoch of a UTC RFC 3339 time as picket writes it
+/// (`2026-12-01T12:00:06.003Z`).
+fn rfc3339_ns(t: &str) -> Option<u64> {
+    let t = t.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut h = hms.splitn(3, ':').map(str::parse::<u64>);
+    let (hh, mm, ss) = (h.next()?.ok()?, h.next()?.ok()?, h.next()?.ok()?);
+    let frac_ns = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        digits.parse::<u64>().ok()?
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000) + frac_ns)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn rfc3339_times_read_as_epoch_nanoseconds() {
+        // The corpus's first packet: 2026-12-01T12:00:00Z is 1 796 126 400 s.
+        assert_eq!(
+            super::rfc3339_ns("2026-12-01T12:00:00Z"),
+            Some(1_796_126_400_000_000_000)
+        );
+        assert_eq!(
+            super::rfc3339_ns("2026-12-01T12:00:06.003Z"),
+            Some(1_796_126_406_003_000_000)
+        );
+        assert_eq!(super::rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(super::rfc3339_ns("garbage"), None);
+    }
 }
 
 /// The alert starts grouped by rule and scope, with their offenders (or how many).
@@ -565,6 +640,7 @@ mod tests {
             source: src.map(Into::into),
             destination: dst.map(Into::into),
             source_prefix: None,
+            at_ns: Some(5_000_000_000),
         }
     }
 
@@ -585,22 +661,33 @@ mod tests {
     #[test]
     fn expectation_needs_rule_scope_and_party() {
         let e = json!({"rule": "port_scan", "scope": "source", "source": "203.0.113.9"});
-        assert!(start("port_scan", "source", Some("203.0.113.9"), None).satisfies(&e));
-        assert!(!start("port_scan", "source", Some("203.0.113.8"), None).satisfies(&e));
-        assert!(!start("port_scan", "destination", Some("203.0.113.9"), None).satisfies(&e));
-        assert!(!start("host_sweep", "source", Some("203.0.113.9"), None).satisfies(&e));
+        assert!(start("port_scan", "source", Some("203.0.113.9"), None).satisfies(&e, 0));
+        assert!(!start("port_scan", "source", Some("203.0.113.8"), None).satisfies(&e, 0));
+        assert!(!start("port_scan", "destination", Some("203.0.113.9"), None).satisfies(&e, 0));
+        assert!(!start("host_sweep", "source", Some("203.0.113.9"), None).satisfies(&e, 0));
         let d =
             json!({"rule": "syn_flood", "scope": "destination", "destination": "198.51.100.80"});
-        assert!(start("syn_flood", "destination", None, Some("198.51.100.80")).satisfies(&d));
-        assert!(!start("syn_flood", "destination", None, Some("198.51.100.81")).satisfies(&d));
+        assert!(start("syn_flood", "destination", None, Some("198.51.100.80")).satisfies(&d, 0));
+        assert!(!start("syn_flood", "destination", None, Some("198.51.100.81")).satisfies(&d, 0));
+    }
+
+    #[test]
+    fn a_late_start_misses_a_latency_bound() {
+        let e = json!({"rule": "port_scan", "scope": "source", "within_s": 60.0});
+        let s = start("port_scan", "source", Some("203.0.113.9"), None);
+        assert!(s.satisfies(&e, 0));
+        assert!(!s.satisfies(
+            &json!({"rule": "port_scan", "scope": "source", "within_s": 4.0}),
+            0
+        ));
     }
 
     #[test]
     fn prefix_offender() {
         let e = json!({"rule": "port_scan", "scope": "source", "source": "2001:db8:bad:1::/64"});
         let mut s = start("port_scan", "source", None, None);
-        assert!(!s.satisfies(&e));
+        assert!(!s.satisfies(&e, 0));
         s.source_prefix = Some("2001:db8:bad:1::/64".into());
-        assert!(s.satisfies(&e));
+        assert!(s.satisfies(&e, 0));
     }
 }

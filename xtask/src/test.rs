@@ -1,7 +1,8 @@
 //! `cargo xtask test`: what CI runs (`.ci/run`).
 //!
 //! Order: bootstrap, `cargo fmt --check`, clippy (host crates, then the BPF crate on its
-//! target), host unit tests, a short fuzz run, then the privileged end-to-end tests of
+//! target), host unit tests, a short fuzz run, the labelled detection corpus (`cargo xtask
+//! corpus --assert`), then the privileged end-to-end tests of
 //! package `tests`. Those are built like everything else, as the invoking user (`cargo test
 //! -p tests --no-run`); then each test binary runs on its own, one test at a time (they share
 //! kernel state), as root: directly when this process is root, else through `sudo -E`. Fails
@@ -84,6 +85,9 @@ pub fn main(opts: &Options) -> Result<()> {
 
     // Every CI run fuzzes each target briefly (`cargo xtask fuzz` runs longer).
     crate::fuzz::run(FUZZ_SECONDS, &[])?;
+
+    // The labelled detection corpus: every attack detected, every benign workload quiet.
+    crate::corpus::main(&crate::corpus::Options::asserting())?;
 
     // The end-to-end tests load eBPF programs and create network namespaces.
     let sudo = if util::is_root() {

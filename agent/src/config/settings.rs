@@ -258,6 +258,13 @@ declare! {
             in: [Live, Analyze, Reload],
             help: "syn_flood (destination): SYNs per second towards one destination ...",
         }
+        syn_flood_dst_bps: f64 {
+            default: Thresholds::default().syn_flood_dst_bps,
+            flag: set(f64) "syn-flood-dst-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "syn_flood (destination): ... or SYN bits per second towards it ...",
+        }
         syn_flood_dst_ack_ratio: f64 {
             default: Thresholds::default().syn_flood_dst_ack_ratio,
             flag: set(f64) "syn-flood-dst-ack-ratio",
@@ -301,7 +308,14 @@ declare! {
             check: Check::Positive,
             in: [Live, Analyze, Reload],
             help: "icmp_flood (destination): ICMP requests, or replies and errors it did not ask \
-                   for, per second towards one destination.",
+                   for, per second towards one destination ...",
+        }
+        icmp_flood_dst_bps: f64 {
+            default: Thresholds::default().icmp_flood_dst_bps,
+            flag: set(f64) "icmp-flood-dst-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "icmp_flood (destination): ... or their bits per second.",
         }
         tcp_flood_pps: f64 {
             default: Thresholds::default().tcp_flood_pps,
@@ -309,7 +323,15 @@ declare! {
             check: Check::Positive,
             in: [Live, Analyze, Reload],
             help: "tcp_flood: small TCP packets without SYN (bare ACK, RST, FIN) per second \
-                   towards one destination that sends back under 1 % as many.",
+                   towards one destination that sends back under 1 % as many ...",
+        }
+        tcp_flood_bps: f64 {
+            default: Thresholds::default().tcp_flood_bps,
+            flag: set(f64) "tcp-flood-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "tcp_flood: ... or bits per second of all TCP without SYN towards one destination \
+                   that sends back under 0.1 % as many packets.",
         }
         frag_flood_pps: f64 {
             default: Thresholds::default().frag_flood_pps,
@@ -317,15 +339,30 @@ declare! {
             check: Check::Positive,
             in: [Live, Analyze, Reload],
             help: "frag_flood: IP fragments per second towards one destination that sends back \
-                   under 1 % as many packets.",
+                   under 1 % as many packets ...",
+        }
+        frag_flood_bps: f64 {
+            default: Thresholds::default().frag_flood_bps,
+            flag: set(f64) "frag-flood-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "frag_flood: ... or their bits per second.",
         }
         proto_flood_pps: f64 {
             default: Thresholds::default().proto_flood_pps,
             flag: set(f64) "proto-flood-pps",
             check: Check::Positive,
             in: [Live, Analyze, Reload],
-            help: "proto_flood: packets of other IP protocols (GRE, ESP, ...) per second towards \
-                   one destination that sends back under 1 % as many.",
+            help: "proto_flood: packets of other IP protocols (GRE, ESP, tunnels by their outer \
+                   header, ...) per second towards one destination that sends back under 1 % \
+                   as many ...",
+        }
+        proto_flood_bps: f64 {
+            default: Thresholds::default().proto_flood_bps,
+            flag: set(f64) "proto-flood-bps",
+            check: Check::Positive,
+            in: [Live, Analyze, Reload],
+            help: "proto_flood: ... or their bits per second.",
         }
         reflection_pps: f64 {
             default: Thresholds::default().reflection_pps,

@@ -370,13 +370,14 @@ pub struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiny_fragments: Option<u64>,
     /// The tunnel the source's latest tunnelled probe came through (a pod scanning pods
-    /// across nodes): the source and destination are the inner addresses, these the
-    /// tunnel endpoints.
+    /// across nodes), or for a destination flood the tunnel that carried most of it: the
+    /// source and destination are the inner addresses, these the tunnel endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelInfo>,
 }
 
-/// A tunnel's endpoints, as kept for a probing source ([`SrcState::tunnel_kind`]).
+/// A tunnel's endpoints, as kept for a probing source ([`SrcState::tunnel_kind`]) and for
+/// a destination ([`DstSlot::tun_kind`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TunnelInfo {
     /// `vxlan`, `geneve`, `gre`, `ipip`, `6in4`, `4in6` or `6in6`.

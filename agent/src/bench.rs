@@ -358,8 +358,12 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
 
 /// The two-CPU rows: the baseline's own scaling beside picket's, against the target.
 fn print_scaling(ebpf: &aya::Ebpf, frame: &[u8], repeat: u32) -> Result<()> {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        println!("\ntwo-CPU scaling: skipped, this machine has one CPU");
+    // Online CPUs, not this process's affinity: `cargo xtask bench` pins the run to one CPU
+    // with taskset, and the two threads pin themselves to CPUs 0 and 1.
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if online < 2 {
+        println!("\ntwo-CPU scaling: skipped, this machine has one CPU online");
         return Ok(());
     }
     let base = scaling(ebpf, PROG_PASS, frame, repeat)?;

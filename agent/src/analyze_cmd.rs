@@ -32,10 +32,12 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
-    // The JSON keeps every row; text, HTML and charts show the first --top.
-    let shown = report.trimmed(args.top);
-    if let Some(path) = &args.html {
-        let page = html::render(&shown)?;
+    // The JSON keeps every row; text, HTML and charts show the first --top (a copy, made
+    // only when one of them is asked for: the rows of a large capture take a while to copy).
+    let shown = (args.html.is_some() || args.plot.is_some() || !args.json)
+        .then(|| report.trimmed(args.top));
+    if let (Some(path), Some(shown)) = (&args.html, &shown) {
+        let page = html::render(shown)?;
         std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.flows {
@@ -45,17 +47,17 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         flow_export::write(&report, format, file)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(dir) = &args.plot {
-        charts::write_all(&shown, dir)?;
+    if let (Some(dir), Some(shown)) = (&args.plot, &shown) {
+        charts::write_all(shown, dir)?;
     }
-    let out = if args.json {
-        let mut s = serde_json::to_string_pretty(&report)?;
-        s.push('\n');
-        s
-    } else {
-        text::render(&shown)
+    let printed = match &shown {
+        Some(shown) if !args.json => print(|out| out.write_all(text::render(shown).as_bytes())),
+        _ => print(|out| {
+            serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")
+        }),
     };
-    match std::io::stdout().lock().write_all(out.as_bytes()) {
+    match printed {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
@@ -63,4 +65,14 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
         kernel_check::report(&kernel_check::check(&args.files)?)?;
     }
     Ok(())
+}
+
+/// Writes to standard output through a large buffer, straight from the report (a JSON
+/// document of a large capture runs to tens of megabytes: no copy of it is made first).
+fn print(
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    write(&mut out)?;
+    out.flush()
 }

@@ -98,10 +98,7 @@ pub fn run(args: &AnalyzeArgs, iface: &str) -> Result<Report> {
         .as_deref()
         .map(|p| writer(p, linktype, args))
         .transpose()?;
-    let agg = Arc::new(Mutex::new(Some(Aggregator::new(
-        &opts,
-        picket_analyze::stages::Sink::Inline(Box::default()),
-    ))));
+    let agg = Arc::new(Mutex::new(Some(Aggregator::new(&opts))));
     let progress = Arc::new(Progress::default());
     let cfg = RingConfig {
         iface: iface.to_string(),

@@ -154,8 +154,8 @@ pub struct AnalyzeArgs {
     /// outcome, application) to FILE: CSV when it ends in .csv, JSON lines for .jsonl.
     #[arg(long, value_name = "FILE")]
     pub flows: Option<std::path::PathBuf>,
-    /// Threads (default: every CPU): with 2 or more, flows and application heads are
-    /// aggregated on a thread of their own beside reading and detection. Same report.
+    /// Threads (default: every CPU): with 2, the detectors and talkers run on a second
+    /// thread; with 3 or more, flows and application heads on a third. Same report.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     // -- End of the analyst options. --

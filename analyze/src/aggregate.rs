@@ -23,7 +23,7 @@ use super::{
         Count, DetectionSummary, ErrorCount, Limits, LinkTypeCount, ProtoCount, Protocols, Report,
         SCHEMA, Totals,
     },
-    stages::Sink,
+    stages::{DetectionStage, Stages},
     timeline::{Class, SizeHistogram, Timeline},
 };
 
@@ -65,17 +65,32 @@ pub struct Aggregator<'s> {
     l4: [Count; 7],
     errors: [u64; PARSE_ERROR_SLOTS],
     tunnels: crate::tunnels::Tunnels,
-    /// Flows, talkers and application heads (inline or on another thread).
-    stage: Sink<'s>,
+    /// Detection, flows, talkers and application heads (inline or on other threads).
+    stages: Stages<'s>,
     timeline: Timeline,
     sizes: SizeHistogram,
-    detection: Detection,
     inputs: Vec<InputInfo>,
+    /// True when the report's tables may be built on two threads.
+    parallel_report: bool,
 }
 
 impl<'s> Aggregator<'s> {
-    /// An empty aggregation with the given options, handing flows to `stage`.
-    pub fn new(opts: &Options, stage: Sink<'s>) -> Self {
+    /// An empty aggregation with the given options, every stage on this thread.
+    pub fn new(opts: &Options) -> Self {
+        Self::with_stages(opts, Stages::inline(detection(opts)), false)
+    }
+
+    /// An empty aggregation with the given options, on `threads` threads of `scope` in all.
+    pub fn threaded<'env>(
+        scope: &'s std::thread::Scope<'s, 'env>,
+        opts: &Options,
+        threads: usize,
+    ) -> Self {
+        let stages = Stages::threaded(scope, detection(opts), threads);
+        Self::with_stages(opts, stages, threads > 1)
+    }
+
+    fn with_stages(opts: &Options, stages: Stages<'s>, parallel_report: bool) -> Self {
         Aggregator {
             window_s: opts.window.as_secs_f64(),
             poll_s: opts.poll_interval.as_secs_f64(),
@@ -90,21 +105,11 @@ impl<'s> Aggregator<'s> {
             l4: [Count::default(); 7],
             errors: [0; PARSE_ERROR_SLOTS],
             tunnels: crate::tunnels::Tunnels::default(),
-            stage,
+            stages,
             timeline: Timeline::default(),
             sizes: SizeHistogram::default(),
-            detection: Detection::new(
-                opts.thresholds.clone(),
-                opts.poll_interval,
-                opts.window,
-                Allowlists {
-                    offenders: opts.allow.clone(),
-                    scanners: opts.ignore_scanners.clone(),
-                    scanned: opts.ignore_scanned.clone(),
-                },
-            )
-            .with_local(opts.local.clone()),
             inputs: Vec::new(),
+            parallel_report,
         }
     }
 
@@ -133,7 +138,7 @@ impl<'s> Aggregator<'s> {
             self.timeline.add(ts, Class::Other, wire);
             return;
         };
-        self.detection.feed(&parsed, wire, ts);
+        self.stages.detection.observe((&parsed, wire, ts));
         match &parsed {
             Ok(s) => self.classified(s, f, wire, ts),
             Err(e) => {
@@ -173,7 +178,7 @@ impl<'s> Aggregator<'s> {
         self.timeline.add(ts, class, wire);
         if s.is_ip() {
             self.ip.entry(s.proto).or_default().add(wire);
-            self.stage.observe(s, f.data, wire, ts);
+            self.stages.flows.observe((s, f.data, wire, ts));
         }
     }
 
@@ -182,11 +187,12 @@ impl<'s> Aggregator<'s> {
         self.inputs.push(info);
     }
 
-    /// The report; an error only when the flow stage's thread failed.
+    /// The report; an error only when a stage's thread failed.
     pub fn finish(self) -> anyhow::Result<Report> {
-        let stage = self.stage.finish()?;
+        let stage = self.stages.flows.finish()?;
         let (flows, app) = (stage.flows, stage.app);
-        let det = self.detection.finish();
+        let DetectionStage { detection, talkers } = self.stages.detection.finish()?;
+        let det = detection.finish();
         let mut totals = self.totals;
         if let (Some(first), Some(last)) = (self.first, self.last) {
             totals.start = Some(output::rfc3339(first));
@@ -212,8 +218,14 @@ impl<'s> Aggregator<'s> {
         }
         if flows.untracked() > 0 {
             warnings.push(format!(
-                "{} packets belong to flows or addresses beyond the table limits",
+                "{} packets belong to flows beyond the table limits",
                 flows.untracked()
+            ));
+        }
+        if talkers.untracked() > 0 {
+            warnings.push(format!(
+                "{} packets have an address or address pair beyond the table limits",
+                talkers.untracked()
             ));
         }
         if self.tunnels.untracked > 0 {
@@ -222,10 +234,29 @@ impl<'s> Aggregator<'s> {
                 self.tunnels.untracked
             ));
         }
-        let application = app.finish();
+        // The flow tables are the bulk of the report: with threads to spare the TCP table
+        // (the largest) is built beside the rest.
         let app = &app;
-        let tcp = flows.tcp_summary(&|k| app.hint(IPPROTO_TCP, k));
-        let udp = flows.udp_summary(&|k| app.hint(IPPROTO_UDP, k));
+        let tcp = || flows.tcp_summary(&|k| app.hint(IPPROTO_TCP, k));
+        let rest = || {
+            (
+                app.finish(),
+                flows.udp_summary(&|k| app.hint(IPPROTO_UDP, k)),
+                talkers.report(),
+                flows.icmp(),
+            )
+        };
+        let (tcp, (application, udp, top_talkers, icmp)) = if self.parallel_report {
+            std::thread::scope(|scope| {
+                let tcp = scope.spawn(tcp);
+                let rest = rest();
+                tcp.join()
+                    .map(|tcp| (tcp, rest))
+                    .map_err(|_| anyhow::anyhow!("the report thread failed"))
+            })?
+        } else {
+            (tcp(), rest())
+        };
         if application.entries_not_kept > 0 {
             warnings.push(format!(
                 "{} application entries beyond the table limits were not kept",
@@ -279,10 +310,10 @@ impl<'s> Aggregator<'s> {
                     })
                     .collect(),
             },
-            top_talkers: flows.talkers(),
+            top_talkers,
             tcp,
             udp,
-            icmp: flows.icmp(),
+            icmp,
             application,
             parse_errors: ParseError::ALL
                 .iter()
@@ -319,6 +350,7 @@ impl<'s> Aggregator<'s> {
                 application_entries_max: crate::app::MAX_ENTRIES,
                 tcp_streams_max: crate::streams::MAX_STREAMS,
                 packets_untracked: flows.untracked(),
+                packets_addresses_untracked: talkers.untracked(),
             },
             filter: None,
             warnings,
@@ -338,4 +370,19 @@ fn rows(it: impl Iterator<Item = (String, String, Count)>) -> Vec<ProtoCount> {
         .collect();
     v.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.id.cmp(&b.id)));
     v
+}
+
+/// The live agent's detectors on packet time, with the options' thresholds and lists.
+fn detection(opts: &Options) -> Detection {
+    Detection::new(
+        opts.thresholds.clone(),
+        opts.poll_interval,
+        opts.window,
+        Allowlists {
+            offenders: opts.allow.clone(),
+            scanners: opts.ignore_scanners.clone(),
+            scanned: opts.ignore_scanned.clone(),
+        },
+    )
+    .with_local(opts.local.clone())
 }

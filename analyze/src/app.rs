@@ -578,7 +578,10 @@ pub fn dns_name(m: &[u8], mut off: usize) -> Option<(String, usize)> {
 
 /// Calls `f` with every http:// or https:// URL in `p`.
 fn scan_urls(p: &[u8], mut f: impl FnMut(String)) {
-    for i in memchr::memmem::find_iter(p, b"http") {
+    // Built once: building the searcher cost more than searching most payloads.
+    static HTTP: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"http"));
+    for i in HTTP.find_iter(p) {
         let rest = &p[i..];
         let scheme = if rest.starts_with(b"http://") {
             7

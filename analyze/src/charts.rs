@@ -470,10 +470,7 @@ mod tests {
     fn a_chart_with_one_bar_is_drawn() {
         // Every packet the same size: one histogram bucket (plotters once looped forever
         // placing a single x label).
-        let mut agg = Aggregator::new(
-            &Options::default(),
-            crate::stages::Sink::Inline(Box::default()),
-        );
+        let mut agg = Aggregator::new(&Options::default());
         let frame = picket_frames::ipv4(
             Ipv4Addr::new(192, 0, 2, 1),
             Ipv4Addr::new(192, 0, 2, 2),

@@ -1,5 +1,5 @@
-//! Per-address and per-flow tallies: top talkers, conversations, TCP flows with their
-//! handshake and outcome, UDP flows, TCP connections started per minute, ICMP messages.
+//! Per-flow tallies: TCP flows with their handshake and outcome, UDP flows, TCP connections
+//! started per minute, ICMP messages. (Per-address ones are in [`crate::talkers`].)
 
 use std::{cmp::Reverse, collections::BTreeMap};
 
@@ -16,19 +16,18 @@ use super::{
     HashMap,
     app::Hint,
     names,
-    report::{
-        Conversation, Count, Flow, IcmpMessage, MinuteCount, Talker, TcpFlow, TcpOutcomes,
-        TcpSummary, TopTalkers, UdpSummary,
-    },
+    report::{Count, Flow, IcmpMessage, MinuteCount, TcpFlow, TcpOutcomes, TcpSummary, UdpSummary},
     sorted,
 };
 
 /// Most flows (TCP and UDP each) and addresses tracked; later new ones are only counted.
 pub const MAX_TRACKED: usize = 1 << 20;
 
-type Addr = [u8; 16];
+/// An IPv4 (mapped) or IPv6 address as the classifier gives it.
+pub(crate) type Addr = [u8; 16];
 
-fn ip(a: &Addr) -> String {
+/// The address as text.
+pub(crate) fn ip(a: &Addr) -> String {
     AddrKey { addr: *a }.ip().to_string()
 }
 
@@ -44,16 +43,18 @@ pub(crate) fn canonical(s: &Summary) -> (FlowKey, usize) {
 }
 
 /// Adds to a capped map; false when the key is new and the map is full.
-fn counted<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Count>, key: K, bytes: u64) -> bool {
-    if let Some(c) = map.get_mut(&key) {
-        c.add(bytes);
-        true
-    } else if map.len() < MAX_TRACKED {
-        map.entry(key).or_default().add(bytes);
-        true
-    } else {
-        false
+pub(crate) fn counted<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Count>,
+    key: K,
+    bytes: u64,
+) -> bool {
+    let full = map.len() >= MAX_TRACKED;
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(c) => c.into_mut().add(bytes),
+        std::collections::hash_map::Entry::Vacant(_) if full => return false,
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(Count::default()).add(bytes),
     }
+    true
 }
 
 /// A flow's endpoints, lower first.
@@ -167,12 +168,9 @@ impl Tcp {
     }
 }
 
-/// The flow and talker tables.
+/// The flow tables.
 #[derive(Debug, Default)]
 pub struct FlowStats {
-    sources: HashMap<Addr, Count>,
-    destinations: HashMap<Addr, Count>,
-    conversations: HashMap<(Addr, Addr), Count>,
     tcp: HashMap<FlowKey, Tcp>,
     tcp_done: Vec<(FlowKey, Tcp)>,
     /// UDP flows; the client is the sender of the first packet.
@@ -189,16 +187,9 @@ impl FlowStats {
         if !s.is_ip() {
             return;
         }
-        let mut ok = counted(&mut self.sources, s.src, bytes);
-        ok &= counted(&mut self.destinations, s.dst, bytes);
-        let pair = if s.src <= s.dst {
-            (s.src, s.dst)
-        } else {
-            (s.dst, s.src)
-        };
-        ok &= counted(&mut self.conversations, pair, bytes);
+        let mut ok = true;
         if s.has_l4() {
-            ok &= match s.proto {
+            ok = match s.proto {
                 IPPROTO_TCP => self.tcp(s, crate::app::tcp_seq(s, data), bytes, ts_ns),
                 IPPROTO_UDP => self.udp(s, bytes, ts_ns),
                 IPPROTO_ICMP | IPPROTO_ICMPV6 if s.is_icmp() => {
@@ -218,28 +209,26 @@ impl FlowStats {
         // Port reuse: a SYN on a closed flow, or whose sequence number differs from the first
         // one its sender used in this flow, starts a new flow (as Wireshark's streams).
         let reused = |f: &Tcp| f.closed() || f.base_seq[side].is_some_and(|b| Some(b) != seq);
-        if syn && self.tcp.get(&key).is_some_and(reused) {
-            let old = self.tcp.remove(&key).unwrap_or_default();
-            self.tcp_done.push((key, old));
-        }
-        if !self.tcp.contains_key(&key) {
-            if self.tcp.len() + self.tcp_done.len() >= MAX_TRACKED {
-                return false;
-            }
-            if syn {
-                *self.per_minute.entry(ts_ns / 60_000_000_000).or_default() += 1;
-            }
-            let client = if s.is_syn_ack() { 1 - side } else { side };
-            self.tcp.insert(
-                key,
-                Tcp {
+        // One lookup for a packet of a known flow, the common case.
+        let f = match self.tcp.get_mut(&key) {
+            Some(f) if !(syn && reused(f)) => f,
+            known => {
+                if known.is_some() {
+                    let old = self.tcp.remove(&key).unwrap_or_default();
+                    self.tcp_done.push((key, old));
+                }
+                if self.tcp.len() + self.tcp_done.len() >= MAX_TRACKED {
+                    return false;
+                }
+                if syn {
+                    *self.per_minute.entry(ts_ns / 60_000_000_000).or_default() += 1;
+                }
+                let client = if s.is_syn_ack() { 1 - side } else { side };
+                self.tcp.entry(key).or_insert(Tcp {
                     base: Base::new(client, ts_ns),
                     ..Tcp::default()
-                },
-            );
-        }
-        let Some(f) = self.tcp.get_mut(&key) else {
-            return false;
+                })
+            }
         };
         f.base.add(side, bytes, ts_ns);
         f.base_seq[side] = f.base_seq[side].or(seq);
@@ -264,45 +253,15 @@ impl FlowStats {
 
     fn udp(&mut self, s: &Summary, bytes: u64, ts_ns: u64) -> bool {
         let (key, side) = canonical(s);
-        if !self.udp.contains_key(&key) && self.udp.len() >= MAX_TRACKED {
-            return false;
+        let full = self.udp.len() >= MAX_TRACKED;
+        match self.udp.entry(key) {
+            std::collections::hash_map::Entry::Occupied(f) => f.into_mut().add(side, bytes, ts_ns),
+            std::collections::hash_map::Entry::Vacant(_) if full => return false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Base::new(side, ts_ns)).add(side, bytes, ts_ns);
+            }
         }
-        self.udp
-            .entry(key)
-            .or_insert_with(|| Base::new(side, ts_ns))
-            .add(side, bytes, ts_ns);
         true
-    }
-
-    /// The talkers section.
-    pub fn talkers(&self) -> TopTalkers {
-        let rank = |c: &Count| (Reverse(c.bytes), Reverse(c.packets));
-        let talkers = |m: &HashMap<Addr, Count>| {
-            sorted(m.iter(), |(a, c)| (rank(c), **a))
-                .into_iter()
-                .map(|(a, c)| Talker {
-                    ip: ip(a),
-                    packets: c.packets,
-                    bytes: c.bytes,
-                })
-                .collect()
-        };
-        TopTalkers {
-            sources_distinct: self.sources.len(),
-            destinations_distinct: self.destinations.len(),
-            conversations_distinct: self.conversations.len(),
-            sources: talkers(&self.sources),
-            destinations: talkers(&self.destinations),
-            conversations: sorted(self.conversations.iter(), |(k, c)| (rank(c), **k))
-                .into_iter()
-                .map(|((a, b), c)| Conversation {
-                    a: ip(a),
-                    b: ip(b),
-                    packets: c.packets,
-                    bytes: c.bytes,
-                })
-                .collect(),
-        }
     }
 
     /// The TCP section; `hint` tells the application of a flow.
@@ -374,7 +333,7 @@ impl FlowStats {
             .collect()
     }
 
-    /// Packets whose address, flow or ICMP entry could not be tracked (tables full).
+    /// Packets whose flow or ICMP entry could not be tracked (tables full).
     pub fn untracked(&self) -> u64 {
         self.untracked
     }
@@ -447,8 +406,10 @@ mod tests {
             // Port reuse of the first connection: a new initial sequence number.
             tcp(1, 1000, 2, 80, TCP_SYN, 9000),
         ];
+        let mut talkers = crate::talkers::Talkers::default();
         for (i, (s, data)) in pkts.iter().enumerate() {
             st.observe(s, data, 60, i as u64);
+            talkers.observe(s, 60);
         }
         let t = st.tcp_summary(&|_| None);
         assert_eq!(t.flows_total, 6);
@@ -482,7 +443,7 @@ mod tests {
         );
         let minutes: u64 = t.connections_per_minute.iter().map(|m| m.connections).sum();
         assert_eq!(minutes, 5);
-        let talk = st.talkers();
+        let talk = talkers.report();
         assert_eq!(talk.sources.len(), 2);
         assert_eq!(
             (talk.sources[0].ip.as_str(), talk.sources[0].packets),

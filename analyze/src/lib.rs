@@ -20,6 +20,7 @@ pub mod reader;
 pub mod report;
 pub mod stages;
 pub mod streams;
+pub mod talkers;
 pub mod text;
 pub mod timeline;
 pub mod tunnels;
@@ -62,9 +63,10 @@ pub struct Options {
     pub local: Vec<IpNet>,
     /// Show a progress bar for files at least this large (when stderr is a terminal).
     pub progress_min: Option<u64>,
-    /// Threads: 1 runs everything on the calling thread; 2 or more run the flow stage
-    /// ([`stages`]) on a thread of its own (the pipeline has two stages, so more threads
-    /// gain nothing). The report is the same for any value.
+    /// Threads: 1 runs everything on the calling thread; 2 run the detection stage (the
+    /// detectors and talkers, [`stages`]) on a thread of its own, 3 or more the flow stage too
+    /// (the pipeline has three stages, so more threads gain nothing), and build the report's
+    /// largest tables in parallel. The report is the same for any value.
     pub threads: usize,
 }
 
@@ -123,9 +125,16 @@ pub fn analyze_filtered(
 ) -> Result<Report> {
     validate(opts)?;
     if opts.threads > 1 {
-        std::thread::scope(|scope| read_all(paths, opts, filter, stages::Sink::piped(scope)))
+        std::thread::scope(|scope| {
+            read_all(
+                paths,
+                opts,
+                filter,
+                aggregate::Aggregator::threaded(scope, opts, opts.threads),
+            )
+        })
     } else {
-        read_all(paths, opts, filter, stages::Sink::Inline(Box::default()))
+        read_all(paths, opts, filter, aggregate::Aggregator::new(opts))
     }
 }
 
@@ -133,9 +142,8 @@ fn read_all(
     paths: &[PathBuf],
     opts: &Options,
     mut filter: Option<&mut dyn FrameFilter>,
-    stage: stages::Sink<'_>,
+    mut agg: aggregate::Aggregator<'_>,
 ) -> Result<Report> {
-    let mut agg = aggregate::Aggregator::new(opts, stage);
     let mut matched = 0u64;
     let mut error = None;
     for path in paths {
@@ -175,7 +183,7 @@ fn read_all(
 /// Analyses one capture read from `input`, named `name` in the report.
 pub fn analyze_reader<R: Read + Send>(name: &str, input: R, opts: &Options) -> Result<Report> {
     validate(opts)?;
-    let mut agg = aggregate::Aggregator::new(opts, stages::Sink::Inline(Box::default()));
+    let mut agg = aggregate::Aggregator::new(opts);
     let info = reader::read_capture(name, input, &mut |_| {}, &mut |f| agg.frame(f))?;
     agg.input(info);
     agg.finish()

@@ -25,7 +25,8 @@ pub fn read_path(
         .map(|_| progress_bar(size, &name));
     let res = read_capture(
         &name,
-        std::io::BufReader::with_capacity(1 << 20, file),
+        // Unbuffered: the reader's own buffer takes each read straight from the file.
+        file,
         &mut |n| {
             if let Some(b) = &bar {
                 b.set_position(n);

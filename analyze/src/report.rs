@@ -27,7 +27,7 @@
 //! | `alerts[]` | the live agent's alert documents (`picket_detect::document::AlertDocument`: `@timestamp`, `event`, `rule`, `source`, `destination`, `picket`), timed by packet timestamps; `observer.hostname` is empty |
 //! | `timeline` | `bucket_s`, `buckets[]` (`t_s` after the first packet, `packets`, `bytes` `[tcp, udp, icmp, other]`, `size_min`, `size_max`) |
 //! | `packet_sizes[]` | `range` (`"40-79"`, …, `"5120+"`), `packets` |
-//! | `limits` | `flows_max`, `addresses_max`, `application_entries_max`, `tcp_streams_max`: the table sizes that bound memory; `packets_untracked`: packets whose address, flow or ICMP entry did not fit |
+//! | `limits` | `flows_max`, `addresses_max`, `application_entries_max`, `tcp_streams_max`: the table sizes that bound memory; `packets_untracked`: packets whose flow or ICMP entry did not fit; `packets_addresses_untracked`: packets whose address or address pair did not fit |
 //! | `filter` | with `-f` only: `expression`, `packets_read`, `packets_matched` (the packets every other section counts) |
 //! | `warnings[]` | truncated or corrupt inputs, tables that overflowed, timestamps going backwards |
 
@@ -429,8 +429,10 @@ pub struct Limits {
     pub application_entries_max: usize,
     /// Most TCP stream directions reassembled at once.
     pub tcp_streams_max: usize,
-    /// Packets whose address, flow or ICMP entry was not kept because a table was full.
+    /// Packets whose flow or ICMP entry was not kept because a table was full.
     pub packets_untracked: u64,
+    /// Packets whose address or address pair was not kept because a table was full.
+    pub packets_addresses_untracked: u64,
 }
 
 impl Report {

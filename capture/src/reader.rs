@@ -280,7 +280,9 @@ pub fn read_capture<R: Read + Send>(
         };
         match step {
             Step::Consume(off) => {
-                reader.consume(off);
+                // No shift here: `circular` would move the rest of the buffer each time half
+                // of it is consumed; `refill` moves only the partial record left at its end.
+                reader.consume_noshift(off);
                 if info.packets.is_multiple_of(4096) {
                     on_progress(reader.consumed() as u64);
                 }

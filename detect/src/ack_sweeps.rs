@@ -19,7 +19,9 @@
 //! Memory: at most [`MAX_CANDIDATES`] sources, each with at most [`MAX_RESET_HOSTS`] hosts
 //! and one count per tick of the window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::HashMap;
 
 use agent_common::slots::{DstSlot, SrcSlot};
 
@@ -197,7 +199,7 @@ mod tests {
         let mut back = DstSlot::default();
         back.head.addr = words(scanner);
         back.tcp_p = 40;
-        let recv = HashMap::from([(back.head.addr, &back)]);
+        let recv: HashMap<_, _> = [(back.head.addr, &back)].into_iter().collect();
         let mut a = AckSweeps::new();
         a.observe(&probes, &[sent(scanner, 254)], &recv, SEC, 10 * SEC);
         let s = a.sweeps();
@@ -215,7 +217,7 @@ mod tests {
         let mut back = DstSlot::default();
         back.head.addr = words(client);
         back.tcp_p = 5000;
-        let recv = HashMap::from([(back.head.addr, &back)]);
+        let recv: HashMap<_, _> = [(back.head.addr, &back)].into_iter().collect();
         let mut a = AckSweeps::new();
         a.observe(&probes, &[sent(client, 3000)], &recv, SEC, 10 * SEC);
         assert_eq!(a.sweeps()[0].silent, 0);
@@ -229,7 +231,7 @@ mod tests {
         a.observe(
             &probes,
             &[sent(scanner, 254)],
-            &HashMap::new(),
+            &HashMap::default(),
             SEC,
             10 * SEC,
         );
@@ -237,12 +239,12 @@ mod tests {
         a.observe(
             &[reset(scanner, addr(8))],
             [],
-            &HashMap::new(),
+            &HashMap::default(),
             SEC,
             10 * SEC,
         );
         assert_eq!(a.sweeps().len(), 1);
-        a.observe(&[], [], &HashMap::new(), 30 * SEC, 10 * SEC);
+        a.observe(&[], [], &HashMap::default(), 30 * SEC, 10 * SEC);
         assert!(a.sweeps().is_empty());
     }
 }

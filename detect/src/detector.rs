@@ -1,7 +1,9 @@
 //! Detectors: turn successive [`Snapshot`]s into findings, one per offender and rule, each
 //! time the state is read. Thresholds and windows live here, not in the kernel.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
+
+use crate::HashMap;
 
 use agent_common::{
     slots::{DstSlot, SrcSlot, words_to_bytes},
@@ -491,13 +493,13 @@ impl Detector {
         Detector {
             thresholds,
             window_s,
-            last_dst: HashMap::new(),
+            last_dst: HashMap::default(),
             sets: WindowSets::new(),
             last_probes: None,
-            flooding: HashMap::new(),
-            flooded: HashMap::new(),
-            tiny: HashMap::new(),
-            tunnels: HashMap::new(),
+            flooding: HashMap::default(),
+            flooded: HashMap::default(),
+            tiny: HashMap::default(),
+            tunnels: HashMap::default(),
             acks: AckSweeps::new(),
         }
     }
@@ -555,7 +557,7 @@ impl Detector {
         let hits = self.sets.evaluate(snap.mono_ns, self.window_s, &bars);
         let mut ack_sweeps = Vec::new();
         // One finding per source and rule: its largest set.
-        let mut best: HashMap<(AddrKey, Rule), Hit> = HashMap::new();
+        let mut best: HashMap<(AddrKey, Rule), Hit> = HashMap::default();
         for h in hits {
             let rule = match h.key {
                 SetKey::Ports { .. } => Rule::PortScan,

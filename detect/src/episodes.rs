@@ -7,15 +7,14 @@
 //! a botnet) becomes a storm of alerts. The folds are counted per rule
 //! (`picket_episodes_folded_total`).
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    net::IpAddr,
-    time::Duration,
-};
+use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use serde::Serialize;
 
-use crate::detector::{Details, Finding, Rule, Scope, Sources, Unit};
+use crate::{
+    HashMap, HashSet,
+    detector::{Details, Finding, Rule, Scope, Sources, Unit},
+};
 
 /// New episodes per rule and minute, once the burst is spent.
 pub const EPISODES_PER_MIN: f64 = 20.0;
@@ -313,7 +312,7 @@ impl Episodes {
 
     /// Number of open episodes per rule.
     pub fn active_by_rule(&self) -> HashMap<Rule, usize> {
-        let mut m = HashMap::new();
+        let mut m = HashMap::default();
         for (rule, _, _) in self.active.keys() {
             *m.entry(*rule).or_default() += 1;
         }

@@ -2,7 +2,7 @@
 //! BPF programs. `picket analyze` runs the detectors on it, and the kernel parity test
 //! compares it with what the kernel computed for the same packets.
 
-use std::collections::HashMap;
+use crate::HashMap;
 
 use agent_common::{
     ParseError, Summary,
@@ -102,7 +102,7 @@ impl HostMaps {
             dst: vec![DstSlot::default(); 2 * dst_per_cpu as usize],
             conv: vec![ConvRec::default(); 2 * conv_per_bank as usize],
             join: OutcomeJoin::new(),
-            sources: HashMap::new(),
+            sources: HashMap::default(),
             globals: [Globals::default(), Globals::default()],
             epoch: 1,
             admit_on_second: false,

@@ -30,7 +30,7 @@
 //!   DNS or NTP answer whose query the vantage did not see); rejected, it still counts
 //!   (`-sU -g 53` against closed ports draws port unreachables).
 
-use std::collections::{HashMap, HashSet};
+use crate::{HashMap, HashSet};
 
 use agent_common::{
     classify::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP},

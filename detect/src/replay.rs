@@ -21,7 +21,9 @@
 //! sender's slot either way, which is what the `synack_ratio` of destination-scoped
 //! `syn_flood` alerts uses.
 
-use std::{collections::HashMap, hash::Hash, time::Duration};
+use std::{hash::Hash, time::Duration};
+
+use crate::HashMap;
 
 use agent_common::{
     ParseError, Summary,

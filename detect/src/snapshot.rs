@@ -1,7 +1,7 @@
 //! One reading of Picket's state, whether from the kernel maps or from `picket analyze`'s
 //! host-side copy of them.
 
-use std::collections::HashMap;
+use crate::HashMap;
 
 use agent_common::{
     slots::{DstSlot, SrcSlot},
@@ -64,7 +64,7 @@ impl TickCounts {
             head: fn(&T) -> (u32, [u64; 2]),
             merge: fn(&mut T, &T),
         ) -> Vec<T> {
-            let mut out: HashMap<[u64; 2], T> = HashMap::new();
+            let mut out: HashMap<[u64; 2], T> = HashMap::default();
             for s in slots {
                 let (t, addr) = head(s);
                 if t != tick {

@@ -22,7 +22,9 @@
 //! * **One-way vantage**: unknown outcomes count at the fast scale only, at doubled bars. A
 //!   slow scan seen without its answers is not reported (no failure tells it from a client).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::HashMap;
 
 use serde::Serialize;
 

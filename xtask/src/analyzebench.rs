@@ -55,6 +55,14 @@ const TARGET_PACKETS_PER_S: f64 = 5e6;
 const TARGET_TWO_THREADS: f64 = 1.7;
 /// NFStream on the whole file when its estimate from the prefix stays below this.
 const NFSTREAM_FULL_MAX: Duration = Duration::from_secs(90);
+/// Size of the bounded-memory case's capture (at least), in bytes.
+const LARGE_BYTES: u64 = 10_000_000_000;
+/// GNU time, for peak resident memory.
+const GNU_TIME: &str = "/usr/bin/time";
+/// Peak resident memory allowed on it: what the table caps (README, `limits` in the JSON:
+/// 2^20 TCP flows, as many UDP flows, sources, destinations and conversations, 128 MiB of
+/// reassembly buffers) allow, with the report's rows built from full tables.
+const LARGE_RSS_MAX: u64 = 3 << 30;
 
 /// One measured tool.
 struct Measure {
@@ -83,8 +91,8 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
     let total = PACKETS.div_ceil(frames.len()) * frames.len();
     let full = dir.join("analyze-2m.pcap");
     let prefix = dir.join("analyze-prefix.pcap");
-    let full_bytes = write_capture(&full, &frames, total)?;
-    let prefix_bytes = write_capture(&prefix, &frames, PREFIX_PACKETS.min(total))?;
+    let full_bytes = write_capture(&full, &frames, total, false)?;
+    let prefix_bytes = write_capture(&prefix, &frames, PREFIX_PACKETS.min(total), false)?;
     println!(
         "capture: {} ({total} packets, {:.1} MB; {} distinct frames repeated)",
         full.display(),
@@ -143,14 +151,15 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
 
     let mut rows = Vec::new();
     // picket: best of PICKET_RUNS.
-    let mut best = Duration::MAX;
+    let (mut best, mut full_rss) = (Duration::MAX, 0);
     for _ in 0..PICKET_RUNS {
         let mut command = pinned(picket);
         command
             .args(["analyze", "--json", "--no-progress", "--threads", "1"])
-            .arg(&full)
-            .stdout(Stdio::null());
-        best = best.min(timed(&mut command)?);
+            .arg(&full);
+        let (wall, rss) = timed_rss(&command)?;
+        best = best.min(wall);
+        full_rss = full_rss.max(rss);
     }
     rows.push(Measure {
         name: "picket analyze --json".into(),
@@ -327,7 +336,52 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
     } else {
         println!("--threads 2: skipped, fewer than two CPUs (or no taskset)");
     }
+    bounded_memory(picket, &frames, &dir, full_rss)?;
     check
+}
+
+/// The bounded-memory case: `picket analyze` over a capture of [`LARGE_BYTES`] whose every
+/// repetition of the frame set has new IPv4 sources, so the tables fill to their caps; prints
+/// its peak resident memory beside the 2 M-packet capture's (`small_rss`) and the budget
+/// (picket's warnings say what the caps cut). Fails when the budget is exceeded.
+fn bounded_memory(picket: &Path, frames: &[Vec<u8>], dir: &Path, small_rss: u64) -> Result<()> {
+    println!("\n== picket analyze memory on a large capture ==");
+    let per_cycle: u64 = frames
+        .iter()
+        .map(|f| writer::RECORD_HEADER_LEN + f.len() as u64)
+        .sum();
+    let count = LARGE_BYTES.div_ceil(per_cycle) as usize * frames.len();
+    let path = dir.join("analyze-10g.pcap");
+    let bytes = write_capture(&path, frames, count, true)?;
+    println!(
+        "capture: {} ({count} packets, {:.1} GB; IPv4 sources renumbered in each of {} repetitions)",
+        path.display(),
+        bytes as f64 / 1e9,
+        count / frames.len()
+    );
+    let mut command = util::cmd(picket);
+    command
+        .args(["analyze", "--no-progress", "--top", "1"])
+        .arg(&path);
+    // What the caps cut comes as warnings on standard error.
+    let (wall, rss) = timed_rss(&command)?;
+    let verdict = if rss <= LARGE_RSS_MAX {
+        "met"
+    } else {
+        "MISSED"
+    };
+    println!(
+        "{count} packets in {:.1} s ({:.0} packets/s, default threads); peak resident memory {:.0} MiB (2 M-packet capture: {:.0} MiB), budget <= {:.0} MiB: {verdict}",
+        wall.as_secs_f64(),
+        count as f64 / wall.as_secs_f64(),
+        rss as f64 / f64::from(1 << 20),
+        small_rss as f64 / f64::from(1 << 20),
+        LARGE_RSS_MAX as f64 / f64::from(1 << 20)
+    );
+    if rss > LARGE_RSS_MAX {
+        bail!("picket analyze's memory is not bounded by its table caps");
+    }
+    Ok(())
 }
 
 /// CPUs this process may run on.
@@ -398,8 +452,9 @@ fn packet_set() -> Result<Vec<Vec<u8>>> {
 
 /// Writes `count` packets cycling through `frames` as a classic microsecond pcap
 /// (LINKTYPE_ETHERNET, frames stored whole), unless `path` already has the expected size;
-/// returns the file size.
-fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize) -> Result<u64> {
+/// returns the file size. With `renumber`, each repetition of `frames` gets its own IPv4
+/// sources ([`renumbered`]).
+fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize, renumber: bool) -> Result<u64> {
     let record = |f: &Vec<u8>| writer::RECORD_HEADER_LEN + f.len() as u64;
     let per_cycle: u64 = frames.iter().map(record).sum();
     let (cycles, rest) = (count / frames.len(), count % frames.len());
@@ -419,8 +474,14 @@ fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize) -> Result<u64> {
         link::LINKTYPE_ETHERNET,
         snaplen,
     )?;
+    let mut scratch = Vec::new();
     for (i, frame) in frames.iter().cycle().take(count).enumerate() {
         let ts_ns = START_S * 1_000_000_000 + i as u64 * GAP_US * 1_000;
+        let repetition = i / frames.len();
+        let frame = match renumber && repetition > 0 {
+            true => renumbered(&mut scratch, frame, repetition as u16),
+            false => frame,
+        };
         w.write(ts_ns, frame.len() as u32, frame)?;
     }
     w.into_inner()
@@ -430,6 +491,54 @@ fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize) -> Result<u64> {
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
     Ok(size)
+}
+
+/// `frame` with the low 16 bits of its IPv4 source XORed with `repetition` and the header
+/// checksum recomputed (in `scratch`); other frames unchanged.
+fn renumbered<'a>(scratch: &'a mut Vec<u8>, frame: &'a [u8], repetition: u16) -> &'a [u8] {
+    const IP: usize = 14;
+    let ihl = frame.get(IP).map_or(0, |b| usize::from(b & 0x0f) * 4);
+    let ipv4 = frame.get(12..14) == Some(&[0x08, 0x00][..]) && frame[IP] >> 4 == 4;
+    if !ipv4 || ihl < 20 || frame.len() < IP + ihl {
+        return frame;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(frame);
+    let low = u16::from_be_bytes([scratch[IP + 14], scratch[IP + 15]]) ^ repetition;
+    scratch[IP + 14..IP + 16].copy_from_slice(&low.to_be_bytes());
+    scratch[IP + 10..IP + 12].fill(0);
+    let sum: u32 = scratch[IP..IP + ihl]
+        .chunks_exact(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let checksum = !(((folded & 0xffff) + (folded >> 16)) as u16);
+    scratch[IP + 10..IP + 12].copy_from_slice(&checksum.to_be_bytes());
+    scratch
+}
+
+/// Runs `command` under GNU time with its output discarded, and returns its wall time and
+/// the program's peak resident memory in bytes. (`wait4` here would not do: a child spawned
+/// from this process starts with this process's memory high-water mark.)
+fn timed_rss(command: &Command) -> Result<(Duration, u64)> {
+    let report = util::target_dir().join("bench").join("peak-rss.txt");
+    let mut timed_command = util::cmd(GNU_TIME);
+    timed_command
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let wall = timed(&mut timed_command)?;
+    let text =
+        fs::read_to_string(&report).with_context(|| format!("cannot read {}", report.display()))?;
+    let kib: u64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("{GNU_TIME} wrote {text:?}, not a size in KiB"))?;
+    Ok((wall, kib * 1024))
 }
 
 /// Runs `command` with inherited stdio (as set up by the caller) and returns its wall time.

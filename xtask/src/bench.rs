@@ -27,6 +27,9 @@ pub struct Options {
     /// Skip the offline `picket analyze` throughput comparison with dpkt and tshark.
     #[arg(long)]
     no_analyze: bool,
+    /// Run only the offline `picket analyze` comparison (no kernel or live cases).
+    #[arg(long, conflicts_with_all = ["no_analyze", "no_live"])]
+    analyze_only: bool,
     /// Arguments for `picket bench` (put them after `--`).
     #[arg(
         trailing_var_arg = true,
@@ -59,6 +62,9 @@ pub fn main(opts: &Options) -> Result<()> {
     // so the guard below can put the sysctl back.
     ctrlc::set_handler(|| {}).context("could not install the Ctrl-C handler")?;
     let _stats = BpfStatsOff::new(Path::new(BPF_STATS))?;
+    if opts.analyze_only {
+        return crate::analyzebench::run(&picket, BENCH_CPU);
+    }
     util::run(&mut command)?;
     if !opts.no_live {
         crate::livebench::run(&picket)?;

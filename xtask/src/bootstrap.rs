@@ -56,6 +56,8 @@ const TEST_PACKAGES: &[&str] = &[
     "apache2-utils",
     // `picket analyze --html`: the interactive charts are checked in headless Chromium.
     "chromium",
+    // `cargo xtask bench`: GNU time gives `picket analyze`'s peak resident memory.
+    "time",
 ];
 
 /// Python tool the manifest tests run, installed in [`test_venv`] from PyPI (it bundles the

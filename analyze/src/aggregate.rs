@@ -70,14 +70,12 @@ pub struct Aggregator<'s> {
     timeline: Timeline,
     sizes: SizeHistogram,
     inputs: Vec<InputInfo>,
-    /// True when the report's tables may be built on two threads.
-    parallel_report: bool,
 }
 
 impl<'s> Aggregator<'s> {
     /// An empty aggregation with the given options, every stage on this thread.
     pub fn new(opts: &Options) -> Self {
-        Self::with_stages(opts, Stages::inline(detection(opts)), false)
+        Self::with_stages(opts, Stages::inline(detection(opts)))
     }
 
     /// An empty aggregation with the given options, on `threads` threads of `scope` in all.
@@ -86,11 +84,10 @@ impl<'s> Aggregator<'s> {
         opts: &Options,
         threads: usize,
     ) -> Self {
-        let stages = Stages::threaded(scope, detection(opts), threads);
-        Self::with_stages(opts, stages, threads > 1)
+        Self::with_stages(opts, Stages::threaded(scope, detection(opts), threads))
     }
 
-    fn with_stages(opts: &Options, stages: Stages<'s>, parallel_report: bool) -> Self {
+    fn with_stages(opts: &Options, stages: Stages<'s>) -> Self {
         Aggregator {
             window_s: opts.window.as_secs_f64(),
             poll_s: opts.poll_interval.as_secs_f64(),
@@ -109,7 +106,6 @@ impl<'s> Aggregator<'s> {
             timeline: Timeline::default(),
             sizes: SizeHistogram::default(),
             inputs: Vec::new(),
-            parallel_report,
         }
     }
 
@@ -189,6 +185,7 @@ impl<'s> Aggregator<'s> {
 
     /// The report; an error only when a stage's thread failed.
     pub fn finish(self) -> anyhow::Result<Report> {
+        let parallel_report = self.stages.any_piped();
         let stage = self.stages.flows.finish()?;
         let (flows, app) = (stage.flows, stage.app);
         let DetectionStage { detection, talkers } = self.stages.detection.finish()?;
@@ -246,7 +243,7 @@ impl<'s> Aggregator<'s> {
                 flows.icmp(),
             )
         };
-        let (tcp, (application, udp, top_talkers, icmp)) = if self.parallel_report {
+        let (tcp, (application, udp, top_talkers, icmp)) = if parallel_report {
             std::thread::scope(|scope| {
                 let tcp = scope.spawn(tcp);
                 let rest = rest();

@@ -232,6 +232,11 @@ impl<'scope> Stages<'scope> {
         }
     }
 
+    /// True when a stage runs on a thread of its own (so there are threads to spare).
+    pub fn any_piped(&self) -> bool {
+        matches!(self.detection, Stage::Piped(_))
+    }
+
     /// The stages for `threads` threads in all (this one included): detection on a thread of
     /// its own from 2, the flow stage too from 3.
     pub fn threaded<'env>(

@@ -346,11 +346,7 @@ pub fn run(picket: &Path, cpu: &str) -> Result<()> {
 /// (picket's warnings say what the caps cut). Fails when the budget is exceeded.
 fn bounded_memory(picket: &Path, frames: &[Vec<u8>], dir: &Path, small_rss: u64) -> Result<()> {
     println!("\n== picket analyze memory on a large capture ==");
-    let per_cycle: u64 = frames
-        .iter()
-        .map(|f| writer::RECORD_HEADER_LEN + f.len() as u64)
-        .sum();
-    let count = LARGE_BYTES.div_ceil(per_cycle) as usize * frames.len();
+    let count = LARGE_BYTES.div_ceil(cycle_bytes(frames)) as usize * frames.len();
     let path = dir.join("analyze-10g.pcap");
     let bytes = write_capture(&path, frames, count, true)?;
     println!(
@@ -455,12 +451,10 @@ fn packet_set() -> Result<Vec<Vec<u8>>> {
 /// returns the file size. With `renumber`, each repetition of `frames` gets its own IPv4
 /// sources ([`renumbered`]).
 fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize, renumber: bool) -> Result<u64> {
-    let record = |f: &Vec<u8>| writer::RECORD_HEADER_LEN + f.len() as u64;
-    let per_cycle: u64 = frames.iter().map(record).sum();
     let (cycles, rest) = (count / frames.len(), count % frames.len());
     let size = writer::FILE_HEADER_LEN
-        + per_cycle * cycles as u64
-        + frames[..rest].iter().map(record).sum::<u64>();
+        + cycle_bytes(frames) * cycles as u64
+        + cycle_bytes(&frames[..rest]);
     if fs::metadata(path).is_ok_and(|m| m.len() == size) {
         return Ok(size);
     }
@@ -478,9 +472,10 @@ fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize, renumber: bool) 
     for (i, frame) in frames.iter().cycle().take(count).enumerate() {
         let ts_ns = START_S * 1_000_000_000 + i as u64 * GAP_US * 1_000;
         let repetition = i / frames.len();
-        let frame = match renumber && repetition > 0 {
-            true => renumbered(&mut scratch, frame, repetition as u16),
-            false => frame,
+        let frame = if renumber && repetition > 0 {
+            renumbered(&mut scratch, frame, repetition as u16)
+        } else {
+            frame
         };
         w.write(ts_ns, frame.len() as u32, frame)?;
     }
@@ -493,12 +488,23 @@ fn write_capture(path: &Path, frames: &[Vec<u8>], count: usize, renumber: bool) 
     Ok(size)
 }
 
+/// Bytes of the pcap records holding `frames` once each.
+fn cycle_bytes(frames: &[Vec<u8>]) -> u64 {
+    frames
+        .iter()
+        .map(|f| writer::RECORD_HEADER_LEN + f.len() as u64)
+        .sum()
+}
+
 /// `frame` with the low 16 bits of its IPv4 source XORed with `repetition` and the header
 /// checksum recomputed (in `scratch`); other frames unchanged.
 fn renumbered<'a>(scratch: &'a mut Vec<u8>, frame: &'a [u8], repetition: u16) -> &'a [u8] {
     const IP: usize = 14;
-    let ihl = frame.get(IP).map_or(0, |b| usize::from(b & 0x0f) * 4);
-    let ipv4 = frame.get(12..14) == Some(&[0x08, 0x00][..]) && frame[IP] >> 4 == 4;
+    let Some(&version_ihl) = frame.get(IP) else {
+        return frame;
+    };
+    let ihl = usize::from(version_ihl & 0x0f) * 4;
+    let ipv4 = frame.get(12..14) == Some(&[0x08, 0x00][..]) && version_ihl >> 4 == 4;
     if !ipv4 || ihl < 20 || frame.len() < IP + ihl {
         return frame;
     }

@@ -10,7 +10,7 @@ use crate::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PARSE_ERROR_SLOTS, ParseError,
         SHIM_MPLS, SHIM_PPPOE, Summary,
     },
-    sketch::{BITMAP_WORDS, SET_SLOTS, addr_hash, bitmap_insert, port_hash, set_insert},
+    sketch::addr_hash,
     tunnel::{ENCAP_SLOTS, INNER_ERROR_SLOTS},
 };
 
@@ -54,12 +54,11 @@ pub struct AddrKey {
     pub addr: [u8; 16],
 }
 
-/// Per-source scan state: the probes ([`Summary::is_probe`]) one source sent to the monitored
-/// interfaces (ingress). Rates and every other per-source count come from the slot tables
-/// (`crate::slots`), so only probes reach this map.
-///
-/// The distinct-port and distinct-host sets belong to the window `epoch` and are cleared
-/// by the first probe of a new window.
+/// Per-source state: what the alerts of a probing source name, for the probes
+/// ([`Summary::is_probe`]) one source sent to the monitored interfaces (ingress). Rates and
+/// every other per-source count come from the slot tables (`crate::slots`) and the distinct
+/// ports and hosts of a scan from its settled conversations (`crate::conv`), so an entry is
+/// small: the map's read and its kernel memory scale with it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SrcState {
@@ -69,22 +68,8 @@ pub struct SrcState {
     pub first_seen_ns: u64,
     /// Kernel monotonic time (ns) of the latest probe.
     pub last_seen_ns: u64,
-    /// Window the sets below belong to.
-    pub epoch: u64,
     /// Destination of the latest probe (the scanned host, for alerts).
     pub last_dst: [u8; 16],
-    /// Occupancy of `port_slots`.
-    pub port_used: u64,
-    /// Occupancy of `host_slots`.
-    pub host_used: u64,
-    /// Linear-counting bitmap of probed destination ports.
-    pub port_bits: [u64; BITMAP_WORDS],
-    /// Linear-counting bitmap of probed destination hosts.
-    pub host_bits: [u64; BITMAP_WORDS],
-    /// Exact set of the first 64 probed destination ports.
-    pub port_slots: [u16; SET_SLOTS],
-    /// Exact set of the hashes of the first 64 probed destination hosts.
-    pub host_slots: [u32; SET_SLOTS],
 
     // ---- Tunnel of the latest tunnelled probe (issue 12): for alerts -----------------
     /// Outer source (tunnel endpoint) of the latest tunnelled probe; zero if none was.
@@ -99,7 +84,7 @@ pub struct SrcState {
     pub _tunnel_pad: [u8; 3],
 }
 
-const _: () = assert!(core::mem::size_of::<SrcState>() == 6 * 8 + 16 + 2 * 128 + 128 + 256 + 40);
+const _: () = assert!(core::mem::size_of::<SrcState>() == 3 * 8 + 16 + 40);
 
 impl SrcState {
     /// An all-zero state.
@@ -107,14 +92,7 @@ impl SrcState {
         probes: 0,
         first_seen_ns: 0,
         last_seen_ns: 0,
-        epoch: 0,
         last_dst: [0; 16],
-        port_used: 0,
-        host_used: 0,
-        port_bits: [0; BITMAP_WORDS],
-        host_bits: [0; BITMAP_WORDS],
-        port_slots: [0; SET_SLOTS],
-        host_slots: [0; SET_SLOTS],
         tunnel_src: [0; 16],
         tunnel_dst: [0; 16],
         tunnel_vni: 0,
@@ -122,17 +100,16 @@ impl SrcState {
         _tunnel_pad: [0; 3],
     };
 
-    /// Prepares a new entry created at `now_ns` in window `epoch`.
+    /// Prepares a new entry created at `now_ns`.
     #[inline(always)]
-    pub fn init(&mut self, now_ns: u64, epoch: u64) {
+    pub fn init(&mut self, now_ns: u64) {
         *self = Self::ZERO;
         self.first_seen_ns = now_ns;
-        self.epoch = epoch;
     }
 
     /// Accounts one ingress probe from this source (other packets are ignored).
     #[inline(always)]
-    pub fn observe<A: Adder>(&mut self, s: &Summary, now_ns: u64, epoch: u64) {
+    pub fn observe<A: Adder>(&mut self, s: &Summary, now_ns: u64) {
         if !s.is_probe() {
             return;
         }
@@ -140,33 +117,15 @@ impl SrcState {
         if self.last_seen_ns != now_ns {
             self.last_seen_ns = now_ns;
         }
-        self.last_dst = s.dst;
+        if self.last_dst != s.dst {
+            self.last_dst = s.dst;
+        }
         if s.encap != 0 {
             self.tunnel_src = s.outer_src;
             self.tunnel_dst = s.outer_dst;
             self.tunnel_vni = s.vni;
             self.tunnel_kind = s.encap;
         }
-        if self.epoch != epoch {
-            self.clear_sets();
-            self.epoch = epoch;
-        }
-        if s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP {
-            let h = port_hash(s.dst_port);
-            bitmap_insert(&mut self.port_bits, h);
-            set_insert(&mut self.port_slots, &mut self.port_used, s.dst_port, h);
-        }
-        let h = addr_hash(&s.dst);
-        bitmap_insert(&mut self.host_bits, h);
-        set_insert(&mut self.host_slots, &mut self.host_used, h, h);
-    }
-
-    #[inline(always)]
-    fn clear_sets(&mut self) {
-        self.port_used = 0;
-        self.host_used = 0;
-        self.port_bits = [0; BITMAP_WORDS];
-        self.host_bits = [0; BITMAP_WORDS];
     }
 }
 
@@ -359,10 +318,6 @@ impl Globals {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Current window; the kernel clears an entry's sets when it sees a newer one. The agent
-    /// bumps it with a single 8-byte write, so there is no window in which a half-updated
-    /// configuration is visible.
-    pub epoch: u64,
     /// `CONFIG_*` bits.
     pub flags: u64,
     /// Current tick of the slot tables (`crate::slots`): bumped by the agent at every poll.
@@ -554,19 +509,6 @@ mod pod {
 }
 
 #[cfg(feature = "std")]
-impl SrcState {
-    /// Distinct destination ports probed in the current window.
-    pub fn distinct_ports(&self) -> crate::sketch::Distinct {
-        crate::sketch::distinct_set(&self.port_slots, self.port_used, &self.port_bits, port_hash)
-    }
-
-    /// Distinct destination hosts probed in the current window.
-    pub fn distinct_hosts(&self) -> crate::sketch::Distinct {
-        crate::sketch::distinct_set(&self.host_slots, self.host_used, &self.host_bits, |h| h)
-    }
-}
-
-#[cfg(feature = "std")]
 impl AddrKey {
     /// The address as a std IP address (IPv4-mapped addresses become IPv4).
     pub fn ip(&self) -> std::net::IpAddr {
@@ -584,18 +526,5 @@ impl AddrKey {
             std::net::IpAddr::V6(v6) => v6,
         };
         AddrKey { addr: v6.octets() }
-    }
-}
-
-#[cfg(feature = "std")]
-impl SrcState {
-    /// The probed destination ports held in the exact set, sorted (at most 64).
-    pub fn ports_seen(&self) -> std::vec::Vec<u16> {
-        let mut v: std::vec::Vec<u16> = (0..SET_SLOTS)
-            .filter(|i| self.port_used & (1u64 << i) != 0)
-            .map(|i| self.port_slots[i])
-            .collect();
-        v.sort_unstable();
-        v
     }
 }

@@ -1,7 +1,5 @@
-//! State-update tests: per-source, per-destination and global counters, the distinct-count
-//! sets, and the per-destination decision table.
-//!
-//! The distinct counts are read back with the host helpers of feature `user`.
+//! State-update tests: per-source, per-destination and global counters, and the
+//! per-destination decision table.
 #![cfg(feature = "std")]
 
 use agent_common::{
@@ -51,18 +49,8 @@ fn host6(i: u32) -> [u8; 16] {
 
 fn fresh() -> SrcState {
     let mut st = SrcState::ZERO;
-    st.init(1_000, 1);
+    st.init(1_000);
     st
-}
-
-#[track_caller]
-fn within_10pct(est: u32, n: u32, what: &str) {
-    let err = (f64::from(est) - f64::from(n)).abs() / f64::from(n);
-    assert!(
-        err <= 0.10,
-        "{what}: estimate {est} for {n} distinct values ({:.1} %)",
-        err * 100.0
-    );
 }
 
 // ----------------------------------------------------------------------------------------
@@ -73,11 +61,10 @@ fn within_10pct(est: u32, n: u32, what: &str) {
 fn src_init() {
     let mut st = SrcState::ZERO;
     st.probes = 99;
-    st.port_used = 5;
-    st.init(42, 7);
+    st.last_dst = [7; 16];
+    st.init(42);
     let mut want = SrcState::ZERO;
     want.first_seen_ns = 42;
-    want.epoch = 7;
     assert_eq!(st, want);
 }
 
@@ -111,7 +98,7 @@ fn src_counters_per_protocol() {
         now += 10;
         bytes += s.wire_len;
         let before = st.last_seen_ns;
-        st.observe::<PlainAdd>(s, now, 1);
+        st.observe::<PlainAdd>(s, now);
         assert_eq!(st.last_seen_ns, if s.is_probe() { now } else { before });
         sent.observe_sent(s);
     }
@@ -134,12 +121,6 @@ fn src_counters_per_protocol() {
     // probe), first-fragment SYN.
     assert_eq!(st.probes, 7);
     assert_eq!(st.first_seen_ns, 1_000);
-    assert_eq!(st.epoch, 1);
-    // Ports probed: 80 (SYN), 53 and 50000 (UDP), 443 (fragment SYN); ICMP has no port.
-    assert_eq!(st.distinct_ports().value, 4);
-    assert!(st.distinct_ports().exact);
-    // Hosts probed: 10.0.0.1 and 2001:db8::1 (well, host6(1)).
-    assert_eq!(st.distinct_hosts().value, 2);
 }
 
 #[test]
@@ -154,7 +135,7 @@ fn src_probes_are_tcp_without_ack_or_rst() {
         TCP_RST,
         0,
     ] {
-        st.observe::<PlainAdd>(&syn_flags(flags), 2_000, 1);
+        st.observe::<PlainAdd>(&syn_flags(flags), 2_000);
     }
     // Probes: TCP without ACK and without RST: SYN, SYN|FIN, NULL; and SYN|RST, which no
     // stack sends.
@@ -166,242 +147,38 @@ fn syn_flags(flags: u16) -> Summary {
 }
 
 #[test]
-fn src_non_probes_leave_sets_alone() {
+fn src_non_probes_leave_the_state_alone() {
     let mut st = fresh();
     for port in 1..=100u16 {
-        st.observe::<PlainAdd>(
-            &v4_to(host4(u32::from(port)), tcp(40000, port, TCP_ACK)),
-            1,
-            1,
-        );
+        st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), tcp(40000, port, TCP_ACK)), 1);
         // (UDP from any port is a probe: what became of it decides.)
-        st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), icmp(0, 0)), 1, 1);
+        st.observe::<PlainAdd>(&v4_to(host4(u32::from(port)), icmp(0, 0)), 1);
     }
     assert_eq!(st.probes, 0);
     assert_eq!(st.last_seen_ns, 0);
-    assert_eq!(st.port_used, 0);
-    assert_eq!(st.host_used, 0);
-    assert_eq!(st.port_bits, [0; 16]);
-    assert_eq!(st.host_bits, [0; 16]);
-    assert_eq!(st.distinct_ports().value, 0);
-    assert_eq!(st.distinct_hosts().value, 0);
+    assert_eq!(st, fresh());
 }
 
 #[test]
-fn src_icmp_probes_count_hosts_not_ports() {
+fn src_keeps_the_latest_destination() {
     let mut st = fresh();
     for i in 0..10 {
-        st.observe::<PlainAdd>(&v4_to(host4(i), icmp(8, 0)), 1, 1);
-        st.observe::<PlainAdd>(&v6_to(host6(i), icmpv6(128, 0)), 1, 1);
+        st.observe::<PlainAdd>(&v4_to(host4(i), icmp(8, 0)), 1);
+        st.observe::<PlainAdd>(&v6_to(host6(i), icmpv6(128, 0)), 1);
     }
     assert_eq!(st.probes, 20);
-    assert_eq!(st.distinct_ports().value, 0);
-    assert_eq!(st.distinct_hosts().value, 20);
+    assert_eq!(st.last_dst, host6(9));
+    st.observe::<PlainAdd>(&v4_to(host4(3), icmp(8, 0)), 1);
+    assert_eq!(st.last_dst, mapped(host4(3)));
+    assert_eq!(st.tunnel_kind, 0, "no probe came through a tunnel");
 }
 
 #[test]
 fn src_counters_wrap() {
     let mut st = fresh();
     st.probes = u64::MAX;
-    st.observe::<PlainAdd>(&syn_to_port(1), 1, 1);
+    st.observe::<PlainAdd>(&syn_to_port(1), 1);
     assert_eq!(st.probes, 0);
-}
-
-// ----------------------------------------------------------------------------------------
-// Distinct ports and hosts
-// ----------------------------------------------------------------------------------------
-
-#[test]
-fn distinct_ports_exact_up_to_64() {
-    for n in 1..=64u16 {
-        let mut st = fresh();
-        for port in 1..=n {
-            st.observe::<PlainAdd>(&syn_to_port(port), 1, 1);
-            // Duplicates (also through UDP) do not count again.
-            st.observe::<PlainAdd>(&syn_to_port(port), 1, 1);
-            st.observe::<PlainAdd>(&v4_to([10, 0, 0, 1], udp(2000, port)), 1, 1);
-        }
-        let d = st.distinct_ports();
-        assert_eq!(d.value, u32::from(n), "{n} ports");
-        assert!(d.exact, "{n} ports");
-        assert!(!d.saturated);
-        assert_eq!(st.probes, 3 * u64::from(n));
-        assert_eq!(st.distinct_hosts().value, 1);
-    }
-}
-
-#[test]
-fn distinct_ports_exact_for_scattered_ports() {
-    // Ports whose hashes land anywhere in the slots, in an unfriendly order.
-    let ports: Vec<u16> = (0..64u32).map(|i| (i * 1021 + 7) as u16).rev().collect();
-    for n in 1..=64 {
-        let mut st = fresh();
-        for &p in ports.iter().take(n).chain(ports.iter().take(n)) {
-            st.observe::<PlainAdd>(&syn_to_port(p), 1, 1);
-        }
-        assert_eq!(st.distinct_ports().value, n as u32);
-        assert!(st.distinct_ports().exact);
-    }
-}
-
-#[test]
-fn distinct_ports_estimated_past_64() {
-    for n in [65u32, 100, 500, 1000, 2000, 3000] {
-        let mut st = fresh();
-        for port in 1..=n {
-            st.observe::<PlainAdd>(&syn_to_port(port as u16), 1, 1);
-        }
-        // Repeats change nothing.
-        for port in (1..=n).step_by(3) {
-            st.observe::<PlainAdd>(&syn_to_port(port as u16), 1, 1);
-        }
-        let d = st.distinct_ports();
-        assert!(!d.exact && !d.saturated, "{n}: {d:?}");
-        assert!(d.value >= 64);
-        within_10pct(d.value, n, "ports");
-    }
-}
-
-#[test]
-fn distinct_ports_other_ranges() {
-    // High ports, and UDP probes mixed with TCP.
-    for n in [100u32, 500, 1000, 2000, 3000] {
-        let mut st = fresh();
-        for i in 0..n {
-            let port = (65535 - i) as u16;
-            let s = if i % 2 == 0 {
-                syn_to_port(port)
-            } else {
-                v4_to([10, 0, 0, 1], udp(33000, port))
-            };
-            st.observe::<PlainAdd>(&s, 1, 1);
-        }
-        within_10pct(st.distinct_ports().value, n, "high ports");
-    }
-}
-
-#[test]
-fn distinct_hosts_exact_up_to_64_v4_and_v6() {
-    for n in 1..=64u32 {
-        let mut st4 = fresh();
-        let mut st6 = fresh();
-        for i in 0..n {
-            for _ in 0..2 {
-                st4.observe::<PlainAdd>(&v4_to(host4(i), tcp(40000, 22, TCP_SYN)), 1, 1);
-                st6.observe::<PlainAdd>(&v6_to(host6(i), tcp(40000, 22, TCP_SYN)), 1, 1);
-            }
-        }
-        for (st, fam) in [(&st4, "v4"), (&st6, "v6")] {
-            let d = st.distinct_hosts();
-            assert_eq!(d.value, n, "{fam} {n} hosts");
-            assert!(d.exact, "{fam} {n} hosts");
-            assert_eq!(st.distinct_ports().value, 1);
-        }
-    }
-}
-
-#[test]
-fn distinct_hosts_estimated_past_64() {
-    for n in [65u32, 100, 500, 1000, 2000, 3000] {
-        let mut st4 = fresh();
-        let mut st6 = fresh();
-        let mut mixed = fresh();
-        for i in 0..n {
-            let s4 = v4_to(host4(i), icmp(8, 0));
-            let s6 = v6_to(host6(i), udp(5000, 161));
-            st4.observe::<PlainAdd>(&s4, 1, 1);
-            st6.observe::<PlainAdd>(&s6, 1, 1);
-            mixed.observe::<PlainAdd>(if i % 2 == 0 { &s4 } else { &s6 }, 1, 1);
-        }
-        for (st, fam) in [(&st4, "v4"), (&st6, "v6"), (&mixed, "mixed")] {
-            let d = st.distinct_hosts();
-            assert!(!d.exact && !d.saturated, "{fam} {n}: {d:?}");
-            within_10pct(d.value, n, fam);
-        }
-    }
-}
-
-#[test]
-fn distinct_hosts_v4_and_mapped_v6_are_the_same_key() {
-    // A v4 host and a v6 host differ even when their low bytes agree.
-    let mut st = fresh();
-    st.observe::<PlainAdd>(&v4_to([10, 0, 0, 1], icmp(8, 0)), 1, 1);
-    let mut low = [0u8; 16];
-    low[12..].copy_from_slice(&[10, 0, 0, 1]);
-    st.observe::<PlainAdd>(&v6_to(low, icmpv6(128, 0)), 1, 1);
-    st.observe::<PlainAdd>(&v6_to(mapped([10, 0, 0, 1]), icmpv6(128, 0)), 1, 1);
-    assert_eq!(st.distinct_hosts().value, 2);
-}
-
-#[test]
-fn distinct_saturates_as_lower_bound() {
-    let mut st = fresh();
-    for port in 0..=u16::MAX {
-        st.observe::<PlainAdd>(&syn_to_port(port), 1, 1);
-    }
-    // 65536 values in 1024 bits: every bit is set.
-    assert!(st.port_bits.iter().all(|w| *w == u64::MAX));
-    let d = st.distinct_ports();
-    assert!(!d.exact && d.saturated, "{d:?}");
-    assert_eq!(d.value, 7097, "m ln m with m = 1024");
-}
-
-// ----------------------------------------------------------------------------------------
-// Epochs
-// ----------------------------------------------------------------------------------------
-
-#[test]
-fn epoch_change_clears_sets_not_counters() {
-    let mut st = fresh();
-    for port in 1..=200u16 {
-        st.observe::<PlainAdd>(
-            &v4_to(host4(u32::from(port)), tcp(40000, port, TCP_SYN)),
-            5,
-            1,
-        );
-    }
-    let before = st;
-    assert!(st.distinct_ports().value > 150);
-
-    // A non-probe in the new window leaves the sets to the next probe...
-    st.observe::<PlainAdd>(&v4_to(host4(1), tcp(40000, 80, TCP_ACK)), 6, 2);
-    // ...which clears them and then counts itself.
-    st.observe::<PlainAdd>(&v4_to(host4(999), tcp(40000, 8080, TCP_SYN)), 7, 2);
-    assert_eq!(st.epoch, 2);
-    let d = st.distinct_ports();
-    assert_eq!((d.value, d.exact), (1, true));
-    let d = st.distinct_hosts();
-    assert_eq!((d.value, d.exact), (1, true));
-    assert_eq!(st.port_bits.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
-    assert_eq!(st.host_bits.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
-    // Counters are cumulative.
-    assert_eq!(st.probes, before.probes + 1);
-    assert_eq!(st.first_seen_ns, 1_000);
-    assert_eq!(st.last_seen_ns, 7);
-
-    // Same epoch again: nothing cleared; a repeat of an old-window port counts afresh.
-    st.observe::<PlainAdd>(&v4_to(host4(1), tcp(40000, 1, TCP_SYN)), 8, 2);
-    assert_eq!(st.distinct_ports().value, 2);
-    assert_eq!(st.distinct_hosts().value, 2);
-
-    // A stale slot from the old window is never reported (slots are reused by value).
-    for port in 1..=63u16 {
-        st.observe::<PlainAdd>(&syn_to_port(port + 1000), 9, 3);
-    }
-    assert_eq!(st.distinct_ports().value, 63);
-}
-
-#[test]
-fn epoch_can_go_backwards_or_jump() {
-    // Any different epoch clears (the agent only moves forward, but a restarted agent may
-    // start again from a smaller number).
-    let mut st = fresh();
-    st.observe::<PlainAdd>(&syn_to_port(1), 1, 10);
-    st.observe::<PlainAdd>(&syn_to_port(2), 1, 3);
-    assert_eq!(st.distinct_ports().value, 1);
-    st.observe::<PlainAdd>(&syn_to_port(3), 1, u64::MAX);
-    assert_eq!(st.distinct_ports().value, 1);
-    assert_eq!(st.epoch, u64::MAX);
 }
 
 // ----------------------------------------------------------------------------------------

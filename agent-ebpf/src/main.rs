@@ -464,7 +464,7 @@ fn account<const LINK: u8>(pkt: &Direct, dir: u32, cfg: Config) {
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    update_source(g, s, now, cfg.epoch, maybe_known);
+    update_source(g, s, now, maybe_known);
 }
 
 /// The two adjacent entries at `i` (even) of a set-associative array map.
@@ -527,14 +527,14 @@ impl SlotTables for SlotMaps {
 // Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
 #[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
-fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, maybe_known: bool) {
+fn update_source(g: &mut Globals, s: &Summary, now: u64, maybe_known: bool) {
     let key = AddrKey { addr: s.src };
     // Under a flood of new sources, a clear bit in the filter proves there is no entry:
     // skip the lookup of a cold hash bucket.
     if maybe_known && let Some(v) = SOURCES.get_ptr_mut(key) {
         // SAFETY: LRU values are preallocated; concurrent updates are tolerated (counters
-        // are atomic, the sets may at worst miss a value).
-        unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
+        // are atomic, the latest destination may at worst be another CPU's).
+        unsafe { (*v).observe::<AtomicAdd>(s, now) };
         return;
     }
     let Some(scratch) = SRC_SCRATCH.get_ptr_mut(0) else {
@@ -542,8 +542,8 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, maybe_known
     };
     // SAFETY: per-CPU scratch slot owned by this program invocation.
     let st = unsafe { &mut *scratch };
-    st.init(now, epoch);
-    st.observe::<PlainAdd>(s, now, epoch);
+    st.init(now);
+    st.observe::<PlainAdd>(s, now);
     match SOURCES.insert(&key, &*st, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
             g.src_inserts += 1;
@@ -554,7 +554,7 @@ fn update_source(g: &mut Globals, s: &Summary, now: u64, epoch: u64, maybe_known
             // there instead.
             match SOURCES.get_ptr_mut(key) {
                 Some(v) => {
-                    unsafe { (*v).observe::<AtomicAdd>(s, now, epoch) };
+                    unsafe { (*v).observe::<AtomicAdd>(s, now) };
                     mark_known(&s.src);
                 }
                 None => g.src_failures += 1,

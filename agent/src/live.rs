@@ -82,16 +82,6 @@ impl Source {
         }
     }
 
-    fn next_epoch(&mut self) -> Result<()> {
-        match self {
-            Source::Kernel { maps, .. } => maps.next_epoch().map(|_| ()),
-            Source::Ring(r) => {
-                r.next_epoch();
-                Ok(())
-            }
-        }
-    }
-
     /// Kernel drops of the rings so far (none for the BPF programs, which see every packet).
     fn capture_drops(&self) -> Option<u64> {
         match self {
@@ -312,7 +302,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let deadline = args.duration.map(|d| start + d);
     let mut poll = interval_at(start + s.poll_interval, s.poll_interval);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut next_window = start + s.window;
     let mut summary_base: Option<Snapshot> = None;
     let mut next_summary = start + s.summary_interval;
     let mut drops_base = 0;
@@ -443,10 +432,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
             next_summary = now + s.summary_interval;
             summary_base = Some(snap);
             drops_base = drops.unwrap_or(0);
-        }
-        if now >= next_window {
-            maps.next_epoch()?;
-            next_window = now + s.window;
         }
     }
     metrics.stopping();

@@ -73,7 +73,6 @@ impl KernelMaps {
             config,
             known,
             current: Config {
-                epoch: 1,
                 flags: 0,
                 tick: 1,
                 seed: random_seed(),
@@ -91,13 +90,6 @@ impl KernelMaps {
         };
         maps.write_config()?;
         Ok(maps)
-    }
-
-    /// Starts a new window: the kernel clears each entry's distinct sets on its next probe.
-    pub fn next_epoch(&mut self) -> Result<u64> {
-        self.current.epoch += 1;
-        self.write_config()?;
-        Ok(self.current.epoch)
     }
 
     /// Turns admission of new sources on second sighting on or off.
@@ -143,6 +135,18 @@ impl KernelMaps {
     /// The current tick.
     pub fn tick(&self) -> u32 {
         self.current.tick
+    }
+
+    /// Kernel memory of the per-source map, as the kernel accounts it (`memlock` of the map's
+    /// fdinfo: its elements, buckets and per-CPU free lists).
+    pub fn sources_memory(&self) -> Result<u64> {
+        let fd = self.sources.map().fd().as_fd().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .context("cannot read the per-source map's fdinfo")?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .context("the per-source map's fdinfo has no memlock line")
     }
 
     /// The tables' sizes: `(SRC, DST)` slots per CPU and bank, and `CONV` records per bank.
@@ -237,7 +241,6 @@ impl KernelMaps {
         Ok(Snapshot {
             mono_ns: monotonic_ns(),
             wall_ns: wall_ns(),
-            epoch: self.current.epoch,
             maps_read: false,
             sources: Vec::new(),
             globals,

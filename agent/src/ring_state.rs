@@ -251,7 +251,6 @@ impl RingState {
         Snapshot {
             mono_ns: monotonic_ns(),
             wall_ns: wall_ns(),
-            epoch: m.epoch,
             globals: m.globals,
             src_capacity: self.sources,
             ..Snapshot::default()
@@ -284,11 +283,6 @@ impl RingState {
     /// Admission of new sources at their second sighting on or off.
     pub fn set_admit_on_second(&self, on: bool) {
         lock(&self.maps).admit_on_second = on;
-    }
-
-    /// Starts a new window.
-    pub fn next_epoch(&self) {
-        lock(&self.maps).next_epoch();
     }
 
     /// Stops the readers and closes the sockets.

@@ -29,8 +29,6 @@ pub struct HostMaps {
     pub sources: HashMap<AddrKey, SrcState>,
     /// Global counters: `[ingress, egress]`.
     pub globals: [Globals; 2],
-    /// Current window.
-    pub epoch: u64,
     /// Admission of new sources at their second sighting (`CONFIG_ADMIT_ON_SECOND`).
     pub admit_on_second: bool,
     /// Tick, seed and sizes of the slot tables.
@@ -104,7 +102,6 @@ impl HostMaps {
             join: OutcomeJoin::new(),
             sources: HashMap::default(),
             globals: [Globals::default(), Globals::default()],
-            epoch: 1,
             admit_on_second: false,
         }
     }
@@ -153,10 +150,10 @@ impl HostMaps {
         let st = self.sources.entry(key).or_insert_with(|| {
             g.src_inserts += 1;
             let mut st = SrcState::ZERO;
-            st.init(now_ns, self.epoch);
+            st.init(now_ns);
             st
         });
-        st.observe::<PlainAdd>(s, now_ns, self.epoch);
+        st.observe::<PlainAdd>(s, now_ns);
     }
 
     /// Ends the current tick, as the agent does at every poll: returns its counts (lasting
@@ -195,17 +192,11 @@ impl HostMaps {
             .settle(bank, tick, self.geometry.seed, snap.mono_ns);
     }
 
-    /// Starts a new window.
-    pub fn next_epoch(&mut self) {
-        self.epoch += 1;
-    }
-
     /// A snapshot of the state at the given times.
     pub fn snapshot(&self, mono_ns: u64, wall_ns: u64) -> Snapshot {
         Snapshot {
             mono_ns,
             wall_ns,
-            epoch: self.epoch,
             maps_read: true,
             sources: self.sources.iter().map(|(k, v)| (*k, *v)).collect(),
             globals: self.globals,

@@ -1,7 +1,7 @@
 //! The live agent's detectors driven by capture time: packets go into [`HostMaps`] exactly as
 //! the BPF programs account them, the state is read every poll interval of packet time (the
 //! per-source and per-destination maps only when [`Detector::needs_maps`] says a finding may
-//! have changed, as live), and a new window starts every window of packet time.
+//! have changed, as live).
 //!
 //! Like the live maps, the per-source scan state holds at most [`DEFAULT_SOURCES`] entries
 //! (least recently seen evicted, trimmed at each reading), the slot tables end a tick at
@@ -45,7 +45,7 @@ use crate::{
 /// Latest packet time the clock follows (year 2116); later timestamps count at this time, so
 /// that clock arithmetic never overflows.
 const MAX_TIME_NS: u64 = u64::MAX / 4;
-/// Longest poll interval or window honoured (about 31 years).
+/// Longest poll interval honoured (about 31 years).
 const MAX_PERIOD_NS: u128 = 1_000_000_000_000_000_000;
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +53,6 @@ struct Clock {
     /// Latest packet time (the detector clock never goes backwards).
     now: u64,
     next_poll: u64,
-    next_window: u64,
 }
 
 /// Detection over a capture.
@@ -62,7 +61,6 @@ pub struct Detection {
     maps: HostMaps,
     pipeline: Pipeline,
     poll_ns: u64,
-    window_ns: u64,
     clock: Option<Clock>,
     /// Packets accounted since the last reading.
     fresh: u64,
@@ -80,8 +78,8 @@ pub struct Detection {
 }
 
 impl Detection {
-    /// Detectors with `thresholds`, reading every `poll` and starting a window every `window`
-    /// of capture time; what `allow` covers never alerts.
+    /// Detectors with `thresholds` and a fast scale of `window`, reading every `poll` of
+    /// capture time; what `allow` covers never alerts.
     pub fn new(
         thresholds: Thresholds,
         poll: Duration,
@@ -98,7 +96,6 @@ impl Detection {
                 DEFAULT_SOURCES,
             ),
             poll_ns: poll.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
-            window_ns: window.as_nanos().clamp(1, MAX_PERIOD_NS) as u64,
             clock: None,
             fresh: 0,
             last_reading: None,
@@ -148,7 +145,6 @@ impl Detection {
                 self.clock = Some(Clock {
                     now: ts_ns,
                     next_poll: ts_ns + self.poll_ns,
-                    next_window: ts_ns + self.window_ns,
                 });
                 ts_ns
             }
@@ -172,7 +168,7 @@ impl Detection {
             }
             // Idle stretch: with no packets since a reading that found nothing and no open
             // episode, every reading until `now` would find nothing either. Skip to the last
-            // one (starting a window if at least one would have started).
+            // one.
             let due = (now - c.next_poll) / self.poll_ns;
             if due > 1
                 && self.fresh == 0
@@ -180,10 +176,6 @@ impl Detection {
                 && self.pipeline.episodes.active_by_rule().is_empty()
             {
                 c.next_poll += due * self.poll_ns;
-                if c.next_window <= c.next_poll {
-                    self.maps.next_epoch();
-                    c.next_window = c.next_poll + self.window_ns;
-                }
             }
             self.clock = Some(c);
             self.reading(c.next_poll);
@@ -193,7 +185,7 @@ impl Detection {
         }
     }
 
-    /// One reading at `t`, in the live agent's order: admission, findings, episodes, window.
+    /// One reading at `t`, in the live agent's order: admission, findings, episodes.
     fn reading(&mut self, t: u64) {
         bound(&mut self.maps, DEFAULT_SOURCES, 0);
         let mut snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
@@ -203,7 +195,6 @@ impl Detection {
             Snapshot {
                 mono_ns: t,
                 wall_ns: t,
-                epoch: self.maps.epoch,
                 globals: self.maps.globals,
                 src_capacity: DEFAULT_SOURCES,
                 ..Snapshot::default()
@@ -221,10 +212,6 @@ impl Detection {
         self.events.extend(step.events);
         self.readings += 1;
         self.fresh = 0;
-        if let Some(c) = self.clock.as_mut().filter(|c| t >= c.next_window) {
-            c.next_window = t + self.window_ns;
-            self.maps.next_epoch();
-        }
     }
 
     /// Takes the reading after the last packet, ends every open episode and returns all alert

@@ -16,8 +16,6 @@ pub struct Snapshot {
     pub mono_ns: u64,
     /// Wall-clock time of the reading, nanoseconds since the Unix epoch.
     pub wall_ns: u64,
-    /// Current window.
-    pub epoch: u64,
     /// True when `sources` was read; false for a reading of the global counters and the
     /// tick only (see `Detector::needs_maps`), where it is empty.
     pub maps_read: bool,

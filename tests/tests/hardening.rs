@@ -105,7 +105,10 @@ fn scan_is_detected_during_a_spoofed_syn_flood() {
 fn kill_9_leaves_nothing_behind_and_a_restart_works_at_once() {
     require_tools(&["nmap"]);
     let lab = Lab::new();
+    // A start's own cost (mostly the verifier) on this machine, the restart's baseline.
+    let t = Instant::now();
     let mut p = lab.picket(&[]);
+    let first_start = t.elapsed();
     signal(p.pid(), libc::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(5);
     while p.is_running() {
@@ -130,12 +133,13 @@ fn kill_9_leaves_nothing_behind_and_a_restart_works_at_once() {
             || ["SOURCES", "SRC", "DST"].contains(&n.as_str())),
         "expected no pinned picket objects in /sys/fs/bpf, found {pinned:?}"
     );
-    // The interface lock went with the process: a new picket starts at once and works.
+    // The interface lock went with the process: a new picket starts at once (no wait on a
+    // stale lock or attachment: within two seconds of a first start) and works.
     let t = Instant::now();
     let mut p2 = lab.picket(&[]);
     assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "restart took {:?}",
+        t.elapsed() < first_start + Duration::from_secs(2),
+        "restart took {:?}, a first start {first_start:?}",
         t.elapsed()
     );
     let t = Instant::now();

@@ -5,8 +5,9 @@
 //! * [`state`]: map keys and values and the per-packet state updates applied to them.
 //! * [`conv`]: the shared conversation table: a probe's conversation, once per tick.
 //! * [`slots`]: the per-CPU first stage: what each address sent and received per tick.
+//! * [`sources`]: the shared per-source table of the sources that probe.
 //! * [`tunnel`]: one level of decapsulation (VXLAN, Geneve, GRE, IP-in-IP).
-//! * [`sketch`]: the hashes and distinct-count structures used inside the state.
+//! * [`sketch`]: the hashes and the distinct-count estimate used inside the state.
 #![no_std]
 #![deny(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod conv;
 pub mod packet;
 pub mod sketch;
 pub mod slots;
+pub mod sources;
 pub mod state;
 pub mod tunnel;
 

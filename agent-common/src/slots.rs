@@ -563,6 +563,8 @@ pub struct Geometry {
     pub dst_per_cpu: u32,
     /// `CONV` records per bank (`crate::conv`).
     pub conv_per_bank: u32,
+    /// `SOURCES` entries (`crate::sources`).
+    pub sources: u32,
 }
 
 impl Geometry {
@@ -575,6 +577,17 @@ impl Geometry {
             src_per_cpu: c.src_per_cpu,
             dst_per_cpu: c.dst_per_cpu,
             conv_per_bank: c.conv_per_bank,
+            sources: c.sources,
+        }
+    }
+
+    /// The per-source table's part of it.
+    #[inline(always)]
+    pub fn sources(&self) -> crate::sources::SourceGeometry {
+        crate::sources::SourceGeometry {
+            tick: self.tick,
+            seed: self.seed,
+            entries: self.sources,
         }
     }
 

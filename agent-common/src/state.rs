@@ -14,14 +14,14 @@ use crate::{
     tunnel::{ENCAP_SLOTS, INNER_ERROR_SLOTS},
 };
 
-/// Name of the per-source LRU hash map.
+/// Name of the per-source table (`crate::sources`).
 pub const MAP_SOURCES: &str = "SOURCES";
 /// Name of the per-CPU global counters array.
 pub const MAP_GLOBALS: &str = "GLOBALS";
 /// Name of the one-entry configuration array.
 pub const MAP_CONFIG: &str = "CONFIG";
 
-/// Default capacity of [`MAP_SOURCES`].
+/// Default entries of [`MAP_SOURCES`] (a power of two).
 pub const DEFAULT_SOURCES: u32 = 65_536;
 
 /// Index of the ingress slot in [`MAP_GLOBALS`].
@@ -78,13 +78,16 @@ pub struct SrcState {
     pub tunnel_dst: [u8; 16],
     /// Its VNI or GRE key.
     pub tunnel_vni: u32,
+    /// Tick (`crate::slots`) of the latest probe: the per-source table evicts the source
+    /// probed longest ago (`crate::sources`).
+    pub last_tick: u32,
     /// Its `ENCAP_*` kind (0: no probe of this source came through a tunnel).
     pub tunnel_kind: u8,
     /// Padding, always zero.
-    pub _tunnel_pad: [u8; 3],
+    pub _tunnel_pad: [u8; 7],
 }
 
-const _: () = assert!(core::mem::size_of::<SrcState>() == 3 * 8 + 16 + 40);
+const _: () = assert!(core::mem::size_of::<SrcState>() == 3 * 8 + 16 + 48);
 
 impl SrcState {
     /// An all-zero state.
@@ -96,8 +99,9 @@ impl SrcState {
         tunnel_src: [0; 16],
         tunnel_dst: [0; 16],
         tunnel_vni: 0,
+        last_tick: 0,
         tunnel_kind: 0,
-        _tunnel_pad: [0; 3],
+        _tunnel_pad: [0; 7],
     };
 
     /// Prepares a new entry created at `now_ns`.
@@ -171,7 +175,7 @@ pub struct Globals {
     pub parse_errors: [u64; PARSE_ERROR_SLOTS],
     /// Per-source entries created.
     pub src_inserts: u64,
-    /// Per-source updates that failed (map full or busy).
+    /// Per-source updates that failed (the table does not have the agent's geometry).
     pub src_failures: u64,
     /// Packets from unknown sources not admitted to the per-source map (first sighting
     /// while [`CONFIG_ADMIT_ON_SECOND`] is on).
@@ -330,8 +334,8 @@ pub struct Config {
     pub dst_per_cpu: u32,
     /// `CONV` records per bank (a power of two).
     pub conv_per_bank: u32,
-    /// Padding, always zero.
-    pub _pad: u32,
+    /// [`MAP_SOURCES`] entries (a power of two).
+    pub sources: u32,
 }
 
 /// [`Config::flags`]: admit a source to the per-source map only at its second sighting.
@@ -351,41 +355,32 @@ pub fn admitted(admit_on_second: bool, tick_packets: u32) -> bool {
     !admit_on_second || tick_packets >= 2
 }
 
-/// Name of the one-entry array holding the [`KnownSources`] filter.
-pub const MAP_KNOWN: &str = "KNOWN";
-/// 64-bit words of the [`KnownSources`] filter: 2^20 bits, 128 KiB.
-pub const KNOWN_WORDS: usize = 16_384;
+/// 64-bit words of an [`AddrFilter`]: 2^20 bits, 128 KiB.
+pub const FILTER_WORDS: usize = 16_384;
 
-/// Filter of the sources that may have a per-source entry: one bit per hashed address.
-///
-/// The kernel sets a source's bit whenever it creates (or finds, after a failed create) its
-/// entry; the agent rebuilds the whole filter from the keys of every full map read, which
-/// drops the bits of evicted sources. A clear bit proves there is no entry, so while
-/// [`CONFIG_ADMIT_ON_SECOND`] is on the kernel skips the per-source lookup (a cold hash
-/// bucket, the largest per-packet cost under a spoofed flood) for such sources. A source
-/// created between a read and the rebuild loses its bit: under admission control one of its
-/// packets is deferred before the failed create finds the entry and sets the bit again.
+/// A bit filter of addresses, one bit per hashed address: a clear bit proves the address is
+/// not in the set, so the kernel skips a hash lookup for it ([`MAP_BLOCK_FILTER`]).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct KnownSources {
+pub struct AddrFilter {
     /// The bits.
-    pub words: [u64; KNOWN_WORDS],
+    pub words: [u64; FILTER_WORDS],
 }
 
-impl KnownSources {
-    /// No source known.
-    pub const EMPTY: KnownSources = KnownSources {
-        words: [0; KNOWN_WORDS],
+impl AddrFilter {
+    /// No address.
+    pub const EMPTY: AddrFilter = AddrFilter {
+        words: [0; FILTER_WORDS],
     };
 
     /// Word index and bit mask of an address.
     #[inline(always)]
     pub fn bit(addr: &[u8; 16]) -> (usize, u64) {
         let h = crate::sketch::fmix32(addr_hash(addr) ^ 0x9e37_79b9);
-        ((h >> 6) as usize & (KNOWN_WORDS - 1), 1u64 << (h & 63))
+        ((h >> 6) as usize & (FILTER_WORDS - 1), 1u64 << (h & 63))
     }
 
-    /// False only when `addr` certainly has no per-source entry.
+    /// False only when `addr` is certainly not in the set.
     #[inline(always)]
     pub fn may_contain(&self, addr: &[u8; 16]) -> bool {
         let (w, b) = Self::bit(addr);
@@ -425,7 +420,7 @@ pub const CONFIG_BLOCK: u64 = 8;
 pub const MAP_BLOCKED: &str = "BLOCKED";
 /// Default capacity of [`MAP_BLOCKED`] (`block.max_sources`; resized at load time).
 pub const DEFAULT_BLOCKED: u32 = 4096;
-/// Name of the one-value array holding the bit filter (a [`KnownSources`] bit set) of the
+/// Name of the one-value array holding the bit filter (a [`AddrFilter`] bit set) of the
 /// blocked sources: a flood of sources that are not blocked costs no hash lookup.
 pub const MAP_BLOCK_FILTER: &str = "BLOCK_FILTER";
 
@@ -502,7 +497,7 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Flagged {}
     unsafe impl aya::Pod for super::Blocked {}
-    unsafe impl aya::Pod for super::KnownSources {}
+    unsafe impl aya::Pod for super::AddrFilter {}
     unsafe impl aya::Pod for super::EvidenceHeader {}
     unsafe impl aya::Pod for super::EvidenceRecord {}
     unsafe impl aya::Pod for crate::classify::Summary {}

@@ -10,7 +10,7 @@ use agent_common::{
     },
     classify_eth,
     slots::{DstSlot, SrcSlot, account_dst},
-    state::{Globals, KnownSources, PlainAdd, SrcState},
+    state::{AddrFilter, Globals, PlainAdd, SrcState},
 };
 use picket_frames::layers::*;
 
@@ -466,10 +466,10 @@ fn probe_protocol_constants_used_by_state() {
     );
 }
 
-/// The known-sources filter never forgets an inserted address, and at the default map size
-/// (65 536 entries) it proves most other addresses unknown.
+/// The address filter never forgets an inserted address, and with 65 536 addresses in it it
+/// proves most other addresses absent.
 #[test]
-fn known_sources_filter() {
+fn addr_filter() {
     let addr = |i: u32| {
         let mut a = [0u8; 16];
         a[10] = 0xff;
@@ -477,7 +477,7 @@ fn known_sources_filter() {
         a[12..].copy_from_slice(&i.to_be_bytes());
         a
     };
-    let mut f = Box::new(KnownSources::EMPTY);
+    let mut f = Box::new(AddrFilter::EMPTY);
     assert!(!f.may_contain(&addr(1)));
     for i in 0..65_536u32 {
         f.insert(&addr(0x0a00_0000 + i * 7));

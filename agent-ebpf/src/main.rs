@@ -16,28 +16,28 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SlotTables, SrcSlot,
         account_packet,
     },
+    sources::{SourceTable, SrcEntry, Tracked, is_tracked, observe_probe},
     state::{
-        Adder, AddrKey, Blocked, CONFIG_ADMIT_ON_SECOND, CONFIG_BLOCK, CONFIG_EVIDENCE, Config,
-        DEFAULT_BLOCKED, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES,
-        EVIDENCE_SNAP, EvidenceRecord, FLAGGED_ENTRIES, Flagged, Globals, KnownSources, PlainAdd,
-        SrcState, admitted,
+        Adder, AddrFilter, AddrKey, Blocked, CONFIG_ADMIT_ON_SECOND, CONFIG_BLOCK, CONFIG_EVIDENCE,
+        Config, DEFAULT_BLOCKED, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES,
+        EVIDENCE_SNAP, EvidenceRecord, FLAGGED_ENTRIES, Flagged, Globals, admitted,
     },
 };
 use aya_ebpf::{
-    bindings::{BPF_F_MMAPABLE, BPF_NOEXIST, TC_ACT_OK, xdp_action},
+    bindings::{BPF_F_MMAPABLE, TC_ACT_OK, xdp_action},
     helpers::{
         bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes,
         bpf_xdp_load_bytes,
     },
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
 
-/// Per-source scan state of the sources that probe (LRU: a flood of new sources evicts the
-/// oldest). Resized at load time.
+/// What the alerts of each probing source name: a shared table of 2-way sets
+/// (`agent_common::sources`), mmapped by the agent. Resized at load time.
 #[map(name = "SOURCES")]
-static SOURCES: LruHashMap<AddrKey, SrcState> = LruHashMap::with_max_entries(DEFAULT_SOURCES, 0);
+static SOURCES: Array<SrcEntry> = Array::with_max_entries(DEFAULT_SOURCES, BPF_F_MMAPABLE);
 
 /// What each address sent per tick: per-CPU partitions of 2-way sets (`agent_common::slots`),
 /// mmapped by the agent. Resized at load time.
@@ -52,22 +52,13 @@ static DST: Array<DstSlot> = Array::with_max_entries(2 * DEFAULT_DST_SLOTS, BPF_
 #[map(name = "GLOBALS")]
 static GLOBALS: PerCpuArray<Globals> = PerCpuArray::with_max_entries(2, 0);
 
-/// Window epoch and flags, written by the agent.
+/// Flags, tick and table geometry, written by the agent.
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
 /// Conversations (`agent_common::conv`), shared by all CPUs, two banks. Resized at load.
 #[map(name = "CONV")]
 static CONV: Array<ConvRec> = Array::with_max_entries(2 * DEFAULT_CONV_SLOTS, BPF_F_MMAPABLE);
-
-/// Sources that may have a per-source entry (see `KnownSources`): lets the deferred
-/// sources of a spoofed flood skip the per-source lookup.
-#[map(name = "KNOWN")]
-static KNOWN: Array<KnownSources> = Array::with_max_entries(1, 0);
-
-/// Per-CPU scratch space to build a new per-source entry (too large for the 512-byte stack).
-#[map(name = "SRC_SCRATCH")]
-static SRC_SCRATCH: PerCpuArray<SrcState> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU room for the classifier's summary (0) and a tunnel's inner packet (1): two
 /// 128-byte summaries do not fit the 512-byte stack with everything else.
@@ -94,7 +85,7 @@ static BLOCKED: HashMap<AddrKey, Blocked> = HashMap::with_max_entries(DEFAULT_BL
 
 /// Bit filter of the blocked sources, rewritten whole by the agent.
 #[map(name = "BLOCK_FILTER")]
-static BLOCK_FILTER: Array<KnownSources> = Array::with_max_entries(1, 0);
+static BLOCK_FILTER: Array<AddrFilter> = Array::with_max_entries(1, 0);
 
 /// Direct packet access between `data` and `data_end`.
 struct Direct {
@@ -162,56 +153,63 @@ impl Adder for AtomicAdd {
     }
 }
 
-/// Sets `bits` in a shared map word with a BPF atomic or.
-#[inline(always)]
-fn atomic_or(dst: &mut u64, bits: u64) {
-    #[cfg(target_arch = "bpf")]
-    // SAFETY: `dst` is a valid, 8-byte aligned u64 inside a map value.
-    unsafe {
-        core::arch::asm!(
-            "lock *(u64 *)({0} + 0) |= {1}",
-            in(reg) dst as *mut u64,
-            in(reg) bits,
-            options(nostack),
-        );
-    }
-    #[cfg(not(target_arch = "bpf"))]
-    {
-        *dst |= bits;
-    }
-}
-
-/// Marks a source as known: it has a per-source entry now.
-#[inline(always)]
-fn mark_known(addr: &[u8; 16]) {
-    let (w, b) = KnownSources::bit(addr);
-    if let Some(k) = KNOWN.get_ptr_mut(0) {
-        // SAFETY: the one array value; the word is only changed with atomic ors (and
-        // rewritten whole by the agent).
-        if let Some(word) = unsafe { (*k).words.get_mut(w) } {
-            atomic_or(word, b);
-        }
-    }
-}
-
 /// The link layer a program's packets start with.
 const LINK_ETH: u8 = 0;
 /// Devices without a link header (tun, ipip, gre, wireguard): packets start at IP.
 const LINK_IP: u8 = 1;
 
+/// Where [`account`] stops (its `STOP` parameter, as `u8`). The live programs run it whole;
+/// `picket bench` also times copies that stop after each stage, to say what each costs.
+#[repr(u8)]
+enum Stop {
+    /// Run it all.
+    Never,
+    /// After the configuration and the per-CPU map values are in hand.
+    Entry,
+    /// After the classifier and the global counters.
+    Parse,
+    /// After the first stage (the sender's and receiver's slots).
+    Slots,
+    /// After an answer is looked for in the conversations.
+    Answer,
+    /// After a probe's conversation is recorded (only the per-source update follows).
+    Opening,
+}
+
+/// The live programs' `STOP`.
+const STOP_NEVER: u8 = Stop::Never as u8;
+
 #[xdp]
 pub fn picket_xdp(ctx: XdpContext) -> u32 {
-    xdp_run::<LINK_ETH>(&ctx)
+    xdp_run::<LINK_ETH, STOP_NEVER>(&ctx)
 }
 
 /// XDP on an L3 device (ARPHRD other than Ethernet): the packet starts at the IP header.
 #[xdp]
 pub fn picket_xdp_ip(ctx: XdpContext) -> u32 {
-    xdp_run::<LINK_IP>(&ctx)
+    xdp_run::<LINK_IP, STOP_NEVER>(&ctx)
 }
 
+/// Bench-only copies of `picket_xdp` that stop at a [`Stop`] stage (never attached).
+macro_rules! stage_programs {
+    ($($name:ident: $stop:ident),* $(,)?) => {$(
+        #[xdp]
+        pub fn $name(ctx: XdpContext) -> u32 {
+            xdp_run::<LINK_ETH, { Stop::$stop as u8 }>(&ctx)
+        }
+    )*};
+}
+
+stage_programs!(
+    picket_stage_entry: Entry,
+    picket_stage_parse: Parse,
+    picket_stage_slots: Slots,
+    picket_stage_answer: Answer,
+    picket_stage_opening: Opening,
+);
+
 #[inline(always)]
-fn xdp_run<const LINK: u8>(ctx: &XdpContext) -> u32 {
+fn xdp_run<const LINK: u8, const STOP: u8>(ctx: &XdpContext) -> u32 {
     let pkt = Direct {
         start: ctx.data(),
         end: ctx.data_end(),
@@ -227,7 +225,7 @@ fn xdp_run<const LINK: u8>(ctx: &XdpContext) -> u32 {
             unsafe { bpf_xdp_load_bytes(ctx.ctx, off, dst, len) }
         });
     }
-    account::<LINK>(&pkt, DIR_INGRESS, cfg);
+    account::<LINK, STOP>(&pkt, DIR_INGRESS, cfg);
     xdp_action::XDP_PASS
 }
 
@@ -238,7 +236,7 @@ fn blocked<const LINK: u8>(pkt: &Direct) -> bool {
     let Some(src) = evidence_source::<LINK>(pkt) else {
         return false;
     };
-    let (w, b) = KnownSources::bit(&src.addr);
+    let (w, b) = AddrFilter::bit(&src.addr);
     match BLOCK_FILTER.get(0).and_then(|f| f.words.get(w)) {
         Some(word) if *word & b != 0 => {}
         _ => return false,
@@ -313,7 +311,7 @@ fn tc_account<const LINK: u8>(ctx: &TcContext, dir: u32) {
             unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, off, dst, len) }
         });
     }
-    account::<LINK>(&pkt, dir, cfg);
+    account::<LINK, STOP_NEVER>(&pkt, dir, cfg);
 }
 
 /// The agent's configuration (all zero if the map cannot be read).
@@ -407,7 +405,7 @@ fn capture<const LINK: u8>(
 }
 
 #[inline(always)]
-fn account<const LINK: u8>(pkt: &Direct, dir: u32, cfg: Config) {
+fn account<const LINK: u8, const STOP: u8>(pkt: &Direct, dir: u32, cfg: Config) {
     let Some(g) = GLOBALS.get_ptr_mut(dir) else {
         return;
     };
@@ -419,6 +417,9 @@ fn account<const LINK: u8>(pkt: &Direct, dir: u32, cfg: Config) {
     // SAFETY: two different per-CPU slots, used only by this invocation (programs on one
     // CPU do not nest).
     let (s, scratch) = unsafe { (&mut *sp, &mut *scratch) };
+    if STOP == Stop::Entry as u8 {
+        return;
+    }
     // The summary lives in map memory, whose contents the verifier does not track: every
     // parse path (VLAN depth, extension-header chain, options, tunnel) continues as one
     // from here, so the state updates are verified once rather than once per path.
@@ -433,38 +434,42 @@ fn account<const LINK: u8>(pkt: &Direct, dir: u32, cfg: Config) {
     }
     let s = &*s;
     g.observe(s);
-    if !s.is_ip() {
+    if STOP == Stop::Parse as u8 || !s.is_ip() {
         return;
     }
     let tick_packets = account_slots(s, &cfg);
+    if STOP == Stop::Slots as u8 {
+        return;
+    }
     let admission_on = cfg.flags & CONFIG_ADMIT_ON_SECOND != 0;
+    let geometry = Geometry::of(&cfg);
     // Answers in either direction (TC egress of the watched host, or an interface that sees
     // both ways): they write their conversation's responder side and are not probes.
-    if record_answer(&mut SharedConv, Geometry::of(&cfg).conv(), s, !admission_on) {
+    if record_answer(&mut SharedConv, geometry.conv(), s, !admission_on)
+        || STOP == Stop::Answer as u8
+    {
         return;
     }
     if dir != DIR_INGRESS || !s.is_probe() {
         return;
     }
-    // Under a flood of new sources, a clear bit in the filter proves there is no entry.
-    let maybe_known = !admission_on
-        || match KNOWN.get(0) {
-            Some(k) => k.may_contain(&s.src),
-            None => true,
-        };
     if !admitted(admission_on, tick_packets)
-        && !(maybe_known && SOURCES.get_ptr_mut(AddrKey { addr: s.src }).is_some())
+        && !is_tracked(&mut SharedSources, geometry.sources(), &s.src_words())
     {
         g.src_deferred += 1;
         return;
     }
     // A probe of a conversation already seen in this tick changes no scan state.
-    if !record_opening(&mut SharedConv, Geometry::of(&cfg).conv(), s) {
+    if !record_opening(&mut SharedConv, geometry.conv(), s) || STOP == Stop::Opening as u8 {
         return;
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    update_source(g, s, now, maybe_known);
+    match observe_probe::<_, AtomicAdd>(&mut SharedSources, geometry.sources(), s, now) {
+        Tracked::Inserted => g.src_inserts += 1,
+        Tracked::Unreachable => g.src_failures += 1,
+        Tracked::Updated | Tracked::NotAProbe => {}
+    }
 }
 
 /// The two adjacent entries at `i` (even) of a set-associative array map.
@@ -481,6 +486,18 @@ unsafe fn ways_of<T>(map: &'static Array<T>, i: u32) -> Option<[&'static mut T; 
         // vouches for the writers.
         (Some(w0), Some(w1)) => Some(unsafe { [&mut *w0, &mut *w1] }),
         _ => None,
+    }
+}
+
+/// `SOURCES` as `agent_common::sources` functions see it.
+struct SharedSources;
+
+impl SourceTable for SharedSources {
+    #[inline(always)]
+    fn ways(&mut self, i: u32) -> Option<[&mut SrcEntry; 2]> {
+        // SAFETY: the table is shared: a race between CPUs on one set can at worst mix two
+        // sources' latest destinations; the probe counts are atomic adds.
+        unsafe { ways_of(&SOURCES, i) }
     }
 }
 
@@ -521,45 +538,6 @@ impl SlotTables for SlotMaps {
     fn dst_ways(&mut self, i: u32) -> Option<[&mut DstSlot; 2]> {
         // SAFETY: as above.
         unsafe { ways_of(&DST, i) }
-    }
-}
-
-// Map values go by reference: by value they would be copied onto the 512-byte BPF stack.
-#[allow(clippy::needless_borrows_for_generic_args)]
-#[inline(always)]
-fn update_source(g: &mut Globals, s: &Summary, now: u64, maybe_known: bool) {
-    let key = AddrKey { addr: s.src };
-    // Under a flood of new sources, a clear bit in the filter proves there is no entry:
-    // skip the lookup of a cold hash bucket.
-    if maybe_known && let Some(v) = SOURCES.get_ptr_mut(key) {
-        // SAFETY: LRU values are preallocated; concurrent updates are tolerated (counters
-        // are atomic, the latest destination may at worst be another CPU's).
-        unsafe { (*v).observe::<AtomicAdd>(s, now) };
-        return;
-    }
-    let Some(scratch) = SRC_SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU scratch slot owned by this program invocation.
-    let st = unsafe { &mut *scratch };
-    st.init(now);
-    st.observe::<PlainAdd>(s, now);
-    match SOURCES.insert(&key, &*st, u64::from(BPF_NOEXIST)) {
-        Ok(()) => {
-            g.src_inserts += 1;
-            mark_known(&s.src);
-        }
-        Err(_) => {
-            // Another CPU may have created it meanwhile (or the filter lost its bit): account
-            // there instead.
-            match SOURCES.get_ptr_mut(key) {
-                Some(v) => {
-                    unsafe { (*v).observe::<AtomicAdd>(s, now) };
-                    mark_known(&s.src);
-                }
-                None => g.src_failures += 1,
-            }
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `picket bench`: per-packet cost of the XDP program with `BPF_PROG_TEST_RUN`, always next
 //! to a trivial XDP_PASS program measured in the same run (and in CPU cycles where the
 //! machine has a hardware PMU), its scaling on two CPUs, and the cost of reading a full
-//! per-source map.
+//! per-source table.
 
 use std::{net::Ipv4Addr, sync::Barrier, time::Instant};
 
@@ -20,6 +20,16 @@ use crate::{
 };
 
 const PROG_PASS: &str = "picket_pass";
+
+/// Bench-only copies of `picket_xdp` that stop after each stage, in order, with what each
+/// adds to the one before it (the kernel's `STOP_*` constants).
+const STAGES: [(&str, &str); 5] = [
+    ("picket_stage_entry", "config and per-CPU values"),
+    ("picket_stage_parse", "classifier and global counters"),
+    ("picket_stage_slots", "first stage (SRC, DST slots)"),
+    ("picket_stage_answer", "answer lookup (CONV)"),
+    ("picket_stage_opening", "opening record (CONV)"),
+];
 
 /// Targets of the line-rate issue, ns per packet above the baseline.
 const TARGET_HOT_NS: f64 = 30.0;
@@ -68,6 +78,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .context("baseline program missing")?
             .try_into()?;
         pass.load()?;
+    }
+    for (name, _) in STAGES {
+        let stage: &mut Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("bench program {name} missing"))?
+            .try_into()?;
+        stage.load()?;
     }
     print_verifier_counts(&ebpf);
     let mut maps = KernelMaps::take(&mut ebpf)?;
@@ -131,6 +148,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         };
         print_row(case.name, &base, &prog, &delta, extra_cycles, case.target);
     }
+    print_stages(&mut ebpf, &cases, args)?;
     print_scaling(&ebpf, &cases[0].frame, args.repeat)?;
 
     // Many sources: one run per packet, a new source address each time.
@@ -184,36 +202,41 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // Reading the full map, as the agent does every poll.
     let t = Instant::now();
     let snap = maps.read()?;
+    let first_read = t.elapsed();
+    // Every later poll: the mapping's pages are in place.
+    let t = Instant::now();
+    let snap = maps.read_with(snap)?;
     let read = t.elapsed();
     let t = Instant::now();
     let mut det = Detector::new(Thresholds::default(), 10.0);
     det.evaluate(&snap);
     let eval = t.elapsed();
     let g = &snap.globals[0];
+    let tracked = snap.sources.len();
     println!(
-        "per-source map: {} entries of {} (LRU evictions ≈ {}), failed inserts {}",
-        snap.sources.len(),
+        "per-source table: {tracked} sources in {} entries (evicted ≈ {}), failed inserts {}",
         snap.src_capacity,
-        g.src_inserts.saturating_sub(snap.sources.len() as u64),
+        g.src_inserts.saturating_sub(tracked as u64),
         g.src_failures
     );
     println!(
-        "agent poll of the full map: read {:.1} ms ({:.0} ns/entry, BPF_MAP_LOOKUP_BATCH), \
-         detectors {:.1} ms; read target {}",
+        "agent poll of the full table: read {:.1} ms ({:.0} ns/source, mmap; the first read, \
+         faulting the mapping in, {:.1} ms), detectors {:.1} ms; read target {}",
         read.as_secs_f64() * 1e3,
-        read.as_nanos() as f64 / snap.sources.len().max(1) as f64,
+        read.as_nanos() as f64 / tracked.max(1) as f64,
+        first_read.as_secs_f64() * 1e3,
         eval.as_secs_f64() * 1e3,
-        read_verdict(snap.sources.len(), read)
+        read_verdict(tracked, read)
     );
     let kernel = maps.sources_memory()?;
-    let per_entry = kernel as f64 / f64::from(snap.src_capacity.max(1));
+    let per_source = kernel as f64 / tracked.max(1) as f64;
     println!(
-        "per-source map memory: {per_entry:.0} B/entry ({:.0} MiB for {} entries, kernel's own \
-         count; value {} B), target {}",
+        "per-source table memory: {per_source:.0} B per tracked source ({:.0} MiB, kernel's own \
+         count; {:.0} B per entry, value {} B), target {}",
         kernel as f64 / f64::from(1 << 20),
-        snap.src_capacity,
-        std::mem::size_of::<agent_common::state::SrcState>(),
-        verdict(TARGET_ENTRY_BYTES, per_entry <= TARGET_ENTRY_BYTES)
+        kernel as f64 / f64::from(snap.src_capacity.max(1)),
+        std::mem::size_of::<agent_common::sources::SrcEntry>(),
+        verdict(TARGET_ENTRY_BYTES, per_source <= TARGET_ENTRY_BYTES)
     );
     Ok(())
 }
@@ -487,6 +510,46 @@ fn print_row(
         cell(prog),
         cell(delta),
     );
+}
+
+/// Where the hot cases' time goes: what each stage program adds to the one before it (the
+/// full program is the last row: the per-source update and the rest). Each round times the
+/// baseline and every stage back to back, so that a busy machine shifts them together; the
+/// median over rounds of each round's increment is printed.
+fn print_stages(ebpf: &mut aya::Ebpf, cases: &[Case], args: &BenchArgs) -> Result<()> {
+    let programs: Vec<(&str, &str)> = STAGES
+        .iter()
+        .copied()
+        .chain([(PROG_XDP, "per-source update, rest (full)")])
+        .collect();
+    // added[case][stage]: one increment per round.
+    let mut added = vec![vec![Vec::new(); programs.len()]; cases.len()];
+    for (case, added) in cases.iter().zip(&mut added) {
+        for _ in 0..args.rounds {
+            let mut prev = time(ebpf, PROG_PASS, &case.frame, args.repeat)?;
+            for ((prog, _), added) in programs.iter().zip(added.iter_mut()) {
+                let t = time(ebpf, prog, &case.frame, args.repeat)?;
+                added.push(t - prev);
+                prev = t;
+            }
+        }
+    }
+    println!(
+        "\nns per packet added by each stage (each round times them back to back; median over rounds)"
+    );
+    print!("{:<38}", "stage");
+    for case in cases {
+        print!(" {:>12.12}", case.name);
+    }
+    println!();
+    for (i, (_, what)) in programs.iter().enumerate() {
+        print!("{what:<38}");
+        for added in &added {
+            print!(" {:>12.0}", pct(&added[i], 0.5));
+        }
+        println!();
+    }
+    Ok(())
 }
 
 /// The verifier's processed-instruction count of every program (its limit is 1 M; a parse

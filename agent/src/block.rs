@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap as StdHashMap, net::IpAddr};
 
-use agent_common::state::{AddrKey, Blocked, KnownSources, MAP_BLOCK_FILTER, MAP_BLOCKED};
+use agent_common::state::{AddrFilter, AddrKey, Blocked, MAP_BLOCK_FILTER, MAP_BLOCKED};
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf,
@@ -87,7 +87,7 @@ pub struct Blocker {
     list: Blocklist,
     dry_run: bool,
     map: HashMap<MapData, AddrKey, Blocked>,
-    filter: Array<MapData, KnownSources>,
+    filter: Array<MapData, AddrFilter>,
     /// The kernel counters of each blocked source at the last reading.
     seen: StdHashMap<IpAddr, Blocked>,
     counters: BlockCounters,
@@ -106,7 +106,7 @@ impl Blocker {
                 .ok_or_else(|| anyhow!("map {name} missing"))
         };
         let map: HashMap<MapData, AddrKey, Blocked> = take(MAP_BLOCKED)?.try_into()?;
-        let filter: Array<MapData, KnownSources> = take(MAP_BLOCK_FILTER)?.try_into()?;
+        let filter: Array<MapData, AddrFilter> = take(MAP_BLOCK_FILTER)?.try_into()?;
         Ok(Blocker {
             list: Blocklist::new(policy),
             dry_run,
@@ -163,7 +163,7 @@ impl Blocker {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut filter = KnownSources::EMPTY;
+        let mut filter = AddrFilter::EMPTY;
         for ip in self.list.blocked() {
             filter.insert(&AddrKey::from_ip(ip).addr);
         }

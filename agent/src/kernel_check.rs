@@ -21,8 +21,8 @@ use crate::{
     parity::{Comparison, KernelRunner, ParityReport},
 };
 
-/// Per-source map size for the check: large enough that the kernel's LRU evicts nothing for
-/// captures with fewer sources than this.
+/// Per-source table size for the check. Beyond it both sides evict alike (the host model has
+/// the kernel's geometry and evicts by the same tick).
 pub const SOURCES: u32 = 1 << 18;
 
 /// Outcome of the check over all inputs.
@@ -94,11 +94,6 @@ pub fn report(c: &KernelCheck) -> Result<()> {
             format!("{} differences", r.diffs.len())
         }
     );
-    if c.sources as u64 >= u64::from(SOURCES) {
-        tracing::warn!(
-            "more sources than the kernel map holds ({SOURCES}): LRU evictions make the kernel differ"
-        );
-    }
     for d in &r.diffs {
         tracing::info!("kernel parity: {d}");
     }

@@ -77,7 +77,7 @@ pub enum XdpModeArg {
 /// Map sizes.
 #[derive(Clone, Copy, Debug)]
 pub struct MapSizes {
-    /// Per-source (scan state) entries.
+    /// Per-source table capacity (rounded up to a power of two).
     pub sources: u32,
     /// Slots of the sender table per bank, over all CPUs.
     pub src_slots: u32,
@@ -102,7 +102,10 @@ pub fn load(sizes: MapSizes) -> Result<Ebpf> {
     let cpus = possible_cpus()?;
     let table = |total| table_entries(slots_per_cpu(total, cpus), cpus);
     let mut ebpf = EbpfLoader::new()
-        .map_max_entries(MAP_SOURCES, sizes.sources)
+        .map_max_entries(
+            MAP_SOURCES,
+            agent_common::sources::entries_for(sizes.sources),
+        )
         .map_max_entries(MAP_SRC, table(sizes.src_slots))
         .map_max_entries(MAP_DST, table(sizes.dst_slots))
         .map_max_entries(MAP_CONV, 2 * slots_per_cpu(sizes.conv_slots, 1))

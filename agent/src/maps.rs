@@ -1,24 +1,23 @@
 //! Reads the kernel maps into a [`Snapshot`] and writes the configuration map.
 
 use std::{
-    io,
-    mem::size_of,
-    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    os::fd::AsRawFd,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use agent_common::state::{
-    AddrKey, CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DIR_EGRESS, DIR_INGRESS, Globals,
-    KnownSources, MAP_CONFIG, MAP_GLOBALS, MAP_KNOWN, MAP_SOURCES, SrcState,
+    CONFIG_ADMIT_ON_SECOND, CONFIG_EVIDENCE, Config, DIR_EGRESS, DIR_INGRESS, Globals, MAP_CONFIG,
+    MAP_GLOBALS, MAP_SOURCES,
 };
 use agent_common::{
     conv::{ConvRec, MAP_CONV},
     slots::{DstSlot, MAP_DST, MAP_SRC, SrcSlot},
+    sources::SrcEntry,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
-    Ebpf, Pod,
-    maps::{Array, HashMap, IterableMap, MapData, PerCpuArray},
+    Ebpf,
+    maps::{Array, MapData, PerCpuArray},
 };
 
 use picket_detect::{
@@ -35,10 +34,9 @@ pub const TICK_SETTLE: std::time::Duration = std::time::Duration::from_millis(1)
 
 /// The agent's handles on the kernel maps.
 pub struct KernelMaps {
-    sources: HashMap<MapData, AddrKey, SrcState>,
+    sources: SlotTable<SrcEntry>,
     globals: PerCpuArray<MapData, Globals>,
     config: Array<MapData, Config>,
-    known: Array<MapData, KnownSources>,
     src: SlotTable<SrcSlot>,
     dst: SlotTable<DstSlot>,
     conv: SlotTable<ConvRec>,
@@ -57,21 +55,18 @@ impl KernelMaps {
             ebpf.take_map(name)
                 .ok_or_else(|| anyhow!("map {name} missing"))
         };
-        let sources: HashMap<MapData, AddrKey, SrcState> = take(MAP_SOURCES)?.try_into()?;
         let globals: PerCpuArray<MapData, Globals> = take(MAP_GLOBALS)?.try_into()?;
         let config: Array<MapData, Config> = take(MAP_CONFIG)?.try_into()?;
-        let known: Array<MapData, KnownSources> = take(MAP_KNOWN)?.try_into()?;
         let cpus = crate::loader::possible_cpus()?;
         let src = SlotTable::new(take(MAP_SRC)?, MAP_SRC, cpus)?;
         let dst = SlotTable::new(take(MAP_DST)?, MAP_DST, cpus)?;
         // Shared by every CPU: one partition.
         let conv = SlotTable::new(take(MAP_CONV)?, MAP_CONV, 1)?;
-        let src_capacity = sources.map().info()?.max_entries();
+        let sources = SlotTable::new(take(MAP_SOURCES)?, MAP_SOURCES, 1)?;
+        let src_capacity = sources.entries();
         let mut maps = KernelMaps {
-            sources,
             globals,
             config,
-            known,
             current: Config {
                 flags: 0,
                 tick: 1,
@@ -79,8 +74,9 @@ impl KernelMaps {
                 src_per_cpu: src.per_cpu,
                 dst_per_cpu: dst.per_cpu,
                 conv_per_bank: conv.per_cpu,
-                _pad: 0,
+                sources: src_capacity,
             },
+            sources,
             src,
             dst,
             conv,
@@ -137,10 +133,15 @@ impl KernelMaps {
         self.current.tick
     }
 
-    /// Kernel memory of the per-source map, as the kernel accounts it (`memlock` of the map's
-    /// fdinfo: its elements, buckets and per-CPU free lists).
+    /// The tables' geometry in force (sizes, seed, tick).
+    pub fn geometry(&self) -> agent_common::slots::Geometry {
+        agent_common::slots::Geometry::of(&self.current)
+    }
+
+    /// Kernel memory of the per-source table, as the kernel accounts it (`memlock` of the
+    /// map's fdinfo).
     pub fn sources_memory(&self) -> Result<u64> {
-        let fd = self.sources.map().fd().as_fd().as_raw_fd();
+        let fd = self.sources.fd().as_raw_fd();
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
             .context("cannot read the per-source map's fdinfo")?;
         info.lines()
@@ -211,23 +212,11 @@ impl KernelMaps {
 
     /// Adds the per-source map to a poll's reading.
     pub fn read_with(&mut self, mut snap: Snapshot) -> Result<Snapshot> {
-        snap.sources = read_hash(self.sources.map().fd().as_fd(), self.src_capacity as usize)
-            .context("cannot read the SOURCES map")?;
-        self.rebuild_known(&snap.sources)?;
+        snap.sources = self
+            .sources
+            .filtered(|e| e.is_used().then(|| (e.addr(), e.state)));
         snap.maps_read = true;
         Ok(snap)
-    }
-
-    /// Rewrites the kernel's known-sources filter from the entries just read, dropping the
-    /// bits of evicted sources (see [`KnownSources`]).
-    fn rebuild_known(&mut self, sources: &[(AddrKey, SrcState)]) -> Result<()> {
-        let mut filter = Box::new(KnownSources::EMPTY);
-        for (key, _) in sources {
-            filter.insert(&key.addr);
-        }
-        self.known
-            .set(0, filter, 0)
-            .context("cannot write the KNOWN map")
     }
 
     /// Reads only the global counters (cheap: one per-CPU array slot per direction).
@@ -278,77 +267,4 @@ pub fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-
-/// `bpf_attr` for the `BPF_MAP_*_BATCH` commands.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
-
-/// Reads a whole hash map with `BPF_MAP_LOOKUP_BATCH` (one syscall per few thousand
-/// entries instead of two per entry).
-pub fn read_hash<K: Pod, V: Pod>(fd: BorrowedFd<'_>, capacity: usize) -> io::Result<Vec<(K, V)>> {
-    let chunk = capacity.clamp(16, 256);
-    let mut out = Vec::new();
-    let mut keys: Vec<K> = Vec::with_capacity(chunk);
-    let mut values: Vec<V> = Vec::with_capacity(chunk);
-    let mut token_in = [0u8; 8];
-    let mut token_out = [0u8; 8];
-    let mut first = true;
-    loop {
-        let mut attr = BatchAttr {
-            in_batch: if first {
-                0
-            } else {
-                token_in.as_mut_ptr() as u64
-            },
-            out_batch: token_out.as_mut_ptr() as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: chunk as u32,
-            map_fd: fd.as_raw_fd() as u32,
-            ..Default::default()
-        };
-        // SAFETY: the kernel writes at most `count` keys and values into buffers of that
-        // capacity, and 4 bytes of batch token into `token_out`.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        let err = (rc < 0).then(io::Error::last_os_error);
-        let n = (attr.count as usize).min(chunk);
-        if err
-            .as_ref()
-            .is_none_or(|e| e.raw_os_error() == Some(libc::ENOENT))
-        {
-            // SAFETY: the kernel initialised the first `n` elements.
-            unsafe {
-                keys.set_len(n);
-                values.set_len(n);
-            }
-            out.extend(keys.drain(..).zip(values.drain(..)));
-        }
-        match err {
-            None => {}
-            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
-            Some(e) => return Err(e),
-        }
-        token_in = token_out;
-        first = false;
-    }
 }

@@ -381,7 +381,7 @@ impl Metrics {
         );
         r.register(
             "map_capacity_entries",
-            "Capacity of the per-source and per-destination maps (LRU)",
+            "Capacity of the per-source and per-destination maps (entries evicted beyond it)",
             m.map_capacity.clone(),
         );
         r.register(

@@ -187,9 +187,7 @@ pub struct Comparison<'a> {
 impl<'a> Comparison<'a> {
     /// Starts a comparison on freshly loaded programs and maps.
     pub fn new(runner: &'a mut KernelRunner) -> Self {
-        let (src, dst, conv) = runner.maps.table_sizes();
-        let mut host = HostMaps::with_slots(src, dst, conv, HOST_SEED);
-        host.geometry.tick = runner.maps.tick();
+        let mut host = HostMaps::with_tables(runner.maps.geometry());
         host.admit_on_second = runner.admit_on_second;
         Comparison {
             runner,
@@ -233,9 +231,9 @@ impl<'a> Comparison<'a> {
         Ok(())
     }
 
-    /// Host-side per-source entries so far (to tell when the kernel's LRU map may evict).
+    /// Host-side per-source entries in use.
     pub fn host_sources(&self) -> usize {
-        self.host.sources.len()
+        self.host.sources.iter().filter(|e| e.is_used()).count()
     }
 
     /// Compares the tick's tables, then ends the tick on both sides (as a poll does), so

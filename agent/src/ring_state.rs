@@ -19,7 +19,7 @@ use agent_common::{
 };
 use anyhow::Result;
 use picket_capture::link;
-use picket_detect::{episodes::Episodes, model::HostMaps, replay, snapshot::Snapshot};
+use picket_detect::{episodes::Episodes, model::HostMaps, snapshot::Snapshot};
 
 use crate::{
     afpacket::{Capture, Packet, RingConfig, Sink},
@@ -43,7 +43,6 @@ struct Flagged {
 struct Accounter {
     maps: Arc<Mutex<HostMaps>>,
     batch: Vec<(Result<Summary, ParseError>, u64, u32)>,
-    sources: u32,
     /// Any source flagged (checked per packet without a lock).
     flagging: Arc<AtomicBool>,
     flagged: Arc<Mutex<Flagged>>,
@@ -94,8 +93,6 @@ impl Sink for Accounter {
         for (parsed, wire, dir) in self.batch.drain(..) {
             m.account(&parsed, wire, dir, now);
         }
-        // Bounded like the kernel's LRU maps, trimmed in batches of an eighth.
-        replay::bound(&mut m, self.sources, self.sources / 8);
     }
 }
 
@@ -115,6 +112,7 @@ struct RingEvidence {
 pub struct RingState {
     maps: Arc<Mutex<HostMaps>>,
     captures: Vec<Capture>,
+    /// Entries of the per-source table.
     sources: u32,
     /// Monotonic time the current tick began.
     tick_start_ns: Mutex<u64>,
@@ -147,7 +145,9 @@ impl RingState {
             }
             None => None,
         };
-        let maps = Arc::new(Mutex::new(HostMaps::new()));
+        let host = HostMaps::with_sources(sources);
+        let sources = host.geometry.sources;
+        let maps = Arc::new(Mutex::new(host));
         let flagging = Arc::new(AtomicBool::new(false));
         let flagged = Arc::new(Mutex::new(Flagged::default()));
         let mut captures = Vec::new();
@@ -162,7 +162,6 @@ impl RingState {
                 Box::new(Accounter {
                     maps: maps.clone(),
                     batch: Vec::with_capacity(1024),
-                    sources,
                     flagging: flagging.clone(),
                     flagged: flagged.clone(),
                 })
@@ -270,9 +269,7 @@ impl RingState {
 
     /// Adds the per-source map to a poll's reading, as [`crate::maps::KernelMaps::read_with`].
     pub fn read_with(&self, snap: Snapshot) -> Snapshot {
-        let mut m = lock(&self.maps);
-        replay::bound(&mut m, self.sources, 0);
-        let full = m.snapshot(snap.mono_ns, snap.wall_ns);
+        let full = lock(&self.maps).snapshot(snap.mono_ns, snap.wall_ns);
         Snapshot {
             maps_read: true,
             sources: full.sources,
@@ -314,9 +311,8 @@ mod tests {
 
     fn accounter(sources: u32) -> Accounter {
         Accounter {
-            maps: Arc::new(Mutex::new(HostMaps::new())),
+            maps: Arc::new(Mutex::new(HostMaps::with_sources(sources))),
             batch: Vec::new(),
-            sources,
             flagging: Arc::new(AtomicBool::new(false)),
             flagged: Arc::new(Mutex::new(Flagged::default())),
         }
@@ -342,7 +338,8 @@ mod tests {
         a.end_block();
         let m = lock(&a.maps);
         assert_eq!((m.globals[0].packets, m.globals[1].packets), (1, 1));
-        assert_eq!(m.sources.len(), 1, "only ingress packets make sources");
+        let used = m.sources.iter().filter(|e| e.is_used()).count();
+        assert_eq!(used, 1, "only ingress packets make sources");
         assert!(a.batch.is_empty());
     }
 
@@ -352,7 +349,16 @@ mod tests {
         for src in 1..=100 {
             feed(&mut a, &syn_from(src), false);
             a.end_block();
-            assert!(lock(&a.maps).sources.len() <= 9);
+            let m = lock(&a.maps);
+            assert_eq!(m.sources.len(), 8);
+            assert_eq!(
+                m.globals[0].src_inserts,
+                u64::from(src),
+                "every new source gets in"
+            );
         }
+        let m = lock(&a.maps);
+        let used = m.sources.iter().filter(|e| e.is_used()).count();
+        assert!((6..=8).contains(&used), "{used} of 8 ways used");
     }
 }

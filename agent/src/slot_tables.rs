@@ -1,5 +1,6 @@
-//! The kernel's slot tables (`SRC`, `DST`; see `agent_common::slots`), mapped into the
-//! agent's memory: reading a completed bank is a memory copy, with no system call per entry.
+//! The kernel's tables (`SRC`, `DST`, `CONV`, `SOURCES`; see `agent_common::slots`,
+//! `conv` and `sources`), mapped into the agent's memory: reading a completed bank, or the
+//! whole per-source table, is a memory copy, with no system call per entry.
 
 use std::{
     marker::PhantomData,
@@ -14,7 +15,7 @@ use aya::maps::{Map, MapData};
 /// one partition).
 pub struct SlotTable<T: aya::Pod> {
     /// Keeps the map (and so the mapping's file) alive.
-    _map: MapData,
+    map: MapData,
     ptr: NonNull<T>,
     entries: usize,
     bytes: usize,
@@ -66,7 +67,7 @@ impl<T: aya::Pod> SlotTable<T> {
                 .with_context(|| format!("cannot mmap map {name}"));
         }
         Ok(SlotTable {
-            _map: map,
+            map,
             ptr: NonNull::new(ptr.cast()).context("mmap returned null")?,
             entries,
             bytes,
@@ -74,6 +75,26 @@ impl<T: aya::Pod> SlotTable<T> {
             cpus,
             _slots: PhantomData,
         })
+    }
+
+    /// The map's file descriptor.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.map.fd().as_fd()
+    }
+
+    /// Entries of the whole table.
+    pub fn entries(&self) -> u32 {
+        self.entries as u32
+    }
+
+    /// Copies of the entries that `keep` accepts, in table order (torn entries the kernel
+    /// is writing come out as whatever bytes they hold, as for [`SlotTable::bank`]).
+    pub fn filtered<U>(&self, keep: impl Fn(&T) -> Option<U>) -> Vec<U> {
+        // SAFETY: the mapping holds `entries` values of T, which is Pod (any bytes are
+        // valid); each is copied out with a volatile read, as the kernel may write it.
+        (0..self.entries)
+            .filter_map(|i| keep(&unsafe { self.ptr.as_ptr().add(i).read_volatile() }))
+            .collect()
     }
 
     /// Slots per bank over all CPUs.

@@ -8,7 +8,7 @@ use std::{
 
 use agent::{
     loader::MapSizes,
-    parity::{KernelRunner, compare, compare_ticks},
+    parity::{Comparison, KernelRunner, compare, compare_ticks},
 };
 use picket_frames::{self as frames, layers::Ext};
 
@@ -23,6 +23,11 @@ use agent_common::{
 /// The loaded BPF object, or None (after saying so) when not root: BPF_PROG_TEST_RUN needs
 /// it, and a plain `cargo test` runs as any user. As root, failing to load is a failure.
 fn runner() -> Option<KernelRunner> {
+    runner_with_sources(1 << 18)
+}
+
+/// As [`runner`], with a per-source table of `sources` entries.
+fn runner_with_sources(sources: u32) -> Option<KernelRunner> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
@@ -34,7 +39,7 @@ fn runner() -> Option<KernelRunner> {
     }
     Some(
         KernelRunner::load(MapSizes {
-            sources: 1 << 18,
+            sources,
             src_slots: 1 << 12,
             dst_slots: 1 << 10,
             conv_slots: 1 << 12,
@@ -606,6 +611,56 @@ fn answers_match_host_across_ticks() {
         r.diffs.join("\n")
     );
     assert!(r.compared > 400, "{} frames compared", r.compared);
+}
+
+#[test]
+fn a_full_per_source_table_evicts_as_the_host_does() {
+    // 64 entries, 300 probing sources over four ticks, and one scanner in every tick: sets
+    // fill, and new sources take the way probed in the older tick, identically on both sides.
+    const ENTRIES: u32 = 64;
+    let Some(mut k) = runner_with_sources(ENTRIES) else {
+        return;
+    };
+    let ticks: Vec<Vec<(Vec<u8>, u32)>> = (0..4u16)
+        .map(|t| {
+            let mut tick = Vec::new();
+            for i in 0..75u16 {
+                let src = Ipv4Addr::from(0x0c00_0000 + u32::from(t * 75 + i) * 104_729);
+                for port in [22, 80] {
+                    let syn = frames::tcp(40000 + t, port, TCP_SYN);
+                    let f = frames::ipv4(src, v4(0, 2), IPPROTO_TCP, 0, &syn);
+                    tick.push((f, DIR_INGRESS));
+                }
+                let syn = frames::tcp(5555, 1000 + t * 75 + i, TCP_SYN);
+                tick.push((
+                    frames::ipv4(v4(9, 9), v4(0, 2), IPPROTO_TCP, 0, &syn),
+                    DIR_INGRESS,
+                ));
+            }
+            tick
+        })
+        .collect();
+    let mut c = Comparison::new(&mut k);
+    for (i, tick) in ticks.iter().enumerate() {
+        if i > 0 {
+            c.next_tick().expect("end a tick");
+        }
+        for (frame, dir) in tick {
+            c.feed(frame, *dir).expect("run a frame through the kernel");
+        }
+    }
+    let tracked = c.host_sources();
+    let r = c.finish().expect("compare the tables");
+    assert!(
+        r.diffs.is_empty(),
+        "kernel and host disagree:\n{}",
+        r.diffs.join("\n")
+    );
+    assert_eq!(r.compared, 4 * 75 * 3);
+    assert!(
+        tracked > ENTRIES as usize / 2 && tracked <= ENTRIES as usize,
+        "{tracked} sources tracked in {ENTRIES} entries"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Admission control of new sources under a spoofed flood.
 //!
-//! A flood from random sources creates one per-source entry per packet; the LRU map then
+//! A flood from random sources creates one per-source entry per packet; the table then
 //! turns over in `capacity / rate` seconds and a real scanner's entry could be evicted before
 //! its distinct-port count reaches the threshold. While unknown sources arrive faster than
 //! the map can keep them for [`KEEP_WINDOWS`] windows, the agent turns on admission at the

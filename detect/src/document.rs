@@ -436,7 +436,7 @@ pub struct SummaryEventFields {
 /// Entries in use and capacity of one kernel map.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct MapUse {
-    /// Capacity (LRU: entries are evicted beyond it).
+    /// Capacity (entries are evicted beyond it).
     pub capacity: u32,
     /// Entries in use.
     pub entries: usize,

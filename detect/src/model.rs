@@ -2,8 +2,6 @@
 //! BPF programs. `picket analyze` runs the detectors on it, and the kernel parity test
 //! compares it with what the kernel computed for the same packets.
 
-use crate::HashMap;
-
 use agent_common::{
     ParseError, Summary,
     conv::{ConvRec, DEFAULT_CONV_SLOTS, record_answer, record_opening},
@@ -11,7 +9,8 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SlotTables, SrcSlot,
         account_packet,
     },
-    state::{AddrKey, DIR_INGRESS, Globals, PlainAdd, SrcState, admitted},
+    sources::{SrcEntry, Tracked, entries_for, is_tracked, observe_probe},
+    state::{DEFAULT_SOURCES, DIR_INGRESS, Globals, PlainAdd, admitted},
 };
 
 use crate::{
@@ -25,8 +24,8 @@ pub const HOST_SEED: u32 = 0x5eed_0001;
 /// Host-side per-source, per-destination and global state.
 #[derive(Clone, Debug)]
 pub struct HostMaps {
-    /// Per-source entries.
-    pub sources: HashMap<AddrKey, SrcState>,
+    /// The per-source table (`agent_common::sources`).
+    pub sources: Vec<SrcEntry>,
     /// Global counters: `[ingress, egress]`.
     pub globals: [Globals; 2],
     /// Admission of new sources at their second sighting (`CONFIG_ADMIT_ON_SECOND`).
@@ -73,34 +72,35 @@ impl Default for HostMaps {
 }
 
 impl HostMaps {
-    /// Empty maps in window 1 (the agent's first window too), with slot tables of the live
-    /// agent's default total size in one partition.
+    /// Empty maps with tables of the live agent's default sizes (the slot tables' total in
+    /// one partition).
     pub fn new() -> Self {
-        Self::with_slots(
-            DEFAULT_SRC_SLOTS,
-            DEFAULT_DST_SLOTS,
-            DEFAULT_CONV_SLOTS,
-            HOST_SEED,
-        )
+        Self::with_sources(DEFAULT_SOURCES)
     }
 
-    /// Empty maps whose slot tables have `src_per_cpu` and `dst_per_cpu` slots per bank and
-    /// whose conversation table has `conv_per_bank` records per bank (powers of two, at least
-    /// 2), hashed with `seed`, at tick 1.
-    pub fn with_slots(src_per_cpu: u32, dst_per_cpu: u32, conv_per_bank: u32, seed: u32) -> Self {
+    /// [`HostMaps::new`] with a per-source table for `capacity` sources.
+    pub fn with_sources(capacity: u32) -> Self {
+        Self::with_tables(Geometry {
+            tick: 1,
+            seed: HOST_SEED,
+            src_per_cpu: DEFAULT_SRC_SLOTS,
+            dst_per_cpu: DEFAULT_DST_SLOTS,
+            conv_per_bank: DEFAULT_CONV_SLOTS,
+            sources: entries_for(capacity),
+        })
+    }
+
+    /// Empty maps of `geometry`'s sizes (slot tables of `src_per_cpu` and `dst_per_cpu`
+    /// slots per bank, `conv_per_bank` conversation records per bank, `sources` per-source
+    /// entries: powers of two, at least 2), hashed with its seed, at its tick.
+    pub fn with_tables(geometry: Geometry) -> Self {
         HostMaps {
-            geometry: Geometry {
-                tick: 1,
-                seed,
-                src_per_cpu,
-                dst_per_cpu,
-                conv_per_bank,
-            },
-            src: vec![SrcSlot::default(); 2 * src_per_cpu as usize],
-            dst: vec![DstSlot::default(); 2 * dst_per_cpu as usize],
-            conv: vec![ConvRec::default(); 2 * conv_per_bank as usize],
+            geometry,
+            src: vec![SrcSlot::default(); 2 * geometry.src_per_cpu as usize],
+            dst: vec![DstSlot::default(); 2 * geometry.dst_per_cpu as usize],
+            conv: vec![ConvRec::default(); 2 * geometry.conv_per_bank as usize],
             join: OutcomeJoin::new(),
-            sources: HashMap::default(),
+            sources: vec![SrcEntry::EMPTY; geometry.sources as usize],
             globals: [Globals::default(), Globals::default()],
             admit_on_second: false,
         }
@@ -139,21 +139,21 @@ impl HostMaps {
         if dir != DIR_INGRESS || !s.is_probe() {
             return;
         }
-        let key = AddrKey { addr: s.src };
-        if !admitted(self.admit_on_second, tick_packets) && !self.sources.contains_key(&key) {
+        let sources = self.geometry.sources();
+        if !admitted(self.admit_on_second, tick_packets)
+            && !is_tracked(self.sources.as_mut_slice(), sources, &s.src_words())
+        {
             g.src_deferred += 1;
             return;
         }
         if !record_opening(self.conv.as_mut_slice(), conv, s) {
             return;
         }
-        let st = self.sources.entry(key).or_insert_with(|| {
-            g.src_inserts += 1;
-            let mut st = SrcState::ZERO;
-            st.init(now_ns);
-            st
-        });
-        st.observe::<PlainAdd>(s, now_ns);
+        match observe_probe::<_, PlainAdd>(self.sources.as_mut_slice(), sources, s, now_ns) {
+            Tracked::Inserted => g.src_inserts += 1,
+            Tracked::Unreachable => g.src_failures += 1,
+            Tracked::Updated | Tracked::NotAProbe => {}
+        }
     }
 
     /// Ends the current tick, as the agent does at every poll: returns its counts (lasting
@@ -198,7 +198,12 @@ impl HostMaps {
             mono_ns,
             wall_ns,
             maps_read: true,
-            sources: self.sources.iter().map(|(k, v)| (*k, *v)).collect(),
+            sources: self
+                .sources
+                .iter()
+                .filter(|e| e.is_used())
+                .map(|e| (e.addr(), e.state))
+                .collect(),
             globals: self.globals,
             src_capacity: self.sources.len() as u32,
             tick: TickCounts::default(),

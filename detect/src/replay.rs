@@ -3,8 +3,8 @@
 //! per-source and per-destination maps only when [`Detector::needs_maps`] says a finding may
 //! have changed, as live).
 //!
-//! Like the live maps, the per-source scan state holds at most [`DEFAULT_SOURCES`] entries
-//! (least recently seen evicted, trimmed at each reading), the slot tables end a tick at
+//! Like the live maps, the per-source table holds [`DEFAULT_SOURCES`] entries (in 2-way
+//! sets, the source probed longest ago evicted, as in the kernel), the slot tables end a tick at
 //! every reading, and admission at the second sighting turns on and off with the live
 //! agent's [`Admission`] rule, so a spoofed flood neither exhausts memory nor hides a scanner.
 //!
@@ -21,9 +21,7 @@
 //! sender's slot either way, which is what the `synack_ratio` of destination-scoped
 //! `syn_flood` alerts uses.
 
-use std::{hash::Hash, time::Duration};
-
-use crate::HashMap;
+use std::time::Duration;
 
 use agent_common::{
     ParseError, Summary,
@@ -187,7 +185,6 @@ impl Detection {
 
     /// One reading at `t`, in the live agent's order: admission, findings, episodes.
     fn reading(&mut self, t: u64) {
-        bound(&mut self.maps, DEFAULT_SOURCES, 0);
         let mut snap = if self.pipeline.needs_maps(&self.maps.globals, t) {
             self.map_reads += 1;
             self.maps.snapshot(t, t)
@@ -196,7 +193,7 @@ impl Detection {
                 mono_ns: t,
                 wall_ns: t,
                 globals: self.maps.globals,
-                src_capacity: DEFAULT_SOURCES,
+                src_capacity: self.maps.geometry.sources,
                 ..Snapshot::default()
             }
         };
@@ -244,28 +241,6 @@ impl Detection {
             folded: self.pipeline.episodes.folded_by_rule().values().sum(),
             suppressed: self.pipeline.suppressed(),
         }
-    }
-}
-
-/// Holds the per-source state to the live map's capacity as its LRU eviction does: once it
-/// has more than `slack` entries beyond its capacity, the least recently seen go (`slack` lets a
-/// caller trim in batches rather than at every packet).
-pub fn bound(maps: &mut HostMaps, sources: u32, slack: u32) {
-    if maps.sources.len() > sources.saturating_add(slack) as usize {
-        trim(&mut maps.sources, sources, |s| s.last_seen_ns);
-    }
-}
-
-/// Evicts the least recently seen entries above `capacity`, as the live LRU maps do.
-fn trim<K: Copy + Eq + Hash, V>(map: &mut HashMap<K, V>, capacity: u32, last_seen: fn(&V) -> u64) {
-    let excess = map.len().saturating_sub(capacity as usize);
-    if excess == 0 {
-        return;
-    }
-    let mut ages: Vec<(u64, K)> = map.iter().map(|(k, v)| (last_seen(v), *k)).collect();
-    ages.select_nth_unstable_by_key(excess - 1, |(t, _)| *t);
-    for (_, k) in &ages[..excess] {
-        map.remove(k);
     }
 }
 

@@ -158,8 +158,9 @@ declare! {
             flag: set(u32) "src-map-entries",
             check: Check::Within(*MAP_ENTRIES.start(), *MAP_ENTRIES.end()),
             in: [Live],
-            help: "Capacity of the per-source LRU map of probing sources' scan state (704 bytes \
-                   per entry in the kernel).",
+            help: "Capacity of the per-source table of probing sources (rounded up to a \
+                   power of two; 104 bytes per entry in the kernel, 2-way sets, the source \
+                   probed longest ago evicted).",
         }
         src_slots: u32 {
             default: agent_common::slots::DEFAULT_SRC_SLOTS,

@@ -11,5 +11,9 @@ fn main() -> anyhow::Result<()> {
     // aggregate into a call to a byte-at-a-time memset loop on each packet
     // (a memset loop the verifier must walk per packet). Keep the stores inline instead.
     println!("cargo:rustc-link-arg-bins=--disable-expand-memcpy-in-order");
+    // Headers are alignment-1 types: without this, LLVM loads each of their fields a byte at
+    // a time and reassembles it with shifts. The kernel allows misaligned packet and map
+    // value access unless the program asks for strict alignment.
+    println!("cargo:rustc-link-arg-bins=--cpu-features=+allows-misaligned-mem-access");
     Ok(())
 }

@@ -173,9 +173,7 @@ pub fn observe_probe<T: SourceTable + ?Sized, A: Adder>(
         victim.state.init(now_ns);
         (victim, Tracked::Inserted)
     };
-    if w.state.last_tick != g.tick {
-        w.state.last_tick = g.tick;
-    }
+    w.state.last_tick = g.tick;
     w.state.observe::<A>(s, now_ns);
     tracked
 }

@@ -17,7 +17,7 @@
 use crate::{
     Summary,
     slots::slot_hash,
-    state::{Adder, SrcState},
+    state::{Adder, Globals, SrcState},
 };
 
 /// Salt of the per-source table's hash, so that its sets are independent of the slot
@@ -80,6 +80,11 @@ impl SrcEntry {
             addr: crate::slots::words_to_bytes(&self.key),
         }
     }
+
+    /// The source and its state, if the way holds one: what a reading of the table keeps.
+    pub fn tracked(&self) -> Option<(crate::state::AddrKey, SrcState)> {
+        self.is_used().then(|| (self.addr(), self.state))
+    }
 }
 
 /// The per-source table as the BPF programs and the host model hold it.
@@ -127,6 +132,18 @@ pub enum Tracked {
     Unreachable,
     /// The packet is not a probe: nothing was done.
     NotAProbe,
+}
+
+impl Tracked {
+    /// Counts what was done in the global counters (the kernel's and the host model's).
+    #[inline(always)]
+    pub fn count_in(self, g: &mut Globals) {
+        match self {
+            Tracked::Inserted => g.src_inserts += 1,
+            Tracked::Unreachable => g.src_failures += 1,
+            Tracked::Updated | Tracked::NotAProbe => {}
+        }
+    }
 }
 
 /// Whether `addr` has an entry.

@@ -16,7 +16,7 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SlotTables, SrcSlot,
         account_packet,
     },
-    sources::{SourceTable, SrcEntry, Tracked, is_tracked, observe_probe},
+    sources::{SourceTable, SrcEntry, is_tracked, observe_probe},
     state::{
         Adder, AddrFilter, AddrKey, Blocked, CONFIG_ADMIT_ON_SECOND, CONFIG_BLOCK, CONFIG_EVIDENCE,
         Config, DEFAULT_BLOCKED, DEFAULT_SOURCES, DIR_EGRESS, DIR_INGRESS, EVIDENCE_RING_BYTES,
@@ -465,11 +465,7 @@ fn account<const LINK: u8, const STOP: u8>(pkt: &Direct, dir: u32, cfg: Config) 
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    match observe_probe::<_, AtomicAdd>(&mut SharedSources, geometry.sources(), s, now) {
-        Tracked::Inserted => g.src_inserts += 1,
-        Tracked::Unreachable => g.src_failures += 1,
-        Tracked::Updated | Tracked::NotAProbe => {}
-    }
+    observe_probe::<_, AtomicAdd>(&mut SharedSources, geometry.sources(), s, now).count_in(g);
 }
 
 /// The two adjacent entries at `i` (even) of a set-associative array map.

@@ -212,9 +212,7 @@ impl KernelMaps {
 
     /// Adds the per-source map to a poll's reading.
     pub fn read_with(&mut self, mut snap: Snapshot) -> Result<Snapshot> {
-        snap.sources = self
-            .sources
-            .filtered(|e| e.is_used().then(|| (e.addr(), e.state)));
+        snap.sources = self.sources.filtered(SrcEntry::tracked);
         snap.maps_read = true;
         Ok(snap)
     }

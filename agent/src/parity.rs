@@ -233,7 +233,7 @@ impl<'a> Comparison<'a> {
 
     /// Host-side per-source entries in use.
     pub fn host_sources(&self) -> usize {
-        self.host.sources.iter().filter(|e| e.is_used()).count()
+        self.host.tracked_sources()
     }
 
     /// Compares the tick's tables, then ends the tick on both sides (as a poll does), so

@@ -338,8 +338,7 @@ mod tests {
         a.end_block();
         let m = lock(&a.maps);
         assert_eq!((m.globals[0].packets, m.globals[1].packets), (1, 1));
-        let used = m.sources.iter().filter(|e| e.is_used()).count();
-        assert_eq!(used, 1, "only ingress packets make sources");
+        assert_eq!(m.tracked_sources(), 1, "only ingress packets make sources");
         assert!(a.batch.is_empty());
     }
 
@@ -358,7 +357,7 @@ mod tests {
             );
         }
         let m = lock(&a.maps);
-        let used = m.sources.iter().filter(|e| e.is_used()).count();
+        let used = m.tracked_sources();
         assert!((6..=8).contains(&used), "{used} of 8 ways used");
     }
 }

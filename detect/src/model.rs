@@ -9,7 +9,7 @@ use agent_common::{
         DEFAULT_DST_SLOTS, DEFAULT_SRC_SLOTS, DstSlot, Geometry, SlotTables, SrcSlot,
         account_packet,
     },
-    sources::{SrcEntry, Tracked, entries_for, is_tracked, observe_probe},
+    sources::{SrcEntry, entries_for, is_tracked, observe_probe},
     state::{DEFAULT_SOURCES, DIR_INGRESS, Globals, PlainAdd, admitted},
 };
 
@@ -149,11 +149,7 @@ impl HostMaps {
         if !record_opening(self.conv.as_mut_slice(), conv, s) {
             return;
         }
-        match observe_probe::<_, PlainAdd>(self.sources.as_mut_slice(), sources, s, now_ns) {
-            Tracked::Inserted => g.src_inserts += 1,
-            Tracked::Unreachable => g.src_failures += 1,
-            Tracked::Updated | Tracked::NotAProbe => {}
-        }
+        observe_probe::<_, PlainAdd>(self.sources.as_mut_slice(), sources, s, now_ns).count_in(g);
     }
 
     /// Ends the current tick, as the agent does at every poll: returns its counts (lasting
@@ -192,18 +188,18 @@ impl HostMaps {
             .settle(bank, tick, self.geometry.seed, snap.mono_ns);
     }
 
+    /// Sources with a per-source entry.
+    pub fn tracked_sources(&self) -> usize {
+        self.sources.iter().filter(|e| e.is_used()).count()
+    }
+
     /// A snapshot of the state at the given times.
     pub fn snapshot(&self, mono_ns: u64, wall_ns: u64) -> Snapshot {
         Snapshot {
             mono_ns,
             wall_ns,
             maps_read: true,
-            sources: self
-                .sources
-                .iter()
-                .filter(|e| e.is_used())
-                .map(|e| (e.addr(), e.state))
-                .collect(),
+            sources: self.sources.iter().filter_map(SrcEntry::tracked).collect(),
             globals: self.globals,
             src_capacity: self.sources.len() as u32,
             tick: TickCounts::default(),

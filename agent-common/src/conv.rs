@@ -23,7 +23,7 @@ use crate::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, SCTP_ABORT,
         SCTP_COOKIE_ACK, SCTP_INIT_ACK, TCP_ACK, TCP_RST, TCP_SYN,
     },
-    sketch::fmix32,
+    sketch::{absorb, finish, seed_key},
 };
 
 /// Name of the conversation table.
@@ -137,13 +137,10 @@ impl ConvKey {
     /// Seeded hash, never 0.
     #[inline(always)]
     pub fn hash(&self, seed: u32) -> u32 {
-        let fold = |a: &[u64; 2]| {
-            let x = a[0] ^ a[1].rotate_left(23);
-            (x as u32) ^ ((x >> 32) as u32).rotate_left(11)
-        };
-        let h = fmix32(fold(&self.init) ^ seed);
-        let h = fmix32(h ^ fold(&self.resp));
-        fmix32(h ^ (u32::from(self.resp_port) << 8 | u32::from(self.proto))) | 1
+        let h = absorb(seed_key(seed), self.init[0]);
+        let h = absorb(absorb(h, self.init[1]), self.resp[0]);
+        let h = absorb(h, self.resp[1]);
+        finish(h ^ (u64::from(self.resp_port) << 8 | u64::from(self.proto))) | 1
     }
 
     #[inline(always)]

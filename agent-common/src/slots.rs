@@ -26,7 +26,7 @@
 use crate::{
     Summary,
     classify::{FRAG_NONE, FRAG_TINY, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
-    sketch::fmix32,
+    sketch::{absorb, finish, finish_random, seed_key},
     state::Config,
     tunnel::{ENCAP_GENEVE, ENCAP_NONE, ENCAP_VXLAN},
 };
@@ -283,8 +283,7 @@ impl_slot!(SrcSlot, DstSlot);
 /// Seeded hash of an address (as words) choosing its set.
 #[inline(always)]
 pub fn slot_hash(addr: &[u64; 2], seed: u32) -> u32 {
-    let x = addr[0] ^ addr[1].rotate_left(29);
-    fmix32((x as u32) ^ ((x >> 32) as u32).rotate_left(13) ^ seed)
+    finish(absorb(absorb(seed_key(seed), addr[0]), addr[1]))
 }
 
 /// Index of way 0 of `addr`'s set in a table with `per_cpu` slots per CPU and bank (a power
@@ -427,11 +426,10 @@ impl SrcSlot {
     }
 }
 
-/// Hash of a packet's sender for the distinct-sender bitmaps (the IPv4 address of a mapped
-/// address, bytes 0–3 and 12–15 of an IPv6 one).
+/// Hash of a packet's sender for the distinct-sender bitmaps (unseeded: a bit, not a set).
 #[inline(always)]
 fn sender_hash(a: [u64; 2]) -> u32 {
-    fmix32(a[0] as u32 ^ (a[1] >> 32) as u32)
+    finish_random(absorb(a[0], a[1]))
 }
 
 /// Sets a sender's bit in a 128-bit bitmap; written only when new, so that a hot flow

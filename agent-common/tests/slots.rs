@@ -5,7 +5,9 @@ use agent_common::{
     Summary,
     classify::{TCP_ACK, TCP_RST, TCP_SYN},
     classify_eth,
-    slots::{DstSlot, SrcSlot, account_dst, account_src, pick, set_index, slots_per_cpu},
+    slots::{
+        DstSlot, SrcSlot, account_dst, account_src, pick, set_index, slot_hash, slots_per_cpu,
+    },
 };
 use picket_frames::layers::*;
 
@@ -136,4 +138,62 @@ fn geometry() {
     // Partition of CPU 1, bank 1, highest set, with 8 slots per CPU and bank.
     assert_eq!(set_index(1, 3, 8, u32::MAX), 16 + 8 + 6);
     assert_eq!(set_index(0, 2, 8, 5), 4, "way 0 of a set is even");
+}
+
+/// An address as `Summary::src_words` gives it: IPv4-mapped for IPv4.
+fn words(a: [u8; 16]) -> [u64; 2] {
+    [
+        u64::from_ne_bytes(a[..8].try_into().unwrap()),
+        u64::from_ne_bytes(a[8..].try_into().unwrap()),
+    ]
+}
+
+#[test]
+fn every_address_bit_moves_the_set() {
+    // Flipping any one of the 128 bits moves an address to another of 1024 sets about as
+    // often as chance says (1023/1024), for IPv4-mapped and IPv6 addresses and any seed.
+    for seed in [0, 1, 0xdead_beef] {
+        for base in [
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1],
+            [
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42,
+            ],
+        ] {
+            let set = |a| slot_hash(&words(a), seed) & 1023;
+            let moved = (0..128)
+                .filter(|&bit| {
+                    let mut a = base;
+                    a[bit / 8] ^= 1 << (bit % 8);
+                    set(a) != set(base)
+                })
+                .count();
+            assert!(
+                moved >= 124,
+                "seed {seed:#x}: {moved} of 128 bit flips moved the set"
+            );
+        }
+    }
+}
+
+#[test]
+fn sequential_sources_spread_over_the_sets() {
+    // 16 384 consecutive IPv4 addresses over 1024 sets: 16 each on average; a weak hash
+    // piles them up (the busiest set of a random hash holds about 32).
+    for seed in [0, 7] {
+        let mut load = vec![0u32; 1024];
+        for i in 0u32..16_384 {
+            let v4 = (0x0a00_0000 + i).to_be_bytes();
+            let mut a = [0u8; 16];
+            a[10] = 0xff;
+            a[11] = 0xff;
+            a[12..].copy_from_slice(&v4);
+            load[(slot_hash(&words(a), seed) & 1023) as usize] += 1;
+        }
+        let busiest = load.iter().max().copied().unwrap_or(0);
+        let empty = load.iter().filter(|&&n| n == 0).count();
+        assert!(
+            busiest <= 40 && empty == 0,
+            "seed {seed}: busiest {busiest}, empty {empty}"
+        );
+    }
 }

@@ -23,7 +23,7 @@ use crate::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, SCTP_ABORT,
         SCTP_COOKIE_ACK, SCTP_INIT_ACK, TCP_ACK, TCP_RST, TCP_SYN,
     },
-    sketch::{absorb, finish, seed_key},
+    sketch::{absorb_addr, finish, seed_key},
 };
 
 /// Name of the conversation table.
@@ -137,9 +137,7 @@ impl ConvKey {
     /// Seeded hash, never 0.
     #[inline(always)]
     pub fn hash(&self, seed: u32) -> u32 {
-        let h = absorb(seed_key(seed), self.init[0]);
-        let h = absorb(absorb(h, self.init[1]), self.resp[0]);
-        let h = absorb(h, self.resp[1]);
+        let h = absorb_addr(absorb_addr(seed_key(seed), &self.init), &self.resp);
         finish(h ^ (u64::from(self.resp_port) << 8 | u64::from(self.proto))) | 1
     }
 

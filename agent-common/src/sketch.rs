@@ -35,6 +35,12 @@ pub fn absorb(h: u64, w: u64) -> u64 {
     (h ^ w).wrapping_mul(MUL_ABSORB)
 }
 
+/// Absorbs an address kept as two words (`Summary::src_words`).
+#[inline(always)]
+pub fn absorb_addr(h: u64, a: &[u64; 2]) -> u64 {
+    absorb(absorb(h, a[0]), a[1])
+}
+
 /// The 32-bit hash of state `h`, for choosing a set. The high half is folded into the low
 /// one before the last multiply, so that every bit of the result depends on every bit
 /// absorbed (a product's high bits depend only on its factor's lower bits). One multiply:

@@ -26,7 +26,7 @@
 use crate::{
     Summary,
     classify::{FRAG_NONE, FRAG_TINY, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
-    sketch::{absorb, finish, finish_random, seed_key},
+    sketch::{absorb, absorb_addr, finish, finish_random, seed_key},
     state::Config,
     tunnel::{ENCAP_GENEVE, ENCAP_NONE, ENCAP_VXLAN},
 };
@@ -283,7 +283,7 @@ impl_slot!(SrcSlot, DstSlot);
 /// Seeded hash of an address (as words) choosing its set.
 #[inline(always)]
 pub fn slot_hash(addr: &[u64; 2], seed: u32) -> u32 {
-    finish(absorb(absorb(seed_key(seed), addr[0]), addr[1]))
+    finish(absorb_addr(seed_key(seed), addr))
 }
 
 /// Index of way 0 of `addr`'s set in a table with `per_cpu` slots per CPU and bank (a power
@@ -676,6 +676,15 @@ mod pod {
     // SAFETY: #[repr(C)] structs of integers with no implicit padding (size asserts above).
     unsafe impl aya::Pod for super::SrcSlot {}
     unsafe impl aya::Pod for super::DstSlot {}
+}
+
+/// 16 address bytes as the two native-endian words the tables keep (`Summary::src_words`).
+#[cfg(feature = "std")]
+pub fn bytes_to_words(b: &[u8; 16]) -> [u64; 2] {
+    let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+    lo.copy_from_slice(&b[..8]);
+    hi.copy_from_slice(&b[8..]);
+    [u64::from_ne_bytes(lo), u64::from_ne_bytes(hi)]
 }
 
 /// An address kept as two native-endian words (`Summary::src_words`) as its 16 bytes.

@@ -6,7 +6,8 @@ use agent_common::{
     classify::{TCP_ACK, TCP_RST, TCP_SYN},
     classify_eth,
     slots::{
-        DstSlot, SrcSlot, account_dst, account_src, pick, set_index, slot_hash, slots_per_cpu,
+        DstSlot, SrcSlot, account_dst, account_src, bytes_to_words, pick, set_index, slot_hash,
+        slots_per_cpu,
     },
 };
 use picket_frames::layers::*;
@@ -140,14 +141,6 @@ fn geometry() {
     assert_eq!(set_index(0, 2, 8, 5), 4, "way 0 of a set is even");
 }
 
-/// An address as `Summary::src_words` gives it: IPv4-mapped for IPv4.
-fn words(a: [u8; 16]) -> [u64; 2] {
-    [
-        u64::from_ne_bytes(a[..8].try_into().unwrap()),
-        u64::from_ne_bytes(a[8..].try_into().unwrap()),
-    ]
-}
-
 #[test]
 fn every_address_bit_moves_the_set() {
     // Flipping any one of the 128 bits moves an address to another of 1024 sets about as
@@ -159,7 +152,7 @@ fn every_address_bit_moves_the_set() {
                 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42,
             ],
         ] {
-            let set = |a| slot_hash(&words(a), seed) & 1023;
+            let set = |a| slot_hash(&bytes_to_words(&a), seed) & 1023;
             let moved = (0..128)
                 .filter(|&bit| {
                     let mut a = base;
@@ -187,7 +180,7 @@ fn sequential_sources_spread_over_the_sets() {
             a[10] = 0xff;
             a[11] = 0xff;
             a[12..].copy_from_slice(&v4);
-            load[(slot_hash(&words(a), seed) & 1023) as usize] += 1;
+            load[(slot_hash(&bytes_to_words(&a), seed) & 1023) as usize] += 1;
         }
         let busiest = load.iter().max().copied().unwrap_or(0);
         let empty = load.iter().filter(|&&n| n == 0).count();

@@ -167,10 +167,7 @@ mod tests {
     }
 
     fn words(a: Addr) -> [u64; 2] {
-        [
-            u64::from_ne_bytes(a[..8].try_into().unwrap()),
-            u64::from_ne_bytes(a[8..].try_into().unwrap()),
-        ]
+        agent_common::slots::bytes_to_words(&a)
     }
 
     fn reset(src: Addr, dst: Addr) -> ProbeEvent {

@@ -1209,10 +1209,7 @@ mod tests {
     fn every_destination_flood_has_a_bit_rate_bar() {
         let t = Thresholds::default();
         let b = VICTIM.to_ipv6_mapped().octets();
-        let addr = [
-            u64::from_ne_bytes(b[..8].try_into().unwrap()),
-            u64::from_ne_bytes(b[8..].try_into().unwrap()),
-        ];
+        let addr = agent_common::slots::bytes_to_words(&b);
         // Packets under each packet bar (TCP's counts small segments only), at 1 500 bytes
         // each: over each bit-rate bar.
         type Fill = fn(&mut DstSlot, u32);

@@ -479,10 +479,7 @@ mod tests {
         for ip in rst_from {
             let mut slot = SrcSlot::default();
             let key = AddrKey::from_ip(ip.parse().unwrap());
-            slot.head.addr = [
-                u64::from_ne_bytes(key.addr[..8].try_into().unwrap()),
-                u64::from_ne_bytes(key.addr[8..].try_into().unwrap()),
-            ];
+            slot.head.addr = agent_common::slots::bytes_to_words(&key.addr);
             slot.rst = 3;
             s.tick.src.push(slot);
         }
@@ -494,10 +491,7 @@ mod tests {
         let mut s = snap(t, &[]);
         let mut slot = agent_common::slots::DstSlot::default();
         let key = AddrKey::from_ip(dst.parse().unwrap());
-        slot.head.addr = [
-            u64::from_ne_bytes(key.addr[..8].try_into().unwrap()),
-            u64::from_ne_bytes(key.addr[8..].try_into().unwrap()),
-        ];
+        slot.head.addr = agent_common::slots::bytes_to_words(&key.addr);
         slot.src_bits[0] = (1u64 << senders) - 1;
         s.tick.dst.push(slot);
         s
